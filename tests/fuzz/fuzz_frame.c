@@ -1,0 +1,158 @@
+/*
+ * fuzz_frame.c: libFuzzer harness for every decoder in the protocol
+ * library.
+ *
+ * The input is treated as a frame (header, then payload), as a bare payload
+ * of every type, as a path and as an endpoint string. Beyond not crashing,
+ * whatever decodes must encode back to the same bytes, and whatever the
+ * normaliser accepts must be a fixed point of it; a violation aborts, which
+ * libFuzzer reports as a crash.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+
+int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Aborts with a message: the fuzzer keeps the input that got here. */
+static void
+violated(const char *what, uint8_t type)
+{
+	fprintf(stderr, "fuzz_frame: %s (type 0x%02x)\n", what, type);
+	abort();
+}
+
+/* Walks a decoded LIST_REPLY; ph_decode promised every entry is valid. */
+static void
+walk_entries(const struct ph_list_reply *lr)
+{
+	struct ph_reader	r;
+	struct ph_list_entry	e;
+	unsigned int		n = 0;
+	int			rc;
+
+	ph_reader_init(&r, lr->entries, lr->entries_len);
+	while ((rc = ph_list_entry_next(&r, &e)) == 1) {
+		if (strlen(e.name) == 0 || strchr(e.name, '/') != NULL)
+			violated("bad entry name accepted", PH_LIST_REPLY);
+		n++;
+	}
+	if (rc != 0 || n != lr->count)
+		violated("entry walk disagrees with decode", PH_LIST_REPLY);
+}
+
+/* Decodes payload as type and, if it decodes, checks the round trip. */
+static void
+check_decode(uint8_t type, const uint8_t *payload, size_t len,
+    struct ph_msg *m, uint8_t *out, size_t outcap)
+{
+	uint8_t	hdr[PH_HDR_LEN];
+	ssize_t	n;
+
+	if (ph_decode(type, payload, len, m) != 0) {
+		if (m->type != 0)
+			violated("failed decode left a type", type);
+		return;
+	}
+	if (m->type != type)
+		violated("decode set the wrong type", type);
+	(void)ph_type_name(type);
+	if (type == PH_LIST_REPLY)
+		walk_entries(&m->u.list_reply);
+	if (type == PH_ERROR)
+		(void)ph_err_text(m->u.error.code);
+	n = ph_encode(m, out, outcap);
+	if (n < 0)
+		violated("decoded message does not encode in its own size",
+		    type);
+	ph_header_write(hdr, type, (uint32_t)len);
+	if ((size_t)n != PH_HDR_LEN + len ||
+	    memcmp(out, hdr, PH_HDR_LEN) != 0 ||
+	    (len > 0 && memcmp(out + PH_HDR_LEN, payload, len) != 0))
+		violated("re-encoding differs from the input", type);
+}
+
+/* The normaliser's output must be a normal form and a fixed point. */
+static void
+check_path(const uint8_t *data, size_t size)
+{
+	char	out[PH_MAX_PATH + 1], again[PH_MAX_PATH + 1];
+	size_t	n;
+
+	if (ph_path_normalize((const char *)data, size, out, sizeof(out)) != 0)
+		return;
+	n = strlen(out);
+	if (n == 0 || n > size + 1 || out[0] == '/' || out[n - 1] == '/' ||
+	    strstr(out, "//") != NULL)
+		violated("path result not in normal form", 0);
+	if (ph_path_normalize(out, n, again, sizeof(again)) != 0 ||
+	    strcmp(out, again) != 0)
+		violated("path result not a fixed point", 0);
+	if (strcmp(out, "..") == 0 || strncmp(out, "../", 3) == 0 ||
+	    strstr(out, "/../") != NULL ||
+	    (n >= 3 && strcmp(out + n - 3, "/..") == 0))
+		violated("path result climbs", 0);
+}
+
+/* Endpoint strings: what parses must format and parse to the same thing. */
+static void
+check_endpoint(const uint8_t *data, size_t size)
+{
+	struct ph_endpoint	 ep, ep2;
+	char			*s, buf[160];
+	uint64_t		 v;
+
+	if ((s = malloc(size + 1)) == NULL)
+		return;
+	memcpy(s, data, size);
+	s[size] = '\0';
+	if (ph_endpoint_parse(s, &ep) == 0) {
+		if (ph_endpoint_format(&ep, buf, sizeof(buf)) != 0 ||
+		    ph_endpoint_parse(buf, &ep2) != 0 ||
+		    memcmp(&ep, &ep2, sizeof(ep)) != 0)
+			violated("endpoint does not round trip", 0);
+	}
+	(void)ph_parse_size(s, &v);
+	free(s);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	/*
+	 * Kept across runs: struct ph_msg is large, and allocating it for
+	 * every input made the harness spend its time in the allocator.
+	 */
+	static struct ph_msg	 msg;
+	struct ph_msg		*m = &msg;
+	struct ph_header	 h;
+	uint8_t			*out;
+	const uint8_t		*payload;
+	size_t			 plen, outcap;
+	unsigned int		 t;
+
+	/* A round trip reproduces the input, so this much room is enough. */
+	outcap = PH_HDR_LEN + size;
+	if ((out = malloc(outcap)) == NULL)
+		return 0;
+
+	/* As a frame: header first, then the payload it announces. */
+	if (ph_header_parse(data, size, &h) == 0 &&
+	    h.length <= size - PH_HDR_LEN)
+		check_decode(h.type, data + PH_HDR_LEN, h.length, m, out,
+		    outcap);
+
+	/* As a bare payload after the header bytes, for every type value. */
+	payload = size > PH_HDR_LEN ? data + PH_HDR_LEN : data;
+	plen = size > PH_HDR_LEN ? size - PH_HDR_LEN : size;
+	for (t = 0; t <= 0xff; t++)
+		check_decode((uint8_t)t, payload, plen, m, out, outcap);
+
+	check_path(data, size);
+	check_endpoint(data, size);
+	free(out);
+	return 0;
+}
