@@ -1,0 +1,1070 @@
+/*
+ * conn.c: a data connection's frame state machine.
+ *
+ * States: waiting for HELLO, then ready for a request; while a request is
+ * in flight (from the moment it is read until its last reply frame has left
+ * the buffer) any further frame is a protocol error. A request may wait for
+ * its digest on the thread pool, then streams through a transfer.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+#include <zstd.h>
+
+#include "config.h"
+#include "conn.h"
+#include "digest.h"
+#include "log.h"
+#include "proto.h"
+#include "repo.h"
+#include "server.h"
+#include "transfer.h"
+#include "wbuf.h"
+
+/* Bytes one connection may send per wakeup, so no peer starves others. */
+#define CONN_BUDGET		(4u * 1024 * 1024)
+/* How long a connection that is being closed may take to drain. */
+#define CONN_LINGER_MS		5000
+/* While a GET waits for its digest, a QUEUED frame this often. */
+#define CONN_KEEPALIVE_MS	10000
+#define CONN_ZSTD_LEVEL		1
+/* The largest LIST_REPLY frame: 256 entries with 255-byte names. */
+#define CONN_LIST_FRAME		(PH_HDR_LEN + 10 + \
+	PH_MAX_LIST_ENTRIES * (1 + 8 + 8 + 4 + 2 + PH_MAX_NAME))
+#define CONN_LOG_PATH		1024
+
+enum conn_state {
+	CONN_HELLO,		/* nothing but HELLO is valid */
+	CONN_READY,		/* handshake done */
+};
+
+/* The request in flight, if any. */
+struct conn_req {
+	bool		 active;
+	uint8_t		 op;		/* frame type */
+	char		 path[CONN_LOG_PATH];	/* escaped, for the log */
+	uint64_t	 start_ns;
+	enum ph_err	 result;
+	uint64_t	 bytes;
+	bool		 final_queued;	/* the last reply frame is queued */
+	struct digest_wait *dw;		/* waiting for a digest */
+	int		 fd;		/* the file until a transfer owns it */
+	struct stat	 st;
+	uint64_t	 offset;
+	bool		 zstd;		/* GET may answer with DATA_ZSTD */
+	struct transfer	*xfer;
+};
+
+struct conn {
+	TAILQ_ENTRY(conn) link;
+	struct conn_list *list;
+	struct server	*srv;
+	struct log	*log;
+	uv_poll_t	 poll;
+	uv_timer_t	 timer;		/* hashing keepalive; linger limit */
+	int		 fd;
+	int		 open_handles;
+	int		 poll_events;	/* events the poll handle watches */
+	char		 peer[64];
+	enum conn_state	 state;
+	uint32_t	 features;	/* negotiated */
+	struct wbuf	*wb;
+	ZSTD_CCtx	*cctx;		/* created on the first zstd GET */
+	bool		 want_write;	/* output waits for the socket */
+	bool		 closing;	/* handles are being closed */
+	bool		 close_after;	/* close once the output is sent */
+	bool		 draining;	/* close when no request is in flight */
+	bool		 peer_eof;
+	bool		 abort_pending;	/* send an ERROR at the next boundary */
+	uint8_t		 abort_op;
+	uint16_t	 abort_code;
+	char		 abort_msg[256];
+	struct conn_req	 req;
+	size_t		 rlen;
+	uint8_t		 rbuf[PH_HDR_LEN + PH_MAX_REQUEST_PAYLOAD];
+};
+
+static void	conn_close(struct conn *c, const char *why);
+static void	conn_kick(struct conn *c);
+static void	conn_on_linger(uv_timer_t *t);
+static void	conn_on_poll(uv_poll_t *h, int status, int events);
+
+struct conn *
+conn_first(struct conn_list *list)
+{
+	return TAILQ_FIRST(list);
+}
+
+struct conn *
+conn_next(struct conn *c)
+{
+	return TAILQ_NEXT(c, link);
+}
+
+/* ---- Requests ---------------------------------------------------------- */
+
+/* Marks the start of a request (or of a refused frame, for the log). */
+static void
+conn_req_begin(struct conn *c, uint8_t op)
+{
+	memset(&c->req, 0, sizeof(c->req));
+	c->req.active = true;
+	c->req.op = op;
+	c->req.fd = -1;
+	c->req.result = PH_OK;
+	c->req.start_ns = uv_hrtime();
+	snprintf(c->req.path, sizeof(c->req.path), "-");
+}
+
+/* Releases what a request holds: its digest wait, file and transfer. */
+static void
+conn_req_release(struct conn *c)
+{
+	digest_cancel(c->req.dw);
+	c->req.dw = NULL;
+	transfer_free(c->req.xfer);
+	c->req.xfer = NULL;
+	if (c->req.fd >= 0)
+		close(c->req.fd);
+	c->req.fd = -1;
+}
+
+/* Writes the request's log line; result is the word after "result=". */
+static void
+conn_req_log(struct conn *c, const char *result)
+{
+	uint64_t ms = (uv_hrtime() - c->req.start_ns) / 1000000;
+
+	if (c->req.op == PH_HELLO && c->req.result == PH_OK) {
+		log_debug(c->log, "peer=%s op=HELLO result=OK features=0x%x",
+		    c->peer, c->features);
+		return;
+	}
+	log_info(c->log, "peer=%s op=%s path=%s result=%s bytes=%" PRIu64
+	    " ms=%" PRIu64, c->peer, ph_type_name(c->req.op), c->req.path,
+	    result, c->req.bytes, ms);
+}
+
+/* The request's last frame has been sent: log it and get ready for more. */
+static void
+conn_req_end(struct conn *c)
+{
+	conn_req_log(c, ph_err_name(c->req.result));
+	if (c->req.op != PH_HELLO)
+		server_count(c->srv, c->req.bytes);
+	if (c->req.op == PH_HELLO && c->req.result == PH_OK)
+		c->state = CONN_READY;
+	conn_req_release(c);
+	c->req.active = false;
+	wbuf_trim(c->wb);
+}
+
+/* Queues a message; on failure the connection can only be dropped. */
+static bool
+conn_put(struct conn *c, const struct ph_msg *m)
+{
+	int err;
+
+	if ((err = wbuf_put_msg(c->wb, m)) < 0) {
+		log_warn(c->log, "peer=%s cannot queue %s: %s", c->peer,
+		    ph_type_name(m->type), strerror(-err));
+		conn_close(c, "out of memory");
+		return false;
+	}
+	return true;
+}
+
+/* Ends the request with an ERROR frame; the connection stays usable. */
+static void
+conn_reply_error(struct conn *c, enum ph_err code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+conn_reply_error(struct conn *c, enum ph_err code, const char *fmt, ...)
+{
+	struct ph_msg m;
+	va_list ap;
+
+	memset(&m, 0, sizeof(m));
+	m.type = PH_ERROR;
+	m.u.error.code = (uint16_t)code;
+	va_start(ap, fmt);
+	vsnprintf(m.u.error.message, sizeof(m.u.error.message), fmt, ap);
+	va_end(ap);
+	conn_req_release(c);
+	c->req.result = code;
+	c->req.final_queued = true;
+	(void)conn_put(c, &m);
+}
+
+/*
+ * Ends the connection with ERROR code: now if the output is at a frame
+ * boundary, else as soon as it is. op names the offending frame in the log
+ * when no request is in flight.
+ */
+static void
+conn_fail(struct conn *c, uint8_t op, enum ph_err code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+conn_fail(struct conn *c, uint8_t op, enum ph_err code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->closing || c->abort_pending || c->close_after)
+		return;
+	c->abort_pending = true;
+	c->abort_op = op;
+	c->abort_code = (uint16_t)code;
+	va_start(ap, fmt);
+	vsnprintf(c->abort_msg, sizeof(c->abort_msg), fmt, ap);
+	va_end(ap);
+	c->close_after = true;
+	/* Nothing more will be read from a peer we are dropping. */
+	c->rlen = 0;
+	digest_cancel(c->req.dw);
+	c->req.dw = NULL;
+	uv_timer_start(&c->timer, conn_on_linger, CONN_LINGER_MS, 0);
+}
+
+/* Sends the pending ERROR; called only at a frame boundary. */
+static void
+conn_send_abort(struct conn *c)
+{
+	struct ph_msg m;
+
+	c->abort_pending = false;
+	if (!c->req.active)
+		conn_req_begin(c, c->abort_op);
+	memset(&m, 0, sizeof(m));
+	m.type = PH_ERROR;
+	m.u.error.code = c->abort_code;
+	snprintf(m.u.error.message, sizeof(m.u.error.message), "%s",
+	    c->abort_msg);
+	conn_req_release(c);
+	c->req.result = c->abort_code;
+	c->req.final_queued = true;
+	(void)conn_put(c, &m);
+}
+
+/* ---- Paths and file-system errors -------------------------------------- */
+
+/*
+ * Normalises the request's path into rel and records its display form.
+ * Returns true, or answers the request with BAD_PATH / PATH_ESCAPE.
+ */
+static bool
+conn_path(struct conn *c, const char *raw, char *rel, size_t cap)
+{
+	char disp[PH_MAX_PATH + 2];
+	int r;
+
+	r = ph_path_normalize(raw, strlen(raw), rel, cap);
+	if (r < 0) {
+		log_escape(raw, strlen(raw), true, c->req.path,
+		    sizeof(c->req.path));
+		if (r == -EPERM)
+			conn_reply_error(c, PH_ERR_PATH_ESCAPE,
+			    "path climbs above the repository root");
+		else if (r == -ENAMETOOLONG)
+			conn_reply_error(c, PH_ERR_BAD_PATH, "path too long");
+		else
+			conn_reply_error(c, PH_ERR_BAD_PATH, "invalid path "
+			    "(not UTF-8, or a NUL or control byte)");
+		return false;
+	}
+	snprintf(disp, sizeof(disp), "/%s", strcmp(rel, ".") == 0 ? "" : rel);
+	log_escape(disp, strlen(disp), false, c->req.path,
+	    sizeof(c->req.path));
+	return true;
+}
+
+/* The path as clients see it, for error messages. */
+static const char *
+conn_disp(const char *rel, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "/%s", strcmp(rel, ".") == 0 ? "" : rel);
+	return buf;
+}
+
+/* Answers the request with the error code for a failed file operation. */
+static void
+conn_reply_fs_error(struct conn *c, int err, const char *rel)
+{
+	char d[PH_MAX_PATH + 2];
+
+	conn_disp(rel, d, sizeof(d));
+	switch (err) {
+	case -ENOENT:
+		conn_reply_error(c, PH_ERR_NOT_FOUND,
+		    "no such file or directory: %s", d);
+		break;
+	case -ENOTDIR:
+		if (c->req.op == PH_LIST)
+			conn_reply_error(c, PH_ERR_NOT_DIR,
+			    "not a directory: %s", d);
+		else
+			conn_reply_error(c, PH_ERR_NOT_FOUND,
+			    "no such file or directory: %s", d);
+		break;
+	case -EACCES:
+	case -EPERM:
+		conn_reply_error(c, PH_ERR_FORBIDDEN, "permission denied: %s",
+		    d);
+		break;
+	case -EXDEV:
+	case -ELOOP:
+		conn_reply_error(c, PH_ERR_PATH_ESCAPE,
+		    "path leads outside the repository: %s", d);
+		break;
+	case -EISDIR:
+		conn_reply_error(c, PH_ERR_NOT_FILE,
+		    "not a regular file: %s is a directory", d);
+		break;
+	case -ENODEV:
+		conn_reply_error(c, PH_ERR_NOT_FILE,
+		    "not a regular file: %s", d);
+		break;
+	case -ENAMETOOLONG:
+		conn_reply_error(c, PH_ERR_BAD_PATH, "path too long");
+		break;
+	default:
+		conn_reply_error(c, PH_ERR_IO, "cannot read %s: %s", d,
+		    strerror(-err));
+		break;
+	}
+}
+
+/* The current repository, or NULL after answering UNAVAILABLE. */
+static struct repo *
+conn_repo(struct conn *c)
+{
+	struct repo *r = server_repo(c->srv);
+
+	if (r == NULL)
+		conn_reply_error(c, PH_ERR_UNAVAILABLE,
+		    "no repository configured");
+	return r;
+}
+
+/* Queues META for st; sha256 NULL when there is no digest. */
+static bool
+conn_put_meta(struct conn *c, const struct stat *st, const uint8_t *sha256)
+{
+	struct ph_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = PH_META;
+	m.u.meta.ftype = repo_ftype(st->st_mode);
+	m.u.meta.size = m.u.meta.ftype == PH_FT_OTHER ? 0 :
+	    (uint64_t)st->st_size;
+	m.u.meta.mtime_ns = repo_ns(&st->st_mtim);
+	m.u.meta.mode = (uint32_t)(st->st_mode & 07777);
+	if (sha256 != NULL) {
+		m.u.meta.has_digest = 1;
+		memcpy(m.u.meta.sha256, sha256, PH_SHA256_LEN);
+	}
+	return conn_put(c, &m);
+}
+
+/* ---- GET and STAT -------------------------------------------------------- */
+
+/* The per-connection compressor, created on first use; NULL if it fails. */
+static ZSTD_CCtx *
+conn_cctx(struct conn *c)
+{
+	if (c->cctx != NULL)
+		return c->cctx;
+	if ((c->cctx = ZSTD_createCCtx()) == NULL)
+		return NULL;
+	/* Level 1, and the content size in every frame header. */
+	if (ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx,
+	    ZSTD_c_compressionLevel, CONN_ZSTD_LEVEL)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx,
+	    ZSTD_c_contentSizeFlag, 1)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx,
+	    ZSTD_c_checksumFlag, 0))) {
+		ZSTD_freeCCtx(c->cctx);
+		c->cctx = NULL;
+	}
+	return c->cctx;
+}
+
+/* Sends META and hands the open file to a transfer. */
+static void
+conn_get_start(struct conn *c, const uint8_t *sha256)
+{
+	struct transfer_params p;
+	int err;
+
+	if (!conn_put_meta(c, &c->req.st, sha256))
+		return;
+	memset(&p, 0, sizeof(p));
+	p.fd = c->req.fd;
+	c->req.fd = -1;
+	p.st = c->req.st;
+	p.offset = c->req.offset;
+	p.cctx = c->req.zstd ? conn_cctx(c) : NULL;
+	if (sha256 != NULL) {
+		p.has_digest = true;
+		memcpy(p.sha256, sha256, PH_SHA256_LEN);
+	}
+	if ((err = transfer_new(&p, &c->req.xfer)) < 0)
+		conn_reply_error(c, PH_ERR_INTERNAL, "out of memory");
+}
+
+/* Sends the STAT reply. */
+static void
+conn_stat_reply(struct conn *c, const uint8_t *sha256)
+{
+	if (conn_put_meta(c, &c->req.st, sha256))
+		c->req.final_queued = true;
+	conn_req_release(c);
+}
+
+/*
+ * Hashing a large file takes a while before META can go out. A QUEUED
+ * frame (which may precede META; "next in line") tells the client the
+ * request is alive, so its read timeout does not fire.
+ */
+static void
+conn_on_keepalive(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+	struct ph_msg m;
+
+	if (!c->req.active || c->req.dw == NULL || !wbuf_empty(c->wb))
+		return;
+	memset(&m, 0, sizeof(m));
+	m.type = PH_QUEUED;
+	m.u.queued_position = 1;
+	if (conn_put(c, &m))
+		conn_kick(c);
+}
+
+/* Continues the GET or STAT in flight once its digest is known. */
+static void
+conn_digest_result(struct conn *c, int status, const uint8_t *sha256)
+{
+	if (status == 0) {
+		if (c->req.op == PH_GET)
+			conn_get_start(c, sha256);
+		else
+			conn_stat_reply(c, sha256);
+	} else if (status == -ESTALE) {
+		conn_reply_error(c, PH_ERR_CHANGED,
+		    "the file changed while it was being hashed");
+	} else if (status == -ECANCELED) {
+		conn_reply_error(c, PH_ERR_SHUTDOWN, "the daemon is stopping");
+	} else {
+		conn_reply_error(c, PH_ERR_IO, "cannot read %s: %s",
+		    c->req.path, strerror(-status));
+	}
+}
+
+/* A hashing job on the pool finished for the request in flight. */
+static void
+conn_digest_done(void *arg, int status, const uint8_t *sha256)
+{
+	struct conn *c = arg;
+
+	c->req.dw = NULL;
+	uv_timer_stop(&c->timer);
+	conn_digest_result(c, status, sha256);
+	conn_kick(c);
+}
+
+/*
+ * Gets the digest of the open file c->req.fd, from the memo or the pool,
+ * then continues with the GET or STAT.
+ */
+static void
+conn_need_digest(struct conn *c)
+{
+	uint8_t sha256[PH_SHA256_LEN];
+	int err;
+
+	if (digest_lookup(server_digest(c->srv), &c->req.st, sha256)) {
+		conn_digest_result(c, 0, sha256);
+		return;
+	}
+	log_debug(c->log, "peer=%s hashing %s (%jd bytes)", c->peer,
+	    c->req.path, (intmax_t)c->req.st.st_size);
+	err = digest_start(server_digest(c->srv), c->req.fd, &c->req.st,
+	    conn_digest_done, c, &c->req.dw);
+	if (err == 0 && c->req.op == PH_GET)
+		uv_timer_start(&c->timer, conn_on_keepalive, CONN_KEEPALIVE_MS,
+		    CONN_KEEPALIVE_MS);
+	if (err == -ECANCELED)
+		conn_reply_error(c, PH_ERR_SHUTDOWN, "the daemon is stopping");
+	else if (err < 0)
+		conn_reply_error(c, PH_ERR_INTERNAL, "cannot hash: %s",
+		    strerror(-err));
+}
+
+/* GET: open the file beneath the repository, get its digest, then stream. */
+static void
+conn_handle_get(struct conn *c, const struct ph_get *g)
+{
+	char rel[PH_MAX_PATH + 1];
+	struct repo *repo;
+	int err;
+
+	conn_req_begin(c, PH_GET);
+	if (!conn_path(c, g->path, rel, sizeof(rel)))
+		return;
+	if (g->offset > 0 && !(c->features & PH_FEAT_RESUME)) {
+		conn_fail(c, PH_GET, PH_ERR_PROTOCOL,
+		    "GET offset without the RESUME feature");
+		return;
+	}
+	if ((repo = conn_repo(c)) == NULL)
+		return;
+	if ((err = repo_open_file(repo, rel, &c->req.fd, &c->req.st)) < 0) {
+		conn_reply_fs_error(c, err, rel);
+		return;
+	}
+	if (g->offset > (uint64_t)c->req.st.st_size) {
+		conn_reply_error(c, PH_ERR_BAD_OFFSET, "offset %" PRIu64
+		    " is past the end of the file (%jd bytes)", g->offset,
+		    (intmax_t)c->req.st.st_size);
+		return;
+	}
+	c->req.offset = g->offset;
+	c->req.zstd = (g->flags & PH_GET_WANT_ZSTD) &&
+	    (c->features & PH_FEAT_ZSTD);
+	if (c->features & PH_FEAT_SHA256)
+		conn_need_digest(c);
+	else
+		conn_get_start(c, NULL);
+}
+
+/* STAT: metadata, with the digest of a regular file when negotiated. */
+static void
+conn_handle_stat(struct conn *c, const struct ph_path_req *s)
+{
+	char rel[PH_MAX_PATH + 1];
+	struct repo *repo;
+	int err, fd;
+
+	conn_req_begin(c, PH_STAT);
+	if (!conn_path(c, s->path, rel, sizeof(rel)))
+		return;
+	if ((repo = conn_repo(c)) == NULL)
+		return;
+	if ((err = repo_stat(repo, rel, &c->req.st)) < 0) {
+		conn_reply_fs_error(c, err, rel);
+		return;
+	}
+	if (!S_ISREG(c->req.st.st_mode) || !(c->features & PH_FEAT_SHA256)) {
+		conn_stat_reply(c, NULL);
+		return;
+	}
+	/* An unreadable file still has metadata, only no digest. */
+	if (repo_open_file(repo, rel, &fd, &c->req.st) < 0) {
+		conn_stat_reply(c, NULL);
+		return;
+	}
+	c->req.fd = fd;
+	conn_need_digest(c);
+}
+
+/* ---- LIST --------------------------------------------------------------- */
+
+/* LIST: one page of sorted entries, built in the output buffer. */
+static void
+conn_handle_list(struct conn *c, const struct ph_list *l)
+{
+	char rel[PH_MAX_PATH + 1];
+	struct ph_list_entry e;
+	struct ph_writer w, hw;
+	struct repo_dir *d = NULL;
+	struct repo *repo;
+	size_t count, i;
+	uint16_t n = 0;
+	uint8_t *p;
+	int err;
+
+	conn_req_begin(c, PH_LIST);
+	if (!conn_path(c, l->path, rel, sizeof(rel)))
+		return;
+	if ((repo = conn_repo(c)) == NULL)
+		return;
+	if ((err = repo_dir_read(repo, rel, &d)) < 0) {
+		if (err == -E2BIG)
+			conn_reply_error(c, PH_ERR_IO,
+			    "directory too large to list");
+		else
+			conn_reply_fs_error(c, err, rel);
+		return;
+	}
+	if ((p = wbuf_reserve(c->wb, CONN_LIST_FRAME)) == NULL) {
+		repo_dir_free(d);
+		conn_close(c, "out of memory");
+		return;
+	}
+	count = repo_dir_count(d);
+	ph_writer_init(&w, p + PH_HDR_LEN + 10, CONN_LIST_FRAME -
+	    PH_HDR_LEN - 10);
+	i = l->cursor < count ? (size_t)l->cursor : count;
+	for (; i < count && n < PH_MAX_LIST_ENTRIES; i++) {
+		/* An entry that vanished since the read is skipped. */
+		if (repo_dir_entry(d, i, &e) < 0)
+			continue;
+		if (ph_list_entry_put(&w, &e) < 0)
+			break;
+		n++;
+	}
+	repo_dir_free(d);
+	ph_header_write(p, PH_LIST_REPLY, (uint32_t)(10 + w.off));
+	ph_writer_init(&hw, p + PH_HDR_LEN, 10);
+	(void)ph_put_u64(&hw, i < count ? (uint64_t)i : 0);
+	(void)ph_put_u16(&hw, n);
+	wbuf_commit(c->wb, PH_HDR_LEN + 10 + w.off);
+	c->req.bytes = 0;
+	c->req.final_queued = true;
+}
+
+/* ---- HELLO and PING ------------------------------------------------------ */
+
+/* HELLO: pick the highest common version and the common features. */
+static void
+conn_handle_hello(struct conn *c, const struct ph_hello *h)
+{
+	char agent[128];
+	struct ph_msg m;
+	uint16_t lo, hi;
+
+	conn_req_begin(c, PH_HELLO);
+	lo = h->min_version > PH_PROTO_MIN_VERSION ? h->min_version :
+	    PH_PROTO_MIN_VERSION;
+	hi = h->max_version < PH_PROTO_VERSION ? h->max_version :
+	    PH_PROTO_VERSION;
+	if (lo > hi) {
+		conn_fail(c, PH_HELLO, PH_ERR_VERSION, "no common protocol "
+		    "version: server speaks %d to %d, client %u to %u",
+		    PH_PROTO_MIN_VERSION, PH_PROTO_VERSION, h->min_version,
+		    h->max_version);
+		return;
+	}
+	c->features = h->features & PH_FEAT_ALL;
+	log_debug(c->log, "peer=%s hello agent=%s features=0x%x "
+	    "declared_peer=%u (ignored)", c->peer, log_escape(h->agent,
+	    strlen(h->agent), false, agent, sizeof(agent)), h->features,
+	    h->declared_peer);
+	memset(&m, 0, sizeof(m));
+	m.type = PH_HELLO_ACK;
+	m.u.hello_ack.version = hi;
+	m.u.hello_ack.features = c->features;
+	m.u.hello_ack.max_payload = PH_MAX_PAYLOAD;
+	snprintf(m.u.hello_ack.agent, sizeof(m.u.hello_ack.agent),
+	    "portholed/%s", PORTHOLE_VERSION);
+	if (conn_put(c, &m))
+		c->req.final_queued = true;
+}
+
+/* PING: echo the nonce. */
+static void
+conn_handle_ping(struct conn *c, uint64_t nonce)
+{
+	struct ph_msg m;
+
+	conn_req_begin(c, PH_PING);
+	memset(&m, 0, sizeof(m));
+	m.type = PH_PONG;
+	m.u.ping_nonce = nonce;
+	if (conn_put(c, &m))
+		c->req.final_queued = true;
+}
+
+/* ---- Input --------------------------------------------------------------- */
+
+/* True if a frame of this type may arrive in the connection's state. */
+static bool
+conn_type_ok(const struct conn *c, uint8_t type)
+{
+	if (c->state == CONN_HELLO)
+		return type == PH_HELLO;
+	return type == PH_GET || type == PH_STAT || type == PH_LIST ||
+	    type == PH_PING;
+}
+
+/*
+ * Handles the frame at the front of the input buffer, if it is complete.
+ * Returns true when something was done (a request or an error), false
+ * when more bytes are needed.
+ */
+static bool
+conn_process_one(struct conn *c)
+{
+	struct ph_header h;
+	struct ph_msg m;
+	size_t flen;
+	int r;
+
+	if (c->closing || c->close_after) {
+		c->rlen = 0;
+		return false;
+	}
+	if (c->rlen < PH_HDR_LEN)
+		return false;
+	r = ph_header_parse(c->rbuf, c->rlen, &h);
+	if (c->req.active) {
+		conn_fail(c, r == 0 ? h.type : 0, PH_ERR_PROTOCOL,
+		    "a request is already in flight");
+		return true;
+	}
+	if (r == -EPROTONOSUPPORT && c->state == CONN_HELLO) {
+		conn_fail(c, PH_HELLO, PH_ERR_VERSION, "frame version %u is "
+		    "not supported (server speaks %d)", c->rbuf[2],
+		    PH_PROTO_VERSION);
+		return true;
+	}
+	if (r < 0) {
+		conn_fail(c, c->rbuf[3], PH_ERR_PROTOCOL,
+		    "bad frame header: %s", strerror(-r));
+		return true;
+	}
+	if (!conn_type_ok(c, h.type)) {
+		conn_fail(c, h.type, PH_ERR_PROTOCOL, "%s is not valid %s",
+		    ph_type_name(h.type), c->state == CONN_HELLO ?
+		    "before HELLO" : "here");
+		return true;
+	}
+	if (h.length > PH_MAX_REQUEST_PAYLOAD) {
+		conn_fail(c, h.type, PH_ERR_PROTOCOL, "frame too large");
+		return true;
+	}
+	flen = PH_HDR_LEN + h.length;
+	if (c->rlen < flen)
+		return false;
+	r = ph_decode(h.type, c->rbuf + PH_HDR_LEN, h.length, &m);
+	if (r < 0) {
+		conn_fail(c, h.type, PH_ERR_PROTOCOL, "malformed %s: %s",
+		    ph_type_name(h.type), strerror(-r));
+		return true;
+	}
+	/* Requests decode to copies, so the frame can go before handling. */
+	memmove(c->rbuf, c->rbuf + flen, c->rlen - flen);
+	c->rlen -= flen;
+	/*
+	 * Bytes behind a request were sent before its reply existed: the
+	 * peer pipelines, which the protocol forbids. (A request right
+	 * behind HELLO is tolerated.)
+	 */
+	if (c->rlen > 0 && h.type != PH_HELLO) {
+		conn_fail(c, h.type, PH_ERR_PROTOCOL,
+		    "a request is already in flight");
+		return true;
+	}
+	if (server_stopping(c->srv)) {
+		conn_fail(c, h.type, PH_ERR_SHUTDOWN, "the daemon is stopping");
+		return true;
+	}
+	switch (h.type) {
+	case PH_HELLO:
+		conn_handle_hello(c, &m.u.hello);
+		break;
+	case PH_GET:
+		conn_handle_get(c, &m.u.get);
+		break;
+	case PH_STAT:
+		conn_handle_stat(c, &m.u.stat);
+		break;
+	case PH_LIST:
+		conn_handle_list(c, &m.u.list);
+		break;
+	case PH_PING:
+		conn_handle_ping(c, m.u.ping_nonce);
+		break;
+	default:
+		abort();	/* conn_type_ok() let it through */
+	}
+	return true;
+}
+
+/* Reads what the socket has, up to the room in the input buffer. */
+static void
+conn_read(struct conn *c)
+{
+	uint8_t scratch[4096];
+	uint8_t *dst = c->rbuf + c->rlen;
+	size_t room = sizeof(c->rbuf) - c->rlen;
+	ssize_t n;
+
+	/* A connection on its way out only drains what the peer sends. */
+	if (c->close_after) {
+		dst = scratch;
+		room = sizeof(scratch);
+	}
+	if (room == 0)
+		return;
+	n = recv(c->fd, dst, room, 0);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		conn_close(c, strerror(errno));
+		return;
+	}
+	if (n == 0) {
+		/*
+		 * The peer finished sending. It may still read: answer the
+		 * request in flight, then close.
+		 */
+		c->peer_eof = true;
+		if (!c->req.active || c->rlen > 0 || c->close_after)
+			conn_close(c, "peer closed the connection");
+		return;
+	}
+	if (!c->close_after)
+		c->rlen += (size_t)n;
+}
+
+/* ---- Output -------------------------------------------------------------- */
+
+/*
+ * Sends what is queued, feeding the transfer frame by frame, within this
+ * wakeup's budget. Ends requests whose last frame has gone out.
+ */
+static void
+conn_flush(struct conn *c)
+{
+	size_t budget = CONN_BUDGET;
+	int r;
+
+	c->want_write = false;
+	while (!c->closing) {
+		r = wbuf_flush(c->wb, c->fd, &budget);
+		if (r == -EAGAIN || r == 1) {
+			c->want_write = true;
+			return;
+		}
+		if (r < 0) {
+			conn_close(c, strerror(-r));
+			return;
+		}
+		/* Everything queued has been sent: a frame boundary. */
+		if (c->req.active && c->req.final_queued) {
+			conn_req_end(c);
+			continue;
+		}
+		if (c->abort_pending) {
+			conn_send_abort(c);
+			continue;
+		}
+		if (c->req.xfer != NULL) {
+			r = transfer_fill(c->req.xfer, c->wb);
+			if (r < 0) {
+				conn_fail(c, PH_GET, PH_ERR_INTERNAL,
+				    "out of memory");
+				continue;
+			}
+			c->req.bytes = transfer_bytes(c->req.xfer);
+			if (r == 0) {
+				c->req.result = transfer_result(c->req.xfer);
+				if (transfer_zstd_frames(c->req.xfer) > 0)
+					log_debug(c->log, "peer=%s %s: %" PRIu64
+					    " zstd frames", c->peer,
+					    c->req.path, transfer_zstd_frames(
+					    c->req.xfer));
+				transfer_free(c->req.xfer);
+				c->req.xfer = NULL;
+				c->req.final_queued = true;
+			}
+			continue;
+		}
+		if (c->close_after && !c->req.active) {
+			conn_close(c, "done");
+			return;
+		}
+		if ((c->draining || c->peer_eof) && !c->req.active) {
+			conn_close(c, c->peer_eof ?
+			    "peer closed the connection" : "shutting down");
+			return;
+		}
+		return;
+	}
+}
+
+/* Watches for input always and for output while some is waiting. */
+static void
+conn_update_poll(struct conn *c)
+{
+	int events = 0, err;
+
+	if (c->closing)
+		return;
+	if (!c->peer_eof)
+		events |= UV_READABLE;
+	if (c->want_write)
+		events |= UV_WRITABLE;
+	if (events == c->poll_events)
+		return;
+	if (events == 0)
+		err = uv_poll_stop(&c->poll);
+	else
+		err = uv_poll_start(&c->poll, events, conn_on_poll);
+	if (err < 0) {
+		conn_close(c, uv_strerror(err));
+		return;
+	}
+	c->poll_events = events;
+}
+
+/* Makes all the progress possible now: output, then queued input. */
+static void
+conn_kick(struct conn *c)
+{
+	while (!c->closing) {
+		conn_flush(c);
+		if (c->closing || !conn_process_one(c))
+			break;
+	}
+	conn_update_poll(c);
+}
+
+/* The socket is ready: read, then make what progress we can. */
+static void
+conn_on_poll(uv_poll_t *h, int status, int events)
+{
+	struct conn *c = h->data;
+
+	if (status < 0) {
+		conn_close(c, uv_strerror(status));
+		return;
+	}
+	if (events & UV_READABLE)
+		conn_read(c);
+	if (!c->closing)
+		conn_kick(c);
+}
+
+/* A closing connection whose peer stopped reading is dropped. */
+static void
+conn_on_linger(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+
+	conn_close(c, "the peer did not take the final frames in time");
+}
+
+/* ---- Lifetime ------------------------------------------------------------ */
+
+/* Frees the connection once both handles have closed. */
+static void
+conn_on_closed(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+
+	if (--c->open_handles > 0)
+		return;
+	if (c->fd >= 0)
+		close(c->fd);
+	TAILQ_REMOVE(c->list, c, link);
+	server_conn_gone(c->srv, c);
+	wbuf_free(c->wb);
+	ZSTD_freeCCtx(c->cctx);
+	free(c);
+}
+
+/* Starts closing: drops the request in flight and both handles. */
+static void
+conn_close(struct conn *c, const char *why)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	/*
+	 * A request cut short is logged with the reason we ended it (the
+	 * ERROR that could not be sent), else as lost with its peer.
+	 */
+	if (c->req.active && c->abort_pending)
+		conn_req_log(c, ph_err_name(c->abort_code));
+	else if (c->req.active)
+		conn_req_log(c, c->req.final_queued ?
+		    ph_err_name(c->req.result) : "DISCONNECTED");
+	log_debug(c->log, "peer=%s closed: %s", c->peer, why);
+	conn_req_release(c);
+	c->req.active = false;
+	uv_close((uv_handle_t *)&c->poll, conn_on_closed);
+	uv_close((uv_handle_t *)&c->timer, conn_on_closed);
+}
+
+/* Sets up a connection and starts watching its socket for HELLO. */
+int
+conn_new(struct server *srv, struct conn_list *list, int fd,
+    const char *peer)
+{
+	struct conn *c;
+	int err;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	c->srv = srv;
+	c->list = list;
+	c->log = server_log(srv);
+	c->fd = fd;
+	c->req.fd = -1;
+	c->state = CONN_HELLO;
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	if ((err = wbuf_new(&c->wb)) < 0)
+		goto fail;
+	if ((err = uv_poll_init_socket(server_loop(srv), &c->poll, fd)) < 0)
+		goto fail;
+	/* uv_timer_init() cannot fail once the loop exists. */
+	uv_timer_init(server_loop(srv), &c->timer);
+	c->poll.data = c;
+	c->timer.data = c;
+	c->open_handles = 2;
+	TAILQ_INSERT_TAIL(list, c, link);
+	log_debug(c->log, "peer=%s connected", c->peer);
+	if ((err = uv_poll_start(&c->poll, UV_READABLE, conn_on_poll)) < 0) {
+		conn_close(c, uv_strerror(err));
+		return err;
+	}
+	c->poll_events = UV_READABLE;
+	return 0;
+
+fail:
+	wbuf_free(c->wb);
+	close(fd);
+	free(c);
+	return err;
+}
+
+/* Shutdown step one: idle connections go now, busy ones later. */
+void
+conn_stop(struct conn *c)
+{
+	c->draining = true;
+	if (!c->req.active && wbuf_empty(c->wb))
+		conn_close(c, "shutting down");
+}
+
+/* Shutdown step two: ERROR SHUTDOWN at the next frame boundary. */
+void
+conn_abort(struct conn *c)
+{
+	if (c->closing)
+		return;
+	if (!c->req.active && !c->abort_pending) {
+		conn_close(c, "shutting down");
+		return;
+	}
+	conn_fail(c, c->req.op, PH_ERR_SHUTDOWN, "the daemon is stopping");
+	conn_kick(c);
+}
+
+void
+conn_kill(struct conn *c)
+{
+	conn_close(c, "shutting down: the peer did not finish in time");
+}

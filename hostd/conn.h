@@ -1,0 +1,51 @@
+/*
+ * conn.h: one client connection on a data listener.
+ *
+ * The connection reads frames into a buffer bounded at one maximal request,
+ * answers HELLO and then one request at a time (GET, STAT, LIST, PING), and
+ * writes through a wbuf so file data goes out with sendfile() as fast as the
+ * peer reads it. A malformed or out-of-sequence frame gets ERROR PROTOCOL
+ * and closes this connection only.
+ *
+ * Lifetime: conn_new() links the connection into the table; it frees itself
+ * in its close callback after calling server_conn_gone(). Nobody else frees
+ * it. The conn_* calls below may be made until server_conn_gone() runs.
+ */
+#ifndef HOSTD_CONN_H
+#define HOSTD_CONN_H
+
+#include <sys/queue.h>
+
+struct conn;
+struct server;
+
+TAILQ_HEAD(conn_list, conn);
+
+/*
+ * Takes over the accepted, non-blocking socket fd (closed on failure too),
+ * with peer its display form ("unix:uid=0,pid=1" or "vsock:3"), and appends
+ * the connection to list. Returns 0 or a negative errno.
+ */
+int	conn_new(struct server *srv, struct conn_list *list, int fd,
+	    const char *peer);
+
+/* First of list, or the one after c, for walking the table. */
+struct conn *conn_first(struct conn_list *list);
+struct conn *conn_next(struct conn *c);
+
+/*
+ * Shutdown, step one: close now if no request is in flight, else close
+ * once the current request is answered.
+ */
+void	conn_stop(struct conn *c);
+
+/*
+ * Shutdown, step two: end the request in flight with ERROR SHUTDOWN at the
+ * next frame boundary and close after it is sent.
+ */
+void	conn_abort(struct conn *c);
+
+/* Shutdown, last step: close at once, whatever is in flight. */
+void	conn_kill(struct conn *c);
+
+#endif /* HOSTD_CONN_H */

@@ -1,0 +1,798 @@
+/*
+ * control.c: the control socket and its commands.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "control.h"
+#include "fsutil.h"
+#include "log.h"
+#include "proto.h"
+#include "repo.h"
+#include "server.h"
+#include "state.h"
+#include "text.h"
+
+#define CTL_BACKLOG		16
+/* A CTL_REPLY body: the payload less status and length. */
+#define CTL_BODY_MAX		(PH_MAX_PAYLOAD - 6)
+/* Room kept free for the end of a listing that had to be cut short. */
+#define CTL_LS_TRAILER		128
+
+struct ctl_conn {
+	TAILQ_ENTRY(ctl_conn) link;
+	struct control	*ctl;
+	uv_pipe_t	 pipe;
+	uv_write_t	 wreq;
+	uint8_t		*out;		/* the reply being written */
+	bool		 writing;
+	bool		 reading;
+	bool		 close_after;
+	bool		 closing;
+	char		 peer[64];
+	size_t		 rlen;
+	uint8_t		 rbuf[PH_HDR_LEN + PH_MAX_REQUEST_PAYLOAD];
+};
+
+struct control {
+	uv_loop_t	*loop;
+	struct log	*log;
+	struct server	*srv;
+	struct state	*state;
+	uv_pipe_t	 listener;
+	bool		 listener_open;	/* until its close callback */
+	bool		 closed;
+	char		 path[sizeof(((struct ph_endpoint *)0)->path)];
+	bool		 have_inode;
+	dev_t		 dev;
+	ino_t		 ino;
+	TAILQ_HEAD(, ctl_conn) conns;
+};
+
+static void	ctl_conn_close(struct ctl_conn *cc);
+static void	ctl_process(struct ctl_conn *cc);
+static void	ctl_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void	ctl_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* ---- Replies ------------------------------------------------------------- */
+
+/* A reply has been written: read the next request, or close. */
+static void
+ctl_on_write(uv_write_t *req, int status)
+{
+	struct ctl_conn *cc = req->data;
+
+	free(cc->out);
+	cc->out = NULL;
+	cc->writing = false;
+	if (status < 0 || cc->close_after || cc->ctl->closed) {
+		ctl_conn_close(cc);
+		return;
+	}
+	ctl_process(cc);
+}
+
+/* Sends one CTL_REPLY with the body; reading pauses until it is written. */
+static void
+ctl_send(struct ctl_conn *cc, enum ph_err status, const struct text *body)
+{
+	struct ph_writer w;
+	uv_buf_t b;
+	size_t len = body->len, total;
+	int err;
+
+	if (len > CTL_BODY_MAX)
+		len = CTL_BODY_MAX;
+	total = PH_HDR_LEN + 6 + len;
+	if ((cc->out = malloc(total)) == NULL) {
+		ctl_conn_close(cc);
+		return;
+	}
+	ph_header_write(cc->out, PH_CTL_REPLY, (uint32_t)(6 + len));
+	ph_writer_init(&w, cc->out + PH_HDR_LEN, 6 + len);
+	(void)ph_put_u16(&w, (uint16_t)status);
+	(void)ph_put_u32(&w, (uint32_t)len);
+	if (len > 0)
+		(void)ph_put_bytes(&w, body->buf, len);
+	b = uv_buf_init((char *)cc->out, (unsigned int)total);
+	cc->wreq.data = cc;
+	if ((err = uv_write(&cc->wreq, (uv_stream_t *)&cc->pipe, &b, 1,
+	    ctl_on_write)) < 0) {
+		free(cc->out);
+		cc->out = NULL;
+		ctl_conn_close(cc);
+		return;
+	}
+	cc->writing = true;
+	cc->reading = false;
+	uv_read_stop((uv_stream_t *)&cc->pipe);
+}
+
+/* Sends an error reply: the message as a line, or as a JSON object. */
+static void
+ctl_error(struct ctl_conn *cc, bool json, enum ph_err code, const char *fmt,
+    ...) __attribute__((format(printf, 4, 5)));
+
+static void
+ctl_error(struct ctl_conn *cc, bool json, enum ph_err code, const char *fmt,
+    ...)
+{
+	char msg[PH_MAX_PATH + 256];
+	struct text t;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	text_init(&t, CTL_BODY_MAX);
+	if (json) {
+		text_printf(&t, "{\"error\":\"%s\",\"message\":",
+		    ph_err_name(code));
+		text_json_str(&t, msg);
+		text_printf(&t, "}\n");
+	} else
+		text_printf(&t, "%s\n", msg);
+	ctl_send(cc, code, &t);
+	text_free(&t);
+}
+
+/* ---- Commands ------------------------------------------------------------ */
+
+/* Splits seconds into "2d 3h 4m 5s", leaving out leading zero units. */
+static void
+ctl_uptime(uint64_t s, char *buf, size_t cap)
+{
+	uint64_t d = s / 86400, h = s / 3600 % 24, m = s / 60 % 60;
+
+	if (d > 0)
+		snprintf(buf, cap, "%" PRIu64 "d %" PRIu64 "h %" PRIu64 "m %"
+		    PRIu64 "s", d, h, m, s % 60);
+	else if (h > 0)
+		snprintf(buf, cap, "%" PRIu64 "h %" PRIu64 "m %" PRIu64 "s", h,
+		    m, s % 60);
+	else if (m > 0)
+		snprintf(buf, cap, "%" PRIu64 "m %" PRIu64 "s", m, s % 60);
+	else
+		snprintf(buf, cap, "%" PRIu64 "s", s);
+}
+
+/* `status`: version, uptime, listeners, repository and counters. */
+static enum ph_err
+ctl_status(struct ctl_conn *cc, bool json)
+{
+	struct control *ctl = cc->ctl;
+	struct server_stats st;
+	struct repo *repo = server_repo(ctl->srv);
+	char up[64], ls[1024];
+	uint64_t secs;
+	struct text t;
+
+	server_get_stats(ctl->srv, &st);
+	secs = (uv_now(ctl->loop) - st.started_ms) / 1000;
+	text_init(&t, CTL_BODY_MAX);
+	if (json) {
+		text_printf(&t, "{\"version\":\"%s\",\"uptime_s\":%" PRIu64
+		    ",\"listeners\":[", PORTHOLE_VERSION, secs);
+		for (size_t i = 0; i < st.listeners; i++) {
+			if (i > 0)
+				text_printf(&t, ",");
+			text_json_str(&t, server_listener_name(ctl->srv, i));
+		}
+		text_printf(&t, "],\"repository\":");
+		if (repo != NULL)
+			text_json_str(&t, repo_path(repo));
+		else
+			text_printf(&t, "null");
+		text_printf(&t, ",\"connections\":%zu,\"requests_served\":%"
+		    PRIu64 ",\"bytes_sent\":%" PRIu64 "}\n", st.connections,
+		    st.requests, st.bytes_sent);
+	} else {
+		ctl_uptime(secs, up, sizeof(up));
+		server_listeners(ctl->srv, ls, sizeof(ls));
+		text_printf(&t, "portholed %s\n", PORTHOLE_VERSION);
+		text_printf(&t, "uptime:          %s\n", up);
+		text_printf(&t, "listeners:       %s\n", ls);
+		text_printf(&t, "repository:      %s\n", repo != NULL ?
+		    repo_path(repo) : "(none)");
+		text_printf(&t, "connections:     %zu\n", st.connections);
+		text_printf(&t, "requests served: %" PRIu64 "\n", st.requests);
+		text_printf(&t, "bytes sent:      %" PRIu64 "\n",
+		    st.bytes_sent);
+	}
+	ctl_send(cc, PH_OK, &t);
+	text_free(&t);
+	return PH_OK;
+}
+
+/* `repo get`: the repository path. */
+static enum ph_err
+ctl_repo_get(struct ctl_conn *cc, bool json)
+{
+	struct repo *repo = server_repo(cc->ctl->srv);
+	struct text t;
+
+	if (repo == NULL) {
+		ctl_error(cc, json, PH_ERR_UNAVAILABLE,
+		    "no repository configured");
+		return PH_ERR_UNAVAILABLE;
+	}
+	text_init(&t, CTL_BODY_MAX);
+	if (json) {
+		text_printf(&t, "{\"repository\":");
+		text_json_str(&t, repo_path(repo));
+		text_printf(&t, "}\n");
+	} else
+		text_printf(&t, "%s\n", repo_path(repo));
+	ctl_send(cc, PH_OK, &t);
+	text_free(&t);
+	return PH_OK;
+}
+
+/* `repo set PATH`: check the directory, save it, then switch to it. */
+static enum ph_err
+ctl_repo_set(struct ctl_conn *cc, bool json, const char *path)
+{
+	struct control *ctl = cc->ctl;
+	struct repo *repo = NULL, *old;
+	char was[1024], now[1024];
+	enum ph_err code;
+	struct text t;
+	int err;
+
+	if (path[0] != '/') {
+		ctl_error(cc, json, PH_ERR_USAGE,
+		    "the repository path must be absolute: %s", path);
+		return PH_ERR_USAGE;
+	}
+	if ((err = repo_open(path, &repo)) < 0) {
+		switch (err) {
+		case -ENOENT:
+			code = PH_ERR_NOT_FOUND;
+			ctl_error(cc, json, code, "no such directory: %s",
+			    path);
+			break;
+		case -ENOTDIR:
+			code = PH_ERR_NOT_DIR;
+			ctl_error(cc, json, code, "not a directory: %s", path);
+			break;
+		case -EACCES:
+		case -EPERM:
+			code = PH_ERR_FORBIDDEN;
+			ctl_error(cc, json, code, "cannot read %s: %s", path,
+			    strerror(-err));
+			break;
+		default:
+			code = PH_ERR_IO;
+			ctl_error(cc, json, code, "cannot open %s: %s", path,
+			    strerror(-err));
+			break;
+		}
+		return code;
+	}
+	/* Saved first: the switch happens only if a restart would keep it. */
+	if (state_set(ctl->state, STATE_KEY_REPO, repo_path(repo)) < 0) {
+		ctl_error(cc, json, PH_ERR_INTERNAL, "cannot save the "
+		    "repository in the state database: %s",
+		    state_errmsg(ctl->state));
+		repo_free(repo);
+		return PH_ERR_INTERNAL;
+	}
+	old = server_repo(ctl->srv);
+	if (old != NULL)
+		log_escape(repo_path(old), strlen(repo_path(old)), false, was,
+		    sizeof(was));
+	else
+		snprintf(was, sizeof(was), "none");
+	log_escape(repo_path(repo), strlen(repo_path(repo)), false, now,
+	    sizeof(now));
+	server_set_repo(ctl->srv, repo);
+	log_info(ctl->log, "repository set to %s (was %s) by control peer=%s",
+	    now, was, cc->peer);
+	text_init(&t, CTL_BODY_MAX);
+	if (json) {
+		text_printf(&t, "{\"repository\":");
+		text_json_str(&t, repo_path(repo));
+		text_printf(&t, "}\n");
+	} else
+		text_printf(&t, "repository set to %s\n", repo_path(repo));
+	ctl_send(cc, PH_OK, &t);
+	text_free(&t);
+	return PH_OK;
+}
+
+/* The protocol file type as a word, as porthole prints it. */
+static const char *
+ctl_ftype(uint8_t ftype)
+{
+	return ftype == PH_FT_REGULAR ? "file" : ftype == PH_FT_DIR ? "dir" :
+	    "other";
+}
+
+/* An ls-style mode string, as porthole ls -l prints it. */
+static void
+ctl_mode_str(uint8_t ftype, uint32_t mode, char buf[11])
+{
+	static const char rwx[] = "rwxrwxrwx";
+
+	buf[0] = ftype == PH_FT_REGULAR ? '-' : ftype == PH_FT_DIR ? 'd' :
+	    '?';
+	for (int i = 0; i < 9; i++)
+		buf[1 + i] = (mode & (0400u >> i)) ? rwx[i] : '-';
+	if (mode & 04000)
+		buf[3] = (mode & 0100) ? 's' : 'S';
+	if (mode & 02000)
+		buf[6] = (mode & 0010) ? 's' : 'S';
+	if (mode & 01000)
+		buf[9] = (mode & 0001) ? 't' : 'T';
+	buf[10] = '\0';
+}
+
+/* Local time "YYYY-MM-DD HH:MM:SS" of nanoseconds since 1970. */
+static void
+ctl_time_str(int64_t ns, char *buf, size_t cap)
+{
+	int64_t s = ns / 1000000000;
+	struct tm tm;
+	time_t t;
+
+	if (ns % 1000000000 < 0)
+		s--;
+	t = (time_t)s;
+	if (localtime_r(&t, &tm) == NULL ||
+	    strftime(buf, cap, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		snprintf(buf, cap, "@%" PRId64, s);
+}
+
+/* Appends the listing of one entry; false when the body is full. */
+static bool
+ctl_ls_entry(struct text *t, bool json, bool first,
+    const struct ph_list_entry *e)
+{
+	char mode[11], mtime[32];
+	struct text line;
+	bool ok;
+
+	text_init(&line, CTL_BODY_MAX);
+	if (json) {
+		text_printf(&line, "%s{\"name\":", first ? "" : ",");
+		text_json_str(&line, e->name);
+		text_printf(&line, ",\"type\":\"%s\",\"size\":%" PRIu64
+		    ",\"mode\":\"%04o\",\"mtime_ns\":%" PRId64 "}",
+		    ctl_ftype(e->ftype), e->size, (unsigned)(e->mode & 07777),
+		    e->mtime_ns);
+	} else {
+		ctl_mode_str(e->ftype, e->mode, mode);
+		ctl_time_str(e->mtime_ns, mtime, sizeof(mtime));
+		text_printf(&line, "%s %12" PRIu64 "  %s  %s\n", mode, e->size,
+		    mtime, e->name);
+	}
+	ok = !text_full(&line) && line.len + CTL_LS_TRAILER <= text_room(t);
+	if (ok)
+		text_printf(t, "%s", line.buf);
+	text_free(&line);
+	return ok;
+}
+
+/* `repo ls [PATH]`: the listing in one body, cut short at the limit. */
+static enum ph_err
+ctl_repo_ls(struct ctl_conn *cc, bool json, const char *path)
+{
+	struct repo *repo = server_repo(cc->ctl->srv);
+	char rel[PH_MAX_PATH + 1], shown[PH_MAX_PATH + 2];
+	struct ph_list_entry e;
+	struct repo_dir *d = NULL;
+	enum ph_err code;
+	size_t i, count, listed = 0;
+	struct text t;
+	int err;
+
+	err = ph_path_normalize(path, strlen(path), rel, sizeof(rel));
+	if (err == -EPERM) {
+		ctl_error(cc, json, PH_ERR_PATH_ESCAPE,
+		    "path climbs above the repository root: %s", path);
+		return PH_ERR_PATH_ESCAPE;
+	} else if (err < 0) {
+		ctl_error(cc, json, PH_ERR_BAD_PATH, "invalid path");
+		return PH_ERR_BAD_PATH;
+	}
+	snprintf(shown, sizeof(shown), "/%s", strcmp(rel, ".") == 0 ? "" :
+	    rel);
+	if (repo == NULL) {
+		ctl_error(cc, json, PH_ERR_UNAVAILABLE,
+		    "no repository configured");
+		return PH_ERR_UNAVAILABLE;
+	}
+	if ((err = repo_dir_read(repo, rel, &d)) < 0) {
+		switch (err) {
+		case -ENOENT:
+			code = PH_ERR_NOT_FOUND;
+			ctl_error(cc, json, code,
+			    "no such file or directory: %s", shown);
+			break;
+		case -ENOTDIR:
+			code = PH_ERR_NOT_DIR;
+			ctl_error(cc, json, code, "not a directory: %s", shown);
+			break;
+		case -EACCES:
+		case -EPERM:
+			code = PH_ERR_FORBIDDEN;
+			ctl_error(cc, json, code, "cannot read %s: %s", shown,
+			    strerror(-err));
+			break;
+		case -EXDEV:
+		case -ELOOP:
+			code = PH_ERR_PATH_ESCAPE;
+			ctl_error(cc, json, code,
+			    "path leads outside the repository: %s", shown);
+			break;
+		default:
+			code = PH_ERR_IO;
+			ctl_error(cc, json, code, "cannot list %s: %s", shown,
+			    strerror(-err));
+			break;
+		}
+		return code;
+	}
+	text_init(&t, CTL_BODY_MAX);
+	if (json) {
+		text_printf(&t, "{\"path\":");
+		text_json_str(&t, shown);
+		text_printf(&t, ",\"entries\":[");
+	}
+	count = repo_dir_count(d);
+	for (i = 0; i < count; i++) {
+		if (repo_dir_entry(d, i, &e) < 0)
+			continue;
+		if (!ctl_ls_entry(&t, json, listed == 0, &e))
+			break;
+		listed++;
+	}
+	repo_dir_free(d);
+	if (json)
+		text_printf(&t, "],\"truncated\":%s}\n", i < count ? "true" :
+		    "false");
+	else if (i < count)
+		text_printf(&t, "... %zu more entries not shown\n", count - i);
+	ctl_send(cc, PH_OK, &t);
+	text_free(&t);
+	return PH_OK;
+}
+
+/* Runs one command; returns the reply status, for the log. */
+static enum ph_err
+ctl_dispatch(struct ctl_conn *cc, const struct ph_ctl *m)
+{
+	bool json = m->flags & PH_CTL_JSON;
+	uint16_t argc = m->argc;
+	const char *cmd = argc > 0 ? m->argv[0] : "";
+	const char *sub = argc > 1 ? m->argv[1] : "";
+
+	if (strcmp(cmd, "status") == 0 && argc == 1)
+		return ctl_status(cc, json);
+	if (strcmp(cmd, "repo") == 0 && strcmp(sub, "get") == 0 && argc == 2)
+		return ctl_repo_get(cc, json);
+	if (strcmp(cmd, "repo") == 0 && strcmp(sub, "set") == 0 && argc == 3)
+		return ctl_repo_set(cc, json, m->argv[2]);
+	if (strcmp(cmd, "repo") == 0 && strcmp(sub, "ls") == 0 &&
+	    (argc == 2 || argc == 3))
+		return ctl_repo_ls(cc, json, argc == 3 ? m->argv[2] : "/");
+	if (strcmp(cmd, "status") == 0 || (strcmp(cmd, "repo") == 0 &&
+	    (strcmp(sub, "get") == 0 || strcmp(sub, "set") == 0 ||
+	    strcmp(sub, "ls") == 0)))
+		ctl_error(cc, json, PH_ERR_USAGE, "wrong number of arguments; "
+		    "usage: status | repo get | repo set PATH | "
+		    "repo ls [PATH]");
+	else if (strcmp(cmd, "repo") == 0 && argc > 1)
+		ctl_error(cc, json, PH_ERR_USAGE, "unknown repo command '%s'; "
+		    "usage: repo get | repo set PATH | repo ls [PATH]", sub);
+	else if (strcmp(cmd, "repo") == 0)
+		ctl_error(cc, json, PH_ERR_USAGE, "missing repo command; "
+		    "usage: repo get | repo set PATH | repo ls [PATH]");
+	else if (argc == 0)
+		ctl_error(cc, json, PH_ERR_USAGE, "no command given; commands: "
+		    "status, repo get, repo set PATH, repo ls [PATH]");
+	else
+		ctl_error(cc, json, PH_ERR_USAGE, "unknown command '%s%s%s'; "
+		    "commands: status, repo get, repo set PATH, "
+		    "repo ls [PATH]", cmd, argc > 1 ? " " : "", sub);
+	return PH_ERR_USAGE;
+}
+
+/* ---- Connections ------------------------------------------------------ */
+
+/* Logs one control request: peer, the command's words, the result. */
+static void
+ctl_log(struct ctl_conn *cc, const struct ph_ctl *m, enum ph_err result)
+{
+	char cmd[1024], word[512];
+	size_t off = 0;
+
+	cmd[0] = '\0';
+	for (uint16_t i = 0; i < m->argc && off < sizeof(cmd); i++) {
+		log_escape(m->argv[i], strlen(m->argv[i]), false, word,
+		    sizeof(word));
+		off += (size_t)snprintf(cmd + off, sizeof(cmd) - off, "%s%s",
+		    i ? "," : "", word);
+	}
+	log_info(cc->ctl->log, "peer=%s op=CTL cmd=%s result=%s", cc->peer,
+	    m->argc > 0 ? cmd : "-", ph_err_name(result));
+}
+
+/* Answers a frame that is not a valid CTL and closes the connection. */
+static void
+ctl_protocol_error(struct ctl_conn *cc, const char *why)
+{
+	log_info(cc->ctl->log, "peer=%s op=CTL cmd=- result=PROTOCOL (%s)",
+	    cc->peer, why);
+	cc->close_after = true;
+	cc->rlen = 0;
+	ctl_error(cc, false, PH_ERR_PROTOCOL, "protocol error: %s", why);
+}
+
+/* Handles every complete frame in the buffer, one reply at a time. */
+static void
+ctl_process(struct ctl_conn *cc)
+{
+	struct ph_header h;
+	struct ph_msg *m;
+	size_t flen;
+	enum ph_err result;
+	int r;
+
+	while (!cc->closing && !cc->writing && cc->rlen >= PH_HDR_LEN) {
+		if ((r = ph_header_parse(cc->rbuf, cc->rlen, &h)) < 0) {
+			ctl_protocol_error(cc, strerror(-r));
+			return;
+		}
+		if (h.type != PH_CTL) {
+			ctl_protocol_error(cc,
+			    "only CTL frames are valid here");
+			return;
+		}
+		flen = PH_HDR_LEN + h.length;
+		if (flen > sizeof(cc->rbuf)) {
+			ctl_protocol_error(cc, "frame too large");
+			return;
+		}
+		if (cc->rlen < flen)
+			break;
+		/* A decoded CTL is large (32 arguments of 4 KiB): heap. */
+		if ((m = malloc(sizeof(*m))) == NULL) {
+			ctl_conn_close(cc);
+			return;
+		}
+		r = ph_decode(h.type, cc->rbuf + PH_HDR_LEN, h.length, m);
+		if (r < 0) {
+			free(m);
+			ctl_protocol_error(cc, strerror(-r));
+			return;
+		}
+		memmove(cc->rbuf, cc->rbuf + flen, cc->rlen - flen);
+		cc->rlen -= flen;
+		result = ctl_dispatch(cc, &m->u.ctl);
+		ctl_log(cc, &m->u.ctl, result);
+		free(m);
+	}
+	if (!cc->closing && !cc->writing && !cc->reading) {
+		if (uv_read_start((uv_stream_t *)&cc->pipe, ctl_on_alloc,
+		    ctl_on_read) < 0) {
+			ctl_conn_close(cc);
+			return;
+		}
+		cc->reading = true;
+	}
+}
+
+/* Reads go straight into the free part of the bounded input buffer. */
+static void
+ctl_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct ctl_conn *cc = h->data;
+
+	(void)hint;
+	*buf = uv_buf_init((char *)cc->rbuf + cc->rlen,
+	    (unsigned int)(sizeof(cc->rbuf) - cc->rlen));
+}
+
+/* Input arrived (or the peer left): handle complete frames. */
+static void
+ctl_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct ctl_conn *cc = s->data;
+
+	(void)buf;
+	if (nread < 0) {
+		ctl_conn_close(cc);
+		return;
+	}
+	cc->rlen += (size_t)nread;
+	ctl_process(cc);
+}
+
+/* The connection's handle is closed: free it. */
+static void
+ctl_conn_on_closed(uv_handle_t *h)
+{
+	struct ctl_conn *cc = h->data;
+
+	TAILQ_REMOVE(&cc->ctl->conns, cc, link);
+	free(cc->out);
+	free(cc);
+}
+
+/* Starts closing a control connection; it frees itself when closed. */
+static void
+ctl_conn_close(struct ctl_conn *cc)
+{
+	if (cc->closing)
+		return;
+	cc->closing = true;
+	uv_close((uv_handle_t *)&cc->pipe, ctl_conn_on_closed);
+}
+
+/* Accepts a control client and notes who it is. */
+static void
+ctl_on_connection(uv_stream_t *server, int status)
+{
+	struct control *ctl = server->data;
+	struct ctl_conn *cc;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	uv_os_fd_t fd;
+	int err;
+
+	if (status < 0) {
+		log_warn(ctl->log, "control socket: %s", uv_strerror(status));
+		return;
+	}
+	if ((cc = calloc(1, sizeof(*cc))) == NULL)
+		return;
+	cc->ctl = ctl;
+	uv_pipe_init(ctl->loop, &cc->pipe, 0);
+	cc->pipe.data = cc;
+	TAILQ_INSERT_TAIL(&ctl->conns, cc, link);
+	if ((err = uv_accept(server, (uv_stream_t *)&cc->pipe)) < 0) {
+		log_warn(ctl->log, "control socket: cannot accept: %s",
+		    uv_strerror(err));
+		ctl_conn_close(cc);
+		return;
+	}
+	if (uv_fileno((uv_handle_t *)&cc->pipe, &fd) == 0 &&
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+		snprintf(cc->peer, sizeof(cc->peer), "unix:uid=%u,pid=%d",
+		    (unsigned)cred.uid, (int)cred.pid);
+	else
+		snprintf(cc->peer, sizeof(cc->peer), "unix:unknown");
+	ctl_process(cc);
+}
+
+/* ---- Setup and teardown ----------------------------------------------- */
+
+/* Creates the 0600 control socket and starts accepting. */
+int
+control_new(uv_loop_t *loop, struct log *log, struct server *srv,
+    struct state *state, const char *path, struct control **out, char *err,
+    size_t errlen)
+{
+	struct control *ctl;
+	struct ph_endpoint ep;
+	struct stat st;
+	mode_t old;
+	int fd, r;
+
+	*out = NULL;
+	err[0] = '\0';
+	memset(&ep, 0, sizeof(ep));
+	ep.kind = PH_EP_UNIX;
+	if (path[0] == '\0' || strlen(path) >= sizeof(ep.path)) {
+		snprintf(err, errlen, "control socket path is empty or longer "
+		    "than %zu bytes: %s", sizeof(ep.path) - 1, path);
+		return -ENAMETOOLONG;
+	}
+	snprintf(ep.path, sizeof(ep.path), "%s", path);
+	if ((r = fsutil_mkparent(path, 0755)) < 0) {
+		snprintf(err, errlen, "cannot create the directory of %s: %s",
+		    path, strerror(-r));
+		return r;
+	}
+	if ((ctl = calloc(1, sizeof(*ctl))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	ctl->loop = loop;
+	ctl->log = log;
+	ctl->srv = srv;
+	ctl->state = state;
+	snprintf(ctl->path, sizeof(ctl->path), "%s", path);
+	TAILQ_INIT(&ctl->conns);
+	/* Born 0600: nobody else can connect, not even for a moment. */
+	old = umask(0177);
+	fd = ph_endpoint_listen(&ep, CTL_BACKLOG);
+	umask(old);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot create the control socket %s: %s",
+		    path, strerror(-fd));
+		free(ctl);
+		return fd;
+	}
+	if (stat(path, &st) == 0) {
+		ctl->have_inode = true;
+		ctl->dev = st.st_dev;
+		ctl->ino = st.st_ino;
+	}
+	uv_pipe_init(loop, &ctl->listener, 0);
+	ctl->listener.data = ctl;
+	ctl->listener_open = true;
+	if ((r = uv_pipe_open(&ctl->listener, fd)) < 0) {
+		close(fd);
+		goto fail;
+	}
+	if ((r = uv_listen((uv_stream_t *)&ctl->listener, CTL_BACKLOG,
+	    ctl_on_connection)) < 0)
+		goto fail;
+	*out = ctl;
+	return 0;
+
+fail:
+	snprintf(err, errlen, "cannot use the control socket %s: %s", path,
+	    uv_strerror(r));
+	/* The handle exists: it is released through control_close/free. */
+	*out = ctl;
+	control_close(ctl);
+	return r;
+}
+
+const char *
+control_path(const struct control *ctl)
+{
+	return ctl->path;
+}
+
+/* The listening handle is closed; control_free() may run. */
+static void
+ctl_on_listener_closed(uv_handle_t *h)
+{
+	struct control *ctl = h->data;
+
+	ctl->listener_open = false;
+}
+
+/* Stops the control socket and removes its file if it is still ours. */
+void
+control_close(struct control *ctl)
+{
+	struct ctl_conn *cc;
+	struct stat st;
+
+	if (ctl == NULL || ctl->closed)
+		return;
+	ctl->closed = true;
+	if (ctl->have_inode && stat(ctl->path, &st) == 0 &&
+	    S_ISSOCK(st.st_mode) && st.st_dev == ctl->dev &&
+	    st.st_ino == ctl->ino)
+		(void)unlink(ctl->path);
+	uv_close((uv_handle_t *)&ctl->listener, ctl_on_listener_closed);
+	/* A reply still being written is cancelled: its peer is not reading. */
+	TAILQ_FOREACH(cc, &ctl->conns, link)
+		ctl_conn_close(cc);
+}
+
+void
+control_free(struct control *ctl)
+{
+	if (ctl == NULL)
+		return;
+	if (ctl->listener_open || !TAILQ_EMPTY(&ctl->conns))
+		abort();	/* handles still refer to ctl */
+	free(ctl);
+}

@@ -1,0 +1,97 @@
+/*
+ * server.h: the data listeners, the table of client connections, the
+ * current repository and the daemon's counters.
+ *
+ * Ownership: the server owns its listeners, its connections (each frees
+ * itself in its close callback and leaves the table then) and the current
+ * repository. main() creates it, and frees it with server_free() only after
+ * the done callback of server_shutdown() ran and uv_run() returned.
+ */
+#ifndef HOSTD_SERVER_H
+#define HOSTD_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct conn;
+struct digest;
+struct log;
+struct repo;
+struct server;
+
+/* Counters for `status`. */
+struct server_stats {
+	uint64_t	 requests;	/* requests answered, any result */
+	uint64_t	 bytes_sent;	/* file bytes sent by GETs */
+	size_t		 connections;	/* open client connections */
+	size_t		 listeners;
+	uint64_t	 started_ms;	/* uv_now() at server_new() */
+};
+
+/*
+ * Creates the server on loop. log and digest are borrowed and must outlive
+ * it. Returns 0 and sets *out, or -ENOMEM.
+ */
+int	server_new(uv_loop_t *loop, struct log *log, struct digest *digest,
+	    struct server **out);
+
+/*
+ * Frees the server. Every handle must be closed (the shutdown done
+ * callback ran) and uv_run() must have returned. Accepts NULL.
+ */
+void	server_free(struct server *srv);
+
+/*
+ * Starts listening on the endpoint string (as ph_endpoint_parse() takes
+ * it). Returns 0, or a negative errno with a one-line reason in err.
+ */
+int	server_listen(struct server *srv, const char *endpoint, char *err,
+	    size_t errlen);
+
+/* The listening endpoints as "unix:/a, vsock::7390", into buf. */
+void	server_listeners(const struct server *srv, char *buf, size_t cap);
+
+/* The endpoint string of listener i (i < stats.listeners). */
+const char *server_listener_name(const struct server *srv, size_t i);
+
+/*
+ * Replaces the repository (NULL: none). The server takes ownership of repo
+ * and frees the old one. Requests already in progress keep the files they
+ * opened; new requests use the new repository.
+ */
+void	server_set_repo(struct server *srv, struct repo *repo);
+
+/* The current repository, or NULL. Valid until the next set. */
+struct repo *server_repo(struct server *srv);
+
+/* Fills the counters. */
+void	server_get_stats(const struct server *srv, struct server_stats *st);
+
+/*
+ * Begins shutting down: stops accepting, closes idle connections, lets
+ * active requests run for grace_ms, then ends them with ERROR SHUTDOWN at a
+ * frame boundary; a connection that still cannot finish (its peer stopped
+ * reading) is closed a little later. done(arg) is called once every
+ * connection and listener is closed. A second call cuts the grace short.
+ */
+void	server_shutdown(struct server *srv, uint64_t grace_ms,
+	    void (*done)(void *), void *arg);
+
+/* ---- For conn.c ------------------------------------------------------- */
+
+uv_loop_t *server_loop(struct server *srv);
+struct log *server_log(struct server *srv);
+struct digest *server_digest(struct server *srv);
+
+/* True once server_shutdown() was called. */
+bool	server_stopping(const struct server *srv);
+
+/* Counts a finished request and the file bytes it sent. */
+void	server_count(struct server *srv, uint64_t bytes);
+
+/* Called by a connection when it has closed and is about to be freed. */
+void	server_conn_gone(struct server *srv, struct conn *c);
+
+#endif /* HOSTD_SERVER_H */
