@@ -1,0 +1,356 @@
+/*
+ * client.c: one porthole connection to portholed (blocking sockets).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "config.h"
+#include "fmt.h"
+#include "progress.h"
+#include "sockopt.h"
+
+struct client {
+	int		 fd;
+	bool		 ready;		/* HELLO_ACK received on fd */
+	bool		 broken;
+	uint16_t	 version;
+	uint32_t	 features;
+	char		 agent[PH_MAX_MESSAGE + 1];
+	char		*endpoint;
+	struct ph_endpoint ep;
+	uint32_t	 features_offered;
+	struct progress	*progress;	/* not owned; cleared before messages */
+	uint8_t		*rbuf;		/* one frame: PH_HDR_LEN + PH_MAX_PAYLOAD */
+	uint8_t		 wbuf[PH_HDR_LEN + PH_MAX_REQUEST_PAYLOAD];
+};
+
+enum px_exit
+client_exit_for(unsigned int ph_err)
+{
+	switch (ph_err) {
+	case PH_ERR_BAD_PATH:
+	case PH_ERR_USAGE:
+		return PX_USAGE;
+	case PH_ERR_NOT_FOUND:
+	case PH_ERR_NOT_FILE:
+	case PH_ERR_NOT_DIR:
+		return PX_NOT_FOUND;
+	case PH_ERR_FORBIDDEN:
+	case PH_ERR_PATH_ESCAPE:
+		return PX_FORBIDDEN;
+	case PH_ERR_BUSY:
+		return PX_BUSY;
+	case PH_ERR_PROTOCOL:
+	case PH_ERR_VERSION:
+	case PH_ERR_UNAVAILABLE:
+	case PH_ERR_TIMEOUT:
+	case PH_ERR_SHUTDOWN:
+		return PX_CONN;
+	case PH_ERR_CHANGED:
+	case PH_ERR_INTEGRITY:
+		return PX_INTEGRITY;
+	default:
+		return PX_REMOTE;
+	}
+}
+
+/* Whether the server closes the connection after sending this code. */
+static bool
+err_closes_connection(unsigned int ph_err)
+{
+	return ph_err == PH_ERR_PROTOCOL || ph_err == PH_ERR_VERSION ||
+	    ph_err == PH_ERR_TIMEOUT || ph_err == PH_ERR_SHUTDOWN;
+}
+
+enum px_exit
+client_remote_error(struct client *c, const char *subject,
+    const struct ph_error *e)
+{
+	progress_clear(c->progress);
+	fputs("porthole: ", stderr);
+	fmt_safe_str(stderr, subject);
+	fputs(": ", stderr);
+	fmt_safe_str(stderr, e->message[0] != '\0' ? e->message :
+	    ph_err_text(e->code));
+	fprintf(stderr, " (%s)\n", ph_err_name(e->code));
+	if (err_closes_connection(e->code))
+		c->broken = true;
+	return client_exit_for(e->code);
+}
+
+enum px_exit
+client_protocol_error(struct client *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	progress_clear(c->progress);
+	fputs("porthole: ", stderr);
+	fmt_safe_str(stderr, c->endpoint);
+	fputs(": protocol error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	c->broken = true;
+	return PX_CONN;
+}
+
+enum px_exit
+client_unexpected(struct client *c, const char *subject,
+    const struct ph_msg *m)
+{
+	if (m->type == PH_ERROR)
+		return client_remote_error(c, subject, &m->u.error);
+	return client_protocol_error(c, "unexpected %s frame",
+	    ph_type_name(m->type));
+}
+
+/* Prints a transport failure on c and returns PX_CONN. */
+static enum px_exit
+report_io_error(struct client *c, const char *doing, int err)
+{
+	progress_clear(c->progress);
+	fputs("porthole: ", stderr);
+	fmt_safe_str(stderr, c->endpoint);
+	if (err == -ECONNRESET || err == -EPIPE)
+		fputs(": connection lost\n", stderr);
+	else if (err == -EAGAIN || err == -EWOULDBLOCK || err == -ETIMEDOUT)
+		fprintf(stderr, ": no reply for %d seconds\n",
+		    CLIENT_IO_TIMEOUT_MS / 1000);
+	else
+		fprintf(stderr, ": %s: %s\n", doing, strerror(-err));
+	c->broken = true;
+	return PX_CONN;
+}
+
+enum px_exit
+client_send(struct client *c, const struct ph_msg *m)
+{
+	int rc;
+
+	if (c->broken)
+		return report_io_error(c, "send", -ECONNRESET);
+	rc = ph_send_msg(c->fd, m, c->wbuf, sizeof(c->wbuf));
+	if (rc == -EMSGSIZE || rc == -ENOBUFS || rc == -EINVAL) {
+		/* Our own request did not encode: a path over the limit. */
+		fprintf(stderr, "porthole: request too large to send: %s\n",
+		    strerror(-rc));
+		return PX_USAGE;
+	}
+	if (rc < 0)
+		return report_io_error(c, "send", rc);
+	return PX_OK;
+}
+
+enum px_exit
+client_recv(struct client *c, struct ph_msg *m)
+{
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	if (c->broken)
+		return report_io_error(c, "receive", -ECONNRESET);
+	rc = ph_recv_msg(c->fd, c->rbuf, PH_HDR_LEN + PH_MAX_PAYLOAD, m);
+	switch (rc) {
+	case 0:
+		return PX_OK;
+	case -EPROTO:
+	case -EBADMSG:
+	case -EMSGSIZE:
+	case -EILSEQ:
+	case -ENOBUFS:
+	case -EPROTONOSUPPORT:
+		return client_protocol_error(c, "malformed frame (%s)",
+		    strerror(-rc));
+	default:
+		return report_io_error(c, "receive", rc);
+	}
+}
+
+enum px_exit
+client_path(const char *arg, char norm[PH_MAX_PATH + 1],
+    char shown[PH_MAX_PATH + 2])
+{
+	unsigned int code;
+	int rc;
+
+	rc = ph_path_normalize(arg, strlen(arg), norm, PH_MAX_PATH + 1);
+	if (rc == 0) {
+		snprintf(shown, PH_MAX_PATH + 2, "/%s",
+		    strcmp(norm, ".") == 0 ? "" : norm);
+		return PX_OK;
+	}
+	code = rc == -EPERM ? PH_ERR_PATH_ESCAPE : PH_ERR_BAD_PATH;
+	fputs("porthole: ", stderr);
+	fmt_safe_str(stderr, arg);
+	fprintf(stderr, ": %s (%s)\n", ph_err_text(code), ph_err_name(code));
+	return client_exit_for(code);
+}
+
+/* Sends HELLO and checks the HELLO_ACK that must answer it. */
+static enum px_exit
+client_hello(struct client *c)
+{
+	uint32_t features = c->features_offered;
+	struct ph_msg m;
+	enum px_exit ex;
+
+	memset(&m, 0, sizeof(m));
+	m.type = PH_HELLO;
+	m.u.hello.min_version = PH_PROTO_MIN_VERSION;
+	m.u.hello.max_version = PH_PROTO_VERSION;
+	m.u.hello.features = features;
+	snprintf(m.u.hello.agent, sizeof(m.u.hello.agent), "porthole %s",
+	    PORTHOLE_VERSION);
+	if ((ex = client_send(c, &m)) != PX_OK)
+		return ex;
+	if ((ex = client_recv(c, &m)) != PX_OK)
+		return ex;
+	if (m.type != PH_HELLO_ACK)
+		return client_unexpected(c, c->endpoint, &m);
+	if (m.u.hello_ack.version < PH_PROTO_MIN_VERSION ||
+	    m.u.hello_ack.version > PH_PROTO_VERSION)
+		return client_protocol_error(c,
+		    "server chose protocol version %u",
+		    m.u.hello_ack.version);
+	c->version = m.u.hello_ack.version;
+	/* Never trust a feature we did not offer. */
+	c->features = m.u.hello_ack.features & features;
+	memcpy(c->agent, m.u.hello_ack.agent, sizeof(c->agent));
+	return PX_OK;
+}
+
+enum px_exit
+client_new(const char *endpoint, uint32_t features, struct client **out)
+{
+	struct client *c;
+
+	*out = NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		goto nomem;
+	c->fd = -1;
+	c->features_offered = features;
+	if ((c->endpoint = strdup(endpoint)) == NULL ||
+	    (c->rbuf = malloc(PH_HDR_LEN + PH_MAX_PAYLOAD)) == NULL)
+		goto nomem;
+	if (ph_endpoint_parse(endpoint, &c->ep) < 0 ||
+	    (c->ep.kind == PH_EP_VSOCK && c->ep.cid == PH_VSOCK_CID_ANY)) {
+		fputs("porthole: bad endpoint '", stderr);
+		fmt_safe_str(stderr, endpoint);
+		fputs("' (want vsock:CID:PORT or unix:PATH)\n", stderr);
+		client_close(c);
+		return PX_USAGE;
+	}
+	*out = c;
+	return PX_OK;
+nomem:
+	fprintf(stderr, "porthole: %s\n", strerror(ENOMEM));
+	client_close(c);
+	return PX_LOCAL_IO;
+}
+
+enum px_exit
+client_connect(struct client *c)
+{
+	enum px_exit ex;
+	int fd, rc;
+
+	if (c->ready && !c->broken)
+		return PX_OK;
+	if (c->fd != -1)
+		close(c->fd);
+	c->fd = -1;
+	c->ready = false;
+	c->broken = false;
+	fd = ph_endpoint_connect(&c->ep, CLIENT_CONNECT_TIMEOUT_MS);
+	if (fd < 0) {
+		progress_clear(c->progress);
+		fputs("porthole: cannot connect to ", stderr);
+		fmt_safe_str(stderr, c->endpoint);
+		fprintf(stderr, ": %s\n", strerror(-fd));
+		c->broken = true;
+		return PX_CONN;
+	}
+	c->fd = fd;
+	if ((rc = sockopt_io_timeout(fd, CLIENT_IO_TIMEOUT_MS)) < 0)
+		return report_io_error(c, "setsockopt", rc);
+	if ((ex = client_hello(c)) != PX_OK) {
+		c->broken = true;
+		return ex;
+	}
+	c->ready = true;
+	return PX_OK;
+}
+
+enum px_exit
+client_open(const char *endpoint, uint32_t features, struct client **out)
+{
+	enum px_exit ex;
+
+	if ((ex = client_new(endpoint, features, out)) != PX_OK)
+		return ex;
+	if ((ex = client_connect(*out)) != PX_OK) {
+		client_close(*out);
+		*out = NULL;
+	}
+	return ex;
+}
+
+void
+client_close(struct client *c)
+{
+	if (c == NULL)
+		return;
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->rbuf);
+	free(c->endpoint);
+	free(c);
+}
+
+void
+client_set_progress(struct client *c, struct progress *p)
+{
+	c->progress = p;
+}
+
+uint16_t
+client_version(const struct client *c)
+{
+	return c->version;
+}
+
+uint32_t
+client_features(const struct client *c)
+{
+	return c->features;
+}
+
+const char *
+client_server_agent(const struct client *c)
+{
+	return c->agent;
+}
+
+const char *
+client_endpoint(const struct client *c)
+{
+	return c->endpoint;
+}
+
+bool
+client_is_broken(const struct client *c)
+{
+	return c->broken;
+}
+
+void
+client_set_broken(struct client *c)
+{
+	c->broken = true;
+}

@@ -1,0 +1,247 @@
+/*
+ * dest.c: the local side of a download (write NAME.part, rename to NAME).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dest.h"
+#include "proto.h"
+
+#define PART_SUFFIX	".part"
+
+struct dest {
+	bool	 is_stdout;
+	bool	 committed;
+	bool	 have_part;	/* LOCAL.part is ours, locked */
+	int	 dirfd;		/* the directory holding LOCAL */
+	int	 fd;		/* LOCAL.part, flocked; or standard output */
+	char	*name;		/* LOCAL's last component */
+	char	*part_name;	/* NAME.part, relative to dirfd */
+	char	*part_path;	/* LOCAL.part as given, for messages */
+};
+
+/*
+ * Splits local into its directory (opened as *dirfd) and last component,
+ * which must be a real file name.
+ */
+static int
+open_parent(const char *local, int *dirfd, char **name)
+{
+	const char *slash, *base;
+	char *dir = NULL;
+	int rc = 0;
+
+	*dirfd = -1;
+	*name = NULL;
+	slash = strrchr(local, '/');
+	base = slash != NULL ? slash + 1 : local;
+	/* "x/", "x/." and "x/.." name directories, not files. */
+	if (*base == '\0' || strcmp(base, ".") == 0 ||
+	    strcmp(base, "..") == 0)
+		return -EISDIR;
+	if (slash == NULL)
+		dir = strdup(".");
+	else if (slash == local)
+		dir = strdup("/");
+	else
+		dir = strndup(local, (size_t)(slash - local));
+	if (dir == NULL || (*name = strdup(base)) == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	*dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*dirfd == -1) {
+		rc = -errno;
+		free(*name);
+		*name = NULL;
+	}
+out:
+	free(dir);
+	return rc;
+}
+
+/*
+ * Opens LOCAL.part, creating it if needed, and takes an exclusive flock on
+ * it, so that two porthole runs aimed at the same LOCAL never write into
+ * or rename each other's file: the second gets -EBUSY. Only the holder of
+ * the lock on the inode that NAME.part names changes that name, which is
+ * why the name is checked again once the lock is held. Unless keep, the
+ * contents are discarded.
+ */
+static int
+open_part_locked(struct dest *d, bool keep)
+{
+	struct stat st, named;
+	int attempt;
+
+	for (attempt = 0; attempt < 3; attempt++) {
+		/* O_NONBLOCK so that a FIFO planted here cannot hang us. */
+		d->fd = openat(d->dirfd, d->part_name, O_RDWR | O_CREAT |
+		    O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+		if (d->fd == -1)
+			return -errno;
+		if (fstat(d->fd, &st) == -1)
+			return -errno;
+		if (!S_ISREG(st.st_mode))
+			return -EINVAL;
+		if (flock(d->fd, LOCK_EX | LOCK_NB) == -1)
+			return errno == EWOULDBLOCK ? -EBUSY : -errno;
+		if (fstatat(d->dirfd, d->part_name, &named,
+		    AT_SYMLINK_NOFOLLOW) == 0 && named.st_dev == st.st_dev &&
+		    named.st_ino == st.st_ino) {
+			d->have_part = true;
+			if (!keep && ftruncate(d->fd, 0) == -1)
+				return -errno;
+			return 0;
+		}
+		/* Renamed or removed by the run that held it: start over. */
+		close(d->fd);
+		d->fd = -1;
+	}
+	return -EBUSY;
+}
+
+int
+dest_open(const char *local, bool resume, struct dest **out)
+{
+	struct dest *d;
+	int rc;
+
+	*out = NULL;
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return -ENOMEM;
+	d->dirfd = -1;
+	d->fd = -1;
+	if (strcmp(local, "-") == 0) {
+		d->is_stdout = true;
+		d->fd = STDOUT_FILENO;
+		*out = d;
+		return 0;
+	}
+	if ((rc = open_parent(local, &d->dirfd, &d->name)) < 0)
+		goto fail;
+	if (asprintf(&d->part_name, "%s" PART_SUFFIX, d->name) == -1 ||
+	    asprintf(&d->part_path, "%s" PART_SUFFIX, local) == -1) {
+		d->part_name = d->part_path = NULL;
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if ((rc = open_part_locked(d, resume)) < 0)
+		goto fail;
+	*out = d;
+	return 0;
+fail:
+	dest_close(d, true);
+	return rc;
+}
+
+bool
+dest_is_stdout(const struct dest *d)
+{
+	return d->is_stdout;
+}
+
+const char *
+dest_part_path(const struct dest *d)
+{
+	return d->is_stdout ? "-" : d->part_path;
+}
+
+ssize_t
+dest_read_part(struct dest *d, uint64_t off, void *buf, size_t cap)
+{
+	ssize_t n;
+
+	if (d->is_stdout || d->fd == -1)
+		return 0;
+	do
+		n = pread(d->fd, buf, cap, (off_t)off);
+	while (n == -1 && errno == EINTR);
+	return n == -1 ? -errno : n;
+}
+
+int
+dest_begin(struct dest *d, uint64_t offset)
+{
+	struct stat st;
+
+	if (d->is_stdout)
+		return 0;
+	/* Someone shortened the .part since it was hashed. */
+	if (fstat(d->fd, &st) == -1)
+		return -errno;
+	if ((uint64_t)st.st_size < offset)
+		return -ESTALE;
+	if (ftruncate(d->fd, (off_t)offset) == -1 ||
+	    lseek(d->fd, (off_t)offset, SEEK_SET) == -1)
+		return -errno;
+	return 0;
+}
+
+int
+dest_write(struct dest *d, const void *buf, size_t len)
+{
+	if (d->fd == -1)
+		return -EBADF;
+	return ph_write_all(d->fd, buf, len);
+}
+
+int
+dest_commit(struct dest *d, uint32_t mode, int64_t mtime_ns)
+{
+	struct timespec ts[2];
+	int fd = d->fd;
+
+	if (d->is_stdout)
+		return 0;
+	if (fd == -1)
+		return -EBADF;
+	ts[0].tv_sec = 0;
+	ts[0].tv_nsec = UTIME_OMIT;
+	/* Floor division keeps tv_nsec in range for times before 1970. */
+	ts[1].tv_sec = (time_t)(mtime_ns / 1000000000);
+	ts[1].tv_nsec = (long)(mtime_ns % 1000000000);
+	if (ts[1].tv_nsec < 0) {
+		ts[1].tv_sec--;
+		ts[1].tv_nsec += 1000000000;
+	}
+	if (fchmod(fd, mode & 0777) == -1 || futimens(fd, ts) == -1 ||
+	    fsync(fd) == -1)
+		return -errno;
+	/* Still holding the lock, so the name is still our inode's. */
+	if (renameat(d->dirfd, d->part_name, d->dirfd, d->name) == -1)
+		return -errno;
+	d->committed = true;
+	if (fsync(d->dirfd) == -1)
+		return -errno;
+	return 0;
+}
+
+void
+dest_close(struct dest *d, bool keep_part)
+{
+	struct stat st;
+
+	if (d == NULL)
+		return;
+	if (!d->is_stdout) {
+		/* Unlink before close: only the lock holder owns the name. */
+		if (d->have_part && !d->committed && (!keep_part ||
+		    fstat(d->fd, &st) == -1 || st.st_size == 0))
+			unlinkat(d->dirfd, d->part_name, 0);
+		if (d->fd != -1)
+			close(d->fd);
+		if (d->dirfd != -1)
+			close(d->dirfd);
+	}
+	free(d->name);
+	free(d->part_name);
+	free(d->part_path);
+	free(d);
+}

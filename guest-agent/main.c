@@ -1,0 +1,334 @@
+/*
+ * main.c: the porthole command line: global options, then one command.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "config.h"
+#include "fetch.h"
+#include "query.h"
+#include "usage.h"
+
+#define ENDPOINT_ENV	"PORTHOLE_ENDPOINT"
+
+static const char usage_text[] =
+"usage: porthole [-e ENDPOINT] COMMAND [ARGS]\n"
+"\n"
+"Fetch files from the host's Porthole repository, verified by SHA-256.\n"
+"\n"
+"Commands:\n"
+"  get [-q] [--resume] [--no-verify] [--json] [--no-zstd] REMOTE [LOCAL]\n"
+"        Download REMOTE. LOCAL defaults to its name in the current\n"
+"        directory; an existing directory or a name ending in '/' receives\n"
+"        DIR/NAME; '-' writes to standard output. Data goes to LOCAL.part,\n"
+"        which becomes LOCAL only once its SHA-256 matches the host's.\n"
+"  get [OPTIONS] REMOTE... DIR/\n"
+"        Download several files over one connection into DIR.\n"
+"  stat [--json] REMOTE       Show size, mode, mtime and SHA-256.\n"
+"  ls [-l] [--json] [REMOTE]  List a directory (default: the root).\n"
+"  ping                       Show round trip time, protocol and server.\n"
+"\n"
+"Options:\n"
+"  -e, --endpoint ENDPOINT  Where portholed listens: vsock:CID:PORT or\n"
+"                           unix:PATH. Default: $" ENDPOINT_ENV ", else\n"
+"                           " PH_DEFAULT_GUEST_ENDPOINT ".\n"
+"  -h, --help               Show this help.\n"
+"  -V, --version            Show the version.\n"
+"\n"
+"Options of get:\n"
+"  -q, --quiet      No progress bar and no 'verified' line.\n"
+"      --resume     Continue from LOCAL.part left by an interrupted get.\n"
+"      --no-verify  Keep the file without comparing its SHA-256.\n"
+"      --json       Print one JSON object per file on standard output.\n"
+"      --no-zstd    Do not ask for compressed transfers.\n"
+"Options of stat and ls:\n"
+"  -l, --long       (ls) Show type, mode, size and mtime.\n"
+"      --json       One JSON object (per entry for ls) per line.\n"
+"\n"
+"Exit status:\n"
+"  0  success\n"
+"  1  other error on the host (I/O, internal error, bad resume offset)\n"
+"  2  usage error, or a malformed path\n"
+"  3  not found, not a file, or not a directory\n"
+"  4  forbidden, or the path leads outside the repository\n"
+"  5  busy: the host's transfer queue is full\n"
+"  6  connection: cannot connect, timeout, protocol error, connection\n"
+"     lost, daemon shutting down or without a repository\n"
+"  7  integrity: SHA-256 mismatch, or the file changed on the host\n"
+"  8  local I/O error\n"
+"With several files the others are still tried; the exit status is the\n"
+"first failure's.\n";
+
+/* What every command gets: its arguments and the resolved endpoint. */
+struct cmd_ctx {
+	const char	*endpoint;
+	int		 argc;
+	char		**argv;		/* argv[0] is the command's name */
+};
+
+struct command {
+	const char	 *name;
+	enum px_exit	(*run)(struct cmd_ctx *);
+};
+
+/* A usage error from porthole, or from its command cmd (may be NULL). */
+static enum px_exit
+usage_fail(const char *cmd, const char *msg, const char *arg)
+{
+	return (enum px_exit)usage_error("porthole", cmd, msg, arg);
+}
+
+/* Turns getopt's '?' or ':' into a usage error naming the option. */
+static enum px_exit
+bad_option(const char *cmd, int ch, char **argv)
+{
+	return (enum px_exit)usage_bad_option("porthole", cmd, ch, argv);
+}
+
+enum {
+	OPT_RESUME = 256,
+	OPT_NO_VERIFY,
+	OPT_JSON,
+	OPT_NO_ZSTD,
+};
+
+static enum px_exit
+cmd_get(struct cmd_ctx *ctx)
+{
+	static const struct option longopts[] = {
+		{ "endpoint", required_argument, NULL, 'e' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "resume", no_argument, NULL, OPT_RESUME },
+		{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "no-zstd", no_argument, NULL, OPT_NO_ZSTD },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct fetch_opts o = { .verify = true, .zstd = true };
+	int ch, n;
+
+	while ((ch = getopt_long(ctx->argc, ctx->argv, ":e:qh", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'e':
+			ctx->endpoint = optarg;
+			break;
+		case 'q':
+			o.quiet = true;
+			break;
+		case OPT_RESUME:
+			o.resume = true;
+			break;
+		case OPT_NO_VERIFY:
+			o.verify = false;
+			break;
+		case OPT_JSON:
+			o.json = true;
+			break;
+		case OPT_NO_ZSTD:
+			o.zstd = false;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return PX_OK;
+		default:
+			return bad_option("get", ch, ctx->argv);
+		}
+	}
+	o.endpoint = ctx->endpoint;
+	n = ctx->argc - optind;
+	if (n < 1)
+		return usage_fail("get", "missing REMOTE", NULL);
+	if (n == 1)
+		return fetch_run(&o, ctx->argv + optind, 1, NULL);
+	return fetch_run(&o, ctx->argv + optind, (size_t)n - 1,
+	    ctx->argv[ctx->argc - 1]);
+}
+
+/*
+ * Parses the options stat and ls share; ls also takes -l and may omit
+ * REMOTE (the root). Sets *helped when it printed the help instead.
+ */
+static enum px_exit
+parse_query(struct cmd_ctx *ctx, const char *cmd, bool is_ls,
+    struct query_opts *o, bool *helped)
+{
+	static const struct option longopts[] = {
+		{ "endpoint", required_argument, NULL, 'e' },
+		{ "long", no_argument, NULL, 'l' },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	*helped = false;
+	while ((ch = getopt_long(ctx->argc, ctx->argv, ":e:lh", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'e':
+			ctx->endpoint = optarg;
+			break;
+		case 'l':
+			if (!is_ls)
+				return usage_fail(cmd, "unknown option",
+				    "-l");
+			o->long_format = true;
+			break;
+		case OPT_JSON:
+			o->json = true;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			*helped = true;
+			return PX_OK;
+		default:
+			return bad_option(cmd, ch, ctx->argv);
+		}
+	}
+	o->endpoint = ctx->endpoint;
+	if (ctx->argc - optind > 1)
+		return usage_fail(cmd, "only one REMOTE please", NULL);
+	if (ctx->argc - optind < 1 && !is_ls)
+		return usage_fail(cmd, "missing REMOTE", NULL);
+	return PX_OK;
+}
+
+static enum px_exit
+cmd_stat(struct cmd_ctx *ctx)
+{
+	struct query_opts o;
+	enum px_exit ex;
+	bool helped;
+
+	ex = parse_query(ctx, "stat", false, &o, &helped);
+	if (ex != PX_OK || helped)
+		return ex;
+	return query_stat(&o, ctx->argv[optind]);
+}
+
+static enum px_exit
+cmd_ls(struct cmd_ctx *ctx)
+{
+	struct query_opts o;
+	enum px_exit ex;
+	bool helped;
+
+	ex = parse_query(ctx, "ls", true, &o, &helped);
+	if (ex != PX_OK || helped)
+		return ex;
+	return query_ls(&o, optind < ctx->argc ? ctx->argv[optind] : "/");
+}
+
+static enum px_exit
+cmd_ping(struct cmd_ctx *ctx)
+{
+	static const struct option longopts[] = {
+		{ "endpoint", required_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct query_opts o;
+	int ch;
+
+	memset(&o, 0, sizeof(o));
+	while ((ch = getopt_long(ctx->argc, ctx->argv, ":e:h", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'e':
+			ctx->endpoint = optarg;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return PX_OK;
+		default:
+			return bad_option("ping", ch, ctx->argv);
+		}
+	}
+	if (optind != ctx->argc)
+		return usage_fail("ping", "unexpected argument",
+		    ctx->argv[optind]);
+	o.endpoint = ctx->endpoint;
+	return query_ping(&o);
+}
+
+static const struct command commands[] = {
+	{ "get", cmd_get },
+	{ "stat", cmd_stat },
+	{ "ls", cmd_ls },
+	{ "ping", cmd_ping },
+};
+
+/* The endpoint to use when -e is not given. */
+static const char *
+default_endpoint(void)
+{
+	const char *env = getenv(ENDPOINT_ENV);
+
+	return env != NULL && *env != '\0' ? env : PH_DEFAULT_GUEST_ENDPOINT;
+}
+
+/* Makes sure everything printed on stdout really got out. */
+static enum px_exit
+flush_stdout(enum px_exit ex)
+{
+	if (fflush(stdout) == EOF || ferror(stdout)) {
+		fprintf(stderr, "porthole: cannot write to standard output\n");
+		if (ex == PX_OK)
+			ex = PX_LOCAL_IO;
+	}
+	return ex;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "endpoint", required_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cmd_ctx ctx = { .endpoint = NULL };
+	size_t i;
+	int ch;
+
+	/* A closed socket or pipe must be an error return, not a death. */
+	signal(SIGPIPE, SIG_IGN);
+	opterr = 0;
+	ctx.endpoint = default_endpoint();
+	while ((ch = getopt_long(argc, argv, "+:e:hV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'e':
+			ctx.endpoint = optarg;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return flush_stdout(PX_OK);
+		case 'V':
+			printf("porthole %s (protocol %d)\n", PORTHOLE_VERSION,
+			    PH_PROTO_VERSION);
+			return flush_stdout(PX_OK);
+		default:
+			return bad_option(NULL, ch, argv);
+		}
+	}
+	if (optind >= argc)
+		return usage_fail(NULL, "missing COMMAND", NULL);
+	ctx.argc = argc - optind;
+	ctx.argv = argv + optind;
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(ctx.argv[0], commands[i].name) == 0) {
+			/* Restart getopt for the command's own options. */
+			optind = 0;
+			return flush_stdout(commands[i].run(&ctx));
+		}
+	}
+	return usage_fail(NULL, "unknown command", ctx.argv[0]);
+}
