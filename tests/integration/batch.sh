@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# `porthole get a b c DIR/` pulls several files over one connection; a
+# failure in the middle does not stop the others and sets the exit code.
+. "$(dirname "$0")/lib.sh"
+
+step "create the repository"
+mkrand "$REPO/a.bin" 3M
+mkrand "$REPO/sub/b.bin" 100K
+printf 'c\n' >"$REPO/c.txt"
+: >"$REPO/d.empty"
+
+daemon_start
+
+step "three files into DIR/ in one command"
+mkdir -p "$T/dl"
+ok ph get /a.bin sub/b.bin /c.txt "$T/dl/"
+for f in a.bin b.bin c.txt; do
+	src=$REPO/$f
+	[[ $f == b.bin ]] && src=$REPO/sub/b.bin
+	assert_same_file "$T/dl/$f" "$src"
+	assert_verified_line "$T/dl/$f" "$(sha_of "$src")" "$(fsize "$src")"
+done
+
+step "all three requests came from one client process"
+pids=$(grep -E 'op=GET path=/(a\.bin|sub/b\.bin|c\.txt) ' "$DLOG" |
+    grep -oE 'pid=[0-9]+' | sort -u)
+n=$(grep -cE 'op=GET path=/(a\.bin|sub/b\.bin|c\.txt) result=OK' "$DLOG")
+assert_eq "$n" 3 "GET lines logged for the batch"
+assert_eq "$(wc -l <<<"$pids")" 1 "distinct client pids in the batch ($pids)"
+
+step "the batch used one connection (counted by a socat relay)"
+socat -d -d "UNIX-LISTEN:$T/relay.sock,fork" "UNIX-CONNECT:$SOCK" 2>"$T/relay.log" &
+relay=$!
+track "$relay"
+wait_for 10 test -S "$T/relay.sock" || fail "socat relay did not start"
+mkdir -p "$T/dl2"
+ok "$PORTHOLE" -e "unix:$T/relay.sock" get a.bin sub/b.bin c.txt d.empty "$T/dl2/"
+kill "$relay" 2>/dev/null
+wait "$relay" 2>/dev/null
+conns=$(grep -c 'accepting connection' "$T/relay.log")
+assert_eq "$conns" 1 "connections the client opened for 4 files"
+assert_same_file "$T/dl2/a.bin" "$REPO/a.bin"
+assert_same_file "$T/dl2/b.bin" "$REPO/sub/b.bin"
+assert_same_file "$T/dl2/c.txt" "$REPO/c.txt"
+assert_same_file "$T/dl2/d.empty" "$REPO/d.empty"
+
+step "a missing file in the middle: exit 3, the others still arrive"
+mkdir -p "$T/dl3"
+expect_rc 3 ph get a.bin no-such-file c.txt "$T/dl3/"
+assert_same_file "$T/dl3/a.bin" "$REPO/a.bin"
+assert_same_file "$T/dl3/c.txt" "$REPO/c.txt"
+assert_no_file "$T/dl3/no-such-file"
+assert_no_file "$T/dl3/no-such-file.part"
+
+step "first failure's code wins: escape (4) before missing (3)"
+mkdir -p "$T/dl4"
+expect_rc 4 ph get ../x no-such-file c.txt "$T/dl4/"
+assert_same_file "$T/dl4/c.txt" "$REPO/c.txt"
+
+step "--json: one object per file"
+mkdir -p "$T/dl5"
+ok ph get --json a.bin c.txt "$T/dl5/"
+jcheck "$OUT" "len(docs) == 2 and all(isinstance(d, dict) for d in docs)"
+jcheck "$OUT" "any(isinstance(v, str) and '$(sha_of "$REPO/a.bin")' in v for v in allv)"
+jcheck "$OUT" "any(isinstance(v, str) and '$(sha_of "$REPO/c.txt")' in v for v in allv)"
+
+step "several files to a destination that is not a directory: usage error"
+echo x >"$T/notadir"
+expect_rc 2 ph get a.bin c.txt "$T/notadir"
+assert_eq "$(cat "$T/notadir")" x "a non-directory destination was overwritten"
+
+daemon_stop
+pass
