@@ -39,15 +39,15 @@ print_features(uint32_t features)
 static void
 print_stat_text(const char *shown, const struct ph_meta *meta)
 {
-	char size[FMT_SIZE_LEN], mode[FMT_MODE_LEN], mtime[FMT_TIME_LEN];
+	char size[FMT_SIZE_LEN], mode[PH_MODE_STRLEN], mtime[PH_TIME_STRLEN];
 	char hex[65];
 
 	fmt_size(meta->size, size, sizeof(size));
-	fmt_mode(meta->ftype, meta->mode, mode);
-	fmt_time(meta->mtime_ns, mtime, sizeof(mtime));
+	ph_mode_string(meta->ftype, meta->mode, mode);
+	ph_time_string(meta->mtime_ns, mtime, sizeof(mtime));
 	fputs("path:   ", stdout);
 	fmt_safe_str(stdout, shown);
-	printf("\ntype:   %s\n", fmt_ftype(meta->ftype));
+	printf("\ntype:   %s\n", ph_ftype_name(meta->ftype));
 	printf("size:   %" PRIu64 " (%s)\n", meta->size, size);
 	printf("mode:   %04o (%s)\n", meta->mode & 07777, mode);
 	printf("mtime:  %s\n", mtime);
@@ -65,7 +65,7 @@ print_stat_json(const char *shown, const struct ph_meta *meta)
 	fputs("{\"path\":", stdout);
 	fmt_json_str(stdout, shown);
 	printf(",\"type\":\"%s\",\"size\":%" PRIu64 ",\"mode\":\"%04o\","
-	    "\"mtime_ns\":%" PRId64 ",\"sha256\":", fmt_ftype(meta->ftype),
+	    "\"mtime_ns\":%" PRId64 ",\"sha256\":", ph_ftype_name(meta->ftype),
 	    meta->size, meta->mode & 07777, meta->mtime_ns);
 	if (meta->has_digest) {
 		ph_sha256_hex(meta->sha256, hex);
@@ -108,19 +108,19 @@ out:
 static void
 print_entry(const struct query_opts *o, const struct ph_list_entry *e)
 {
-	char mode[FMT_MODE_LEN], mtime[FMT_TIME_LEN];
+	char mode[PH_MODE_STRLEN], mtime[PH_TIME_STRLEN];
 
 	if (o->json) {
 		fputs("{\"name\":", stdout);
 		fmt_json_str(stdout, e->name);
 		printf(",\"type\":\"%s\",\"size\":%" PRIu64 ",\"mode\":"
-		    "\"%04o\",\"mtime_ns\":%" PRId64 "}\n", fmt_ftype(e->ftype),
+		    "\"%04o\",\"mtime_ns\":%" PRId64 "}\n", ph_ftype_name(e->ftype),
 		    e->size, e->mode & 07777, e->mtime_ns);
 		return;
 	}
 	if (o->long_format) {
-		fmt_mode(e->ftype, e->mode, mode);
-		fmt_time(e->mtime_ns, mtime, sizeof(mtime));
+		ph_mode_string(e->ftype, e->mode, mode);
+		ph_time_string(e->mtime_ns, mtime, sizeof(mtime));
 		printf("%s %12" PRIu64 "  %s  ", mode, e->size, mtime);
 	}
 	fmt_safe_str(stdout, e->name);

@@ -146,6 +146,47 @@ ctl_error(struct ctl_conn *cc, bool json, enum ph_err code, const char *fmt,
 	text_free(&t);
 }
 
+/*
+ * Answers a failed filesystem call on path with the error code and message
+ * a person expects; beneath says whether path was resolved beneath the
+ * repository, where EXDEV and ELOOP mean it tried to leave. Returns the code.
+ */
+static enum ph_err
+ctl_fs_error(struct ctl_conn *cc, bool json, int err, const char *verb,
+    const char *path, bool beneath)
+{
+	enum ph_err code;
+
+	if (beneath && (err == -EXDEV || err == -ELOOP)) {
+		code = PH_ERR_PATH_ESCAPE;
+		ctl_error(cc, json, code, "path leads outside the repository: %s",
+		    path);
+		return code;
+	}
+	switch (err) {
+	case -ENOENT:
+		code = PH_ERR_NOT_FOUND;
+		ctl_error(cc, json, code, "no such file or directory: %s", path);
+		break;
+	case -ENOTDIR:
+		code = PH_ERR_NOT_DIR;
+		ctl_error(cc, json, code, "not a directory: %s", path);
+		break;
+	case -EACCES:
+	case -EPERM:
+		code = PH_ERR_FORBIDDEN;
+		ctl_error(cc, json, code, "cannot read %s: %s", path,
+		    strerror(-err));
+		break;
+	default:
+		code = PH_ERR_IO;
+		ctl_error(cc, json, code, "cannot %s %s: %s", verb, path,
+		    strerror(-err));
+		break;
+	}
+	return code;
+}
+
 /* ---- Commands ------------------------------------------------------------ */
 
 /* Splits seconds into "2d 3h 4m 5s", leaving out leading zero units. */
@@ -245,7 +286,6 @@ ctl_repo_set(struct ctl_conn *cc, bool json, const char *path)
 	struct control *ctl = cc->ctl;
 	struct repo *repo = NULL, *old;
 	char was[1024], now[1024];
-	enum ph_err code;
 	struct text t;
 	int err;
 
@@ -254,31 +294,8 @@ ctl_repo_set(struct ctl_conn *cc, bool json, const char *path)
 		    "the repository path must be absolute: %s", path);
 		return PH_ERR_USAGE;
 	}
-	if ((err = repo_open(path, &repo)) < 0) {
-		switch (err) {
-		case -ENOENT:
-			code = PH_ERR_NOT_FOUND;
-			ctl_error(cc, json, code, "no such directory: %s",
-			    path);
-			break;
-		case -ENOTDIR:
-			code = PH_ERR_NOT_DIR;
-			ctl_error(cc, json, code, "not a directory: %s", path);
-			break;
-		case -EACCES:
-		case -EPERM:
-			code = PH_ERR_FORBIDDEN;
-			ctl_error(cc, json, code, "cannot read %s: %s", path,
-			    strerror(-err));
-			break;
-		default:
-			code = PH_ERR_IO;
-			ctl_error(cc, json, code, "cannot open %s: %s", path,
-			    strerror(-err));
-			break;
-		}
-		return code;
-	}
+	if ((err = repo_open(path, &repo)) < 0)
+		return ctl_fs_error(cc, json, err, "open", path, false);
 	/* Saved first: the switch happens only if a restart would keep it. */
 	if (state_set(ctl->state, STATE_KEY_REPO, repo_path(repo)) < 0) {
 		ctl_error(cc, json, PH_ERR_INTERNAL, "cannot save the "
@@ -310,55 +327,12 @@ ctl_repo_set(struct ctl_conn *cc, bool json, const char *path)
 	return PH_OK;
 }
 
-/* The protocol file type as a word, as porthole prints it. */
-static const char *
-ctl_ftype(uint8_t ftype)
-{
-	return ftype == PH_FT_REGULAR ? "file" : ftype == PH_FT_DIR ? "dir" :
-	    "other";
-}
-
-/* An ls-style mode string, as porthole ls -l prints it. */
-static void
-ctl_mode_str(uint8_t ftype, uint32_t mode, char buf[11])
-{
-	static const char rwx[] = "rwxrwxrwx";
-
-	buf[0] = ftype == PH_FT_REGULAR ? '-' : ftype == PH_FT_DIR ? 'd' :
-	    '?';
-	for (int i = 0; i < 9; i++)
-		buf[1 + i] = (mode & (0400u >> i)) ? rwx[i] : '-';
-	if (mode & 04000)
-		buf[3] = (mode & 0100) ? 's' : 'S';
-	if (mode & 02000)
-		buf[6] = (mode & 0010) ? 's' : 'S';
-	if (mode & 01000)
-		buf[9] = (mode & 0001) ? 't' : 'T';
-	buf[10] = '\0';
-}
-
-/* Local time "YYYY-MM-DD HH:MM:SS" of nanoseconds since 1970. */
-static void
-ctl_time_str(int64_t ns, char *buf, size_t cap)
-{
-	int64_t s = ns / 1000000000;
-	struct tm tm;
-	time_t t;
-
-	if (ns % 1000000000 < 0)
-		s--;
-	t = (time_t)s;
-	if (localtime_r(&t, &tm) == NULL ||
-	    strftime(buf, cap, "%Y-%m-%d %H:%M:%S", &tm) == 0)
-		snprintf(buf, cap, "@%" PRId64, s);
-}
-
 /* Appends the listing of one entry; false when the body is full. */
 static bool
 ctl_ls_entry(struct text *t, bool json, bool first,
     const struct ph_list_entry *e)
 {
-	char mode[11], mtime[32];
+	char mode[PH_MODE_STRLEN], mtime[PH_TIME_STRLEN];
 	struct text line;
 	bool ok;
 
@@ -368,11 +342,11 @@ ctl_ls_entry(struct text *t, bool json, bool first,
 		text_json_str(&line, e->name);
 		text_printf(&line, ",\"type\":\"%s\",\"size\":%" PRIu64
 		    ",\"mode\":\"%04o\",\"mtime_ns\":%" PRId64 "}",
-		    ctl_ftype(e->ftype), e->size, (unsigned)(e->mode & 07777),
+		    ph_ftype_name(e->ftype), e->size, (unsigned)(e->mode & 07777),
 		    e->mtime_ns);
 	} else {
-		ctl_mode_str(e->ftype, e->mode, mode);
-		ctl_time_str(e->mtime_ns, mtime, sizeof(mtime));
+		ph_mode_string(e->ftype, e->mode, mode);
+		ph_time_string(e->mtime_ns, mtime, sizeof(mtime));
 		text_printf(&line, "%s %12" PRIu64 "  %s  %s\n", mode, e->size,
 		    mtime, e->name);
 	}
@@ -391,7 +365,6 @@ ctl_repo_ls(struct ctl_conn *cc, bool json, const char *path)
 	char rel[PH_MAX_PATH + 1], shown[PH_MAX_PATH + 2];
 	struct ph_list_entry e;
 	struct repo_dir *d = NULL;
-	enum ph_err code;
 	size_t i, count, listed = 0;
 	struct text t;
 	int err;
@@ -412,37 +385,8 @@ ctl_repo_ls(struct ctl_conn *cc, bool json, const char *path)
 		    "no repository configured");
 		return PH_ERR_UNAVAILABLE;
 	}
-	if ((err = repo_dir_read(repo, rel, &d)) < 0) {
-		switch (err) {
-		case -ENOENT:
-			code = PH_ERR_NOT_FOUND;
-			ctl_error(cc, json, code,
-			    "no such file or directory: %s", shown);
-			break;
-		case -ENOTDIR:
-			code = PH_ERR_NOT_DIR;
-			ctl_error(cc, json, code, "not a directory: %s", shown);
-			break;
-		case -EACCES:
-		case -EPERM:
-			code = PH_ERR_FORBIDDEN;
-			ctl_error(cc, json, code, "cannot read %s: %s", shown,
-			    strerror(-err));
-			break;
-		case -EXDEV:
-		case -ELOOP:
-			code = PH_ERR_PATH_ESCAPE;
-			ctl_error(cc, json, code,
-			    "path leads outside the repository: %s", shown);
-			break;
-		default:
-			code = PH_ERR_IO;
-			ctl_error(cc, json, code, "cannot list %s: %s", shown,
-			    strerror(-err));
-			break;
-		}
-		return code;
-	}
+	if ((err = repo_dir_read(repo, rel, &d)) < 0)
+		return ctl_fs_error(cc, json, err, "list", shown, true);
 	text_init(&t, CTL_BODY_MAX);
 	if (json) {
 		text_printf(&t, "{\"path\":");

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "proto.h"
 #include "text.h"
 
 #define LOG_LINE_MAX	4096
@@ -125,7 +126,7 @@ log_escape(const char *s, size_t len, bool escape_high, char *out, size_t cap)
 
 		/* Bytes of a valid multi-byte sequence pass as they are. */
 		if (seq == 0 && c >= 0x80 && !escape_high)
-			seq = text_utf8_seq((const unsigned char *)s + i,
+			seq = ph_utf8_seq_len((const unsigned char *)s + i,
 			    len - i);
 		esc = c < 0x21 || c == 0x7f || c == '\\' ||
 		    (c >= 0x80 && seq == 0);

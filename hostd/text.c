@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto.h"
 #include "text.h"
 
 void
@@ -98,39 +99,6 @@ text_printf(struct text *t, const char *fmt, ...)
 	t->len += (size_t)n;
 }
 
-size_t
-text_utf8_seq(const unsigned char *s, size_t left)
-{
-	unsigned char c = s[0];
-	size_t n;
-	unsigned char lo = 0x80, hi = 0xbf;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2;
-	else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		if (c == 0xe0)
-			lo = 0xa0;
-		else if (c == 0xed)
-			hi = 0x9f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		if (c == 0xf0)
-			lo = 0x90;
-		else if (c == 0xf4)
-			hi = 0x8f;
-	} else
-		return 0;
-	if (left < n || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	return n;
-}
-
 /* Appends a JSON string literal, valid whatever bytes str holds. */
 void
 text_json_str(struct text *t, const char *str)
@@ -141,7 +109,7 @@ text_json_str(struct text *t, const char *str)
 
 	text_put(t, "\"", 1);
 	while (left > 0) {
-		size_t n = text_utf8_seq(s, left);
+		size_t n = ph_utf8_seq_len(s, left);
 
 		if (n == 0) {
 			text_put(t, "\\ufffd", 6);

@@ -37,12 +37,6 @@ void	text_printf(struct text *t, const char *fmt, ...)
  */
 void	text_json_str(struct text *t, const char *s);
 
-/*
- * Length of the valid UTF-8 sequence at s (left > 0 bytes available), or 0
- * if the bytes there are not one (RFC 3629: no overlongs, no surrogates,
- * nothing past U+10FFFF).
- */
-size_t	text_utf8_seq(const unsigned char *s, size_t left);
 
 /* True when an append was refused because of the bound (or memory). */
 bool	text_full(const struct text *t);

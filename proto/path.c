@@ -10,17 +10,14 @@
 
 #include "proto.h"
 
-/*
- * Length of the UTF-8 sequence at p (n bytes available), or 0 if it is not
- * a valid, shortest-form encoding of a scalar value (RFC 3629): overlong
- * forms, UTF-16 surrogates and values past U+10FFFF are all refused.
- */
-static size_t
-utf8_seq_len(const uint8_t *p, size_t n)
+size_t
+ph_utf8_seq_len(const uint8_t *p, size_t n)
 {
 	uint8_t	lo = 0x80, hi = 0xbf;
 	size_t	len, i;
 
+	if (n == 0)
+		return 0;
 	if (p[0] < 0x80)
 		return 1;
 	if (p[0] >= 0xc2 && p[0] <= 0xdf)
@@ -58,7 +55,7 @@ path_bytes_valid(const uint8_t *p, size_t len)
 	while (i < len) {
 		if (p[i] < 0x20 || p[i] == 0x7f)
 			return -EILSEQ;
-		if ((n = utf8_seq_len(p + i, len - i)) == 0)
+		if ((n = ph_utf8_seq_len(p + i, len - i)) == 0)
 			return -EILSEQ;
 		i += n;
 	}

@@ -383,6 +383,15 @@ enum ph_err ph_err_from_errno(int neg_errno);
  */
 int	ph_path_normalize(const char *in, size_t len, char *out, size_t cap);
 
+/*
+ * Length (1-4) of the UTF-8 sequence at p, n bytes available, or 0 if it is
+ * not a valid shortest-form encoding of a scalar value (RFC 3629): overlong
+ * forms, UTF-16 surrogates, values past U+10FFFF and a sequence cut short
+ * by the end of the n bytes are all refused. The one UTF-8 check every
+ * component uses.
+ */
+size_t	ph_utf8_seq_len(const uint8_t *p, size_t n);
+
 /* ---- Endpoints --------------------------------------------------------- */
 
 enum ph_ep_kind {
@@ -446,6 +455,29 @@ int	ph_send_msg(int fd, const struct ph_msg *m, uint8_t *buf, size_t cap);
 int	ph_recv_msg(int fd, uint8_t *buf, size_t cap, struct ph_msg *m);
 
 /* ---- Small helpers ------------------------------------------------------ */
+
+/*
+ * The listing format porthole and portholectl share, so a guest's `ls -l`
+ * and the host's `repo ls` read the same.
+ */
+#define PH_MODE_STRLEN	11	/* "drwxr-xr-x" and the NUL */
+#define PH_TIME_STRLEN	32
+
+/* The file type as a word: "file", "dir" or "other". */
+const char *ph_ftype_name(uint8_t ftype);
+
+/*
+ * An ls-style mode string for a file type (enum ph_ftype) and permission
+ * bits: "-rw-r--r--", "drwxr-xr-x", "?rw-------" for others, with s/S/t/T.
+ */
+void	ph_mode_string(uint8_t ftype, uint32_t mode, char buf[PH_MODE_STRLEN]);
+
+/*
+ * Local time "YYYY-MM-DD HH:MM:SS" of a time in nanoseconds since 1970
+ * (floor division, so times before 1970 are right); "@SECONDS" if the time
+ * cannot be converted.
+ */
+void	ph_time_string(int64_t ns, char *buf, size_t cap);
 
 /* Lowercase hex of a digest into out (65 bytes with the NUL). */
 void	ph_sha256_hex(const uint8_t digest[PH_SHA256_LEN], char out[65]);

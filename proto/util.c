@@ -2,6 +2,9 @@
  * util.c: small helpers shared by the daemon and the tools.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <time.h>
 
 #include "proto.h"
 
@@ -66,4 +69,52 @@ ph_parse_size(const char *s, uint64_t *out)
 		return -ERANGE;
 	*out = v * mul;
 	return 0;
+}
+
+const char *
+ph_ftype_name(uint8_t ftype)
+{
+	switch (ftype) {
+	case PH_FT_REGULAR:
+		return "file";
+	case PH_FT_DIR:
+		return "dir";
+	default:
+		return "other";
+	}
+}
+
+void
+ph_mode_string(uint8_t ftype, uint32_t mode, char buf[PH_MODE_STRLEN])
+{
+	static const char rwx[] = "rwxrwxrwx";
+	int i;
+
+	buf[0] = ftype == PH_FT_REGULAR ? '-' : ftype == PH_FT_DIR ? 'd' : '?';
+	for (i = 0; i < 9; i++)
+		buf[1 + i] = (mode & (0400u >> i)) ? rwx[i] : '-';
+	/* setuid, setgid and sticky, the way ls shows them. */
+	if (mode & 04000)
+		buf[3] = (mode & 0100) ? 's' : 'S';
+	if (mode & 02000)
+		buf[6] = (mode & 0010) ? 's' : 'S';
+	if (mode & 01000)
+		buf[9] = (mode & 0001) ? 't' : 'T';
+	buf[10] = '\0';
+}
+
+void
+ph_time_string(int64_t ns, char *buf, size_t cap)
+{
+	struct tm tm;
+	time_t t;
+	int64_t s;
+
+	s = ns / 1000000000;
+	if (ns % 1000000000 < 0)
+		s--;
+	t = (time_t)s;
+	if (localtime_r(&t, &tm) == NULL ||
+	    strftime(buf, cap, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		snprintf(buf, cap, "@%" PRId64, s);
 }

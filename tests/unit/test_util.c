@@ -1,6 +1,8 @@
 /*
  * test_util.c: digest formatting and size parsing.
  */
+#include <stdlib.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -93,12 +95,58 @@ test_parse_size(void **state)
 	assert_int_equal(ph_parse_size(NULL, &v), -EINVAL);
 }
 
+/* The ls-style mode string porthole ls -l and portholectl repo ls share. */
+static void
+test_mode_string(void **state)
+{
+	char buf[PH_MODE_STRLEN];
+
+	(void)state;
+	ph_mode_string(PH_FT_REGULAR, 0644, buf);
+	assert_string_equal(buf, "-rw-r--r--");
+	ph_mode_string(PH_FT_DIR, 0755, buf);
+	assert_string_equal(buf, "drwxr-xr-x");
+	ph_mode_string(PH_FT_OTHER, 0600, buf);
+	assert_string_equal(buf, "?rw-------");
+	ph_mode_string(PH_FT_REGULAR, 04755, buf);
+	assert_string_equal(buf, "-rwsr-xr-x");
+	ph_mode_string(PH_FT_REGULAR, 02644, buf);
+	assert_string_equal(buf, "-rw-r-Sr--");
+	ph_mode_string(PH_FT_DIR, 01777, buf);
+	assert_string_equal(buf, "drwxrwxrwt");
+	ph_mode_string(PH_FT_DIR, 01770, buf);
+	assert_string_equal(buf, "drwxrwx--T");
+	assert_string_equal(ph_ftype_name(PH_FT_REGULAR), "file");
+	assert_string_equal(ph_ftype_name(PH_FT_DIR), "dir");
+	assert_string_equal(ph_ftype_name(PH_FT_OTHER), "other");
+	assert_string_equal(ph_ftype_name(0), "other");
+}
+
+/* Times convert in UTC here, including one before 1970 (floor division). */
+static void
+test_time_string(void **state)
+{
+	char buf[PH_TIME_STRLEN];
+
+	(void)state;
+	setenv("TZ", "UTC", 1);
+	tzset();
+	ph_time_string(0, buf, sizeof(buf));
+	assert_string_equal(buf, "1970-01-01 00:00:00");
+	ph_time_string(1795305600LL * 1000000000 + 999999999, buf, sizeof(buf));
+	assert_string_equal(buf, "2026-11-22 00:00:00");
+	ph_time_string(-1, buf, sizeof(buf));
+	assert_string_equal(buf, "1969-12-31 23:59:59");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sha256_hex),
 		cmocka_unit_test(test_parse_size),
+		cmocka_unit_test(test_mode_string),
+		cmocka_unit_test(test_time_string),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
