@@ -1,7 +1,8 @@
 /*
  * fetch.c: `porthole get`, downloading verified files from portholed.
  *
- * Each file: GET -> [QUEUED...] META -> DATA/DATA_ZSTD... -> END. Bytes are
+ * Each file: GET -> [QUEUED...] META -> DATA/DATA_ZSTD... -> END, with more
+ * QUEUED frames wherever a time-sliced transfer waits for its turn. Bytes are
  * hashed as they arrive and written to NAME.part, which is renamed to NAME
  * only once the SHA-256 of the whole file matches the server's digests.
  */
@@ -382,9 +383,11 @@ receive(struct fetcher *f, struct transfer *t)
 			return ex;
 		switch (m.type) {
 		case PH_QUEUED:
-			if (t->have_meta)
-				return client_protocol_error(f->conn,
-				    "QUEUED after META");
+			/*
+			 * Before META the request waits for its turn; after
+			 * it, a time-sliced transfer has yielded the slot to
+			 * another peer and will go on where it stopped.
+			 */
 			progress_queued(f->progress, t->local,
 			    m.u.queued_position);
 			ex = PX_OK;
