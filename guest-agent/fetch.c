@@ -1,8 +1,9 @@
 /*
  * fetch.c: `porthole get`, downloading verified files from portholed.
  *
- * Each file: GET -> [QUEUED...] META -> DATA/DATA_ZSTD... -> END, with more
- * QUEUED frames wherever a time-sliced transfer waits for its turn. Bytes are
+ * Each file: GET -> [QUEUED...] META -> DATA/DATA_ZSTD... -> END. QUEUED is
+ * also accepted between DATA frames, which costs nothing and lets a daemon
+ * report a paused time-sliced transfer that way. Bytes are
  * hashed as they arrive and written to NAME.part, which is renamed to NAME
  * only once the SHA-256 of the whole file matches the server's digests.
  */
@@ -383,11 +384,7 @@ receive(struct fetcher *f, struct transfer *t)
 			return ex;
 		switch (m.type) {
 		case PH_QUEUED:
-			/*
-			 * Before META the request waits for its turn; after
-			 * it, a time-sliced transfer has yielded the slot to
-			 * another peer and will go on where it stopped.
-			 */
+			/* Waiting for a slot, before META or while paused. */
 			progress_queued(f->progress, t->local,
 			    m.u.queued_position);
 			ex = PX_OK;
@@ -453,7 +450,6 @@ static enum px_exit
 transfer_run(struct fetcher *f, struct transfer *t)
 {
 	enum px_exit ex;
-	bool resume;
 	int rc;
 
 	if (f->o->verify &&
@@ -462,15 +458,14 @@ transfer_run(struct fetcher *f, struct transfer *t)
 		    "SHA-256 digests (--no-verify accepts files unchecked)");
 		return PX_INTEGRITY;
 	}
-	resume = f->o->resume;
-	if (resume && !(client_features(f->conn) & PH_FEAT_RESUME)) {
+	if (t->offset > 0 && !(client_features(f->conn) & PH_FEAT_RESUME)) {
 		if (!f->o->quiet)
 			say(f, t->local, "the server cannot resume; "
 			    "downloading from the start");
-		resume = false;
+		if ((ex = hash_existing(f, t, false)) != PX_OK)
+			return ex;
 	}
-	if ((ex = hash_existing(f, t, resume)) != PX_OK ||
-	    (ex = send_get(f, t)) != PX_OK ||
+	if ((ex = send_get(f, t)) != PX_OK ||
 	    (ex = receive(f, t)) != PX_OK)
 		return ex;
 	rc = dest_commit(t->dest, t->meta.mode, t->meta.mtime_ns);
@@ -494,13 +489,20 @@ fetch_one(struct fetcher *f, const char *remote, const char *local,
 	if ((ex = client_path(remote, t.remote, t.shown)) != PX_OK ||
 	    (ex = target_path(f, &t, local, into_dir, &t.local)) != PX_OK)
 		goto out;
-	/* The first file connects; one after a lost connection reconnects. */
-	if ((ex = client_connect(f->conn)) != PX_OK)
-		goto out;
 	if ((rc = dest_open(t.local, f->o->resume, &t.dest)) < 0) {
 		ex = open_error(f, t.local, rc);
 		goto out;
 	}
+	/*
+	 * Hash a .part being resumed before connecting: the daemon wants the
+	 * first request within seconds of the connection, and a large .part
+	 * takes longer than that to read.
+	 */
+	if ((ex = hash_existing(f, &t, f->o->resume)) != PX_OK)
+		goto out;
+	/* The first file connects; one after a lost connection reconnects. */
+	if ((ex = client_connect(f->conn)) != PX_OK)
+		goto out;
 	ex = transfer_run(f, &t);
 out:
 	report(f, &t, ex);

@@ -2,7 +2,8 @@
 # Resuming from a .part file: a hand-made prefix, a pull killed with
 # SIGKILL part way, a corrupted prefix (integrity failure, exit 7), a .part
 # that is already complete, one longer than the file, and a stale .part
-# without --resume. Also a file that changes while it is being sent (7).
+# without --resume. Also a file that changes while it is being sent (7), and
+# a .part too large to hash within the daemon's first-request timeout.
 . "$(dirname "$0")/lib.sh"
 
 step "create the repository"
@@ -109,5 +110,25 @@ wait "$pull" || rc=$?
 assert_no_file "$T/dl/changing.bin"
 daemon_serving
 
+daemon_stop
+
+step "a .part that takes longer to hash than the daemon's request timeout"
+# The client hashes the .part before it connects: the daemon gives a new
+# connection one second for its first request here, and reading 3 GiB takes
+# longer than that. Sparse, so the bytes cost no disk.
+truncate -s 4G "$REPO/huge.bin"
+head -c 1M /dev/urandom | dd of="$REPO/huge.bin" bs=1M seek=4095 conv=notrunc status=none
+truncate -s 3G "$T/dl/huge.bin.part"
+daemon_start --request-timeout 1
+ok ph get --resume --no-zstd huge.bin "$T/dl/huge.bin"
+# porthole checked the SHA-256 of all 4 GiB; the size and the random tail
+# are checked here without reading 8 GiB again.
+assert_verified_line "$T/dl/huge.bin" "$(sha_of "$REPO/huge.bin")" 4294967296
+cmp <(tail -c 1048576 "$T/dl/huge.bin") <(tail -c 1048576 "$REPO/huge.bin") ||
+    fail "the last MiB of huge.bin differs"
+assert_no_file "$T/dl/huge.bin.part"
+assert_file_has "$DLOG" "op=GET path=/huge.bin result=OK bytes=1073741824 " \
+    "the daemon did not log a resumed GET of the last GiB"
+rm -f "$T/dl/huge.bin" "$REPO/huge.bin"
 daemon_stop
 pass
