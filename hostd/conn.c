@@ -22,6 +22,7 @@
 #include "digest.h"
 #include "log.h"
 #include "proto.h"
+#include "queue.h"
 #include "repo.h"
 #include "server.h"
 #include "transfer.h"
@@ -31,8 +32,12 @@
 #define CONN_BUDGET		(4u * 1024 * 1024)
 /* How long a connection that is being closed may take to drain. */
 #define CONN_LINGER_MS		5000
-/* While a GET waits for its digest, a QUEUED frame this often. */
+/* While a GET waits for its digest or a slot, a QUEUED frame this often. */
 #define CONN_KEEPALIVE_MS	10000
+/* How often a connection holding a slot checks that its peer still reads. */
+#define CONN_STALL_TICK_MS	500
+/* The input buffer: one maximal request. */
+#define CONN_RBUF		(PH_HDR_LEN + PH_MAX_REQUEST_PAYLOAD)
 #define CONN_ZSTD_LEVEL		1
 /* The largest LIST_REPLY frame: 256 entries with 255-byte names. */
 #define CONN_LIST_FRAME		(PH_HDR_LEN + 10 + \
@@ -42,6 +47,16 @@
 enum conn_state {
 	CONN_HELLO,		/* nothing but HELLO is valid */
 	CONN_READY,		/* handshake done */
+};
+
+/* What the connection's one timer is doing. */
+enum conn_tmode {
+	CONN_TM_NONE,
+	CONN_TM_REQUEST,	/* the first request is due */
+	CONN_TM_IDLE,		/* between requests */
+	CONN_TM_KEEPALIVE,	/* hashing, or waiting for a slot */
+	CONN_TM_SLOT,		/* holding a slot: is the peer reading? */
+	CONN_TM_LINGER,		/* closing: the last frames must leave */
 };
 
 /* The request in flight, if any. */
@@ -58,7 +73,15 @@ struct conn_req {
 	struct stat	 st;
 	uint64_t	 offset;
 	bool		 zstd;		/* GET may answer with DATA_ZSTD */
+	bool		 has_digest;
+	uint8_t		 sha256[PH_SHA256_LEN];
 	struct transfer	*xfer;
+	struct queue_ticket *ticket;	/* its place in the transfer queue */
+	uint32_t	 position;	/* last place in line we heard of */
+	bool		 position_due;	/* a QUEUED frame is owed */
+	bool		 trickle;	/* paused: one frame as a keepalive */
+	uint64_t	 slice_base;	/* transfer bytes at the slice start */
+	uint64_t	 stream_ns;	/* when streaming first began */
 };
 
 struct conn {
@@ -67,11 +90,17 @@ struct conn {
 	struct server	*srv;
 	struct log	*log;
 	uv_poll_t	 poll;
-	uv_timer_t	 timer;		/* hashing keepalive; linger limit */
+	uv_timer_t	 timer;		/* see enum conn_tmode */
+	enum conn_tmode	 tmode;
+	uint64_t	 connect_ms;	/* uv_now() at accept */
+	uint64_t	 progress_ms;	/* uv_now() when bytes last left */
+	bool		 served;	/* a request after HELLO was read */
+	bool		 trust_declared; /* HELLO's declared_peer names it */
 	int		 fd;
 	int		 open_handles;
 	int		 poll_events;	/* events the poll handle watches */
 	char		 peer[64];
+	char		 qpeer[64];	/* identity for fair queueing */
 	enum conn_state	 state;
 	uint32_t	 features;	/* negotiated */
 	struct wbuf	*wb;
@@ -85,9 +114,10 @@ struct conn {
 	uint8_t		 abort_op;
 	uint16_t	 abort_code;
 	char		 abort_msg[256];
+	const char	*lost_as;	/* result logged for a cut request */
 	struct conn_req	 req;
 	size_t		 rlen;
-	uint8_t		 rbuf[PH_HDR_LEN + PH_MAX_REQUEST_PAYLOAD];
+	uint8_t		*rbuf;		/* CONN_RBUF bytes while input waits */
 };
 
 static void	conn_close(struct conn *c, const char *why);
@@ -128,6 +158,8 @@ conn_req_release(struct conn *c)
 {
 	digest_cancel(c->req.dw);
 	c->req.dw = NULL;
+	queue_leave(c->req.ticket);
+	c->req.ticket = NULL;
 	transfer_free(c->req.xfer);
 	c->req.xfer = NULL;
 	if (c->req.fd >= 0)
@@ -230,6 +262,7 @@ conn_fail(struct conn *c, uint8_t op, enum ph_err code, const char *fmt, ...)
 	c->rlen = 0;
 	digest_cancel(c->req.dw);
 	c->req.dw = NULL;
+	c->tmode = CONN_TM_LINGER;
 	uv_timer_start(&c->timer, conn_on_linger, CONN_LINGER_MS, 0);
 }
 
@@ -396,14 +429,15 @@ conn_cctx(struct conn *c)
 	return c->cctx;
 }
 
-/* Sends META and hands the open file to a transfer. */
+/* Sends META and hands the open file to a transfer: the GET has a slot. */
 static void
-conn_get_start(struct conn *c, const uint8_t *sha256)
+conn_get_stream(struct conn *c)
 {
 	struct transfer_params p;
 	int err;
 
-	if (!conn_put_meta(c, &c->req.st, sha256))
+	if (!conn_put_meta(c, &c->req.st, c->req.has_digest ? c->req.sha256 :
+	    NULL))
 		return;
 	memset(&p, 0, sizeof(p));
 	p.fd = c->req.fd;
@@ -411,12 +445,81 @@ conn_get_start(struct conn *c, const uint8_t *sha256)
 	p.st = c->req.st;
 	p.offset = c->req.offset;
 	p.cctx = c->req.zstd ? conn_cctx(c) : NULL;
-	if (sha256 != NULL) {
-		p.has_digest = true;
-		memcpy(p.sha256, sha256, PH_SHA256_LEN);
-	}
+	p.has_digest = c->req.has_digest;
+	memcpy(p.sha256, c->req.sha256, PH_SHA256_LEN);
+	c->req.stream_ns = uv_hrtime();
+	c->req.slice_base = 0;
+	c->progress_ms = uv_now(server_loop(c->srv));
 	if ((err = transfer_new(&p, &c->req.xfer)) < 0)
 		conn_reply_error(c, PH_ERR_INTERNAL, "out of memory");
+}
+
+/*
+ * The queue moved: a slot is ours (start or resume streaming), or our
+ * place in line changed (tell the client, before META only: a paused
+ * transfer sends nothing but its keepalive frames).
+ */
+static void
+conn_on_queue(void *owner, enum queue_event ev, uint32_t position)
+{
+	struct conn *c = owner;
+
+	if (c->closing || c->close_after || !c->req.active)
+		return;
+	if (ev == QUEUE_GRANTED) {
+		c->req.position_due = false;
+		c->req.trickle = false;
+		if (c->req.xfer != NULL) {
+			c->req.slice_base = transfer_bytes(c->req.xfer);
+			c->progress_ms = uv_now(server_loop(c->srv));
+			log_debug(c->log, "peer=%s %s: resuming", c->peer,
+			    c->req.path);
+		} else
+			conn_get_stream(c);
+	} else if (c->req.xfer == NULL) {
+		c->req.position = position;
+		c->req.position_due = true;
+	}
+	conn_kick(c);
+}
+
+/*
+ * The digest is known: take a place in the transfer queue, or stream at
+ * once when a slot is free. A full queue answers BUSY.
+ */
+static void
+conn_get_start(struct conn *c, const uint8_t *sha256)
+{
+	struct queue *q = server_queue(c->srv);
+	int r;
+
+	if (sha256 != NULL) {
+		c->req.has_digest = true;
+		memcpy(c->req.sha256, sha256, PH_SHA256_LEN);
+	}
+	/* Nothing to send: META and END need no slot. */
+	if (c->req.offset == (uint64_t)c->req.st.st_size) {
+		conn_get_stream(c);
+		return;
+	}
+	r = queue_enter(q, c->qpeer, conn_on_queue, c, &c->req.ticket);
+	if (r == 1) {
+		conn_get_stream(c);
+	} else if (r == 0) {
+		log_debug(c->log, "peer=%s %s: waiting for a transfer slot",
+		    c->peer, c->req.path);
+	} else if (r == -EAGAIN) {
+		conn_reply_error(c, PH_ERR_BUSY, "the server is busy: %u "
+		    "requests are already waiting; try again later",
+		    queue_config(q)->max_queue);
+	} else if (r == -EDQUOT) {
+		conn_reply_error(c, PH_ERR_BUSY, "the server is busy: this "
+		    "client already has %u requests waiting or in progress; "
+		    "try again later", queue_config(q)->max_per_peer);
+	} else {
+		conn_reply_error(c, PH_ERR_INTERNAL, "cannot queue: %s",
+		    strerror(-r));
+	}
 }
 
 /* Sends the STAT reply. */
@@ -429,23 +532,26 @@ conn_stat_reply(struct conn *c, const uint8_t *sha256)
 }
 
 /*
- * Hashing a large file takes a while before META can go out. A QUEUED
- * frame (which may precede META; "next in line") tells the client the
- * request is alive, so its read timeout does not fire.
+ * Hashing a large file, or waiting for a slot, takes a while before META
+ * can go out. A QUEUED frame tells the client the request is alive, so its
+ * read timeout does not fire. A transfer paused between slices cannot send
+ * QUEUED after its META: it sends its next frame instead.
  */
 static void
 conn_on_keepalive(uv_timer_t *t)
 {
 	struct conn *c = t->data;
-	struct ph_msg m;
 
-	if (!c->req.active || c->req.dw == NULL || !wbuf_empty(c->wb))
+	if (!c->req.active || c->req.op != PH_GET)
 		return;
-	memset(&m, 0, sizeof(m));
-	m.type = PH_QUEUED;
-	m.u.queued_position = 1;
-	if (conn_put(c, &m))
-		conn_kick(c);
+	if (c->req.xfer != NULL) {
+		c->req.trickle = true;
+	} else {
+		c->req.position_due = true;
+		if (c->req.position == 0)
+			c->req.position = 1;
+	}
+	conn_kick(c);
 }
 
 /* Continues the GET or STAT in flight once its digest is known. */
@@ -475,7 +581,6 @@ conn_digest_done(void *arg, int status, const uint8_t *sha256)
 	struct conn *c = arg;
 
 	c->req.dw = NULL;
-	uv_timer_stop(&c->timer);
 	conn_digest_result(c, status, sha256);
 	conn_kick(c);
 }
@@ -498,9 +603,6 @@ conn_need_digest(struct conn *c)
 	    c->req.path, (intmax_t)c->req.st.st_size);
 	err = digest_start(server_digest(c->srv), c->req.fd, &c->req.st,
 	    conn_digest_done, c, &c->req.dw);
-	if (err == 0 && c->req.op == PH_GET)
-		uv_timer_start(&c->timer, conn_on_keepalive, CONN_KEEPALIVE_MS,
-		    CONN_KEEPALIVE_MS);
 	if (err == -ECANCELED)
 		conn_reply_error(c, PH_ERR_SHUTDOWN, "the daemon is stopping");
 	else if (err < 0)
@@ -655,9 +757,17 @@ conn_handle_hello(struct conn *c, const struct ph_hello *h)
 	}
 	c->features = h->features & PH_FEAT_ALL;
 	log_debug(c->log, "peer=%s hello agent=%s features=0x%x "
-	    "declared_peer=%u (ignored)", c->peer, log_escape(h->agent,
+	    "declared_peer=%u (%s)", c->peer, log_escape(h->agent,
 	    strlen(h->agent), false, agent, sizeof(agent)), h->features,
-	    h->declared_peer);
+	    h->declared_peer, c->trust_declared && h->declared_peer != 0 ?
+	    "trusted: test listener" : "ignored");
+	/* Test listeners only: the harness plays several guests. */
+	if (c->trust_declared && h->declared_peer != 0) {
+		snprintf(c->qpeer, sizeof(c->qpeer), "declared:%u",
+		    h->declared_peer);
+		snprintf(c->peer + strlen(c->peer), sizeof(c->peer) -
+		    strlen(c->peer), ",declared=%u", h->declared_peer);
+	}
 	memset(&m, 0, sizeof(m));
 	m.type = PH_HELLO_ACK;
 	m.u.hello_ack.version = hi;
@@ -753,6 +863,13 @@ conn_process_one(struct conn *c)
 	/* Requests decode to copies, so the frame can go before handling. */
 	memmove(c->rbuf, c->rbuf + flen, c->rlen - flen);
 	c->rlen -= flen;
+	/* A connection waiting in the queue keeps no input buffer. */
+	if (c->rlen == 0) {
+		free(c->rbuf);
+		c->rbuf = NULL;
+	}
+	if (h.type != PH_HELLO)
+		c->served = true;
 	/*
 	 * Bytes behind a request were sent before its reply existed: the
 	 * peer pipelines, which the protocol forbids. (A request right
@@ -794,14 +911,21 @@ static void
 conn_read(struct conn *c)
 {
 	uint8_t scratch[4096];
-	uint8_t *dst = c->rbuf + c->rlen;
-	size_t room = sizeof(c->rbuf) - c->rlen;
+	uint8_t *dst;
+	size_t room;
 	ssize_t n;
 
 	/* A connection on its way out only drains what the peer sends. */
 	if (c->close_after) {
 		dst = scratch;
 		room = sizeof(scratch);
+	} else {
+		if (c->rbuf == NULL && (c->rbuf = malloc(CONN_RBUF)) == NULL) {
+			conn_close(c, "out of memory");
+			return;
+		}
+		dst = c->rbuf + c->rlen;
+		room = CONN_RBUF - c->rlen;
 	}
 	if (room == 0)
 		return;
@@ -835,12 +959,16 @@ conn_read(struct conn *c)
 static void
 conn_flush(struct conn *c)
 {
-	size_t budget = CONN_BUDGET;
+	size_t budget = CONN_BUDGET, before;
+	struct ph_msg m;
 	int r;
 
 	c->want_write = false;
 	while (!c->closing) {
+		before = budget;
 		r = wbuf_flush(c->wb, c->fd, &budget);
+		if (budget != before)
+			c->progress_ms = uv_now(server_loop(c->srv));
 		if (r == -EAGAIN || r == 1) {
 			c->want_write = true;
 			return;
@@ -857,6 +985,35 @@ conn_flush(struct conn *c)
 		if (c->abort_pending) {
 			conn_send_abort(c);
 			continue;
+		}
+		/* Waiting for a slot: the client hears its place in line. */
+		if (c->req.active && c->req.position_due &&
+		    c->req.xfer == NULL) {
+			c->req.position_due = false;
+			memset(&m, 0, sizeof(m));
+			m.type = PH_QUEUED;
+			m.u.queued_position = c->req.position;
+			if (!conn_put(c, &m))
+				return;
+			continue;
+		}
+		if (c->req.xfer != NULL && c->req.ticket != NULL &&
+		    !queue_active(c->req.ticket)) {
+			/* Paused between slices. */
+			if (!c->req.trickle) {
+				wbuf_trim(c->wb);
+				return;
+			}
+			c->req.trickle = false;
+		} else if (c->req.xfer != NULL && c->req.ticket != NULL &&
+		    queue_slice_over(c->req.ticket,
+		    transfer_bytes(c->req.xfer) - c->req.slice_base)) {
+			log_debug(c->log, "peer=%s %s: slice over after %"
+			    PRIu64 " bytes, yielding", c->peer, c->req.path,
+			    transfer_bytes(c->req.xfer) - c->req.slice_base);
+			queue_yield(c->req.ticket);
+			wbuf_trim(c->wb);
+			return;
 		}
 		if (c->req.xfer != NULL) {
 			r = transfer_fill(c->req.xfer, c->wb);
@@ -888,7 +1045,70 @@ conn_flush(struct conn *c)
 			    "peer closed the connection" : "shutting down");
 			return;
 		}
+		/* Waiting costs little: no output buffer either. */
+		if (c->req.active && c->req.xfer == NULL)
+			wbuf_trim(c->wb);
 		return;
+	}
+}
+
+static void	conn_on_timer(uv_timer_t *t);
+
+/* The timer's job in the connection's current state. */
+static enum conn_tmode
+conn_want_tmode(const struct conn *c)
+{
+	if (!c->req.active)
+		return c->served ? CONN_TM_IDLE : CONN_TM_REQUEST;
+	if (c->req.op != PH_GET)
+		return CONN_TM_NONE;
+	if (c->req.dw != NULL || (c->req.ticket != NULL &&
+	    !queue_active(c->req.ticket)))
+		return CONN_TM_KEEPALIVE;
+	if (c->req.ticket != NULL)
+		return CONN_TM_SLOT;
+	return CONN_TM_NONE;
+}
+
+/* Points the timer at the current state's job, if that changed. */
+static void
+conn_arm_timer(struct conn *c)
+{
+	const struct server_config *cfg = server_config(c->srv);
+	enum conn_tmode want;
+	uint64_t now, due;
+
+	if (c->closing || c->close_after || c->tmode == CONN_TM_LINGER)
+		return;
+	want = conn_want_tmode(c);
+	if (want == c->tmode)
+		return;
+	c->tmode = want;
+	switch (want) {
+	case CONN_TM_NONE:
+		uv_timer_stop(&c->timer);
+		break;
+	case CONN_TM_REQUEST:
+		/* HELLO and the first request, from the accept on. */
+		now = uv_now(server_loop(c->srv));
+		due = c->connect_ms + cfg->request_timeout_ms;
+		uv_timer_start(&c->timer, conn_on_timer, due > now ? due - now :
+		    0, 0);
+		break;
+	case CONN_TM_IDLE:
+		uv_timer_start(&c->timer, conn_on_timer,
+		    cfg->idle_timeout_ms, 0);
+		break;
+	case CONN_TM_KEEPALIVE:
+		uv_timer_start(&c->timer, conn_on_keepalive, CONN_KEEPALIVE_MS,
+		    CONN_KEEPALIVE_MS);
+		break;
+	case CONN_TM_SLOT:
+		uv_timer_start(&c->timer, conn_on_timer, CONN_STALL_TICK_MS,
+		    CONN_STALL_TICK_MS);
+		break;
+	case CONN_TM_LINGER:
+		break;
 	}
 }
 
@@ -900,6 +1120,7 @@ conn_update_poll(struct conn *c)
 
 	if (c->closing)
 		return;
+	conn_arm_timer(c);
 	if (!c->peer_eof)
 		events |= UV_READABLE;
 	if (c->want_write)
@@ -945,6 +1166,44 @@ conn_on_poll(uv_poll_t *h, int status, int events)
 		conn_kick(c);
 }
 
+/*
+ * Request and idle deadlines, and the check that a peer holding a slot
+ * still reads: one that stopped loses the slot and its connection.
+ */
+static void
+conn_on_timer(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+	const struct server_config *cfg = server_config(c->srv);
+	uint64_t now = uv_now(server_loop(c->srv));
+
+	switch (c->tmode) {
+	case CONN_TM_REQUEST:
+		log_info(c->log, "peer=%s no request within %" PRIu64 " ms of "
+		    "connecting: closing", c->peer, cfg->request_timeout_ms);
+		conn_fail(c, c->state == CONN_HELLO ? PH_HELLO : 0,
+		    PH_ERR_TIMEOUT, "no request within %" PRIu64 " ms",
+		    cfg->request_timeout_ms);
+		conn_kick(c);
+		break;
+	case CONN_TM_IDLE:
+		conn_close(c, "idle timeout");
+		break;
+	case CONN_TM_SLOT:
+		if (!c->want_write || now - c->progress_ms <
+		    cfg->stall_timeout_ms)
+			break;
+		log_warn(c->log, "peer=%s %s: stopped reading for %" PRIu64
+		    " ms while holding a transfer slot: dropping the "
+		    "connection", c->peer, c->req.path, now - c->progress_ms);
+		c->lost_as = "TIMEOUT";
+		conn_close(c, "stalled");
+		break;
+	default:
+		break;
+	}
+}
+
 /* A closing connection whose peer stopped reading is dropped. */
 static void
 conn_on_linger(uv_timer_t *t)
@@ -968,6 +1227,7 @@ conn_on_closed(uv_handle_t *h)
 		close(c->fd);
 	TAILQ_REMOVE(c->list, c, link);
 	server_conn_gone(c->srv, c);
+	free(c->rbuf);
 	wbuf_free(c->wb);
 	ZSTD_freeCCtx(c->cctx);
 	free(c);
@@ -988,7 +1248,8 @@ conn_close(struct conn *c, const char *why)
 		conn_req_log(c, ph_err_name(c->abort_code));
 	else if (c->req.active)
 		conn_req_log(c, c->req.final_queued ?
-		    ph_err_name(c->req.result) : "DISCONNECTED");
+		    ph_err_name(c->req.result) : c->lost_as != NULL ?
+		    c->lost_as : "DISCONNECTED");
 	log_debug(c->log, "peer=%s closed: %s", c->peer, why);
 	conn_req_release(c);
 	c->req.active = false;
@@ -999,7 +1260,7 @@ conn_close(struct conn *c, const char *why)
 /* Sets up a connection and starts watching its socket for HELLO. */
 int
 conn_new(struct server *srv, struct conn_list *list, int fd,
-    const char *peer)
+    const char *peer, bool trust_declared)
 {
 	struct conn *c;
 	int err;
@@ -1015,6 +1276,9 @@ conn_new(struct server *srv, struct conn_list *list, int fd,
 	c->req.fd = -1;
 	c->state = CONN_HELLO;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	snprintf(c->qpeer, sizeof(c->qpeer), "%s", peer);
+	c->trust_declared = trust_declared;
+	c->connect_ms = uv_now(server_loop(srv));
 	if ((err = wbuf_new(&c->wb)) < 0)
 		goto fail;
 	if ((err = uv_poll_init_socket(server_loop(srv), &c->poll, fd)) < 0)
@@ -1031,6 +1295,7 @@ conn_new(struct server *srv, struct conn_list *list, int fd,
 		return err;
 	}
 	c->poll_events = UV_READABLE;
+	conn_arm_timer(c);
 	return 0;
 
 fail:
@@ -1067,4 +1332,17 @@ void
 conn_kill(struct conn *c)
 {
 	conn_close(c, "shutting down: the peer did not finish in time");
+}
+
+void
+conn_xfer_info(const struct conn *c, struct conn_xfer_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->peer = c->peer;
+	out->path = c->req.active ? c->req.path : "-";
+	out->size = c->req.active ? (uint64_t)c->req.st.st_size : 0;
+	out->offset = c->req.offset;
+	out->bytes = c->req.xfer != NULL ? transfer_bytes(c->req.xfer) : 0;
+	if (c->req.stream_ns != 0)
+		out->stream_ms = (uv_hrtime() - c->req.stream_ns) / 1000000;
 }

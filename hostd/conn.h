@@ -14,6 +14,8 @@
 #ifndef HOSTD_CONN_H
 #define HOSTD_CONN_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <sys/queue.h>
 
 struct conn;
@@ -24,10 +26,25 @@ TAILQ_HEAD(conn_list, conn);
 /*
  * Takes over the accepted, non-blocking socket fd (closed on failure too),
  * with peer its display form ("unix:uid=0,pid=1" or "vsock:3"), and appends
- * the connection to list. Returns 0 or a negative errno.
+ * the connection to list. peer is also its identity in the transfer queue,
+ * unless trust_declared (test listeners only) lets the HELLO's
+ * declared_peer replace it. Returns 0 or a negative errno.
  */
 int	conn_new(struct server *srv, struct conn_list *list, int fd,
-	    const char *peer);
+	    const char *peer, bool trust_declared);
+
+/* A GET's progress, for `portholectl queue`. */
+struct conn_xfer_info {
+	const char	*peer;		/* display form; valid while c is */
+	const char	*path;		/* escaped, "/"-rooted; "-" if none */
+	uint64_t	 size;		/* file size */
+	uint64_t	 offset;	/* where the GET started */
+	uint64_t	 bytes;		/* file bytes queued for sending */
+	uint64_t	 stream_ms;	/* streaming for; 0 if not yet */
+};
+
+/* Fills out for c's request in flight. */
+void	conn_xfer_info(const struct conn *c, struct conn_xfer_info *out);
 
 /* First of list, or the one after c, for walking the table. */
 struct conn *conn_first(struct conn_list *list);

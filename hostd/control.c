@@ -14,10 +14,12 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "conn.h"
 #include "control.h"
 #include "fsutil.h"
 #include "log.h"
 #include "proto.h"
+#include "queue.h"
 #include "repo.h"
 #include "server.h"
 #include "state.h"
@@ -255,6 +257,103 @@ ctl_status(struct ctl_conn *cc, bool json)
 	return PH_OK;
 }
 
+/* Rendering state for `queue`: streaming and waiting parts, built at once. */
+struct ctl_queue {
+	struct text	 active;
+	struct text	 waiting;
+	size_t		 nactive;
+	size_t		 nwaiting;
+	uint64_t	 now_ms;
+	bool		 json;
+};
+
+/* Bytes per second over ms milliseconds. */
+static uint64_t
+ctl_rate(uint64_t bytes, uint64_t ms)
+{
+	return ms == 0 ? 0 : bytes * 1000 / ms;
+}
+
+/* Appends one streaming or waiting GET to the `queue` rendering. */
+static void
+ctl_queue_one(void *arg, const struct queue_view *v, const struct conn *c)
+{
+	struct ctl_queue *cq = arg;
+	struct conn_xfer_info xi;
+	uint64_t waited = cq->now_ms - v->since_ms, rate;
+	struct text *t = v->active ? &cq->active : &cq->waiting;
+	bool first = v->active ? cq->nactive == 0 : cq->nwaiting == 0;
+
+	conn_xfer_info(c, &xi);
+	rate = ctl_rate(xi.bytes, xi.stream_ms);
+	if (cq->json) {
+		text_printf(t, "%s{", first ? "" : ",");
+		if (!v->active)
+			text_printf(t, "\"position\":%u,", v->position);
+		text_printf(t, "\"peer\":");
+		text_json_str(t, v->peer);
+		text_printf(t, ",\"path\":");
+		text_json_str(t, xi.path);
+		text_printf(t, ",\"bytes_sent\":%" PRIu64 ",\"size\":%"
+		    PRIu64 ",\"offset\":%" PRIu64 ",\"rate_bps\":%" PRIu64
+		    ",\"paused\":%s,\"waited_ms\":%" PRIu64 "}", xi.bytes,
+		    xi.size, xi.offset, rate, v->paused ? "true" : "false",
+		    waited);
+	} else if (v->active) {
+		text_printf(t, "  %-28s %s  %" PRIu64 "/%" PRIu64 " bytes  %"
+		    PRIu64 " KiB/s\n", v->peer, xi.path, xi.bytes, xi.size,
+		    rate / 1024);
+	} else {
+		text_printf(t, "  %4u  %-28s %s  waited %" PRIu64 ".%01" PRIu64
+		    " s%s\n", v->position, v->peer, xi.path, waited / 1000,
+		    waited % 1000 / 100, v->paused ? "  (paused after a "
+		    "slice)" : "");
+	}
+	if (v->active)
+		cq->nactive++;
+	else
+		cq->nwaiting++;
+}
+
+/* `queue`: the transfers streaming now and the requests waiting. */
+static enum ph_err
+ctl_queue(struct ctl_conn *cc, bool json)
+{
+	struct control *ctl = cc->ctl;
+	const struct queue_config *qc = queue_config(server_queue(ctl->srv));
+	struct ctl_queue cq;
+	struct text t;
+
+	memset(&cq, 0, sizeof(cq));
+	cq.json = json;
+	cq.now_ms = uv_now(ctl->loop);
+	text_init(&cq.active, CTL_BODY_MAX / 2);
+	text_init(&cq.waiting, CTL_BODY_MAX / 2);
+	server_queue_walk(ctl->srv, ctl_queue_one, &cq);
+	text_init(&t, CTL_BODY_MAX);
+	if (json) {
+		text_printf(&t, "{\"max_active\":%u,\"max_queue\":%u,"
+		    "\"max_per_peer\":%u,\"active\":[%s],\"waiting\":[%s],"
+		    "\"truncated\":%s}\n", qc->max_active, qc->max_queue,
+		    qc->max_per_peer, cq.active.len ? cq.active.buf : "",
+		    cq.waiting.len ? cq.waiting.buf : "",
+		    text_full(&cq.active) || text_full(&cq.waiting) ? "true" :
+		    "false");
+	} else {
+		text_printf(&t, "active: %zu of %u slots\n%s", cq.nactive,
+		    qc->max_active, cq.active.len ? cq.active.buf : "");
+		text_printf(&t, "waiting: %zu (at most %u)\n%s", cq.nwaiting,
+		    qc->max_queue, cq.waiting.len ? cq.waiting.buf : "");
+		if (text_full(&cq.active) || text_full(&cq.waiting))
+			text_printf(&t, "... list cut short\n");
+	}
+	text_free(&cq.active);
+	text_free(&cq.waiting);
+	ctl_send(cc, PH_OK, &t);
+	text_free(&t);
+	return PH_OK;
+}
+
 /* `repo get`: the repository path. */
 static enum ph_err
 ctl_repo_get(struct ctl_conn *cc, bool json)
@@ -423,6 +522,8 @@ ctl_dispatch(struct ctl_conn *cc, const struct ph_ctl *m)
 
 	if (strcmp(cmd, "status") == 0 && argc == 1)
 		return ctl_status(cc, json);
+	if (strcmp(cmd, "queue") == 0 && argc == 1)
+		return ctl_queue(cc, json);
 	if (strcmp(cmd, "repo") == 0 && strcmp(sub, "get") == 0 && argc == 2)
 		return ctl_repo_get(cc, json);
 	if (strcmp(cmd, "repo") == 0 && strcmp(sub, "set") == 0 && argc == 3)
@@ -430,11 +531,12 @@ ctl_dispatch(struct ctl_conn *cc, const struct ph_ctl *m)
 	if (strcmp(cmd, "repo") == 0 && strcmp(sub, "ls") == 0 &&
 	    (argc == 2 || argc == 3))
 		return ctl_repo_ls(cc, json, argc == 3 ? m->argv[2] : "/");
-	if (strcmp(cmd, "status") == 0 || (strcmp(cmd, "repo") == 0 &&
+	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "queue") == 0 ||
+	    (strcmp(cmd, "repo") == 0 &&
 	    (strcmp(sub, "get") == 0 || strcmp(sub, "set") == 0 ||
 	    strcmp(sub, "ls") == 0)))
 		ctl_error(cc, json, PH_ERR_USAGE, "wrong number of arguments; "
-		    "usage: status | repo get | repo set PATH | "
+		    "usage: status | queue | repo get | repo set PATH | "
 		    "repo ls [PATH]");
 	else if (strcmp(cmd, "repo") == 0 && argc > 1)
 		ctl_error(cc, json, PH_ERR_USAGE, "unknown repo command '%s'; "
@@ -444,10 +546,10 @@ ctl_dispatch(struct ctl_conn *cc, const struct ph_ctl *m)
 		    "usage: repo get | repo set PATH | repo ls [PATH]");
 	else if (argc == 0)
 		ctl_error(cc, json, PH_ERR_USAGE, "no command given; commands: "
-		    "status, repo get, repo set PATH, repo ls [PATH]");
+		    "status, queue, repo get, repo set PATH, repo ls [PATH]");
 	else
 		ctl_error(cc, json, PH_ERR_USAGE, "unknown command '%s%s%s'; "
-		    "commands: status, repo get, repo set PATH, "
+		    "commands: status, queue, repo get, repo set PATH, "
 		    "repo ls [PATH]", cmd, argc > 1 ? " " : "", sub);
 	return PH_ERR_USAGE;
 }

@@ -2,7 +2,7 @@
  * control.h: the control socket (portholectl's side of the daemon).
  *
  * A unix socket, mode 0600, that takes CTL frames and answers each with one
- * CTL_REPLY whose body the daemon renders as text or JSON: `status`,
+ * CTL_REPLY whose body the daemon renders as text or JSON: `status`, `queue`,
  * `repo get`, `repo set PATH`, `repo ls [PATH]`. No handshake; several
  * requests may follow one another on a connection. Anything but a well
  * formed CTL closes that connection after a PROTOCOL reply.

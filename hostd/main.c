@@ -34,11 +34,29 @@
 #define HOSTD_DIGEST_MEMO	4096
 /* Room for a path escaped for a log line. */
 #define HOSTD_LOG_PATH		1024
+/* Transfer queue and timeout defaults (see --help). */
+#define HOSTD_MAX_ACTIVE	1
+#define HOSTD_MAX_QUEUE		256
+#define HOSTD_MAX_PER_PEER	8
+#define HOSTD_QUANTUM_BYTES	(64ull * 1024 * 1024)
+#define HOSTD_QUANTUM_MS	1000
+#define HOSTD_REQUEST_TIMEOUT	3
+#define HOSTD_IDLE_TIMEOUT	900
+#define HOSTD_STALL_TIMEOUT	30
 
 enum {
 	OPT_STATE_DIR = 256,
 	OPT_CACHE_DIR,
 	OPT_GRACE,
+	OPT_MAX_ACTIVE,
+	OPT_MAX_QUEUE,
+	OPT_MAX_PER_PEER,
+	OPT_QUANTUM_BYTES,
+	OPT_QUANTUM_MS,
+	OPT_REQUEST_TIMEOUT,
+	OPT_IDLE_TIMEOUT,
+	OPT_STALL_TIMEOUT,
+	OPT_TEST_DECLARED_PEER,
 };
 
 struct hostd_opts {
@@ -49,6 +67,7 @@ struct hostd_opts {
 	const char	*state_dir;
 	const char	*cache_dir;	/* reserved for the content cache */
 	uint64_t	 grace_s;
+	struct server_config srv;
 	bool		 verbose;
 	bool		 check;
 };
@@ -89,6 +108,24 @@ usage(FILE *f)
 "                          (default %s)\n"
 "      --shutdown-grace S  seconds running transfers get to finish on\n"
 "                          SIGTERM (default %d)\n"
+"      --max-active N      transfers streaming at once (default %d)\n"
+"      --max-queue N       requests waiting for a transfer slot, all\n"
+"                          clients together; more get BUSY (default %d)\n"
+"      --max-per-peer N    requests one client (VM) may have waiting or\n"
+"                          streaming; more get BUSY (default %d)\n"
+"      --quantum-bytes N   a transfer yields its slot to another waiting\n"
+"                          client after N bytes (default %llu) ...\n"
+"      --quantum-ms N      ... or after N milliseconds (default %d)\n"
+"      --request-timeout S seconds a new connection gets to send HELLO\n"
+"                          and its first request (default %d)\n"
+"      --idle-timeout S    seconds an idle connection stays open between\n"
+"                          requests (default %d)\n"
+"      --stall-timeout S   seconds a client holding a transfer slot may\n"
+"                          stop reading before it is dropped (default %d)\n"
+"      --test-declared-peer\n"
+"                          TESTS ONLY: on unix listeners, take the HELLO's\n"
+"                          declared_peer as the client's identity for fair\n"
+"                          queueing (vsock listeners never do)\n"
 "  -n, --check-config      check the options and the repository, then exit\n"
 "  -v, --verbose           log debug lines\n"
 "  -V, --version           print the version and exit\n"
@@ -99,7 +136,10 @@ usage(FILE *f)
 "Exit status: 0 after SIGTERM/SIGINT, 1 on a startup error, 2 on a usage\n"
 "error.\n",
 	    PH_DEFAULT_LISTEN_ENDPOINT, PH_DEFAULT_CONTROL,
-	    PH_DEFAULT_STATE_DIR, PH_DEFAULT_CACHE_DIR, HOSTD_DEFAULT_GRACE);
+	    PH_DEFAULT_STATE_DIR, PH_DEFAULT_CACHE_DIR, HOSTD_DEFAULT_GRACE,
+	    HOSTD_MAX_ACTIVE, HOSTD_MAX_QUEUE, HOSTD_MAX_PER_PEER,
+	    (unsigned long long)HOSTD_QUANTUM_BYTES, HOSTD_QUANTUM_MS,
+	    HOSTD_REQUEST_TIMEOUT, HOSTD_IDLE_TIMEOUT, HOSTD_STALL_TIMEOUT);
 }
 
 /* Prints a usage error and the hint; returns 2, the exit status. */
@@ -136,6 +176,82 @@ absolute_path(const char *path)
 	return out;
 }
 
+/* Parses a decimal number in [min, max]; false if it is not one. */
+static bool
+parse_num(const char *s, uint64_t min, uint64_t max, uint64_t *v)
+{
+	unsigned long long n;
+	char *end;
+
+	if (s[0] < '0' || s[0] > '9')
+		return false;
+	errno = 0;
+	n = strtoull(s, &end, 10);
+	if (*end != '\0' || errno != 0 || n < min || n > max)
+		return false;
+	*v = n;
+	return true;
+}
+
+/* The numeric options: name, range and where the value goes (scaled). */
+static int
+parse_num_opt(int ch, const char *arg, struct hostd_opts *o)
+{
+	struct server_config *c = &o->srv;
+	uint64_t v;
+
+	switch (ch) {
+	case OPT_MAX_ACTIVE:
+		if (!parse_num(arg, 1, 4096, &v))
+			return usage_error("invalid --max-active '%s' (1 to "
+			    "4096)", arg);
+		c->queue.max_active = (uint32_t)v;
+		break;
+	case OPT_MAX_QUEUE:
+		if (!parse_num(arg, 0, 1000000, &v))
+			return usage_error("invalid --max-queue '%s' (0 to "
+			    "1000000)", arg);
+		c->queue.max_queue = (uint32_t)v;
+		break;
+	case OPT_MAX_PER_PEER:
+		if (!parse_num(arg, 1, 1000000, &v))
+			return usage_error("invalid --max-per-peer '%s' (1 to "
+			    "1000000)", arg);
+		c->queue.max_per_peer = (uint32_t)v;
+		break;
+	case OPT_QUANTUM_BYTES:
+		if (!parse_num(arg, 1, UINT64_MAX, &v))
+			return usage_error("invalid --quantum-bytes '%s' (at "
+			    "least 1)", arg);
+		c->queue.quantum_bytes = v;
+		break;
+	case OPT_QUANTUM_MS:
+		if (!parse_num(arg, 1, 86400000, &v))
+			return usage_error("invalid --quantum-ms '%s' (1 to "
+			    "86400000)", arg);
+		c->queue.quantum_ms = v;
+		break;
+	case OPT_REQUEST_TIMEOUT:
+	case OPT_IDLE_TIMEOUT:
+	case OPT_STALL_TIMEOUT:
+		if (!parse_num(arg, 1, 86400, &v))
+			return usage_error("invalid %s '%s' (seconds, 1 to "
+			    "86400)", ch == OPT_REQUEST_TIMEOUT ?
+			    "--request-timeout" : ch == OPT_IDLE_TIMEOUT ?
+			    "--idle-timeout" : "--stall-timeout", arg);
+		if (ch == OPT_REQUEST_TIMEOUT)
+			c->request_timeout_ms = v * 1000;
+		else if (ch == OPT_IDLE_TIMEOUT)
+			c->idle_timeout_ms = v * 1000;
+		else
+			c->stall_timeout_ms = v * 1000;
+		break;
+	default:
+		abort();
+	}
+	return -1;
+}
+
 /*
  * Parses the command line into o. Returns -1 to go on, 0 after printing
  * help or the version, 2 on a usage error.
@@ -150,6 +266,17 @@ parse_args(int argc, char **argv, struct hostd_opts *o)
 		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 		{ "cache-dir", required_argument, NULL, OPT_CACHE_DIR },
 		{ "shutdown-grace", required_argument, NULL, OPT_GRACE },
+		{ "max-active", required_argument, NULL, OPT_MAX_ACTIVE },
+		{ "max-queue", required_argument, NULL, OPT_MAX_QUEUE },
+		{ "max-per-peer", required_argument, NULL, OPT_MAX_PER_PEER },
+		{ "quantum-bytes", required_argument, NULL, OPT_QUANTUM_BYTES },
+		{ "quantum-ms", required_argument, NULL, OPT_QUANTUM_MS },
+		{ "request-timeout", required_argument, NULL,
+		    OPT_REQUEST_TIMEOUT },
+		{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
+		{ "stall-timeout", required_argument, NULL, OPT_STALL_TIMEOUT },
+		{ "test-declared-peer", no_argument, NULL,
+		    OPT_TEST_DECLARED_PEER },
 		{ "check-config", no_argument, NULL, 'n' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
@@ -160,12 +287,20 @@ parse_args(int argc, char **argv, struct hostd_opts *o)
 	const char *repo = NULL;
 	char *end;
 	unsigned long long v;
-	int ch;
+	int ch, r;
 
 	o->control = PH_DEFAULT_CONTROL;
 	o->state_dir = PH_DEFAULT_STATE_DIR;
 	o->cache_dir = PH_DEFAULT_CACHE_DIR;
 	o->grace_s = HOSTD_DEFAULT_GRACE;
+	o->srv.queue.max_active = HOSTD_MAX_ACTIVE;
+	o->srv.queue.max_queue = HOSTD_MAX_QUEUE;
+	o->srv.queue.max_per_peer = HOSTD_MAX_PER_PEER;
+	o->srv.queue.quantum_bytes = HOSTD_QUANTUM_BYTES;
+	o->srv.queue.quantum_ms = HOSTD_QUANTUM_MS;
+	o->srv.request_timeout_ms = HOSTD_REQUEST_TIMEOUT * 1000;
+	o->srv.idle_timeout_ms = HOSTD_IDLE_TIMEOUT * 1000;
+	o->srv.stall_timeout_ms = HOSTD_STALL_TIMEOUT * 1000;
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":l:r:c:nvVh", longopts,
 	    NULL)) != -1) {
@@ -209,6 +344,20 @@ parse_args(int argc, char **argv, struct hostd_opts *o)
 				return usage_error("invalid --shutdown-grace "
 				    "'%s' (seconds, 0 to 86400)", optarg);
 			o->grace_s = v;
+			break;
+		case OPT_MAX_ACTIVE:
+		case OPT_MAX_QUEUE:
+		case OPT_MAX_PER_PEER:
+		case OPT_QUANTUM_BYTES:
+		case OPT_QUANTUM_MS:
+		case OPT_REQUEST_TIMEOUT:
+		case OPT_IDLE_TIMEOUT:
+		case OPT_STALL_TIMEOUT:
+			if ((r = parse_num_opt(ch, optarg, o)) >= 0)
+				return r;
+			break;
+		case OPT_TEST_DECLARED_PEER:
+			o->srv.trust_declared = true;
 			break;
 		case 'n':
 			o->check = true;
@@ -494,7 +643,7 @@ main(int argc, char **argv)
 	if (setup_repo(&h, &repo) != 0)
 		goto out_loop;
 	if (digest_new(&h.loop, HOSTD_DIGEST_MEMO, &h.digest) < 0 ||
-	    server_new(&h.loop, h.log, h.digest, &h.srv) < 0) {
+	    server_new(&h.loop, h.log, h.digest, &h.opts.srv, &h.srv) < 0) {
 		fprintf(stderr, "portholed: out of memory\n");
 		repo_free(repo);
 		goto out_run;
@@ -525,6 +674,18 @@ main(int argc, char **argv)
 	log_debug(h.log, "control socket %s, state %s, cache %s (reserved), "
 	    "shutdown grace %llu s", control_path(h.ctl), h.opts.state_dir,
 	    h.opts.cache_dir, (unsigned long long)h.opts.grace_s);
+	log_debug(h.log, "transfers: %u at once, %u waiting, %u per client, "
+	    "slices of %llu bytes or %llu ms; timeouts: request %llu ms, idle "
+	    "%llu ms, stall %llu ms", h.opts.srv.queue.max_active,
+	    h.opts.srv.queue.max_queue, h.opts.srv.queue.max_per_peer,
+	    (unsigned long long)h.opts.srv.queue.quantum_bytes,
+	    (unsigned long long)h.opts.srv.queue.quantum_ms,
+	    (unsigned long long)h.opts.srv.request_timeout_ms,
+	    (unsigned long long)h.opts.srv.idle_timeout_ms,
+	    (unsigned long long)h.opts.srv.stall_timeout_ms);
+	if (h.opts.srv.trust_declared)
+		log_warn(h.log, "--test-declared-peer: unix clients choose "
+		    "their own queueing identity; for tests only");
 	rc = 0;
 
 out_run:

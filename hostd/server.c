@@ -14,6 +14,7 @@
 #include "conn.h"
 #include "log.h"
 #include "proto.h"
+#include "queue.h"
 #include "repo.h"
 #include "server.h"
 
@@ -51,6 +52,8 @@ struct server {
 	struct log	*log;
 	struct digest	*digest;
 	struct repo	*repo;
+	struct server_config cfg;
+	struct queue	*queue;
 	struct listener	**listeners;
 	size_t		 nlisteners;
 	size_t		 open_listeners;	/* not yet fully closed */
@@ -70,13 +73,19 @@ static void	server_check_done(struct server *srv);
 
 int
 server_new(uv_loop_t *loop, struct log *log, struct digest *digest,
-    struct server **out)
+    const struct server_config *cfg, struct server **out)
 {
 	struct server *srv;
+	int err;
 
 	*out = NULL;
 	if ((srv = calloc(1, sizeof(*srv))) == NULL)
 		return -ENOMEM;
+	if ((err = queue_new(loop, &cfg->queue, &srv->queue)) < 0) {
+		free(srv);
+		return err;
+	}
+	srv->cfg = *cfg;
 	srv->loop = loop;
 	srv->log = log;
 	srv->digest = digest;
@@ -86,7 +95,7 @@ server_new(uv_loop_t *loop, struct log *log, struct digest *digest,
 	uv_timer_init(loop, &srv->kill_timer);
 	srv->grace_timer.data = srv;
 	srv->kill_timer.data = srv;
-	srv->open_timers = 2;
+	srv->open_timers = 3;	/* the queue's timer too */
 	*out = srv;
 	return 0;
 }
@@ -102,6 +111,7 @@ server_free(struct server *srv)
 	for (size_t i = 0; i < srv->nlisteners; i++)
 		free(srv->listeners[i]);
 	free(srv->listeners);
+	queue_free(srv->queue);
 	repo_free(srv->repo);
 	free(srv);
 }
@@ -122,6 +132,41 @@ struct digest *
 server_digest(struct server *srv)
 {
 	return srv->digest;
+}
+
+struct queue *
+server_queue(struct server *srv)
+{
+	return srv->queue;
+}
+
+const struct server_config *
+server_config(const struct server *srv)
+{
+	return &srv->cfg;
+}
+
+struct server_walk {
+	void	(*fn)(void *, const struct queue_view *, const struct conn *);
+	void	*arg;
+};
+
+/* Hands the connection behind a queue ticket to the caller's function. */
+static void
+server_walk_one(void *arg, const struct queue_view *v)
+{
+	struct server_walk *w = arg;
+
+	w->fn(w->arg, v, v->owner);
+}
+
+void
+server_queue_walk(struct server *srv, void (*fn)(void *arg,
+    const struct queue_view *v, const struct conn *c), void *arg)
+{
+	struct server_walk w = { fn, arg };
+
+	queue_walk(srv->queue, server_walk_one, &w);
 }
 
 bool
@@ -288,7 +333,8 @@ listener_on_accept(uv_poll_t *h, int status, int events)
 			l->starved = false;
 		}
 		server_peer_name(fd, &ss, peer, sizeof(peer));
-		if ((err = conn_new(srv, &srv->conns, fd, peer)) < 0)
+		if ((err = conn_new(srv, &srv->conns, fd, peer,
+		    srv->cfg.trust_declared && l->ep.kind == PH_EP_UNIX)) < 0)
 			log_warn(srv->log, "peer=%s cannot set up the "
 			    "connection: %s", peer, strerror(-err));
 	}
@@ -410,6 +456,16 @@ server_on_timer_closed(uv_handle_t *h)
 		srv->done(srv->done_arg);
 }
 
+/* The queue's timer is closed. */
+static void
+server_on_queue_closed(void *arg)
+{
+	struct server *srv = arg;
+
+	if (--srv->open_timers == 0 && srv->done != NULL)
+		srv->done(srv->done_arg);
+}
+
 /* Once nothing is left open, closes the timers and reports done. */
 static void
 server_check_done(struct server *srv)
@@ -421,6 +477,7 @@ server_check_done(struct server *srv)
 	srv->phase = SERVER_DONE;
 	uv_close((uv_handle_t *)&srv->grace_timer, server_on_timer_closed);
 	uv_close((uv_handle_t *)&srv->kill_timer, server_on_timer_closed);
+	queue_close(srv->queue, server_on_queue_closed, srv);
 }
 
 /* Connections that ignored ERROR SHUTDOWN are closed now. */

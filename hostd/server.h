@@ -15,11 +15,25 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "queue.h"
+
 struct conn;
 struct digest;
 struct log;
 struct repo;
 struct server;
+
+/* Scheduling and timeouts, fixed at startup. */
+struct server_config {
+	struct queue_config queue;
+	uint64_t	 request_timeout_ms;	/* HELLO and the first request,
+						   from the accept */
+	uint64_t	 idle_timeout_ms;	/* between requests */
+	uint64_t	 stall_timeout_ms;	/* a slot holder not reading */
+	bool		 trust_declared;	/* test only: unix listeners
+						   take HELLO's declared_peer
+						   as the peer identity */
+};
 
 /* Counters for `status`. */
 struct server_stats {
@@ -31,11 +45,12 @@ struct server_stats {
 };
 
 /*
- * Creates the server on loop. log and digest are borrowed and must outlive
- * it. Returns 0 and sets *out, or -ENOMEM.
+ * Creates the server on loop with cfg (copied). log and digest are borrowed
+ * and must outlive it. Returns 0 and sets *out, or -ENOMEM, or -EINVAL for
+ * a bad cfg.
  */
 int	server_new(uv_loop_t *loop, struct log *log, struct digest *digest,
-	    struct server **out);
+	    const struct server_config *cfg, struct server **out);
 
 /*
  * Frees the server. Every handle must be closed (the shutdown done
@@ -84,6 +99,19 @@ void	server_shutdown(struct server *srv, uint64_t grace_ms,
 uv_loop_t *server_loop(struct server *srv);
 struct log *server_log(struct server *srv);
 struct digest *server_digest(struct server *srv);
+
+/* The transfer queue, for connections and `portholectl queue`. */
+struct queue *server_queue(struct server *srv);
+
+/* The configuration given to server_new(). */
+const struct server_config *server_config(const struct server *srv);
+
+/*
+ * Calls fn for every GET that holds or waits for a transfer slot: the
+ * streaming ones first, then the waiting ones in serving order.
+ */
+void	server_queue_walk(struct server *srv, void (*fn)(void *arg,
+	    const struct queue_view *v, const struct conn *c), void *arg);
 
 /* True once server_shutdown() was called. */
 bool	server_stopping(const struct server *srv);

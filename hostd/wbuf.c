@@ -11,7 +11,6 @@
 #include "wbuf.h"
 
 /* An idle buffer larger than this is released. */
-#define WBUF_KEEP	(64 * 1024)
 /* Small frames are encoded into this much reserved space. */
 #define WBUF_SMALL_FRAME	(PH_HDR_LEN + 4096)
 
@@ -131,7 +130,7 @@ wbuf_file_error(struct wbuf *w)
 void
 wbuf_trim(struct wbuf *w)
 {
-	if (wbuf_empty(w) && w->cap > WBUF_KEEP) {
+	if (wbuf_empty(w) && w->cap > 0) {
 		free(w->buf);
 		w->buf = NULL;
 		w->off = w->len = w->cap = 0;

@@ -70,7 +70,10 @@ int	wbuf_flush(struct wbuf *w, int sock, size_t *budget);
  */
 int	wbuf_file_error(struct wbuf *w);
 
-/* Releases a large buffer once empty, so idle connections stay small. */
+/*
+ * Releases the buffer once it is empty, so idle and waiting connections
+ * stay small; the next append allocates again.
+ */
 void	wbuf_trim(struct wbuf *w);
 
 #endif /* HOSTD_WBUF_H */
