@@ -49,6 +49,7 @@ struct transfer {
 	struct ph_meta	 meta;
 	uint64_t	 offset;	/* GET offset: bytes already local */
 	uint64_t	 received;	/* bytes since offset */
+	int		 mode;		/* to set; -1: META's */
 	uint8_t		 digest[PH_SHA256_LEN];
 	double		 started;	/* GET sent */
 	double		 meta_at;	/* META arrived: data starts */
@@ -102,13 +103,18 @@ open_error(struct fetcher *f, const char *local, int err)
 	return PX_LOCAL_IO;
 }
 
-static enum px_exit
-fetcher_init(struct fetcher *f, const struct fetch_opts *o)
+enum px_exit
+fetcher_new(const struct fetch_opts *o, struct fetcher **out)
 {
 	uint32_t features = PH_FEAT_RESUME | PH_FEAT_SHA256;
+	struct fetcher *f;
 	enum px_exit ex;
 
-	memset(f, 0, sizeof(*f));
+	*out = NULL;
+	if ((f = calloc(1, sizeof(*f))) == NULL) {
+		fprintf(stderr, "porthole: %s\n", strerror(ENOMEM));
+		return PX_LOCAL_IO;
+	}
 	f->o = o;
 	/*
 	 * SHA-256 needs no configuration; skipping openssl.cnf keeps a
@@ -123,24 +129,38 @@ fetcher_init(struct fetcher *f, const struct fetch_opts *o)
 	if (f->progress == NULL || f->md == NULL || f->chunk == NULL ||
 	    (o->zstd && f->dctx == NULL)) {
 		fprintf(stderr, "porthole: %s\n", strerror(ENOMEM));
-		return PX_LOCAL_IO;
+		ex = PX_LOCAL_IO;
+		goto fail;
 	}
 	if (o->zstd)
 		features |= PH_FEAT_ZSTD;
 	if ((ex = client_new(o->endpoint, features, &f->conn)) != PX_OK)
-		return ex;
+		goto fail;
 	client_set_progress(f->conn, f->progress);
+	*out = f;
 	return PX_OK;
+fail:
+	fetcher_free(f);
+	return ex;
 }
 
-static void
+struct client *
+fetcher_client(struct fetcher *f)
+{
+	return f->conn;
+}
+
+void
 fetcher_free(struct fetcher *f)
 {
+	if (f == NULL)
+		return;
 	client_close(f->conn);
 	progress_free(f->progress);
 	EVP_MD_CTX_free(f->md);
 	ZSTD_freeDCtx(f->dctx);
 	free(f->chunk);
+	free(f);
 }
 
 /* Whether local names a directory to download into. */
@@ -468,16 +488,20 @@ transfer_run(struct fetcher *f, struct transfer *t)
 	if ((ex = send_get(f, t)) != PX_OK ||
 	    (ex = receive(f, t)) != PX_OK)
 		return ex;
-	rc = dest_commit(t->dest, t->meta.mode, t->meta.mtime_ns);
+	rc = dest_commit(t->dest, t->mode >= 0 ? (uint32_t)t->mode :
+	    t->meta.mode, t->meta.mtime_ns);
 	if (rc < 0)
 		return local_error(f, t->local, rc);
 	return PX_OK;
 }
 
-/* Downloads one remote path; see fetch_run(). */
+/*
+ * Downloads one remote path; see fetch_run(). mode is the mode to give the
+ * file, or -1 for META's; digest, if not NULL, receives the file's SHA-256.
+ */
 static enum px_exit
 fetch_one(struct fetcher *f, const char *remote, const char *local,
-    bool into_dir)
+    bool into_dir, int mode, uint8_t *digest)
 {
 	struct transfer t;
 	enum px_exit ex;
@@ -485,6 +509,7 @@ fetch_one(struct fetcher *f, const char *remote, const char *local,
 
 	memset(&t, 0, sizeof(t));
 	t.arg = remote;
+	t.mode = mode;
 	t.started = progress_now();
 	if ((ex = client_path(remote, t.remote, t.shown)) != PX_OK ||
 	    (ex = target_path(f, &t, local, into_dir, &t.local)) != PX_OK)
@@ -504,6 +529,8 @@ fetch_one(struct fetcher *f, const char *remote, const char *local,
 	if ((ex = client_connect(f->conn)) != PX_OK)
 		goto out;
 	ex = transfer_run(f, &t);
+	if (ex == PX_OK && digest != NULL)
+		memcpy(digest, t.digest, PH_SHA256_LEN);
 out:
 	report(f, &t, ex);
 	/* A cut connection leaves a .part worth resuming; a bad file not. */
@@ -516,7 +543,7 @@ enum px_exit
 fetch_run(const struct fetch_opts *o, char *const *remotes, size_t nremotes,
     const char *local)
 {
-	struct fetcher f;
+	struct fetcher *f = NULL;
 	enum px_exit ex, first = PX_OK;
 	bool into_dir = local_is_dir(local);
 	size_t i;
@@ -530,15 +557,22 @@ fetch_run(const struct fetch_opts *o, char *const *remotes, size_t nremotes,
 		return (enum px_exit)usage_error("porthole", "get",
 		    o->resume ? "--resume cannot write to standard output" :
 		    "--json cannot be used with standard output", NULL);
-	if ((ex = fetcher_init(&f, o)) != PX_OK)
+	if ((ex = fetcher_new(o, &f)) != PX_OK)
 		goto out;
 	for (i = 0; i < nremotes; i++) {
-		ex = fetch_one(&f, remotes[i], local, into_dir);
+		ex = fetch_one(f, remotes[i], local, into_dir, -1, NULL);
 		if (ex != PX_OK && first == PX_OK)
 			first = ex;
 	}
 	ex = first;
 out:
-	fetcher_free(&f);
+	fetcher_free(f);
 	return ex;
+}
+
+enum px_exit
+fetcher_get(struct fetcher *f, const char *remote, const char *local,
+    uint32_t mode, uint8_t digest[PH_SHA256_LEN])
+{
+	return fetch_one(f, remote, local, false, (int)(mode & 0777), digest);
 }

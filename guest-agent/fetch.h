@@ -28,4 +28,32 @@ struct fetch_opts {
 enum px_exit fetch_run(const struct fetch_opts *o, char *const *remotes,
 	    size_t nremotes, const char *local);
 
+/*
+ * A download session for other commands (sync): o (which must outlive it)
+ * sets the options, usually quiet with verify and zstd on. Nothing is
+ * connected yet. Returns PX_OK with *out set, or prints why not and returns
+ * an exit code with *out NULL. Free with fetcher_free().
+ */
+struct fetcher;
+enum px_exit fetcher_new(const struct fetch_opts *o, struct fetcher **out);
+
+/*
+ * The session's connection, for requests of the caller's own (STAT). Owned
+ * by f; client_connect() it before use, as it may be broken.
+ */
+struct client *fetcher_client(struct fetcher *f);
+
+/*
+ * Downloads remote into the file local exactly as `get REMOTE LOCAL` does
+ * (LOCAL.part, verified, renamed into place), over f's connection, which
+ * is (re)connected if needed, but gives the file mode (& 0777) instead of
+ * META's. On PX_OK digest holds the file's SHA-256. Otherwise the reason
+ * has been printed and LOCAL is untouched.
+ */
+enum px_exit fetcher_get(struct fetcher *f, const char *remote,
+	    const char *local, uint32_t mode, uint8_t digest[PH_SHA256_LEN]);
+
+/* Closes the connection and frees f. Accepts NULL. */
+void	fetcher_free(struct fetcher *f);
+
 #endif /* PORTHOLE_FETCH_H */

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "fetch.h"
 #include "query.h"
+#include "sync.h"
 #include "usage.h"
 
 #define ENDPOINT_ENV	"PORTHOLE_ENDPOINT"
@@ -31,6 +32,12 @@ static const char usage_text[] =
 "  stat [--json] REMOTE       Show size, mode, mtime and SHA-256.\n"
 "  ls [-l] [--json] [REMOTE]  List a directory (default: the root).\n"
 "  ping                       Show round trip time, protocol and server.\n"
+"  sync [-q] [--dry-run] [MANIFEST]\n"
+"        Bring the files MANIFEST lists (default\n"
+"        " SYNC_DEFAULT_MANIFEST ") up to date: download those\n"
+"        whose SHA-256 differs from the host's, give them the listed mode\n"
+"        and run their hook. One line per file on standard output:\n"
+"        unchanged, updated or failed. A bad manifest changes nothing.\n"
 "\n"
 "Options:\n"
 "  -e, --endpoint ENDPOINT  Where portholed listens: vsock:CID:PORT or\n"
@@ -48,20 +55,23 @@ static const char usage_text[] =
 "Options of stat and ls:\n"
 "  -l, --long       (ls) Show type, mode, size and mtime.\n"
 "      --json       One JSON object (per entry for ls) per line.\n"
+"Options of sync:\n"
+"  -q, --quiet      Print only the failed files.\n"
+"      --dry-run    Compare only; download, change and run nothing.\n"
 "\n"
 "Exit status:\n"
 "  0  success\n"
 "  1  other error on the host (I/O, internal error, bad resume offset)\n"
-"  2  usage error, or a malformed path\n"
+"  2  usage error, a malformed path, or a bad sync manifest\n"
 "  3  not found, not a file, or not a directory\n"
 "  4  forbidden, or the path leads outside the repository\n"
 "  5  busy: the host's transfer queue is full\n"
 "  6  connection: cannot connect, timeout, protocol error, connection\n"
 "     lost, daemon shutting down or without a repository\n"
 "  7  integrity: SHA-256 mismatch, or the file changed on the host\n"
-"  8  local I/O error\n"
-"With several files the others are still tried; the exit status is the\n"
-"first failure's.\n";
+"  8  local I/O error, or a sync hook failed\n"
+"With several files (get, sync) the others are still tried; the exit\n"
+"status is the first failure's.\n";
 
 /* What every command gets: its arguments and the resolved endpoint. */
 struct cmd_ctx {
@@ -94,6 +104,7 @@ enum {
 	OPT_NO_VERIFY,
 	OPT_JSON,
 	OPT_NO_ZSTD,
+	OPT_DRY_RUN,
 };
 
 static enum px_exit
@@ -258,11 +269,51 @@ cmd_ping(struct cmd_ctx *ctx)
 	return query_ping(&o);
 }
 
+static enum px_exit
+cmd_sync(struct cmd_ctx *ctx)
+{
+	static const struct option longopts[] = {
+		{ "endpoint", required_argument, NULL, 'e' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sync_opts o = { .quiet = false };
+	int ch;
+
+	while ((ch = getopt_long(ctx->argc, ctx->argv, ":e:qh", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'e':
+			ctx->endpoint = optarg;
+			break;
+		case 'q':
+			o.quiet = true;
+			break;
+		case OPT_DRY_RUN:
+			o.dry_run = true;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return PX_OK;
+		default:
+			return bad_option("sync", ch, ctx->argv);
+		}
+	}
+	if (ctx->argc - optind > 1)
+		return usage_fail("sync", "only one MANIFEST please", NULL);
+	o.endpoint = ctx->endpoint;
+	return sync_run(&o, optind < ctx->argc ? ctx->argv[optind] :
+	    SYNC_DEFAULT_MANIFEST);
+}
+
 static const struct command commands[] = {
 	{ "get", cmd_get },
 	{ "stat", cmd_stat },
 	{ "ls", cmd_ls },
 	{ "ping", cmd_ping },
+	{ "sync", cmd_sync },
 };
 
 /* The endpoint to use when -e is not given. */
