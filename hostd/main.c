@@ -17,7 +17,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
+#ifdef HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
+#include "conf.h"
 #include "config.h"
 #include "control.h"
 #include "digest.h"
@@ -27,22 +31,12 @@
 #include "server.h"
 #include "state.h"
 
-#define HOSTD_MAX_LISTEN	16
-#define HOSTD_DEFAULT_GRACE	10
-#define HOSTD_MAX_GRACE		86400
 /* Digests remembered in memory. */
 #define HOSTD_DIGEST_MEMO	4096
 /* Room for a path escaped for a log line. */
 #define HOSTD_LOG_PATH		1024
-/* Transfer queue and timeout defaults (see --help). */
-#define HOSTD_MAX_ACTIVE	1
-#define HOSTD_MAX_QUEUE		256
-#define HOSTD_MAX_PER_PEER	8
-#define HOSTD_QUANTUM_BYTES	(64ull * 1024 * 1024)
-#define HOSTD_QUANTUM_MS	1000
-#define HOSTD_REQUEST_TIMEOUT	3
-#define HOSTD_IDLE_TIMEOUT	900
-#define HOSTD_STALL_TIMEOUT	30
+/* The service manager hears the request count at most this often. */
+#define HOSTD_NOTIFY_MS		1000
 
 enum {
 	OPT_STATE_DIR = 256,
@@ -57,18 +51,11 @@ enum {
 	OPT_IDLE_TIMEOUT,
 	OPT_STALL_TIMEOUT,
 	OPT_TEST_DECLARED_PEER,
+	OPT_CONFIG,
 };
 
 struct hostd_opts {
-	const char	*listen[HOSTD_MAX_LISTEN];
-	size_t		 nlisten;
-	char		*repo;		/* absolute, malloc'd */
-	const char	*control;
-	const char	*state_dir;
-	const char	*cache_dir;	/* reserved for the content cache */
-	uint64_t	 grace_s;
-	struct server_config srv;
-	bool		 verbose;
+	struct conf	 cfg;
 	bool		 check;
 };
 
@@ -83,13 +70,16 @@ struct hostd {
 	uv_signal_t	 sig_term;
 	uv_signal_t	 sig_int;
 	uv_signal_t	 sig_hup;
+	uv_timer_t	 notify_timer;	/* STATUS= updates */
+	uint64_t	 notified;	/* requests in the last STATUS= */
+	bool		 notify_open;
 	bool		 signals_open;
 	bool		 stopping;
 };
 
 /* Prints the help text, every option included. */
 static void
-usage(FILE *f)
+usage(FILE *f, const struct conf *d)
 {
 	fprintf(f,
 "usage: portholed [options]\n"
@@ -97,6 +87,10 @@ usage(FILE *f)
 "Serves a repository directory to virtual machines over vsock.\n"
 "\n"
 "options:\n"
+"      --config FILE       read settings from FILE (default\n"
+"                          %s; a missing\n"
+"                          default file is fine); options given here\n"
+"                          override it, --listen replaces its listeners\n"
 "  -l, --listen ENDPOINT   listen on ENDPOINT; repeatable (default %s)\n"
 "                          ENDPOINT is vsock:CID:PORT, vsock::PORT or\n"
 "                          unix:PATH\n"
@@ -107,39 +101,48 @@ usage(FILE *f)
 "      --cache-dir DIR     content cache directory, reserved\n"
 "                          (default %s)\n"
 "      --shutdown-grace S  seconds running transfers get to finish on\n"
-"                          SIGTERM (default %d)\n"
-"      --max-active N      transfers streaming at once (default %d)\n"
+"                          SIGTERM (default %llu)\n"
+"      --max-active N      transfers streaming at once (default %u)\n"
 "      --max-queue N       requests waiting for a transfer slot, all\n"
-"                          clients together; more get BUSY (default %d)\n"
+"                          clients together; more get BUSY (default %u)\n"
 "      --max-per-peer N    requests one client (VM) may have waiting or\n"
-"                          streaming; more get BUSY (default %d)\n"
+"                          streaming; more get BUSY (default %u)\n"
 "      --quantum-bytes N   a transfer yields its slot to another waiting\n"
 "                          client after N bytes (default %llu) ...\n"
-"      --quantum-ms N      ... or after N milliseconds (default %d)\n"
+"      --quantum-ms N      ... or after N milliseconds (default %llu)\n"
 "      --request-timeout S seconds a new connection gets to send HELLO\n"
-"                          and its first request (default %d)\n"
+"                          and its first request (default %llu)\n"
 "      --idle-timeout S    seconds an idle connection stays open between\n"
-"                          requests (default %d)\n"
+"                          requests (default %llu)\n"
 "      --stall-timeout S   seconds a client holding a transfer slot may\n"
-"                          stop reading before it is dropped (default %d)\n"
+"                          stop reading before it is dropped (default %llu)\n"
 "      --test-declared-peer\n"
 "                          TESTS ONLY: on unix listeners, take the HELLO's\n"
 "                          declared_peer as the client's identity for fair\n"
 "                          queueing (vsock listeners never do)\n"
-"  -n, --check-config      check the options and the repository, then exit\n"
+"  -n, --check-config      check the configuration file, the options and\n"
+"                          the repository, print \"configuration OK\" and\n"
+"                          exit 0, or the error and exit 1\n"
 "  -v, --verbose           log debug lines\n"
 "  -V, --version           print the version and exit\n"
 "  -h, --help              print this help and exit\n"
 "\n"
+"Under systemd, sockets passed by socket activation (LISTEN_FDS) are served\n"
+"as well, and readiness and status are reported (NOTIFY_SOCKET).\n"
 "Signals: SIGTERM or SIGINT stop the daemon (exit 0); SIGHUP re-reads the\n"
 "repository from the state database.\n"
 "Exit status: 0 after SIGTERM/SIGINT, 1 on a startup error, 2 on a usage\n"
 "error.\n",
-	    PH_DEFAULT_LISTEN_ENDPOINT, PH_DEFAULT_CONTROL,
-	    PH_DEFAULT_STATE_DIR, PH_DEFAULT_CACHE_DIR, HOSTD_DEFAULT_GRACE,
-	    HOSTD_MAX_ACTIVE, HOSTD_MAX_QUEUE, HOSTD_MAX_PER_PEER,
-	    (unsigned long long)HOSTD_QUANTUM_BYTES, HOSTD_QUANTUM_MS,
-	    HOSTD_REQUEST_TIMEOUT, HOSTD_IDLE_TIMEOUT, HOSTD_STALL_TIMEOUT);
+	    CONF_DEFAULT_FILE, PH_DEFAULT_LISTEN_ENDPOINT, PH_DEFAULT_CONTROL,
+	    PH_DEFAULT_STATE_DIR, PH_DEFAULT_CACHE_DIR,
+	    (unsigned long long)d->grace_s,
+	    d->srv.queue.max_active, d->srv.queue.max_queue,
+	    d->srv.queue.max_per_peer,
+	    (unsigned long long)d->srv.queue.quantum_bytes,
+	    (unsigned long long)d->srv.queue.quantum_ms,
+	    (unsigned long long)(d->srv.request_timeout_ms / 1000),
+	    (unsigned long long)(d->srv.idle_timeout_ms / 1000),
+	    (unsigned long long)(d->srv.stall_timeout_ms / 1000));
 }
 
 /* Prints a usage error and the hint; returns 2, the exit status. */
@@ -159,107 +162,47 @@ usage_error(const char *fmt, ...)
 	return 2;
 }
 
-/* Makes a path absolute against the current directory, without resolving. */
-static char *
-absolute_path(const char *path)
-{
-	char cwd[PATH_MAX];
-	char *out;
+/* One option from the command line, applied after the file. */
+struct hostd_arg {
+	enum conf_opt	 opt;
+	const char	*value;
+};
 
-	if (path[0] == '/')
-		return strdup(path);
-	if (getcwd(cwd, sizeof(cwd)) == NULL)
-		return NULL;
-	if (asprintf(&out, "%s/%s", strcmp(cwd, "/") == 0 ? "" : cwd,
-	    path) < 0)
-		return NULL;
-	return out;
-}
-
-/* Parses a decimal number in [min, max]; false if it is not one. */
+/* Maps a getopt code to the option it sets; false for the others. */
 static bool
-parse_num(const char *s, uint64_t min, uint64_t max, uint64_t *v)
+arg_opt(int ch, enum conf_opt *opt)
 {
-	unsigned long long n;
-	char *end;
-
-	if (s[0] < '0' || s[0] > '9')
-		return false;
-	errno = 0;
-	n = strtoull(s, &end, 10);
-	if (*end != '\0' || errno != 0 || n < min || n > max)
-		return false;
-	*v = n;
-	return true;
-}
-
-/* The numeric options: name, range and where the value goes (scaled). */
-static int
-parse_num_opt(int ch, const char *arg, struct hostd_opts *o)
-{
-	struct server_config *c = &o->srv;
-	uint64_t v;
-
 	switch (ch) {
-	case OPT_MAX_ACTIVE:
-		if (!parse_num(arg, 1, 4096, &v))
-			return usage_error("invalid --max-active '%s' (1 to "
-			    "4096)", arg);
-		c->queue.max_active = (uint32_t)v;
-		break;
-	case OPT_MAX_QUEUE:
-		if (!parse_num(arg, 0, 1000000, &v))
-			return usage_error("invalid --max-queue '%s' (0 to "
-			    "1000000)", arg);
-		c->queue.max_queue = (uint32_t)v;
-		break;
-	case OPT_MAX_PER_PEER:
-		if (!parse_num(arg, 1, 1000000, &v))
-			return usage_error("invalid --max-per-peer '%s' (1 to "
-			    "1000000)", arg);
-		c->queue.max_per_peer = (uint32_t)v;
-		break;
-	case OPT_QUANTUM_BYTES:
-		if (!parse_num(arg, 1, UINT64_MAX, &v))
-			return usage_error("invalid --quantum-bytes '%s' (at "
-			    "least 1)", arg);
-		c->queue.quantum_bytes = v;
-		break;
-	case OPT_QUANTUM_MS:
-		if (!parse_num(arg, 1, 86400000, &v))
-			return usage_error("invalid --quantum-ms '%s' (1 to "
-			    "86400000)", arg);
-		c->queue.quantum_ms = v;
-		break;
-	case OPT_REQUEST_TIMEOUT:
-	case OPT_IDLE_TIMEOUT:
-	case OPT_STALL_TIMEOUT:
-		if (!parse_num(arg, 1, 86400, &v))
-			return usage_error("invalid %s '%s' (seconds, 1 to "
-			    "86400)", ch == OPT_REQUEST_TIMEOUT ?
-			    "--request-timeout" : ch == OPT_IDLE_TIMEOUT ?
-			    "--idle-timeout" : "--stall-timeout", arg);
-		if (ch == OPT_REQUEST_TIMEOUT)
-			c->request_timeout_ms = v * 1000;
-		else if (ch == OPT_IDLE_TIMEOUT)
-			c->idle_timeout_ms = v * 1000;
-		else
-			c->stall_timeout_ms = v * 1000;
-		break;
-	default:
-		abort();
+	case 'l': *opt = CONF_LISTEN; return true;
+	case 'r': *opt = CONF_REPO; return true;
+	case 'c': *opt = CONF_CONTROL; return true;
+	case 'v': *opt = CONF_VERBOSE; return true;
+	case OPT_STATE_DIR: *opt = CONF_STATE_DIR; return true;
+	case OPT_CACHE_DIR: *opt = CONF_CACHE_DIR; return true;
+	case OPT_GRACE: *opt = CONF_SHUTDOWN_GRACE; return true;
+	case OPT_MAX_ACTIVE: *opt = CONF_MAX_ACTIVE; return true;
+	case OPT_MAX_QUEUE: *opt = CONF_MAX_QUEUE; return true;
+	case OPT_MAX_PER_PEER: *opt = CONF_MAX_PER_PEER; return true;
+	case OPT_QUANTUM_BYTES: *opt = CONF_QUANTUM_BYTES; return true;
+	case OPT_QUANTUM_MS: *opt = CONF_QUANTUM_MS; return true;
+	case OPT_REQUEST_TIMEOUT: *opt = CONF_REQUEST_TIMEOUT; return true;
+	case OPT_IDLE_TIMEOUT: *opt = CONF_IDLE_TIMEOUT; return true;
+	case OPT_STALL_TIMEOUT: *opt = CONF_STALL_TIMEOUT; return true;
+	default: return false;
 	}
-	return -1;
 }
 
 /*
- * Parses the command line into o. Returns -1 to go on, 0 after printing
- * help or the version, 2 on a usage error.
+ * Reads the configuration file, then applies the command line on top.
+ * The command line is scanned first, to find --config and usage errors
+ * before the file is read. Returns -1 to go on, 0 after printing help or
+ * the version, 1 for a bad file, 2 for a bad command line.
  */
 static int
 parse_args(int argc, char **argv, struct hostd_opts *o)
 {
 	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, OPT_CONFIG },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "repo", required_argument, NULL, 'r' },
 		{ "control", required_argument, NULL, 'c' },
@@ -283,112 +226,101 @@ parse_args(int argc, char **argv, struct hostd_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct ph_endpoint ep;
-	const char *repo = NULL;
-	char *end;
-	unsigned long long v;
-	int ch, r;
+	struct hostd_arg *args;
+	const char *file = CONF_DEFAULT_FILE;
+	char err[1024];
+	enum conf_opt opt;
+	size_t nargs = 0;
+	bool explicit_file = false, trust = false, help = false;
+	bool listen_seen = false;
+	int ch, r, rc = 2;
 
-	o->control = PH_DEFAULT_CONTROL;
-	o->state_dir = PH_DEFAULT_STATE_DIR;
-	o->cache_dir = PH_DEFAULT_CACHE_DIR;
-	o->grace_s = HOSTD_DEFAULT_GRACE;
-	o->srv.queue.max_active = HOSTD_MAX_ACTIVE;
-	o->srv.queue.max_queue = HOSTD_MAX_QUEUE;
-	o->srv.queue.max_per_peer = HOSTD_MAX_PER_PEER;
-	o->srv.queue.quantum_bytes = HOSTD_QUANTUM_BYTES;
-	o->srv.queue.quantum_ms = HOSTD_QUANTUM_MS;
-	o->srv.request_timeout_ms = HOSTD_REQUEST_TIMEOUT * 1000;
-	o->srv.idle_timeout_ms = HOSTD_IDLE_TIMEOUT * 1000;
-	o->srv.stall_timeout_ms = HOSTD_STALL_TIMEOUT * 1000;
+	if ((r = conf_defaults(&o->cfg)) < 0) {
+		fprintf(stderr, "portholed: out of memory\n");
+		return 1;
+	}
+	if ((args = calloc((size_t)argc + 1, sizeof(*args))) == NULL) {
+		fprintf(stderr, "portholed: out of memory\n");
+		return 1;
+	}
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":l:r:c:nvVh", longopts,
 	    NULL)) != -1) {
+		if (arg_opt(ch, &opt)) {
+			args[nargs].opt = opt;
+			args[nargs].value = ch == 'v' ? "yes" : optarg;
+			nargs++;
+			continue;
+		}
 		switch (ch) {
-		case 'l':
-			if (ph_endpoint_parse(optarg, &ep) < 0)
-				return usage_error("invalid endpoint '%s' "
-				    "(expected vsock:CID:PORT, vsock::PORT or "
-				    "unix:PATH)", optarg);
-			if (o->nlisten == HOSTD_MAX_LISTEN)
-				return usage_error("too many --listen options "
-				    "(at most %d)", HOSTD_MAX_LISTEN);
-			o->listen[o->nlisten++] = optarg;
-			break;
-		case 'r':
-			if (optarg[0] == '\0')
-				return usage_error("empty repository path");
-			repo = optarg;
-			break;
-		case 'c':
-			if (optarg[0] == '\0')
-				return usage_error("empty control socket "
-				    "path");
-			o->control = optarg;
-			break;
-		case OPT_STATE_DIR:
-			if (optarg[0] == '\0')
-				return usage_error("empty state directory");
-			o->state_dir = optarg;
-			break;
-		case OPT_CACHE_DIR:
-			if (optarg[0] == '\0')
-				return usage_error("empty cache directory");
-			o->cache_dir = optarg;
-			break;
-		case OPT_GRACE:
-			errno = 0;
-			v = strtoull(optarg, &end, 10);
-			if (optarg[0] < '0' || optarg[0] > '9' ||
-			    *end != '\0' || errno != 0 || v > HOSTD_MAX_GRACE)
-				return usage_error("invalid --shutdown-grace "
-				    "'%s' (seconds, 0 to 86400)", optarg);
-			o->grace_s = v;
-			break;
-		case OPT_MAX_ACTIVE:
-		case OPT_MAX_QUEUE:
-		case OPT_MAX_PER_PEER:
-		case OPT_QUANTUM_BYTES:
-		case OPT_QUANTUM_MS:
-		case OPT_REQUEST_TIMEOUT:
-		case OPT_IDLE_TIMEOUT:
-		case OPT_STALL_TIMEOUT:
-			if ((r = parse_num_opt(ch, optarg, o)) >= 0)
-				return r;
+		case OPT_CONFIG:
+			if (optarg[0] == '\0') {
+				rc = usage_error("empty --config path");
+				goto out;
+			}
+			file = optarg;
+			explicit_file = true;
 			break;
 		case OPT_TEST_DECLARED_PEER:
-			o->srv.trust_declared = true;
+			trust = true;
 			break;
 		case 'n':
 			o->check = true;
 			break;
-		case 'v':
-			o->verbose = true;
-			break;
 		case 'V':
 			printf("portholed %s\n", PORTHOLE_VERSION);
-			return 0;
+			rc = 0;
+			goto out;
 		case 'h':
-			usage(stdout);
-			return 0;
+			help = true;
+			break;
 		case ':':
-			return usage_error("option '%s' needs an argument",
+			rc = usage_error("option '%s' needs an argument",
 			    argv[optind - 1]);
+			goto out;
 		default:
-			return usage_error("unknown option '%s'",
+			rc = usage_error("unknown option '%s'",
 			    argv[optind - 1]);
+			goto out;
 		}
 	}
-	if (optind < argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
-	if (o->nlisten == 0)
-		o->listen[o->nlisten++] = PH_DEFAULT_LISTEN_ENDPOINT;
-	if (repo != NULL && (o->repo = absolute_path(repo)) == NULL) {
-		fprintf(stderr, "portholed: cannot make %s absolute: %s\n",
-		    repo, strerror(errno));
-		return 1;
+	if (optind < argc) {
+		rc = usage_error("unexpected argument '%s'", argv[optind]);
+		goto out;
 	}
-	return -1;
+	if (help) {
+		usage(stdout, &o->cfg);
+		rc = 0;
+		goto out;
+	}
+	if ((r = conf_load(&o->cfg, file, err, sizeof(err))) < 0 &&
+	    (r != -ENOENT || explicit_file)) {
+		fprintf(stderr, "portholed: %s\n", err);
+		rc = 1;
+		goto out;
+	}
+	for (size_t i = 0; i < nargs; i++) {
+		/* Listeners on the command line replace the file's. */
+		if (args[i].opt == CONF_LISTEN && !listen_seen) {
+			conf_clear_listen(&o->cfg);
+			listen_seen = true;
+		}
+		if ((r = conf_set(&o->cfg, args[i].opt, args[i].value, "--",
+		    err, sizeof(err))) < 0) {
+			/* Only running out of memory is not the user's fault. */
+			if (r == -ENOMEM) {
+				fprintf(stderr, "portholed: %s\n", err);
+				rc = 1;
+			} else
+				rc = usage_error("%s", err);
+			goto out;
+		}
+	}
+	o->cfg.srv.trust_declared = trust;
+	rc = -1;
+out:
+	free(args);
+	return rc;
 }
 
 /* Lifts the soft descriptor limit to the hard one: one per connection. */
@@ -440,10 +372,10 @@ setup_repo(struct hostd *h, struct repo **out)
 	int err;
 
 	*out = NULL;
-	if (h->opts.repo != NULL) {
-		if ((err = repo_open(h->opts.repo, out)) < 0) {
+	if (h->opts.cfg.repo != NULL) {
+		if ((err = repo_open(h->opts.cfg.repo, out)) < 0) {
 			fprintf(stderr, "portholed: cannot use repository "
-			    "%s: %s\n", h->opts.repo,
+			    "%s: %s\n", h->opts.cfg.repo,
 			    repo_error_text(err, why, sizeof(why)));
 			return 1;
 		}
@@ -534,16 +466,118 @@ on_server_done(void *arg)
 	}
 }
 
+/* Notify timer handle lives in struct hostd: nothing to free. */
+static void
+on_notify_closed(uv_handle_t *handle)
+{
+	(void)handle;
+}
+
+/* Tells the service manager how many requests were served, if it changed. */
+static void
+on_notify_timer(uv_timer_t *t)
+{
+	struct hostd *h = t->data;
+	struct server_stats st;
+
+	server_get_stats(h->srv, &st);
+	if (st.requests == h->notified)
+		return;
+	h->notified = st.requests;
+#ifdef HAVE_LIBSYSTEMD
+	(void)sd_notifyf(0, "STATUS=serving; %llu requests, %zu connections",
+	    (unsigned long long)st.requests, st.connections);
+#endif
+}
+
+/*
+ * Under a service manager that asked for it (NOTIFY_SOCKET), reports
+ * readiness and then the request count, checked once a second.
+ */
+static void
+notify_ready(struct hostd *h)
+{
+#ifdef HAVE_LIBSYSTEMD
+	if (getenv("NOTIFY_SOCKET") == NULL)
+		return;
+	(void)sd_notify(0, "READY=1\nSTATUS=serving; 0 requests, "
+	    "0 connections");
+	uv_timer_init(&h->loop, &h->notify_timer);
+	h->notify_timer.data = h;
+	h->notify_open = true;
+	uv_timer_start(&h->notify_timer, on_notify_timer, HOSTD_NOTIFY_MS,
+	    HOSTD_NOTIFY_MS);
+	/* The status updates alone never keep the daemon running. */
+	uv_unref((uv_handle_t *)&h->notify_timer);
+#else
+	(void)h;
+	(void)on_notify_timer;
+#endif
+}
+
+/* Tells the service manager the daemon is stopping; ends the updates. */
+static void
+notify_stopping(struct hostd *h)
+{
+	if (!h->notify_open)
+		return;
+	h->notify_open = false;
+	uv_close((uv_handle_t *)&h->notify_timer, on_notify_closed);
+#ifdef HAVE_LIBSYSTEMD
+	(void)sd_notify(0, "STOPPING=1\nSTATUS=stopping");
+#endif
+}
+
+/*
+ * Serves the sockets the service manager passed (socket activation):
+ * unix or vsock listening stream sockets only. Returns how many, or -1
+ * after printing why the daemon cannot start.
+ */
+static int
+adopt_sockets(struct hostd *h)
+{
+#ifdef HAVE_LIBSYSTEMD
+	char err[512];
+	int n, fd;
+
+	if ((n = sd_listen_fds(1)) < 0) {
+		fprintf(stderr, "portholed: cannot take the passed sockets: "
+		    "%s\n", strerror(-n));
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		fd = SD_LISTEN_FDS_START + i;
+		if (sd_is_socket(fd, AF_UNIX, SOCK_STREAM, 1) <= 0 &&
+		    sd_is_socket(fd, AF_VSOCK, SOCK_STREAM, 1) <= 0) {
+			fprintf(stderr, "portholed: passed descriptor %d is "
+			    "not a listening unix or vsock stream socket\n",
+			    fd);
+			/* Those not yet adopted close with the process. */
+			return -1;
+		}
+		if (server_adopt(h->srv, fd, err, sizeof(err)) < 0) {
+			fprintf(stderr, "portholed: %s\n", err);
+			return -1;
+		}
+	}
+	return n;
+#else
+	(void)h;
+	return 0;
+#endif
+}
+
 /* Starts the orderly shutdown; called again, it cuts the grace short. */
 static void
 stop(struct hostd *h)
 {
 	if (!h->stopping) {
 		h->stopping = true;
+		notify_stopping(h);
 		control_close(h->ctl);
 	}
 	if (h->srv != NULL)
-		server_shutdown(h->srv, h->opts.grace_s * 1000, on_server_done,
+		server_shutdown(h->srv, h->opts.cfg.grace_s * 1000, on_server_done,
 		    h);
 	else
 		on_server_done(h);
@@ -593,10 +627,10 @@ check_config(struct hostd *h)
 	char why[256];
 	int err;
 
-	if (h->opts.repo != NULL) {
-		if ((err = repo_open(h->opts.repo, &repo)) < 0) {
+	if (h->opts.cfg.repo != NULL) {
+		if ((err = repo_open(h->opts.cfg.repo, &repo)) < 0) {
 			fprintf(stderr, "portholed: cannot use repository "
-			    "%s: %s\n", h->opts.repo,
+			    "%s: %s\n", h->opts.cfg.repo,
 			    repo_error_text(err, why, sizeof(why)));
 			return 1;
 		}
@@ -612,7 +646,7 @@ main(int argc, char **argv)
 	struct hostd h;
 	struct repo *repo = NULL;
 	char err[512], eps[1024], esc[HOSTD_LOG_PATH];
-	int rc, r;
+	int rc, r, nfds;
 
 	memset(&h, 0, sizeof(h));
 	if ((rc = parse_args(argc, argv, &h.opts)) >= 0)
@@ -626,7 +660,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	umask(027);
 	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-	if (log_new(h.opts.verbose, &h.log) < 0) {
+	if (log_new(h.opts.cfg.verbose, &h.log) < 0) {
 		fprintf(stderr, "portholed: out of memory\n");
 		goto out_opts;
 	}
@@ -636,27 +670,36 @@ main(int argc, char **argv)
 		    uv_strerror(r));
 		goto out_log;
 	}
-	if (state_open(h.opts.state_dir, &h.state, err, sizeof(err)) < 0) {
+	if (state_open(h.opts.cfg.state_dir, &h.state, err, sizeof(err)) < 0) {
 		fprintf(stderr, "portholed: state database: %s\n", err);
 		goto out_loop;
 	}
 	if (setup_repo(&h, &repo) != 0)
 		goto out_loop;
 	if (digest_new(&h.loop, HOSTD_DIGEST_MEMO, &h.digest) < 0 ||
-	    server_new(&h.loop, h.log, h.digest, &h.opts.srv, &h.srv) < 0) {
+	    server_new(&h.loop, h.log, h.digest, &h.opts.cfg.srv, &h.srv) < 0) {
 		fprintf(stderr, "portholed: out of memory\n");
 		repo_free(repo);
 		goto out_run;
 	}
 	server_set_repo(h.srv, repo);
-	for (size_t i = 0; i < h.opts.nlisten; i++) {
-		if (server_listen(h.srv, h.opts.listen[i], err,
+	if ((nfds = adopt_sockets(&h)) < 0)
+		goto out_run;
+	/* The default endpoint only when nothing else listens. */
+	if (h.opts.cfg.nlisten == 0 && nfds == 0 &&
+	    server_listen(h.srv, PH_DEFAULT_LISTEN_ENDPOINT, err,
+	    sizeof(err)) < 0) {
+		fprintf(stderr, "portholed: %s\n", err);
+		goto out_run;
+	}
+	for (size_t i = 0; i < h.opts.cfg.nlisten; i++) {
+		if (server_listen(h.srv, h.opts.cfg.listen[i], err,
 		    sizeof(err)) < 0) {
 			fprintf(stderr, "portholed: %s\n", err);
 			goto out_run;
 		}
 	}
-	if (control_new(&h.loop, h.log, h.srv, h.state, h.opts.control,
+	if (control_new(&h.loop, h.log, h.srv, h.state, h.opts.cfg.control,
 	    &h.ctl, err, sizeof(err)) < 0) {
 		fprintf(stderr, "portholed: %s\n", err);
 		goto out_run;
@@ -672,26 +715,27 @@ main(int argc, char **argv)
 	    repo != NULL ? "repository " : "no repository configured",
 	    repo != NULL ? log_path(repo_path(repo), esc, sizeof(esc)) : "");
 	log_debug(h.log, "control socket %s, state %s, cache %s (reserved), "
-	    "shutdown grace %llu s", control_path(h.ctl), h.opts.state_dir,
-	    h.opts.cache_dir, (unsigned long long)h.opts.grace_s);
+	    "shutdown grace %llu s", control_path(h.ctl), h.opts.cfg.state_dir,
+	    h.opts.cfg.cache_dir, (unsigned long long)h.opts.cfg.grace_s);
 	log_debug(h.log, "transfers: %u at once, %u waiting, %u per client, "
 	    "slices of %llu bytes or %llu ms; timeouts: request %llu ms, idle "
-	    "%llu ms, stall %llu ms", h.opts.srv.queue.max_active,
-	    h.opts.srv.queue.max_queue, h.opts.srv.queue.max_per_peer,
-	    (unsigned long long)h.opts.srv.queue.quantum_bytes,
-	    (unsigned long long)h.opts.srv.queue.quantum_ms,
-	    (unsigned long long)h.opts.srv.request_timeout_ms,
-	    (unsigned long long)h.opts.srv.idle_timeout_ms,
-	    (unsigned long long)h.opts.srv.stall_timeout_ms);
-	if (h.opts.srv.trust_declared)
+	    "%llu ms, stall %llu ms", h.opts.cfg.srv.queue.max_active,
+	    h.opts.cfg.srv.queue.max_queue, h.opts.cfg.srv.queue.max_per_peer,
+	    (unsigned long long)h.opts.cfg.srv.queue.quantum_bytes,
+	    (unsigned long long)h.opts.cfg.srv.queue.quantum_ms,
+	    (unsigned long long)h.opts.cfg.srv.request_timeout_ms,
+	    (unsigned long long)h.opts.cfg.srv.idle_timeout_ms,
+	    (unsigned long long)h.opts.cfg.srv.stall_timeout_ms);
+	if (h.opts.cfg.srv.trust_declared)
 		log_warn(h.log, "--test-declared-peer: unix clients choose "
 		    "their own queueing identity; for tests only");
+	notify_ready(&h);
 	rc = 0;
 
 out_run:
 	/* On error as after a signal: close everything, let it finish. */
 	if (rc != 0) {
-		h.opts.grace_s = 0;
+		h.opts.cfg.grace_s = 0;
 		stop(&h);
 	}
 	uv_run(&h.loop, UV_RUN_DEFAULT);
@@ -708,6 +752,6 @@ out_loop:
 out_log:
 	log_free(h.log);
 out_opts:
-	free(h.opts.repo);
+	conf_clear(&h.opts.cfg);
 	return rc;
 }

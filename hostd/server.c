@@ -2,6 +2,8 @@
  * server.c: data listeners, accepting, the connection table, shutdown.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
 #include <linux/vm_sockets.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -340,56 +342,30 @@ listener_on_accept(uv_poll_t *h, int status, int events)
 	}
 }
 
-/* Creates a listener for an endpoint and starts accepting on it. */
-int
-server_listen(struct server *srv, const char *endpoint, char *err,
+/*
+ * Watches a listening fd (owned by l from now on) and adds l to the
+ * table. On error l, its fd and a socket file it made are gone.
+ */
+static int
+listener_start(struct server *srv, struct listener *l, int fd, char *err,
     size_t errlen)
 {
-	struct listener *l, **ls;
-	struct stat st;
-	int fd, r;
+	struct listener **ls;
+	int r;
 
-	err[0] = '\0';
-	if ((l = calloc(1, sizeof(*l))) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
 	l->srv = srv;
-	if (ph_endpoint_parse(endpoint, &l->ep) < 0) {
-		snprintf(err, errlen, "invalid endpoint '%s'", endpoint);
-		free(l);
-		return -EINVAL;
-	}
-	if (ph_endpoint_format(&l->ep, l->name, sizeof(l->name)) < 0)
-		snprintf(l->name, sizeof(l->name), "%s", endpoint);
+	l->fd = fd;
 	ls = reallocarray(srv->listeners, srv->nlisteners + 1, sizeof(*ls));
 	if (ls == NULL) {
 		snprintf(err, errlen, "out of memory");
-		free(l);
-		return -ENOMEM;
+		r = -ENOMEM;
+		goto fail;
 	}
 	srv->listeners = ls;
-	if ((fd = ph_endpoint_listen(&l->ep, SERVER_BACKLOG)) < 0) {
-		snprintf(err, errlen, "cannot listen on %s: %s", l->name,
-		    strerror(-fd));
-		free(l);
-		return fd;
-	}
-	/* Remember our socket file, so shutdown removes only ours. */
-	if (l->ep.kind == PH_EP_UNIX && stat(l->ep.path, &st) == 0) {
-		l->have_inode = true;
-		l->dev = st.st_dev;
-		l->ino = st.st_ino;
-	}
-	l->fd = fd;
 	if ((r = uv_poll_init_socket(srv->loop, &l->poll, fd)) < 0) {
 		snprintf(err, errlen, "cannot watch %s: %s", l->name,
 		    uv_strerror(r));
-		if (l->have_inode)
-			(void)unlink(l->ep.path);
-		close(fd);
-		free(l);
-		return r;
+		goto fail;
 	}
 	uv_timer_init(srv->loop, &l->retry);
 	l->poll.data = l;
@@ -404,6 +380,115 @@ server_listen(struct server *srv, const char *endpoint, char *err,
 		return r;	/* closed by server_shutdown() */
 	}
 	return 0;
+
+fail:
+	if (l->have_inode)
+		(void)unlink(l->ep.path);
+	close(fd);
+	free(l);
+	return r;
+}
+
+/* Creates a listener for an endpoint and starts accepting on it. */
+int
+server_listen(struct server *srv, const char *endpoint, char *err,
+    size_t errlen)
+{
+	struct listener *l;
+	struct stat st;
+	int fd;
+
+	err[0] = '\0';
+	if ((l = calloc(1, sizeof(*l))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	if (ph_endpoint_parse(endpoint, &l->ep) < 0) {
+		snprintf(err, errlen, "invalid endpoint '%s'", endpoint);
+		free(l);
+		return -EINVAL;
+	}
+	if (ph_endpoint_format(&l->ep, l->name, sizeof(l->name)) < 0)
+		snprintf(l->name, sizeof(l->name), "%s", endpoint);
+	if ((fd = ph_endpoint_listen(&l->ep, SERVER_BACKLOG)) < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", l->name,
+		    strerror(-fd));
+		free(l);
+		return fd;
+	}
+	/* Remember our socket file, so shutdown removes only ours. */
+	if (l->ep.kind == PH_EP_UNIX && stat(l->ep.path, &st) == 0) {
+		l->have_inode = true;
+		l->dev = st.st_dev;
+		l->ino = st.st_ino;
+	}
+	return listener_start(srv, l, fd, err, errlen);
+}
+
+/*
+ * Takes a listening socket handed over by the service manager. Its socket
+ * file, if any, belongs to the manager: shutdown leaves it alone.
+ */
+int
+server_adopt(struct server *srv, int fd, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	const struct sockaddr_un *un;
+	const struct sockaddr_vm *vm;
+	struct listener *l;
+	socklen_t len = sizeof(ss);
+	int fl, e;
+
+	err[0] = '\0';
+	memset(&ss, 0, sizeof(ss));
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+		e = errno;
+		snprintf(err, errlen, "passed socket %d: %s", fd, strerror(e));
+		close(fd);
+		return -e;
+	}
+	if ((l = calloc(1, sizeof(*l))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		close(fd);
+		return -ENOMEM;
+	}
+	if (ss.ss_family == AF_VSOCK) {
+		vm = (const struct sockaddr_vm *)&ss;
+		l->ep.kind = PH_EP_VSOCK;
+		l->ep.cid = vm->svm_cid == VMADDR_CID_ANY ? PH_VSOCK_CID_ANY :
+		    vm->svm_cid;
+		l->ep.port = vm->svm_port;
+	} else if (ss.ss_family == AF_UNIX) {
+		un = (const struct sockaddr_un *)&ss;
+		l->ep.kind = PH_EP_UNIX;
+		/* An abstract or unnamed socket keeps an empty path. */
+		if (len > offsetof(struct sockaddr_un, sun_path) &&
+		    un->sun_path[0] != '\0')
+			snprintf(l->ep.path, sizeof(l->ep.path), "%.*s",
+			    (int)(len - offsetof(struct sockaddr_un,
+			    sun_path)), un->sun_path);
+	} else {
+		snprintf(err, errlen, "passed socket %d is neither unix nor "
+		    "vsock", fd);
+		free(l);
+		close(fd);
+		return -EAFNOSUPPORT;
+	}
+	if (l->ep.kind == PH_EP_UNIX && l->ep.path[0] == '\0')
+		snprintf(l->name, sizeof(l->name), "unix:(fd %d)", fd);
+	else if (ph_endpoint_format(&l->ep, l->name, sizeof(l->name)) < 0)
+		snprintf(l->name, sizeof(l->name), "fd %d", fd);
+	/* accept4() gives each connection its own flags; the listener too. */
+	if ((fl = fcntl(fd, F_GETFL)) < 0 ||
+	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+		e = errno;
+		snprintf(err, errlen, "passed socket %d: %s", fd, strerror(e));
+		free(l);
+		close(fd);
+		return -e;
+	}
+	return listener_start(srv, l, fd, err, errlen);
 }
 
 /* The listener's handles are closed: release its socket. */

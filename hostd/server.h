@@ -65,6 +65,14 @@ void	server_free(struct server *srv);
 int	server_listen(struct server *srv, const char *endpoint, char *err,
 	    size_t errlen);
 
+/*
+ * Takes over fd, a listening unix or vsock stream socket passed by the
+ * service manager (socket activation), and accepts on it. The server owns
+ * fd afterwards, also on error. Returns 0, or a negative errno with a
+ * one-line reason in err.
+ */
+int	server_adopt(struct server *srv, int fd, char *err, size_t errlen);
+
 /* The listening endpoints as "unix:/a, vsock::7390", into buf. */
 void	server_listeners(const struct server *srv, char *buf, size_t cap);
 

@@ -12,6 +12,11 @@ PACKAGES=(
 	libinih-dev libsystemd-dev libvirt-dev
 	# test, demo and VM tooling
 	xxd socat python3 procps util-linux busybox-static qemu-system-x86 zstd
+	# systemd-analyze and systemd-socket-activate (tests/integration/units.sh,
+	# config.sh)
+	systemd
+	# man pages, completions and packages (tests/integration/packages.sh)
+	scdoc man-db bash-completion debhelper dpkg-dev fakeroot lintian rpm
 )
 
 say() { printf 'install-deps: %s\n' "$*" >&2; }
