@@ -189,6 +189,28 @@ ctl_fs_error(struct ctl_conn *cc, bool json, int err, const char *verb,
 	return code;
 }
 
+/*
+ * Answers with the repository path: {"repository": PATH} in JSON, or the
+ * path after prefix as a line of text.
+ */
+static enum ph_err
+ctl_reply_repo(struct ctl_conn *cc, bool json, const struct repo *repo,
+    const char *prefix)
+{
+	struct text t;
+
+	text_init(&t, CTL_BODY_MAX);
+	if (json) {
+		text_printf(&t, "{\"repository\":");
+		text_json_str(&t, repo_path(repo));
+		text_printf(&t, "}\n");
+	} else
+		text_printf(&t, "%s%s\n", prefix, repo_path(repo));
+	ctl_send(cc, PH_OK, &t);
+	text_free(&t);
+	return PH_OK;
+}
+
 /* ---- Commands ------------------------------------------------------------ */
 
 /* Splits seconds into "2d 3h 4m 5s", leaving out leading zero units. */
@@ -359,23 +381,13 @@ static enum ph_err
 ctl_repo_get(struct ctl_conn *cc, bool json)
 {
 	struct repo *repo = server_repo(cc->ctl->srv);
-	struct text t;
 
 	if (repo == NULL) {
 		ctl_error(cc, json, PH_ERR_UNAVAILABLE,
 		    "no repository configured");
 		return PH_ERR_UNAVAILABLE;
 	}
-	text_init(&t, CTL_BODY_MAX);
-	if (json) {
-		text_printf(&t, "{\"repository\":");
-		text_json_str(&t, repo_path(repo));
-		text_printf(&t, "}\n");
-	} else
-		text_printf(&t, "%s\n", repo_path(repo));
-	ctl_send(cc, PH_OK, &t);
-	text_free(&t);
-	return PH_OK;
+	return ctl_reply_repo(cc, json, repo, "");
 }
 
 /* `repo set PATH`: check the directory, save it, then switch to it. */
@@ -385,7 +397,6 @@ ctl_repo_set(struct ctl_conn *cc, bool json, const char *path)
 	struct control *ctl = cc->ctl;
 	struct repo *repo = NULL, *old;
 	char was[1024], now[1024];
-	struct text t;
 	int err;
 
 	if (path[0] != '/') {
@@ -414,16 +425,7 @@ ctl_repo_set(struct ctl_conn *cc, bool json, const char *path)
 	server_set_repo(ctl->srv, repo);
 	log_info(ctl->log, "repository set to %s (was %s) by control peer=%s",
 	    now, was, cc->peer);
-	text_init(&t, CTL_BODY_MAX);
-	if (json) {
-		text_printf(&t, "{\"repository\":");
-		text_json_str(&t, repo_path(repo));
-		text_printf(&t, "}\n");
-	} else
-		text_printf(&t, "repository set to %s\n", repo_path(repo));
-	ctl_send(cc, PH_OK, &t);
-	text_free(&t);
-	return PH_OK;
+	return ctl_reply_repo(cc, json, repo, "repository set to ");
 }
 
 /* Appends the listing of one entry; false when the body is full. */
