@@ -79,7 +79,8 @@ function mib(kib) {
 function verdict(v, want) {
 	if (v == "")
 		return "not measured"
-	return sprintf("%.2fx: %s", v, v >= want ? "met" : "MISSED")
+	# Rounded down, so that a miss never prints as the target itself.
+	return sprintf("%.2fx: %s", int(v * 100) / 100, v >= want ? "met" : "MISSED")
 }
 function q(a, b) {
 	return (a == "" || b == "" || b == 0) ? "" : a / b
@@ -97,6 +98,8 @@ FILENAME == rss { hwm[$1] = $2; hexit[$1] = $3; next }
 	id = $1; p = $2
 	if ($3 == 0)
 		next	# warm-up
+	if ($9 != "" && $9 + 0 > maxload[id])
+		maxload[id] = $9 + 0
 	runs[id, p]++
 	if ($8 != 0) { fails[id, p]++; next }
 	v = (kind[id] == "batch") ? $6 / $4 : $5 / 1e6 / $4
@@ -133,8 +136,8 @@ END {
 	print "followed by sync(1) on the file, or syncfs for the batch). See"
 	print "bench/README.md."
 	print ""
-	print "| Scenario | Unit | Porthole | raw limit | nginx+curl | socat | Porthole/raw | Porthole/nginx |"
-	print "|---|---|---|---|---|---|---|---|"
+	print "| Scenario | Unit | Porthole | raw limit | nginx+curl | socat | Porthole/raw | Porthole/nginx | load |"
+	print "|---|---|---|---|---|---|---|---|---|"
 	anybase = 0
 	for (i = 1; i <= nids; i++) {
 		id = ids[i]
@@ -146,12 +149,18 @@ END {
 				anybase = 1
 		}
 		ph = median(id, "porthole")
-		line = line " | " ratio(ph, median(id, "raw")) " | " ratio(ph, median(id, "nginx")) " |"
+		line = line " | " ratio(ph, median(id, "raw")) " | " ratio(ph, median(id, "nginx"))
+		line = line " | " ((id in maxload) ? sprintf("%.1f", maxload[id]) : "?") " |"
 		print line
 		med[id] = ph
 		medng[id] = median(id, "nginx")
 		medraw[id] = median(id, "raw")
 	}
+	print ""
+	print "load: the highest 1-minute load average seen before a timed run of the"
+	print "row. The benchmark itself adds about 1-2 on a 2-core machine (far more"
+	print "in the concurrent row, whose own clients count); more than that means"
+	print "other work was running and the row is not reliable."
 	if (anybase) {
 		print ""
 		print "† the same measurement as the row it is based on (this row only changes a Porthole option)."

@@ -434,7 +434,7 @@ check_output() {
 # One measurement: scenario $1, peer $2, run $3 (0 = warm-up, not counted).
 measure() {
 	local id=$1 peer=$2 run=$3 kind clients
-	local out stdout=/dev/null bytes files rc=0 secs rss why=
+	local out stdout=/dev/null bytes files rc=0 secs rss load why=""
 	kind=${S_KIND[$id]}
 	clients=${S_CLIENTS[$id]}
 	if [ "$kind" = batch ]; then
@@ -464,6 +464,8 @@ measure() {
 	# Earlier runs' dirty pages must not be written back on this run's time.
 	sync
 	client_cmd "$peer" "$id" "$out"
+	# Other work on the machine skews the figures; the report shows it.
+	read -r load _ </proc/loadavg
 	# A hung client must not hang the benchmark: allow 60 s + 20 MB/s +
 	# 20 ms per file.
 	"$TOOLS/timeit" -n "$clients" -r "$TMP/res" -- \
@@ -479,8 +481,8 @@ measure() {
 	fi
 	[ -n "$why" ] && [ "$rc" -eq 0 ] && rc=99
 	[ -n "$why" ] && log "  FAILED $id/$peer run $run: $why"
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$peer" "$run" "$secs" \
-	    "$bytes" "$files" "$rss" "$rc" >>"$TSV"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$peer" "$run" \
+	    "$secs" "$bytes" "$files" "$rss" "$rc" "$load" >>"$TSV"
 	if [ "$run" -gt 0 ] && [ "$rc" -eq 0 ]; then
 		log "  $(printf '%-16s %-8s run %d: %7.3f s %9.1f MB/s  rss %6d KiB' \
 		    "$id" "$peer" "$run" "$secs" "$(awk -v b="$bytes" -v s="$secs" \
@@ -577,7 +579,7 @@ main() {
 	RSS_TSV=$RESULTS/latest-rss.tsv
 	META_TSV=$RESULTS/latest-meta.tsv
 	SCEN_TSV=$RESULTS/latest-scenarios.tsv
-	printf 'scenario\tpeer\trun\tseconds\tbytes\tfiles\trss_kib\tstatus\n' >"$TSV"
+	printf 'scenario\tpeer\trun\tseconds\tbytes\tfiles\trss_kib\tstatus\tload1\n' >"$TSV"
 	printf 'scenario\tportholed_hwm_kib\tportholed_exit\n' >"$RSS_TSV"
 	printf 'id\tkind\tbase\tlabel\tchart\n' >"$SCEN_TSV"
 	write_meta
