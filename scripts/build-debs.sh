@@ -40,9 +40,7 @@ mkdir -p "$src"
 # Copy the sources the meson build uses: not version control, build
 # output, the benchmarks (not part of the build, and large) or leftovers.
 say "copying the tree to $src"
-tar -C "$ROOT" -cf - --exclude=./.git --exclude=./build --exclude=./builddir \
-	--exclude=./bench --exclude='*.part' --exclude=__pycache__ \
-	--exclude=.cache --exclude=./packaging/debian . | tar -C "$src" -xf -
+"$ROOT/scripts/copy-source.sh" "$src" --exclude=./packaging/debian
 cp -a "$ROOT/packaging/debian" "$src/debian"
 
 say "dpkg-buildpackage (version $version)"

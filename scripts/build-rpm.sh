@@ -36,9 +36,7 @@ mkdir -p "$work/SOURCES" "$work/porthole-$version"
 
 # Copy the sources the meson build uses: not version control, build
 # output, the benchmarks (not part of the build, and large) or leftovers.
-tar -C "$ROOT" -cf - --exclude=./.git --exclude=./build --exclude=./builddir \
-	--exclude=./bench --exclude='*.part' --exclude=__pycache__ \
-	--exclude=.cache . | tar -C "$work/porthole-$version" -xf -
+"$ROOT/scripts/copy-source.sh" "$work/porthole-$version"
 tar -C "$work" -czf "$work/SOURCES/porthole-$version.tar.gz" "porthole-$version"
 
 args=(--define "_topdir $work")
