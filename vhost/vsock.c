@@ -1,0 +1,863 @@
+/*
+ * vsock.c: the virtio-vsock device: connection table, packets and credit.
+ *
+ * Flow control (virtio 1.x, 5.10.6.3): each side tells the other, in every
+ * header, how big its receive buffer is (buf_alloc) and how many bytes it
+ * has passed on so far (fwd_cnt). A sender may have at most buf_alloc -
+ * (sent - fwd_cnt) bytes in flight. Towards the guest we never read more
+ * from a host socket than that; from the guest we keep what the host
+ * socket cannot take yet in a buffer of exactly buf_alloc bytes, so a guest
+ * that keeps to its credit never loses a byte, and one that does not is
+ * reset.
+ *
+ * The receive queue is shared by all connections: connections with
+ * something to send wait in a round-robin list, and each wakeup sends a
+ * bounded number of packets before it lets the event loop run again.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "vhost_impl.h"
+#include "vsock.h"
+
+/* Packets per queue per wakeup, so one busy guest cannot starve others. */
+#define VSOCK_BUDGET		64
+/* RST replies to packets without a connection, waiting for rx buffers. */
+#define VSOCK_RST_QUEUE		64
+#define VSOCK_DEF_BUF		(64u * 1024)
+#define VSOCK_MIN_BUF		4096u
+#define VSOCK_MAX_BUF		(16u * 1024 * 1024)
+
+struct vsock_conn {
+	TAILQ_ENTRY(vsock_conn)	 link;		/* the device's table */
+	TAILQ_ENTRY(vsock_conn)	 rxq;		/* waiting to send to the guest */
+	struct vsock_dev	*d;
+	uint32_t		 gport;		/* the guest's port */
+	int			 fd;		/* the host end */
+	void			*slot;
+	unsigned		 events;	/* being watched for */
+	bool			 in_rxq;
+	bool			 need_response;
+	bool			 need_credit;	/* a CREDIT_UPDATE is due */
+	bool			 need_rst;	/* reset, then forget it */
+	bool			 connected;	/* RESPONSE sent */
+	bool			 readable;	/* fd may have data */
+	bool			 host_eof;	/* the host end is done */
+	bool			 shutdown_sent;
+	bool			 guest_no_send;
+	bool			 guest_no_rcv;
+	bool			 wr_shut;	/* shutdown(SHUT_WR) done */
+	/* Credit towards the guest. */
+	uint32_t		 peer_buf_alloc;
+	uint32_t		 peer_fwd_cnt;
+	uint32_t		 tx_cnt;
+	/* Credit from the guest: bytes passed to fd, and last announced. */
+	uint32_t		 fwd_cnt;
+	uint32_t		 fwd_sent;
+	/* Guest bytes fd could not take yet: a ring of d->cfg.buf_alloc. */
+	uint8_t			*buf;
+	uint32_t		 buf_head;
+	uint32_t		 buf_len;
+};
+
+TAILQ_HEAD(vsock_conn_list, vsock_conn);
+
+struct vsock_rst {
+	uint32_t	gport;
+	uint32_t	hport;
+};
+
+struct vsock_dev {
+	struct vsock_dev_config	 cfg;
+	const struct vsock_dev_ops *ops;
+	void			*arg;
+	struct vhost_watch	 w;
+	struct vhost_vq		*rx;
+	struct vhost_vq		*tx;
+	struct vsock_conn_list	 conns;
+	struct vsock_conn_list	 rxq;
+	struct vsock_rst	 rst[VSOCK_RST_QUEUE];
+	size_t			 rst_head;
+	size_t			 nrst;
+	bool			 broken;
+	struct vsock_dev_stats	 st;
+};
+
+static void	vsock_rx_run(struct vsock_dev *d);
+static void	vsock_conn_ready(void *obj, unsigned events);
+
+/* ---- Headers --------------------------------------------------------------- */
+
+void
+vsock_hdr_decode(const uint8_t *buf, struct vsock_hdr *h)
+{
+	struct ph_reader r;
+
+	ph_reader_init(&r, buf, VSOCK_HDR_LEN);
+	/* Exactly VSOCK_HDR_LEN bytes hold these fields: none can fail. */
+	(void)vh_get_le64(&r, &h->src_cid);
+	(void)vh_get_le64(&r, &h->dst_cid);
+	(void)vh_get_le32(&r, &h->src_port);
+	(void)vh_get_le32(&r, &h->dst_port);
+	(void)vh_get_le32(&r, &h->len);
+	(void)vh_get_le16(&r, &h->type);
+	(void)vh_get_le16(&r, &h->op);
+	(void)vh_get_le32(&r, &h->flags);
+	(void)vh_get_le32(&r, &h->buf_alloc);
+	(void)vh_get_le32(&r, &h->fwd_cnt);
+}
+
+void
+vsock_hdr_encode(const struct vsock_hdr *h, uint8_t *buf)
+{
+	struct ph_writer w;
+
+	ph_writer_init(&w, buf, VSOCK_HDR_LEN);
+	(void)vh_put_le64(&w, h->src_cid);
+	(void)vh_put_le64(&w, h->dst_cid);
+	(void)vh_put_le32(&w, h->src_port);
+	(void)vh_put_le32(&w, h->dst_port);
+	(void)vh_put_le32(&w, h->len);
+	(void)vh_put_le16(&w, h->type);
+	(void)vh_put_le16(&w, h->op);
+	(void)vh_put_le32(&w, h->flags);
+	(void)vh_put_le32(&w, h->buf_alloc);
+	(void)vh_put_le32(&w, h->fwd_cnt);
+}
+
+/* ---- Connections --------------------------------------------------------- */
+
+/* Bytes the guest lets us send it now. */
+static uint32_t
+vsock_credit(const struct vsock_conn *c)
+{
+	uint32_t inflight = c->tx_cnt - c->peer_fwd_cnt;
+
+	return inflight >= c->peer_buf_alloc ? 0 :
+	    c->peer_buf_alloc - inflight;
+}
+
+/* True while reading the host end could produce a packet. */
+static bool
+vsock_can_read(const struct vsock_conn *c)
+{
+	return c->connected && !c->host_eof && !c->guest_no_rcv &&
+	    !c->need_rst && vsock_credit(c) > 0;
+}
+
+/* True when the connection has a packet for the guest. */
+static bool
+vsock_has_output(const struct vsock_conn *c)
+{
+	return c->need_rst || c->need_response || c->need_credit ||
+	    (c->readable && vsock_can_read(c)) ||
+	    (c->host_eof && !c->shutdown_sent);
+}
+
+/* Polls the host end for what the connection can use now. */
+static void
+vsock_rewatch(struct vsock_conn *c)
+{
+	struct vsock_dev *d = c->d;
+	unsigned ev = 0;
+
+	if (vsock_can_read(c) && !c->readable)
+		ev |= VHOST_EV_READ;
+	if (c->buf_len > 0 && !c->need_rst)
+		ev |= VHOST_EV_WRITE;
+	if (ev == c->events)
+		return;
+	if (d->w.watch(d->w.arg, &c->slot, c->fd, ev, vsock_conn_ready,
+	    c) < 0) {
+		/* Without a watch the connection cannot go on. */
+		c->need_rst = true;
+		return;
+	}
+	c->events = ev;
+}
+
+/* Queues the connection for the receive queue if it has a packet. */
+static void
+vsock_schedule(struct vsock_conn *c)
+{
+	if (c->in_rxq || !vsock_has_output(c))
+		return;
+	TAILQ_INSERT_TAIL(&c->d->rxq, c, rxq);
+	c->in_rxq = true;
+}
+
+/* Forgets a connection and gives its socket back to the embedder. */
+static void
+vsock_conn_free(struct vsock_conn *c)
+{
+	struct vsock_dev *d = c->d;
+
+	if (c->in_rxq)
+		TAILQ_REMOVE(&d->rxq, c, rxq);
+	TAILQ_REMOVE(&d->conns, c, link);
+	d->st.connections--;
+	d->w.release(d->w.arg, &c->slot, c->fd);
+	free(c->buf);
+	free(c);
+}
+
+/* Resets a connection: RST to the guest, then it is forgotten. */
+static void
+vsock_conn_reset(struct vsock_conn *c)
+{
+	c->need_rst = true;
+	c->buf_len = 0;
+	vsock_rewatch(c);
+	vsock_schedule(c);
+}
+
+/* The connection from guest port gport to host port hport, or NULL. */
+static struct vsock_conn *
+vsock_conn_find(struct vsock_dev *d, uint32_t gport, uint32_t hport)
+{
+	struct vsock_conn *c;
+
+	if (hport != d->cfg.port)
+		return NULL;
+	TAILQ_FOREACH(c, &d->conns, link)
+		if (c->gport == gport)
+			return c;
+	return NULL;
+}
+
+/* Queues an RST for a packet that has no connection (bounded). */
+static void
+vsock_rst_queue(struct vsock_dev *d, uint32_t gport, uint32_t hport)
+{
+	struct vsock_rst *r;
+
+	if (d->nrst == VSOCK_RST_QUEUE)
+		return;		/* the guest's connect times out instead */
+	r = &d->rst[(d->rst_head + d->nrst) % VSOCK_RST_QUEUE];
+	r->gport = gport;
+	r->hport = hport;
+	d->nrst++;
+}
+
+/* Drops every connection without a word to the guest (reset or stop). */
+static void
+vsock_drop_all(struct vsock_dev *d)
+{
+	struct vsock_conn *c;
+
+	while ((c = TAILQ_FIRST(&d->conns)) != NULL)
+		vsock_conn_free(c);
+	d->nrst = 0;
+	d->rst_head = 0;
+}
+
+/* The guest broke a queue: stop serving it until the driver resets. */
+static void
+vsock_break(struct vsock_dev *d, struct vhost_vq *vq)
+{
+	if (d->broken)
+		return;
+	d->broken = true;
+	vsock_drop_all(d);
+	if (d->ops->broken != NULL)
+		d->ops->broken(d->arg, vhost_vq_error(vq) != NULL ?
+		    vhost_vq_error(vq) : "queue broken");
+}
+
+/* ---- Guest to host -------------------------------------------------------- */
+
+/* Writes out what the host end can take from the connection's buffer. */
+static int
+vsock_flush(struct vsock_conn *c)
+{
+	uint32_t cap = c->d->cfg.buf_alloc, first;
+	struct iovec iov[2];
+	ssize_t n;
+
+	while (c->buf_len > 0) {
+		first = cap - c->buf_head < c->buf_len ? cap - c->buf_head :
+		    c->buf_len;
+		iov[0].iov_base = c->buf + c->buf_head;
+		iov[0].iov_len = first;
+		iov[1].iov_base = c->buf;
+		iov[1].iov_len = c->buf_len - first;
+		n = writev(c->fd, iov, iov[1].iov_len > 0 ? 2 : 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n < 0)
+			return -errno;
+		c->buf_head = (uint32_t)((c->buf_head + (size_t)n) % cap);
+		c->buf_len -= (uint32_t)n;
+		c->fwd_cnt += (uint32_t)n;
+		c->d->st.from_guest += (uint64_t)n;
+	}
+	c->buf_head = 0;
+	return 0;
+}
+
+/* After bytes went to the host end: half a buffer unannounced is news. */
+static void
+vsock_credit_check(struct vsock_conn *c)
+{
+	if (c->fwd_cnt - c->fwd_sent >= c->d->cfg.buf_alloc / 2) {
+		c->need_credit = true;
+		vsock_schedule(c);
+	}
+}
+
+/* Half-closes the host end once the guest sent its last byte. */
+static void
+vsock_maybe_shut_wr(struct vsock_conn *c)
+{
+	if (c->guest_no_send && c->buf_len == 0 && !c->wr_shut) {
+		(void)shutdown(c->fd, SHUT_WR);
+		c->wr_shut = true;
+	}
+}
+
+/*
+ * Payload from the guest for the host end: straight to the socket when it
+ * has room, the rest into the connection's buffer. Returns 0 or -EPROTO
+ * when the guest sent more than its credit.
+ */
+static int
+vsock_deliver(struct vsock_conn *c, const struct vhost_chain *ch,
+    uint32_t len)
+{
+	uint32_t cap = c->d->cfg.buf_alloc, tail, n1, first;
+	struct iovec sub[VHOST_CHAIN_MAX_IOV];
+	size_t nsub = 0, off = VSOCK_HDR_LEN, left = len;
+	ssize_t n = 0;
+	int err;
+
+	if (len > cap - c->buf_len)
+		return -EPROTO;
+	/* The payload's pieces, after the header, len bytes long. */
+	for (size_t i = 0; i < ch->nout && left > 0; i++) {
+		if (off >= ch->iov[i].iov_len) {
+			off -= ch->iov[i].iov_len;
+			continue;
+		}
+		sub[nsub].iov_base = (uint8_t *)ch->iov[i].iov_base + off;
+		sub[nsub].iov_len = ch->iov[i].iov_len - off < left ?
+		    ch->iov[i].iov_len - off : left;
+		left -= sub[nsub].iov_len;
+		nsub++;
+		off = 0;
+	}
+	if (c->buf_len == 0) {
+		do
+			n = writev(c->fd, sub, (int)nsub);
+		while (n < 0 && errno == EINTR);
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		if (n < 0)
+			n = 0;
+		c->fwd_cnt += (uint32_t)n;
+		c->d->st.from_guest += (uint64_t)n;
+	}
+	if ((uint32_t)n < len) {
+		if (c->buf == NULL && (c->buf = malloc(cap)) == NULL)
+			return -ENOMEM;
+		tail = (c->buf_head + c->buf_len) % cap;
+		n1 = len - (uint32_t)n;
+		/* The rest goes in after what waits there; the ring may wrap. */
+		first = cap - tail < n1 ? cap - tail : n1;
+		(void)vhost_iov_read(sub, nsub, (size_t)n, c->buf + tail, first);
+		(void)vhost_iov_read(sub, nsub, (size_t)n + first, c->buf,
+		    n1 - first);
+		c->buf_len += n1;
+		if ((err = vsock_flush(c)) < 0)
+			return err;
+	}
+	vsock_credit_check(c);
+	vsock_rewatch(c);
+	return 0;
+}
+
+/* A REQUEST for a connection we do not have yet. */
+static void
+vsock_accept(struct vsock_dev *d, const struct vsock_hdr *h)
+{
+	struct vsock_conn *c;
+	int fd = -1;
+
+	if (h->dst_port != d->cfg.port || d->st.connections >=
+	    VSOCK_MAX_CONNS || d->ops->connect(d->arg, h->src_port,
+	    &fd) < 0) {
+		d->st.refused++;
+		vsock_rst_queue(d, h->src_port, h->dst_port);
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		close(fd);
+		d->st.refused++;
+		vsock_rst_queue(d, h->src_port, h->dst_port);
+		return;
+	}
+	c->d = d;
+	c->gport = h->src_port;
+	c->fd = fd;
+	c->peer_buf_alloc = h->buf_alloc;
+	c->peer_fwd_cnt = h->fwd_cnt;
+	c->need_response = true;
+	TAILQ_INSERT_TAIL(&d->conns, c, link);
+	d->st.connections++;
+	d->st.accepted++;
+	vsock_schedule(c);
+}
+
+/* One packet from the guest's transmit queue. */
+static void
+vsock_tx_packet(struct vsock_dev *d, const struct vhost_chain *ch)
+{
+	uint8_t raw[VSOCK_HDR_LEN];
+	struct vsock_conn *c;
+	struct vsock_hdr h;
+	int err;
+
+	if (ch->out_len < VSOCK_HDR_LEN) {
+		d->st.dropped++;
+		return;
+	}
+	(void)vhost_iov_read(ch->iov, ch->nout, 0, raw, sizeof(raw));
+	vsock_hdr_decode(raw, &h);
+	/* A guest speaks only for itself. */
+	if (h.src_cid != d->cfg.guest_cid) {
+		d->st.dropped++;
+		return;
+	}
+	c = vsock_conn_find(d, h.src_port, h.dst_port);
+	if (h.dst_cid != VSOCK_HOST_CID || h.type != VSOCK_TYPE_STREAM ||
+	    h.len > VSOCK_MAX_PKT || h.len > ch->out_len - VSOCK_HDR_LEN ||
+	    (h.op != VSOCK_OP_RW && h.len != 0)) {
+		/* A lying length or a stray packet: reset what it names. */
+		d->st.dropped++;
+		if (h.op == VSOCK_OP_RST)
+			return;
+		if (c != NULL) {
+			d->st.resets++;
+			vsock_conn_reset(c);
+		} else
+			vsock_rst_queue(d, h.src_port, h.dst_port);
+		return;
+	}
+	if (c == NULL) {
+		if (h.op == VSOCK_OP_REQUEST)
+			vsock_accept(d, &h);
+		else if (h.op != VSOCK_OP_RST)
+			vsock_rst_queue(d, h.src_port, h.dst_port);
+		return;
+	}
+	if (c->need_rst)
+		return;		/* already being reset */
+	c->peer_buf_alloc = h.buf_alloc;
+	c->peer_fwd_cnt = h.fwd_cnt;
+	switch (h.op) {
+	case VSOCK_OP_RW:
+		if (!c->connected || c->guest_no_send) {
+			d->st.resets++;
+			vsock_conn_reset(c);
+			return;
+		}
+		if (h.len == 0)
+			break;
+		if ((err = vsock_deliver(c, ch, h.len)) < 0) {
+			if (err == -EPROTO)
+				d->st.resets++;
+			vsock_conn_reset(c);
+			return;
+		}
+		vsock_maybe_shut_wr(c);
+		break;
+	case VSOCK_OP_CREDIT_UPDATE:
+		break;
+	case VSOCK_OP_CREDIT_REQUEST:
+		c->need_credit = true;
+		break;
+	case VSOCK_OP_SHUTDOWN:
+		if (h.flags & VSOCK_SHUTDOWN_RCV)
+			c->guest_no_rcv = true;
+		if (h.flags & VSOCK_SHUTDOWN_SEND)
+			c->guest_no_send = true;
+		if (c->guest_no_rcv && c->guest_no_send) {
+			/* Closed on its side: confirm with RST and forget. */
+			vsock_conn_reset(c);
+			return;
+		}
+		vsock_maybe_shut_wr(c);
+		break;
+	case VSOCK_OP_RST:
+		vsock_conn_free(c);
+		return;
+	default:
+		/* REQUEST on an open connection, RESPONSE, or unknown. */
+		d->st.resets++;
+		vsock_conn_reset(c);
+		return;
+	}
+	/* New credit may let the host end be read again. */
+	vsock_rewatch(c);
+	vsock_schedule(c);
+}
+
+/* Serves the transmit queue: a bounded batch per wakeup. */
+static void
+vsock_tx_run(struct vsock_dev *d)
+{
+	struct vhost_chain ch;
+	int budget, r;
+
+	if (d->tx == NULL || d->broken)
+		return;
+	for (budget = VSOCK_BUDGET; budget > 0; budget--) {
+		if ((r = vhost_vq_pop(d->tx, &ch)) < 0) {
+			vsock_break(d, d->tx);
+			return;
+		}
+		if (r == 0)
+			break;
+		vsock_tx_packet(d, &ch);
+		(void)vhost_vq_push(d->tx, ch.head, 0);
+	}
+	(void)vhost_vq_notify(d->tx);
+	if (budget == 0)
+		(void)vhost_vq_rekick(d->tx);
+	vsock_rx_run(d);
+}
+
+/* ---- Host to guest --------------------------------------------------------- */
+
+/* Fills the header of a packet from the host port to the guest. */
+static void
+vsock_hdr_init(const struct vsock_dev *d, struct vsock_hdr *h,
+    uint32_t gport, uint32_t hport, uint16_t op)
+{
+	memset(h, 0, sizeof(*h));
+	h->src_cid = VSOCK_HOST_CID;
+	h->dst_cid = d->cfg.guest_cid;
+	h->src_port = hport;
+	h->dst_port = gport;
+	h->type = VSOCK_TYPE_STREAM;
+	h->op = op;
+	h->buf_alloc = d->cfg.buf_alloc;
+}
+
+/*
+ * Builds the connection's next packet in the receive chain ch. Returns the
+ * bytes written to ch (header and payload), or 0 when there was nothing to
+ * send after all (the chain is unused). The connection may be freed.
+ */
+static uint32_t
+vsock_rx_conn(struct vsock_conn *c, const struct vhost_chain *ch,
+    bool *freed)
+{
+	struct vsock_dev *d = c->d;
+	const struct iovec *in = ch->iov + ch->nout;
+	struct iovec sub[VHOST_CHAIN_MAX_IOV];
+	uint8_t raw[VSOCK_HDR_LEN];
+	struct vsock_hdr h;
+	size_t nsub = 0, off = VSOCK_HDR_LEN;
+	uint64_t room;
+	uint32_t max, plen = 0;
+	uint16_t op;
+	ssize_t n;
+
+	*freed = false;
+	if (c->need_rst)
+		op = VSOCK_OP_RST;
+	else if (c->need_response)
+		op = VSOCK_OP_RESPONSE;
+	else if (c->readable && vsock_can_read(c)) {
+		/* Read straight into the guest's buffers after the header. */
+		room = ch->in_len - VSOCK_HDR_LEN;
+		max = vsock_credit(c);
+		if (max > VSOCK_MAX_PKT)
+			max = VSOCK_MAX_PKT;
+		if (room < max)
+			max = (uint32_t)room;
+		for (size_t i = 0, left = max; i < ch->nin && left > 0; i++) {
+			if (off >= in[i].iov_len) {
+				off -= in[i].iov_len;
+				continue;
+			}
+			sub[nsub].iov_base = (uint8_t *)in[i].iov_base + off;
+			sub[nsub].iov_len = in[i].iov_len - off < left ?
+			    in[i].iov_len - off : left;
+			left -= sub[nsub].iov_len;
+			nsub++;
+			off = 0;
+		}
+		do
+			n = readv(c->fd, sub, (int)nsub);
+		while (n < 0 && errno == EINTR);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			c->readable = false;
+			vsock_rewatch(c);
+			return 0;
+		}
+		if (n < 0) {
+			op = VSOCK_OP_RST;
+			c->need_rst = true;
+		} else if (n == 0) {
+			c->host_eof = true;
+			op = VSOCK_OP_SHUTDOWN;
+		} else {
+			op = VSOCK_OP_RW;
+			plen = (uint32_t)n;
+			/* A short read most likely emptied the socket. */
+			if ((uint32_t)n < max)
+				c->readable = false;
+		}
+	} else if (c->host_eof && !c->shutdown_sent)
+		op = VSOCK_OP_SHUTDOWN;
+	else if (c->need_credit)
+		op = VSOCK_OP_CREDIT_UPDATE;
+	else
+		return 0;
+
+	vsock_hdr_init(d, &h, c->gport, d->cfg.port, op);
+	h.fwd_cnt = c->fwd_cnt;
+	h.len = plen;
+	switch (op) {
+	case VSOCK_OP_RESPONSE:
+		c->need_response = false;
+		c->connected = true;
+		break;
+	case VSOCK_OP_SHUTDOWN:
+		h.flags = VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND;
+		c->shutdown_sent = true;
+		break;
+	case VSOCK_OP_RW:
+		c->tx_cnt += plen;
+		d->st.to_guest += plen;
+		break;
+	default:
+		break;
+	}
+	c->fwd_sent = c->fwd_cnt;
+	c->need_credit = false;
+	vsock_hdr_encode(&h, raw);
+	(void)vhost_iov_write(in, ch->nin, 0, raw, sizeof(raw));
+	if (op == VSOCK_OP_RST) {
+		vsock_conn_free(c);
+		*freed = true;
+	} else
+		vsock_rewatch(c);
+	return VSOCK_HDR_LEN + plen;
+}
+
+/* Serves the receive queue: RSTs first, then connections round-robin. */
+static void
+vsock_rx_run(struct vsock_dev *d)
+{
+	struct vhost_chain ch;
+	struct vsock_conn *c;
+	struct vsock_hdr h;
+	uint8_t raw[VSOCK_HDR_LEN];
+	uint32_t len;
+	int budget, r, pushed = 0;
+	bool freed;
+
+	if (d->rx == NULL || d->broken)
+		return;
+	for (budget = VSOCK_BUDGET; budget > 0; ) {
+		c = TAILQ_FIRST(&d->rxq);
+		if (d->nrst == 0 && c == NULL)
+			break;
+		if (c != NULL && d->nrst == 0 && !vsock_has_output(c)) {
+			TAILQ_REMOVE(&d->rxq, c, rxq);
+			c->in_rxq = false;
+			continue;
+		}
+		if ((r = vhost_vq_pop(d->rx, &ch)) < 0) {
+			vsock_break(d, d->rx);
+			return;
+		}
+		if (r == 0)
+			break;		/* wait for the driver to add buffers */
+		/* Room for a header and some payload, as drivers post. */
+		if (ch.in_len <= VSOCK_HDR_LEN) {
+			vhost_vq_break(d->rx, "receive buffer without room "
+			    "for a header and payload");
+			vsock_break(d, d->rx);
+			return;
+		}
+		budget--;
+		if (d->nrst > 0) {
+			vsock_hdr_init(d, &h, d->rst[d->rst_head].gport,
+			    d->rst[d->rst_head].hport, VSOCK_OP_RST);
+			d->rst_head = (d->rst_head + 1) % VSOCK_RST_QUEUE;
+			d->nrst--;
+			vsock_hdr_encode(&h, raw);
+			(void)vhost_iov_write(ch.iov + ch.nout, ch.nin, 0, raw,
+			    sizeof(raw));
+			(void)vhost_vq_push(d->rx, ch.head, VSOCK_HDR_LEN);
+			pushed++;
+			continue;
+		}
+		len = vsock_rx_conn(c, &ch, &freed);
+		if (len == 0) {
+			vhost_vq_unpop(d->rx);
+		} else {
+			(void)vhost_vq_push(d->rx, ch.head, len);
+			pushed++;
+		}
+		if (freed)
+			continue;
+		/* Round-robin: to the back of the line, or out of it. */
+		TAILQ_REMOVE(&d->rxq, c, rxq);
+		c->in_rxq = false;
+		vsock_schedule(c);
+	}
+	if (pushed > 0)
+		(void)vhost_vq_notify(d->rx);
+	if (budget == 0 && (d->nrst > 0 || !TAILQ_EMPTY(&d->rxq)))
+		(void)vhost_vq_rekick(d->rx);
+}
+
+/* The host end of a connection is readable or writable. */
+static void
+vsock_conn_ready(void *obj, unsigned events)
+{
+	struct vsock_conn *c = obj;
+	struct vsock_dev *d = c->d;
+	int err;
+
+	if (events & VHOST_EV_WRITE) {
+		if ((err = vsock_flush(c)) < 0) {
+			vsock_conn_reset(c);
+		} else {
+			vsock_credit_check(c);
+			vsock_maybe_shut_wr(c);
+		}
+	}
+	if ((events & VHOST_EV_READ) && !c->need_rst)
+		c->readable = true;
+	vsock_rewatch(c);
+	vsock_schedule(c);
+	vsock_rx_run(d);
+}
+
+/* ---- vhost-user glue -------------------------------------------------------- */
+
+/* The configuration space: le64 guest_cid. */
+static void
+vsock_get_config(void *arg, uint32_t offset, void *buf, uint32_t len)
+{
+	struct vsock_dev *d = arg;
+	uint64_t cid = htole64(d->cfg.guest_cid);
+
+	memcpy(buf, (const uint8_t *)&cid + offset, len);
+}
+
+/* A queue starts: the data queues are ours, the event queue stays idle. */
+static void
+vsock_start(void *arg, uint32_t q, struct vhost_vq *vq)
+{
+	struct vsock_dev *d = arg;
+
+	if (q == VSOCK_QUEUE_RX)
+		d->rx = vq;
+	else if (q == VSOCK_QUEUE_TX)
+		d->tx = vq;
+	else
+		return;		/* the event queue: we have no events */
+	/* A queue set up again after a break starts afresh. */
+	d->broken = false;
+}
+
+/* A queue stops: the driver reset the device or the front-end left. */
+static void
+vsock_stop(void *arg, uint32_t q)
+{
+	struct vsock_dev *d = arg;
+
+	if (q == VSOCK_QUEUE_RX)
+		d->rx = NULL;
+	else if (q == VSOCK_QUEUE_TX)
+		d->tx = NULL;
+	else
+		return;
+	/* A stopped device has no connections (a reset, or QEMU left). */
+	vsock_drop_all(d);
+}
+
+/* The driver added packets to send, or buffers to receive into. */
+static void
+vsock_kick(void *arg, uint32_t q)
+{
+	struct vsock_dev *d = arg;
+
+	if (q == VSOCK_QUEUE_TX)
+		vsock_tx_run(d);
+	else if (q == VSOCK_QUEUE_RX)
+		vsock_rx_run(d);
+}
+
+static const struct vhost_user_device vsock_vhost_device = {
+	.features = 0,
+	.nqueues = 3,
+	.config_len = 8,
+	.get_config = vsock_get_config,
+	.start = vsock_start,
+	.kick = vsock_kick,
+	.stop = vsock_stop,
+};
+
+const struct vhost_user_device *
+vsock_dev_vhost(void)
+{
+	return &vsock_vhost_device;
+}
+
+int
+vsock_dev_new(const struct vsock_dev_config *cfg,
+    const struct vsock_dev_ops *ops, void *arg, const struct vhost_watch *w,
+    struct vsock_dev **out)
+{
+	struct vsock_dev *d;
+
+	*out = NULL;
+	if (cfg->guest_cid <= VSOCK_HOST_CID || cfg->guest_cid >= UINT32_MAX)
+		return -EINVAL;
+	if (cfg->buf_alloc != 0 && (cfg->buf_alloc < VSOCK_MIN_BUF ||
+	    cfg->buf_alloc > VSOCK_MAX_BUF))
+		return -EINVAL;
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return -ENOMEM;
+	d->cfg = *cfg;
+	if (d->cfg.buf_alloc == 0)
+		d->cfg.buf_alloc = VSOCK_DEF_BUF;
+	d->ops = ops;
+	d->arg = arg;
+	d->w = *w;
+	TAILQ_INIT(&d->conns);
+	TAILQ_INIT(&d->rxq);
+	*out = d;
+	return 0;
+}
+
+void
+vsock_dev_free(struct vsock_dev *d)
+{
+	if (d == NULL)
+		return;
+	vsock_drop_all(d);
+	free(d);
+}
+
+void
+vsock_dev_stats(const struct vsock_dev *d, struct vsock_dev_stats *st)
+{
+	*st = d->st;
+	st->running = d->rx != NULL && d->tx != NULL;
+	st->broken = d->broken;
+}
