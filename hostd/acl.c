@@ -1,0 +1,294 @@
+/*
+ * acl.c: access rules, first match wins.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "acl.h"
+#include "state.h"
+
+struct acl {
+	bool		 default_allow;
+	struct acl_rule	*rules;
+	size_t		 n;
+};
+
+/* True for the canonical 8-4-4-4-12 hex form, either case. */
+static bool
+acl_is_uuid(const char *s)
+{
+	size_t i;
+
+	if (strlen(s) != ACL_UUID_LEN)
+		return false;
+	for (i = 0; i < ACL_UUID_LEN; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return false;
+		} else if (!isxdigit((unsigned char)s[i]))
+			return false;
+	}
+	return true;
+}
+
+/* True for text a domain name can be: UTF-8, no '/', no control bytes. */
+static bool
+acl_name_ok(const char *s)
+{
+	const uint8_t *p = (const uint8_t *)s;
+	size_t len = strlen(s), i = 0, n;
+
+	if (len == 0 || len > ACL_NAME_MAX)
+		return false;
+	while (i < len) {
+		if (p[i] < 0x20 || p[i] == 0x7f || p[i] == '/')
+			return false;
+		if ((n = ph_utf8_seq_len(p + i, len - i)) == 0)
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+/* Parses the N of "cid:N": decimal, 1 to 2^32-2 (-1 is "any"). */
+static bool
+acl_parse_cid(const char *s, uint32_t *cid)
+{
+	unsigned long long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*end != '\0' || errno != 0 || v == 0 || v >= UINT32_MAX)
+		return false;
+	*cid = (uint32_t)v;
+	return true;
+}
+
+int
+acl_rule_parse(const char *action, const char *match, const char *prefix,
+    struct acl_rule *r, char *err, size_t errlen)
+{
+	const char *name;
+	int e;
+
+	memset(r, 0, sizeof(*r));
+	err[0] = '\0';
+	if (strcmp(action, "allow") == 0)
+		r->allow = true;
+	else if (strcmp(action, "deny") != 0) {
+		snprintf(err, errlen, "invalid action '%s' (allow or deny)",
+		    action);
+		return -EINVAL;
+	}
+	if (strcmp(match, "*") == 0) {
+		r->kind = ACL_ANY;
+		snprintf(r->match, sizeof(r->match), "*");
+	} else if (strncmp(match, "cid:", 4) == 0) {
+		if (!acl_parse_cid(match + 4, &r->cid)) {
+			snprintf(err, errlen, "invalid CID in '%s' (cid:N, N "
+			    "from 1 to 4294967294)", match);
+			return -EINVAL;
+		}
+		r->kind = ACL_CID;
+		snprintf(r->match, sizeof(r->match), "cid:%u", r->cid);
+	} else if (acl_is_uuid(match)) {
+		r->kind = ACL_UUID;
+		for (size_t i = 0; i <= ACL_UUID_LEN; i++)
+			r->match[i] = (char)tolower((unsigned char)match[i]);
+	} else {
+		/* "name:" lets a name that looks like another form through. */
+		name = strncmp(match, "name:", 5) == 0 ? match + 5 : match;
+		if (!acl_name_ok(name)) {
+			snprintf(err, errlen, "invalid match '%.300s' (*, "
+			    "cid:N, a domain UUID or a domain name: up to %d "
+			    "bytes of UTF-8, no '/' or control characters)",
+			    match, ACL_NAME_MAX);
+			return -EINVAL;
+		}
+		r->kind = ACL_NAME;
+		snprintf(r->match, sizeof(r->match), "%s", name);
+	}
+	e = ph_path_normalize(prefix, strlen(prefix), r->prefix,
+	    sizeof(r->prefix));
+	if (e < 0) {
+		snprintf(err, errlen, "invalid path prefix '%.300s' (%s)",
+		    prefix, e == -EPERM ? "it climbs above the root" :
+		    e == -ENAMETOOLONG ? "too long" :
+		    "not UTF-8, or a control byte");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+const char *
+acl_prefix_disp(const struct acl_rule *r, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "/%s", strcmp(r->prefix, ".") == 0 ? "" :
+	    r->prefix);
+	return buf;
+}
+
+int
+acl_new(bool default_allow, struct acl **out)
+{
+	struct acl *acl;
+
+	*out = NULL;
+	if ((acl = calloc(1, sizeof(*acl))) == NULL)
+		return -ENOMEM;
+	acl->default_allow = default_allow;
+	*out = acl;
+	return 0;
+}
+
+void
+acl_free(struct acl *acl)
+{
+	if (acl == NULL)
+		return;
+	free(acl->rules);
+	free(acl);
+}
+
+bool
+acl_default_allow(const struct acl *acl)
+{
+	return acl->default_allow;
+}
+
+int
+acl_set_rules(struct acl *acl, const struct acl_rule *rules, size_t n)
+{
+	struct acl_rule *copy = NULL;
+
+	if (n > 0) {
+		if ((copy = calloc(n, sizeof(*copy))) == NULL)
+			return -ENOMEM;
+		memcpy(copy, rules, n * sizeof(*copy));
+	}
+	free(acl->rules);
+	acl->rules = copy;
+	acl->n = n;
+	return 0;
+}
+
+/* Loads the saved rules and swaps them in only when all were read. */
+int
+acl_reload(struct acl *acl, struct state *st)
+{
+	struct acl_rule *rules = NULL;
+	size_t n = 0;
+	int err;
+
+	if ((err = state_acl_load(st, &rules, &n)) < 0)
+		return err;
+	err = acl_set_rules(acl, rules, n);
+	free(rules);
+	return err;
+}
+
+size_t
+acl_count(const struct acl *acl)
+{
+	return acl->n;
+}
+
+const struct acl_rule *
+acl_rule_at(const struct acl *acl, size_t i)
+{
+	return i < acl->n ? &acl->rules[i] : NULL;
+}
+
+bool
+acl_rule_matches_peer(const struct acl_rule *r, const struct acl_peer *peer)
+{
+	switch (r->kind) {
+	case ACL_ANY:
+		return true;
+	case ACL_CID:
+		return peer->cid != 0 && peer->cid == r->cid;
+	case ACL_NAME:
+		return peer->name != NULL && strcmp(peer->name, r->match) == 0;
+	case ACL_UUID:
+		return peer->uuid != NULL &&
+		    strcasecmp(peer->uuid, r->match) == 0;
+	}
+	return false;
+}
+
+bool
+acl_rule_covers(const struct acl_rule *r, const char *rel)
+{
+	size_t n = strlen(r->prefix);
+
+	if (strcmp(r->prefix, ".") == 0)
+		return true;
+	/* A whole component: "tools" is not a prefix of "toolsx". */
+	return strncmp(rel, r->prefix, n) == 0 &&
+	    (rel[n] == '\0' || rel[n] == '/');
+}
+
+void
+acl_check(const struct acl *acl, const struct acl_peer *peer,
+    const char *rel, struct acl_verdict *out)
+{
+	out->allow = true;
+	out->rule = 0;
+	if (acl == NULL)
+		return;
+	out->allow = acl->default_allow;
+	for (size_t i = 0; i < acl->n; i++) {
+		const struct acl_rule *r = &acl->rules[i];
+
+		if (acl_rule_matches_peer(r, peer) &&
+		    acl_rule_covers(r, rel)) {
+			out->allow = r->allow;
+			out->rule = r->position;
+			return;
+		}
+	}
+}
+
+/* True if prefix lies strictly beneath rel, whole components. */
+static bool
+acl_beneath(const char *prefix, const char *rel)
+{
+	size_t n = strlen(rel);
+
+	if (strcmp(prefix, ".") == 0)
+		return false;
+	if (strcmp(rel, ".") == 0)
+		return true;
+	return strncmp(prefix, rel, n) == 0 && prefix[n] == '/';
+}
+
+void
+acl_check_browse(const struct acl *acl, const struct acl_peer *peer,
+    const char *rel, struct acl_verdict *out)
+{
+	struct acl_verdict v;
+
+	acl_check(acl, peer, rel, out);
+	if (out->allow)
+		return;
+	/* Is rel on the way to a prefix this peer really may read? */
+	for (size_t i = 0; i < acl->n; i++) {
+		const struct acl_rule *r = &acl->rules[i];
+
+		if (!r->allow || !acl_rule_matches_peer(r, peer) ||
+		    !acl_beneath(r->prefix, rel))
+			continue;
+		acl_check(acl, peer, r->prefix, &v);
+		if (v.allow) {
+			out->allow = true;
+			out->rule = v.rule;
+			return;
+		}
+	}
+}
