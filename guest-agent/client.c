@@ -6,13 +6,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <linux/vm_sockets.h>
 
 #include "client.h"
 #include "config.h"
 #include "fmt.h"
 #include "progress.h"
 #include "sockopt.h"
+
+/*
+ * Replies are read in blocks: a read asks for at least this many bytes, so
+ * the small frames of a reply (META, END, a small file's DATA) usually
+ * arrive with one system call, and the header of a large frame comes with
+ * the start of its payload.
+ */
+#define CLIENT_READAHEAD	(64 * 1024)
+#define CLIENT_RBUF_LEN		(PH_HDR_LEN + PH_MAX_PAYLOAD + CLIENT_READAHEAD)
+
+/* The socket receive buffer we ask for: a few DATA frames. */
+#define CLIENT_RCVBUF		(4 * 1024 * 1024)
 
 struct client {
 	int		 fd;
@@ -25,7 +40,9 @@ struct client {
 	struct ph_endpoint ep;
 	uint32_t	 features_offered;
 	struct progress	*progress;	/* not owned; cleared before messages */
-	uint8_t		*rbuf;		/* one frame: PH_HDR_LEN + PH_MAX_PAYLOAD */
+	uint8_t		*rbuf;		/* CLIENT_RBUF_LEN bytes */
+	size_t		 rpos;		/* next unread byte in rbuf */
+	size_t		 rend;		/* end of the bytes read into rbuf */
 	uint8_t		 wbuf[PH_HDR_LEN + PH_MAX_REQUEST_PAYLOAD];
 };
 
@@ -147,15 +164,115 @@ client_send(struct client *c, const struct ph_msg *m)
 	return PX_OK;
 }
 
+/* Reads up to len bytes into buf. The count, or -errno; EOF is -ECONNRESET. */
+static ssize_t
+read_some(int fd, uint8_t *buf, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = read(fd, buf, len);
+	while (n == -1 && errno == EINTR);
+	if (n == -1)
+		return -errno;
+	if (n == 0)
+		return -ECONNRESET;
+	return n;
+}
+
+/*
+ * Makes sure rbuf holds at least need unread bytes (need <= what a frame
+ * can be). Each read asks for CLIENT_READAHEAD bytes or more, so it may
+ * take bytes of the frames after this one, but never more than that.
+ * Unread bytes move to the front only when the frame would not fit after
+ * them, which moves at most CLIENT_READAHEAD bytes.
+ */
+static int
+fill(struct client *c, size_t need)
+{
+	size_t have = c->rend - c->rpos, want;
+	ssize_t n;
+
+	if (have >= need)
+		return 0;
+	if (have == 0)
+		c->rpos = c->rend = 0;
+	else if (c->rpos + need + CLIENT_READAHEAD > CLIENT_RBUF_LEN) {
+		memmove(c->rbuf, c->rbuf + c->rpos, have);
+		c->rpos = 0;
+		c->rend = have;
+	}
+	while ((have = c->rend - c->rpos) < need) {
+		want = need - have;
+		if (want < CLIENT_READAHEAD)
+			want = CLIENT_READAHEAD;
+		if (want > CLIENT_RBUF_LEN - c->rend)
+			want = CLIENT_RBUF_LEN - c->rend;
+		if ((n = read_some(c->fd, c->rbuf + c->rend, want)) < 0)
+			return (int)n;
+		c->rend += (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Reads one frame and decodes it into m. The header is validated (type,
+ * version, the length limit of its type) before the length is trusted.
+ * A DATA payload goes to data (cap bytes) when data is not NULL: what was
+ * read ahead is copied, the rest is read straight into place.
+ */
+static int
+recv_frame(struct client *c, struct ph_msg *m, uint8_t *data, size_t cap)
+{
+	struct ph_header h;
+	size_t got;
+	ssize_t n;
+	int rc;
+
+	if ((rc = fill(c, PH_HDR_LEN)) < 0)
+		return rc;
+	if ((rc = ph_header_parse(c->rbuf + c->rpos, PH_HDR_LEN, &h)) < 0)
+		return rc;
+	if (data != NULL && h.type == PH_DATA && h.length <= cap) {
+		c->rpos += PH_HDR_LEN;
+		got = c->rend - c->rpos;
+		if (got > h.length)
+			got = h.length;
+		memcpy(data, c->rbuf + c->rpos, got);
+		c->rpos += got;
+		for (; got < h.length; got += (size_t)n)
+			if ((n = read_some(c->fd, data + got,
+			    h.length - got)) < 0)
+				return (int)n;
+		return ph_decode(h.type, data, h.length, m);
+	}
+	/* ph_header_parse() capped the length at PH_MAX_PAYLOAD. */
+	if ((rc = fill(c, PH_HDR_LEN + (size_t)h.length)) < 0)
+		return rc;
+	c->rpos += PH_HDR_LEN + (size_t)h.length;
+	return ph_decode(h.type, c->rbuf + c->rpos - h.length, h.length, m);
+}
+
 enum px_exit
 client_recv(struct client *c, struct ph_msg *m)
 {
+	return client_recv_data(c, m, NULL, 0);
+}
+
+enum px_exit
+client_recv_data(struct client *c, struct ph_msg *m, uint8_t *data,
+    size_t cap)
+{
 	int rc;
 
-	memset(m, 0, sizeof(*m));
+	/*
+	 * ph_decode() clears the member it fills; clearing all of m would
+	 * cost more than most frames (its CTL arrays are 131 KB).
+	 */
+	m->type = 0;
 	if (c->broken)
 		return report_io_error(c, "receive", -ECONNRESET);
-	rc = ph_recv_msg(c->fd, c->rbuf, PH_HDR_LEN + PH_MAX_PAYLOAD, m);
+	rc = recv_frame(c, m, data, cap);
 	switch (rc) {
 	case 0:
 		return PX_OK;
@@ -190,6 +307,29 @@ client_path(const char *arg, char norm[PH_MAX_PATH + 1],
 	fmt_safe_str(stderr, arg);
 	fprintf(stderr, ": %s (%s)\n", ph_err_text(code), ph_err_name(code));
 	return client_exit_for(code);
+}
+
+/*
+ * Asks for a receive buffer of CLIENT_RCVBUF bytes, so that a fast server
+ * can run further ahead of us. On vsock the buffer that counts is
+ * SO_VM_SOCKETS_BUFFER_SIZE, which also sets the credit the host may send
+ * ahead; its maximum must be raised first. Best effort: the kernel may cap
+ * SO_RCVBUF (net.core.rmem_max) or refuse the vsock options, and the
+ * transfer works either way.
+ */
+static void
+set_rcvbuf(int fd, enum ph_ep_kind kind)
+{
+	unsigned long long vsz = CLIENT_RCVBUF;
+	int sz = CLIENT_RCVBUF;
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	if (kind != PH_EP_VSOCK)
+		return;
+	(void)setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_MAX_SIZE, &vsz,
+	    sizeof(vsz));
+	(void)setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_SIZE, &vsz,
+	    sizeof(vsz));
 }
 
 /* Sends HELLO and checks the HELLO_ACK that must answer it. */
@@ -236,7 +376,7 @@ client_new(const char *endpoint, uint32_t features, struct client **out)
 	c->fd = -1;
 	c->features_offered = features;
 	if ((c->endpoint = strdup(endpoint)) == NULL ||
-	    (c->rbuf = malloc(PH_HDR_LEN + PH_MAX_PAYLOAD)) == NULL)
+	    (c->rbuf = malloc(CLIENT_RBUF_LEN)) == NULL)
 		goto nomem;
 	if (ph_endpoint_parse(endpoint, &c->ep) < 0 ||
 	    (c->ep.kind == PH_EP_VSOCK && c->ep.cid == PH_VSOCK_CID_ANY)) {
@@ -267,6 +407,8 @@ client_connect(struct client *c)
 	c->fd = -1;
 	c->ready = false;
 	c->broken = false;
+	/* Whatever was read ahead belonged to the old connection. */
+	c->rpos = c->rend = 0;
 	fd = ph_endpoint_connect(&c->ep, CLIENT_CONNECT_TIMEOUT_MS);
 	if (fd < 0) {
 		progress_clear(c->progress);
@@ -277,6 +419,7 @@ client_connect(struct client *c)
 		return PX_CONN;
 	}
 	c->fd = fd;
+	set_rcvbuf(fd, c->ep.kind);
 	if ((rc = sockopt_io_timeout(fd, CLIENT_IO_TIMEOUT_MS)) < 0)
 		return report_io_error(c, "setsockopt", rc);
 	if ((ex = client_hello(c)) != PX_OK) {

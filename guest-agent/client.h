@@ -11,6 +11,7 @@
 #define PORTHOLE_CLIENT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "proto.h"
@@ -48,7 +49,7 @@ enum px_exit client_path(const char *arg, char norm[PH_MAX_PATH + 1],
 /*
  * Makes a client for endpoint (a string as the user gave it, also used in
  * messages) that will offer features (PH_FEAT_*); nothing is connected
- * yet. Allocates the one frame buffer all replies are read into. Returns
+ * yet. Allocates the buffer replies are read into. Returns
  * PX_OK with *out set, or prints why not (a bad endpoint: PX_USAGE) and
  * returns an exit code with *out NULL. Free *out with client_close().
  */
@@ -104,6 +105,16 @@ enum px_exit client_send(struct client *c, const struct ph_msg *m);
  * returns PX_CONN.
  */
 enum px_exit client_recv(struct client *c, struct ph_msg *m);
+
+/*
+ * client_recv(), except that the payload of a DATA frame is stored in data
+ * (cap bytes; PH_DATA_CHUNK holds any) instead of c's buffer, and
+ * m->u.data.bytes points there: the caller owns those bytes, which outlive
+ * the next client_recv(). Any other frame, or a DATA frame larger than cap,
+ * is received as by client_recv(). data may be NULL.
+ */
+enum px_exit client_recv_data(struct client *c, struct ph_msg *m,
+	    uint8_t *data, size_t cap);
 
 /*
  * Prints an ERROR frame about subject as "porthole: SUBJECT: MESSAGE

@@ -15,29 +15,55 @@
 
 #define PART_SUFFIX	".part"
 
+/*
+ * A large file's bytes are handed to the disk every this many bytes while
+ * the download goes on, so that the sync at the end finds little left to
+ * write instead of the whole file. Smaller files are left to that sync,
+ * which writes a group's files together.
+ */
+#define DEST_WRITEBACK	(8 * 1024 * 1024)
+
 struct dest {
 	bool	 is_stdout;
+	bool	 is_sock;	/* standard output is a socket */
 	bool	 committed;
 	bool	 have_part;	/* LOCAL.part is ours, locked */
 	int	 dirfd;		/* the directory holding LOCAL */
 	int	 fd;		/* LOCAL.part, flocked; or standard output */
+	dev_t	 dev;		/* LOCAL.part's file system */
+	uint64_t written;	/* LOCAL.part's size while writing */
+	uint64_t wb_start;	/* bytes before it are being written back */
+	char	*dir;		/* the directory as given, for messages */
 	char	*name;		/* LOCAL's last component */
 	char	*part_name;	/* NAME.part, relative to dirfd */
 	char	*part_path;	/* LOCAL.part as given, for messages */
 };
 
+struct dirsync_dir {
+	dev_t	 dev;
+	ino_t	 ino;
+	int	 fd;
+	char	*path;
+};
+
+struct dirsync {
+	size_t			n;
+	struct dirsync_dir	dir[DIRSYNC_MAX];
+};
+
 /*
- * Splits local into its directory (opened as *dirfd) and last component,
- * which must be a real file name.
+ * Splits local into its directory (opened as *dirfd, its path in *dirp)
+ * and last component, which must be a real file name.
  */
 static int
-open_parent(const char *local, int *dirfd, char **name)
+open_parent(const char *local, int *dirfd, char **dirp, char **name)
 {
 	const char *slash, *base;
 	char *dir = NULL;
 	int rc = 0;
 
 	*dirfd = -1;
+	*dirp = NULL;
 	*name = NULL;
 	slash = strrchr(local, '/');
 	base = slash != NULL ? slash + 1 : local;
@@ -60,7 +86,10 @@ open_parent(const char *local, int *dirfd, char **name)
 		rc = -errno;
 		free(*name);
 		*name = NULL;
+		goto out;
 	}
+	*dirp = dir;
+	dir = NULL;
 out:
 	free(dir);
 	return rc;
@@ -90,13 +119,16 @@ open_part_locked(struct dest *d, bool keep)
 			return -errno;
 		if (!S_ISREG(st.st_mode))
 			return -EINVAL;
+		d->dev = st.st_dev;
 		if (flock(d->fd, LOCK_EX | LOCK_NB) == -1)
 			return errno == EWOULDBLOCK ? -EBUSY : -errno;
 		if (fstatat(d->dirfd, d->part_name, &named,
 		    AT_SYMLINK_NOFOLLOW) == 0 && named.st_dev == st.st_dev &&
 		    named.st_ino == st.st_ino) {
 			d->have_part = true;
-			if (!keep && ftruncate(d->fd, 0) == -1)
+			/* named is fresh: taken under the lock. */
+			if (!keep && named.st_size != 0 &&
+			    ftruncate(d->fd, 0) == -1)
 				return -errno;
 			return 0;
 		}
@@ -110,6 +142,7 @@ open_part_locked(struct dest *d, bool keep)
 int
 dest_open(const char *local, bool resume, struct dest **out)
 {
+	struct stat st;
 	struct dest *d;
 	int rc;
 
@@ -121,10 +154,12 @@ dest_open(const char *local, bool resume, struct dest **out)
 	if (strcmp(local, "-") == 0) {
 		d->is_stdout = true;
 		d->fd = STDOUT_FILENO;
+		/* Decided once: only a socket needs send()'s MSG_NOSIGNAL. */
+		d->is_sock = fstat(d->fd, &st) == 0 && S_ISSOCK(st.st_mode);
 		*out = d;
 		return 0;
 	}
-	if ((rc = open_parent(local, &d->dirfd, &d->name)) < 0)
+	if ((rc = open_parent(local, &d->dirfd, &d->dir, &d->name)) < 0)
 		goto fail;
 	if (asprintf(&d->part_name, "%s" PART_SUFFIX, d->name) == -1 ||
 	    asprintf(&d->part_path, "%s" PART_SUFFIX, local) == -1) {
@@ -178,29 +213,56 @@ dest_begin(struct dest *d, uint64_t offset)
 		return -errno;
 	if ((uint64_t)st.st_size < offset)
 		return -ESTALE;
-	if (ftruncate(d->fd, (off_t)offset) == -1 ||
+	if (((uint64_t)st.st_size != offset &&
+	    ftruncate(d->fd, (off_t)offset) == -1) ||
 	    lseek(d->fd, (off_t)offset, SEEK_SET) == -1)
 		return -errno;
+	d->written = d->wb_start = offset;
 	return 0;
 }
 
 int
 dest_write(struct dest *d, const void *buf, size_t len)
 {
+	const uint8_t *p = buf;
+	ssize_t n;
+
 	if (d->fd == -1)
 		return -EBADF;
-	return ph_write_all(d->fd, buf, len);
+	if (d->is_sock)
+		return ph_write_all(d->fd, buf, len);
+	while (len > 0) {
+		n = write(d->fd, p, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+		d->written += (uint64_t)n;
+	}
+	if (!d->is_stdout && d->written - d->wb_start >= DEST_WRITEBACK) {
+		/*
+		 * Start writing back, without waiting; errors surface in
+		 * the sync that makes the file durable.
+		 */
+		(void)sync_file_range(d->fd, (off_t)d->wb_start,
+		    (off_t)(d->written - d->wb_start), SYNC_FILE_RANGE_WRITE);
+		d->wb_start = d->written;
+	}
+	return 0;
 }
 
 int
-dest_commit(struct dest *d, uint32_t mode, int64_t mtime_ns)
+dest_finish(struct dest *d, uint32_t mode, int64_t mtime_ns)
 {
 	struct timespec ts[2];
-	int fd = d->fd;
 
 	if (d->is_stdout)
 		return 0;
-	if (fd == -1)
+	if (d->fd == -1)
 		return -EBADF;
 	ts[0].tv_sec = 0;
 	ts[0].tv_nsec = UTIME_OMIT;
@@ -211,13 +273,133 @@ dest_commit(struct dest *d, uint32_t mode, int64_t mtime_ns)
 		ts[1].tv_sec--;
 		ts[1].tv_nsec += 1000000000;
 	}
-	if (fchmod(fd, mode & 0777) == -1 || futimens(fd, ts) == -1 ||
-	    fsync(fd) == -1)
+	if (fchmod(d->fd, mode & 0777) == -1 || futimens(d->fd, ts) == -1)
 		return -errno;
+	return 0;
+}
+
+int
+dest_sync(struct dest *d)
+{
+	if (d->is_stdout)
+		return 0;
+	return fsync(d->fd) == -1 ? -errno : 0;
+}
+
+int
+dest_check_written(struct dest *d)
+{
+	if (d->is_stdout)
+		return 0;
+	/*
+	 * Waits for writeback already under way (none, after a syncfs) and
+	 * reports a write error seen on this file since it was opened.
+	 */
+	if (sync_file_range(d->fd, 0, 0, SYNC_FILE_RANGE_WAIT_AFTER) == -1 &&
+	    errno != EINVAL && errno != ESPIPE && errno != ENOSYS)
+		return -errno;
+	return 0;
+}
+
+int
+dest_syncfs(struct dest *d)
+{
+	if (d->is_stdout)
+		return 0;
+	return syncfs(d->fd) == -1 ? -errno : 0;
+}
+
+bool
+dest_same_fs(const struct dest *a, const struct dest *b)
+{
+	return a->dev == b->dev;
+}
+
+struct dirsync *
+dirsync_new(void)
+{
+	return calloc(1, sizeof(struct dirsync));
+}
+
+/*
+ * Remembers d's directory in ds unless it is there already. False when it
+ * cannot (ds full, out of fds or memory): the caller syncs it at once.
+ */
+static bool
+dirsync_add(struct dirsync *ds, const struct dest *d)
+{
+	struct dirsync_dir *e;
+	struct stat st;
+	size_t i;
+
+	if (fstat(d->dirfd, &st) == -1)
+		return false;
+	for (i = 0; i < ds->n; i++)
+		if (ds->dir[i].dev == st.st_dev && ds->dir[i].ino == st.st_ino)
+			return true;
+	if (ds->n == DIRSYNC_MAX)
+		return false;
+	e = &ds->dir[ds->n];
+	if ((e->path = strdup(d->dir)) == NULL)
+		return false;
+	if ((e->fd = fcntl(d->dirfd, F_DUPFD_CLOEXEC, 0)) == -1) {
+		free(e->path);
+		e->path = NULL;
+		return false;
+	}
+	e->dev = st.st_dev;
+	e->ino = st.st_ino;
+	ds->n++;
+	return true;
+}
+
+int
+dirsync_run(struct dirsync *ds, char *failed, size_t cap)
+{
+	int rc = 0;
+	size_t i;
+
+	if (cap > 0)
+		failed[0] = '\0';
+	for (i = 0; i < ds->n; i++) {
+		if (fsync(ds->dir[i].fd) == -1 && rc == 0) {
+			rc = -errno;
+			snprintf(failed, cap, "%s", ds->dir[i].path);
+		}
+		close(ds->dir[i].fd);
+		free(ds->dir[i].path);
+	}
+	ds->n = 0;
+	return rc;
+}
+
+void
+dirsync_free(struct dirsync *ds)
+{
+	size_t i;
+
+	if (ds == NULL)
+		return;
+	for (i = 0; i < ds->n; i++) {
+		close(ds->dir[i].fd);
+		free(ds->dir[i].path);
+	}
+	free(ds);
+}
+
+int
+dest_rename(struct dest *d, struct dirsync *ds)
+{
+	if (d->is_stdout)
+		return 0;
+	if (d->fd == -1)
+		return -EBADF;
 	/* Still holding the lock, so the name is still our inode's. */
 	if (renameat(d->dirfd, d->part_name, d->dirfd, d->name) == -1)
 		return -errno;
 	d->committed = true;
+	if (ds != NULL && dirsync_add(ds, d))
+		return 0;
 	if (fsync(d->dirfd) == -1)
 		return -errno;
 	return 0;
@@ -240,6 +422,7 @@ dest_close(struct dest *d, bool keep_part)
 		if (d->dirfd != -1)
 			close(d->dirfd);
 	}
+	free(d->dir);
 	free(d->name);
 	free(d->part_name);
 	free(d->part_path);

@@ -1,8 +1,8 @@
 /*
  * dest.h: the local side of a download.
  *
- * Bytes go to NAME.part next to the final NAME; only dest_commit() puts
- * them under NAME, by rename after fsync, so NAME never holds a partial
+ * Bytes go to NAME.part next to the final NAME; only dest_rename() puts
+ * them under NAME, once they are durable, so NAME never holds a partial
  * file. "-" writes to standard output instead, with no temporary file.
  * Functions return 0 or a negative errno and print nothing.
  */
@@ -45,16 +45,80 @@ ssize_t	dest_read_part(struct dest *d, uint64_t off, void *buf, size_t cap);
  */
 int	dest_begin(struct dest *d, uint64_t offset);
 
-/* Appends len bytes. 0 or -errno. */
+/*
+ * Appends len bytes: with write(), or with send() when standard output is
+ * a socket (decided once, in dest_open()). Every 8 MiB of LOCAL.part are
+ * handed to the disk at once, without waiting. 0 or -errno.
+ */
 int	dest_write(struct dest *d, const void *buf, size_t len);
 
 /*
- * Finishes a verified file: sets mode (& 0777) and mtime, fsyncs it,
- * renames LOCAL.part to LOCAL and fsyncs the directory. For standard output
- * it does nothing. 0 or -errno; on failure LOCAL is untouched unless only
- * the final directory fsync failed.
+ * Durability. A verified file is made durable before it gets its name, and
+ * the name is made durable before porthole exits 0:
+ *
+ *   dest_finish()              mode and mtime
+ *   dest_sync()                fsync: the data and inode are on disk; or,
+ *   dest_syncfs() once,        for a group of files, one syncfs() per file
+ *     then dest_check_written()  system (one cache flush for the group, not
+ *     on each file               one per file) and each file's own write
+ *                              errors, which syncfs() reports only since
+ *                              Linux 5.8
+ *   dest_rename()              LOCAL.part -> LOCAL, still under the lock
+ *   dirsync_run()              fsync each directory that got a new name
+ *
+ * What is guaranteed: LOCAL never names part of a file, even after a
+ * crash: it is what it was before (or nothing), or the whole verified new
+ * file, whose data and inode were on disk before the rename. A crash after
+ * the rename but before the directory's fsync may find the old LOCAL (and
+ * the complete LOCAL.part) again. Once porthole exits 0, every file's data
+ * and name are on disk. Writing back starts during dest_write() for large
+ * files. Standard output skips all of it.
  */
-int	dest_commit(struct dest *d, uint32_t mode, int64_t mtime_ns);
+
+/* Sets mode (& 0777) and mtime. 0 or -errno. */
+int	dest_finish(struct dest *d, uint32_t mode, int64_t mtime_ns);
+
+/* fsync()s LOCAL.part. 0 or -errno. */
+int	dest_sync(struct dest *d);
+
+/*
+ * After dest_syncfs(): the first write error on LOCAL.part since it was
+ * opened, if any. 0 or -errno.
+ */
+int	dest_check_written(struct dest *d);
+
+/* syncfs() of the file system holding d. 0 or -errno. */
+int	dest_syncfs(struct dest *d);
+
+/* True when a and b are on the same file system (one syncfs covers both). */
+bool	dest_same_fs(const struct dest *a, const struct dest *b);
+
+/*
+ * Directories whose new names still need an fsync, at most DIRSYNC_MAX
+ * (more are synced at once by dest_rename()).
+ */
+#define DIRSYNC_MAX	32
+struct dirsync;
+
+/* An empty set; NULL when out of memory. */
+struct dirsync *dirsync_new(void);
+
+/*
+ * fsyncs every directory in ds and empties it. Returns 0, or the first
+ * error with that directory's path copied to failed (cap bytes).
+ */
+int	dirsync_run(struct dirsync *ds, char *failed, size_t cap);
+
+/* Frees ds without syncing. Accepts NULL. */
+void	dirsync_free(struct dirsync *ds);
+
+/*
+ * Renames LOCAL.part to LOCAL; call it once the data is durable. The
+ * directory's fsync is left to dirsync_run() on ds, or done here when ds
+ * is NULL or full. 0 or -errno; once the rename is done, d counts as
+ * committed even if the directory's fsync then fails.
+ */
+int	dest_rename(struct dest *d, struct dirsync *ds);
 
 /*
  * Releases d. An uncommitted LOCAL.part is removed unless keep_part is set

@@ -3,12 +3,23 @@
  *
  * Each file: GET -> [QUEUED...] META -> DATA/DATA_ZSTD... -> END. QUEUED is
  * also accepted between DATA frames, which costs nothing and lets a daemon
- * report a paused time-sliced transfer that way. Bytes are
- * hashed as they arrive and written to NAME.part, which is renamed to NAME
- * only once the SHA-256 of the whole file matches the server's digests.
+ * report a paused time-sliced transfer that way. Bytes are hashed as they
+ * arrive (on a second thread, see hasher.h) and written to NAME.part,
+ * which is renamed to NAME only once the SHA-256 of the whole file matches
+ * the server's digest and the bytes are durable. With several files, the
+ * next GET goes out as soon as an END arrives, so the host works on it
+ * while this side finishes the last file and opens the next .part.
+ *
+ * Durability is grouped: a verified file waits, still locked under
+ * NAME.part, until FETCH_GROUP_FILES files (or FETCH_GROUP_BYTES bytes) are
+ * verified or the run ends; then one syncfs() makes them all durable, they
+ * are renamed, and each directory is fsynced once at the end of the run.
+ * One file alone is fsynced as before. Files are reported (verified line,
+ * JSON) when their group is done, in the order they were asked for.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,33 +28,59 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <zstd.h>
 
 #include "client.h"
 #include "dest.h"
 #include "fetch.h"
 #include "fmt.h"
+#include "hasher.h"
 #include "progress.h"
 #include "usage.h"
+
+/*
+ * A durability group: verified files wait for one syncfs() together. Each
+ * holds two descriptors (the .part and its directory) until then.
+ */
+#define FETCH_GROUP_FILES	64
+#define FETCH_GROUP_BYTES	(64ull * 1024 * 1024)
 
 /* State shared by all files of one `porthole get`. */
 struct fetcher {
 	const struct fetch_opts	*o;
 	struct client		*conn;		/* reopened if it breaks */
 	struct progress		*progress;
-	EVP_MD_CTX		*md;
+	struct hasher		*hasher;
 	ZSTD_DCtx		*dctx;		/* NULL with --no-zstd */
-	uint8_t			*chunk;		/* PH_DATA_CHUNK scratch bytes */
+	struct dirsync		*dirs;		/* renamed into, not synced */
+	size_t			 group_max;	/* files per durability group */
+	struct transfer		*pending[FETCH_GROUP_FILES];
+	size_t			 npending;	/* waiting to be reported */
+	uint64_t		 held_bytes;	/* verified, not yet durable */
+	enum px_exit		 first;		/* first failure reported */
+};
+
+/* A file to download, as asked. */
+struct fetch_req {
+	const char	*remote;	/* as typed */
+	const char	*local;		/* see fetch_run() */
+	bool		 into_dir;	/* local is a directory */
+	int		 mode;		/* to set; -1: META's */
+	enum px_exit	*result;	/* if not NULL, gets the outcome */
+	uint8_t		*digest;	/* if not NULL, gets the SHA-256 */
 };
 
 /* One file being downloaded. */
 struct transfer {
+	enum px_exit	 ex;		/* the outcome so far */
+	enum px_exit	*result;	/* if not NULL, gets the outcome */
+	uint8_t		*digest_out;	/* if not NULL, gets the digest */
 	const char	*arg;		/* the path as typed */
 	char		 remote[PH_MAX_PATH + 1];	/* normalised */
 	char		 shown[PH_MAX_PATH + 2];	/* "/" + remote */
 	char		*local;
 	struct dest	*dest;
+	bool		 get_sent;
 	bool		 want_zstd;	/* GET asked for DATA_ZSTD */
 	bool		 have_meta;
 	struct ph_meta	 meta;
@@ -53,6 +90,7 @@ struct transfer {
 	uint8_t		 digest[PH_SHA256_LEN];
 	double		 started;	/* GET sent */
 	double		 meta_at;	/* META arrived: data starts */
+	double		 finished;	/* verified, or failed */
 };
 
 /* Prints "porthole: SUBJECT: MESSAGE" below any progress line. */
@@ -121,13 +159,13 @@ fetcher_new(const struct fetch_opts *o, struct fetcher **out)
 	 * static binary in a minimal guest from depending on it.
 	 */
 	OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
+	f->group_max = 1;
 	f->progress = progress_new(!o->quiet && isatty(STDERR_FILENO));
-	f->md = EVP_MD_CTX_new();
-	f->chunk = malloc(PH_DATA_CHUNK);
+	f->dirs = dirsync_new();
 	if (o->zstd)
 		f->dctx = ZSTD_createDCtx();
-	if (f->progress == NULL || f->md == NULL || f->chunk == NULL ||
-	    (o->zstd && f->dctx == NULL)) {
+	if (f->progress == NULL || f->dirs == NULL ||
+	    hasher_new(&f->hasher) < 0 || (o->zstd && f->dctx == NULL)) {
 		fprintf(stderr, "porthole: %s\n", strerror(ENOMEM));
 		ex = PX_LOCAL_IO;
 		goto fail;
@@ -155,11 +193,13 @@ fetcher_free(struct fetcher *f)
 {
 	if (f == NULL)
 		return;
+	/* Verified files are never dropped, even by a caller that forgot. */
+	(void)fetcher_finish(f);
 	client_close(f->conn);
 	progress_free(f->progress);
-	EVP_MD_CTX_free(f->md);
+	hasher_free(f->hasher);
 	ZSTD_freeDCtx(f->dctx);
-	free(f->chunk);
+	dirsync_free(f->dirs);
 	free(f);
 }
 
@@ -227,15 +267,16 @@ hash_existing(struct fetcher *f, struct transfer *t, bool resume)
 	ssize_t n;
 
 	t->offset = 0;
-	if (EVP_DigestInit_ex(f->md, EVP_sha256(), NULL) != 1) {
+	if (hasher_begin(f->hasher) < 0) {
 		say(f, t->shown, "cannot start SHA-256");
 		return PX_LOCAL_IO;
 	}
-	while (resume && (n = dest_read_part(t->dest, t->offset, f->chunk,
-	    PH_DATA_CHUNK)) != 0) {
+	/* Reading the next chunk overlaps hashing the last one. */
+	while (resume && (n = dest_read_part(t->dest, t->offset,
+	    hasher_slot(f->hasher), PH_DATA_CHUNK)) != 0) {
 		if (n < 0)
 			return local_error(f, dest_part_path(t->dest), (int)n);
-		if (EVP_DigestUpdate(f->md, f->chunk, (size_t)n) != 1) {
+		if (hasher_submit(f->hasher, (size_t)n) < 0) {
 			say(f, t->shown, "SHA-256 failed");
 			return PX_LOCAL_IO;
 		}
@@ -293,9 +334,12 @@ on_meta(struct fetcher *f, struct transfer *t, const struct ph_meta *meta)
 	return PX_OK;
 }
 
-/* Hashes and stores len file bytes that arrived for t. */
+/*
+ * Hashes and stores len file bytes that arrived for t in the hasher's
+ * current slot. The hashing thread and write() read the slot at once.
+ */
 static enum px_exit
-on_bytes(struct fetcher *f, struct transfer *t, const uint8_t *bytes,
+on_bytes(struct fetcher *f, struct transfer *t, const uint8_t *slot,
     size_t len)
 {
 	int rc;
@@ -306,11 +350,11 @@ on_bytes(struct fetcher *f, struct transfer *t, const uint8_t *bytes,
 		return client_protocol_error(f->conn,
 		    "DATA of %zu bytes after %" PRIu64 " of %" PRIu64, len,
 		    t->received, t->meta.size - t->offset);
-	if (EVP_DigestUpdate(f->md, bytes, len) != 1) {
+	if (hasher_submit(f->hasher, len) < 0) {
 		say(f, t->shown, "SHA-256 failed");
 		return abandon(f, PX_LOCAL_IO);
 	}
-	if ((rc = dest_write(t->dest, bytes, len)) < 0)
+	if ((rc = dest_write(t->dest, slot, len)) < 0)
 		return abandon(f, local_error(f, dest_part_path(t->dest), rc));
 	t->received += len;
 	progress_update(f->progress, t->offset + t->received);
@@ -318,12 +362,13 @@ on_bytes(struct fetcher *f, struct transfer *t, const uint8_t *bytes,
 }
 
 /*
- * Unpacks one DATA_ZSTD frame into the fixed chunk buffer. The declared
- * size is checked before any decompression, so a hostile frame can neither
- * overrun the buffer nor make us work for bytes we would refuse.
+ * Unpacks one DATA_ZSTD frame into the hasher's slot. The declared size is
+ * checked before any decompression, so a hostile frame can neither overrun
+ * the slot nor make us work for bytes we would refuse.
  */
 static enum px_exit
-on_zstd(struct fetcher *f, struct transfer *t, const struct ph_data *d)
+on_zstd(struct fetcher *f, struct transfer *t, const struct ph_data *d,
+    uint8_t *slot)
 {
 	unsigned long long declared;
 	size_t n;
@@ -343,21 +388,25 @@ on_zstd(struct fetcher *f, struct transfer *t, const struct ph_data *d)
 	if (ZSTD_isError(n) || n != d->len)
 		return client_protocol_error(f->conn,
 		    "DATA_ZSTD is not exactly one zstd frame");
-	n = ZSTD_decompressDCtx(f->dctx, f->chunk, PH_DATA_CHUNK, d->bytes,
+	n = ZSTD_decompressDCtx(f->dctx, slot, PH_DATA_CHUNK, d->bytes,
 	    d->len);
 	if (ZSTD_isError(n) || n != declared)
 		return client_protocol_error(f->conn,
 		    "DATA_ZSTD does not decompress: %s", ZSTD_isError(n) ?
 		    ZSTD_getErrorName(n) : "wrong size");
-	return on_bytes(f, t, f->chunk, n);
+	return on_bytes(f, t, slot, n);
 }
 
-/* Checks END against what arrived and against both digests. */
+/*
+ * Checks END against what arrived and the file's digest against END's.
+ * META's digest is optional: a server streaming a file it has not hashed
+ * yet sends it only in END. When META did carry one, END's must be the
+ * same, or the file changed on the host while it was being sent.
+ */
 static enum px_exit
 on_end(struct fetcher *f, struct transfer *t, const struct ph_end *end)
 {
 	char want[65], got[65];
-	unsigned int len = 0;
 
 	if (!t->have_meta)
 		return client_protocol_error(f->conn, "END before META");
@@ -366,19 +415,19 @@ on_end(struct fetcher *f, struct transfer *t, const struct ph_end *end)
 		return client_protocol_error(f->conn, "END after %" PRIu64
 		    " of %" PRIu64 " bytes, and it counts %" PRIu64,
 		    t->received, t->meta.size - t->offset, end->bytes);
-	if (EVP_DigestFinal_ex(f->md, t->digest, &len) != 1 ||
-	    len != PH_SHA256_LEN) {
+	if (hasher_final(f->hasher, t->digest) < 0) {
 		say(f, t->shown, "SHA-256 failed");
 		return PX_LOCAL_IO;
 	}
 	if (!f->o->verify)
 		return PX_OK;
-	if (!t->meta.has_digest || !end->has_digest) {
-		say(f, t->shown, "the server sent no SHA-256 digest "
-		    "(--no-verify accepts the file unchecked)");
+	if (!end->has_digest) {
+		say(f, t->shown, "the server sent no SHA-256 digest at the "
+		    "end of the file (--no-verify accepts the file unchecked)");
 		return PX_INTEGRITY;
 	}
-	if (memcmp(t->meta.sha256, end->sha256, PH_SHA256_LEN) != 0) {
+	if (t->meta.has_digest &&
+	    memcmp(t->meta.sha256, end->sha256, PH_SHA256_LEN) != 0) {
 		say(f, t->shown, "changed on the host during the transfer");
 		return PX_INTEGRITY;
 	}
@@ -398,9 +447,13 @@ receive(struct fetcher *f, struct transfer *t)
 {
 	struct ph_msg m;
 	enum px_exit ex;
+	uint8_t *slot;
 
 	for (;;) {
-		if ((ex = client_recv(f->conn, &m)) != PX_OK)
+		/* File bytes are received straight into a hashing slot. */
+		slot = hasher_slot(f->hasher);
+		if ((ex = client_recv_data(f->conn, &m, slot, PH_DATA_CHUNK)) !=
+		    PX_OK)
 			return ex;
 		switch (m.type) {
 		case PH_QUEUED:
@@ -413,10 +466,10 @@ receive(struct fetcher *f, struct transfer *t)
 			ex = on_meta(f, t, &m.u.meta);
 			break;
 		case PH_DATA:
-			ex = on_bytes(f, t, m.u.data.bytes, m.u.data.len);
+			ex = on_bytes(f, t, slot, m.u.data.len);
 			break;
 		case PH_DATA_ZSTD:
-			ex = on_zstd(f, t, &m.u.data);
+			ex = on_zstd(f, t, &m.u.data, slot);
 			break;
 		case PH_END:
 			return on_end(f, t, &m.u.end);
@@ -430,17 +483,17 @@ receive(struct fetcher *f, struct transfer *t)
 
 /* Prints the per-file result: the verified line and the JSON object. */
 static void
-report(struct fetcher *f, const struct transfer *t, enum px_exit ex)
+report(struct fetcher *f, const struct transfer *t)
 {
-	double now = progress_now(), seconds = now - t->started;
+	double seconds = t->finished - t->started;
 	char hex[65], rate[FMT_SIZE_LEN];
 
 	progress_clear(f->progress);
-	if (ex == PX_OK) {
+	if (t->ex == PX_OK) {
 		ph_sha256_hex(t->digest, hex);
 		if (!f->o->quiet) {
 			/* Time in the host's queue is not transfer time. */
-			fmt_rate(t->received, now - t->meta_at, rate,
+			fmt_rate(t->received, t->finished - t->meta_at, rate,
 			    sizeof(rate));
 			fputs(f->o->verify ? "verified" : "unverified",
 			    stderr);
@@ -456,21 +509,23 @@ report(struct fetcher *f, const struct transfer *t, enum px_exit ex)
 	fmt_json_str(stdout, t->shown[0] != '\0' ? t->shown : t->arg);
 	fputs(",\"local\":", stdout);
 	fmt_json_str(stdout, t->local != NULL ? t->local : "");
-	if (ex == PX_OK)
+	if (t->ex == PX_OK)
 		printf(",\"bytes\":%" PRIu64 ",\"sha256\":\"%s\","
 		    "\"verified\":%s,\"seconds\":%.3f}\n", t->meta.size, hex,
 		    f->o->verify ? "true" : "false", seconds);
 	else
-		printf(",\"failed\":true,\"exit\":%d}\n", (int)ex);
+		printf(",\"failed\":true,\"exit\":%d}\n", (int)t->ex);
 	fflush(stdout);
 }
 
-/* Runs the exchange for one file whose destination is open. */
+/*
+ * Checks that the connection can serve t as asked, then sends its GET.
+ * A .part the server cannot resume is hashed again from the start.
+ */
 static enum px_exit
-transfer_run(struct fetcher *f, struct transfer *t)
+request(struct fetcher *f, struct transfer *t)
 {
 	enum px_exit ex;
-	int rc;
 
 	if (f->o->verify &&
 	    !(client_features(f->conn) & PH_FEAT_SHA256)) {
@@ -485,66 +540,262 @@ transfer_run(struct fetcher *f, struct transfer *t)
 		if ((ex = hash_existing(f, t, false)) != PX_OK)
 			return ex;
 	}
-	if ((ex = send_get(f, t)) != PX_OK ||
-	    (ex = receive(f, t)) != PX_OK)
+	if ((ex = send_get(f, t)) != PX_OK)
 		return ex;
-	rc = dest_commit(t->dest, t->mode >= 0 ? (uint32_t)t->mode :
-	    t->meta.mode, t->meta.mtime_ns);
-	if (rc < 0)
-		return local_error(f, t->local, rc);
+	t->get_sent = true;
 	return PX_OK;
 }
 
+/* Whether t is verified and waits, under LOCAL.part, to be made durable. */
+static bool
+held(const struct transfer *t)
+{
+	return t->ex == PX_OK && t->dest != NULL;
+}
+
 /*
- * Downloads one remote path; see fetch_run(). mode is the mode to give the
- * file, or -1 for META's; digest, if not NULL, receives the file's SHA-256.
+ * Makes the held files of the group durable: one fsync() for a single
+ * file; for several, one syncfs() per file system, then each file's own
+ * write errors. A failure fails the files it covers.
+ */
+static void
+group_sync(struct fetcher *f)
+{
+	struct transfer *t, *u;
+	size_t i, j, nheld = 0;
+	int rc;
+
+	for (i = 0; i < f->npending; i++)
+		if (held(f->pending[i]))
+			nheld++;
+	for (i = 0; i < f->npending && nheld == 1; i++) {
+		t = f->pending[i];
+		if (held(t) && (rc = dest_sync(t->dest)) < 0)
+			t->ex = local_error(f, t->local, rc);
+	}
+	if (nheld < 2)
+		return;
+	for (i = 0; i < f->npending; i++) {
+		t = f->pending[i];
+		if (!held(t))
+			continue;
+		/*
+		 * The first held file of each file system syncs it; after a
+		 * failure no file on it is held any more.
+		 */
+		for (j = 0; j < i; j++) {
+			u = f->pending[j];
+			if (held(u) && dest_same_fs(u->dest, t->dest))
+				break;
+		}
+		if (j < i || (rc = dest_syncfs(t->dest)) == 0)
+			continue;
+		for (j = i; j < f->npending; j++) {
+			u = f->pending[j];
+			if (held(u) && dest_same_fs(u->dest, t->dest))
+				u->ex = local_error(f, u->local, rc);
+		}
+	}
+	for (i = 0; i < f->npending; i++) {
+		t = f->pending[i];
+		if (held(t) && (rc = dest_check_written(t->dest)) < 0)
+			t->ex = local_error(f, t->local, rc);
+	}
+}
+
+/*
+ * Finishes the group: makes its files durable, renames them into place,
+ * then reports every file in order and lets it go.
+ */
+static void
+flush(struct fetcher *f)
+{
+	struct transfer *t;
+	size_t i;
+	int rc;
+
+	group_sync(f);
+	for (i = 0; i < f->npending; i++) {
+		t = f->pending[i];
+		if (held(t) && (rc = dest_rename(t->dest, f->dirs)) < 0)
+			t->ex = local_error(f, t->local, rc);
+	}
+	for (i = 0; i < f->npending; i++) {
+		t = f->pending[i];
+		report(f, t);
+		if (t->ex != PX_OK && f->first == PX_OK)
+			f->first = t->ex;
+		if (t->result != NULL)
+			*t->result = t->ex;
+		if (t->ex == PX_OK && t->digest_out != NULL)
+			memcpy(t->digest_out, t->digest, PH_SHA256_LEN);
+		/* A cut connection leaves a .part worth resuming; else not. */
+		dest_close(t->dest, t->ex == PX_CONN || t->ex == PX_BUSY);
+		free(t->local);
+		free(t);
+	}
+	f->npending = 0;
+	f->held_bytes = 0;
+}
+
+/* Queues a finished transfer (verified or failed) for its group. */
+static void
+pend(struct fetcher *f, struct transfer *t)
+{
+	t->finished = progress_now();
+	if (t->ex != PX_OK) {
+		/* Only verified files keep their .part open. */
+		dest_close(t->dest, t->ex == PX_CONN || t->ex == PX_BUSY);
+		t->dest = NULL;
+	} else
+		f->held_bytes += t->received;
+	f->pending[f->npending++] = t;
+	if (f->npending >= f->group_max || f->held_bytes >= FETCH_GROUP_BYTES)
+		flush(f);
+}
+
+/* Reports and counts a file that failed for want of memory. */
+static void
+fail_nomem(struct fetcher *f, const struct fetch_req *rq)
+{
+	/* Those before it are reported first, as always. */
+	flush(f);
+	progress_clear(f->progress);
+	fprintf(stderr, "porthole: %s\n", strerror(ENOMEM));
+	if (f->first == PX_OK)
+		f->first = PX_LOCAL_IO;
+	if (rq->result != NULL)
+		*rq->result = PX_LOCAL_IO;
+}
+
+/*
+ * Starts a transfer of rq: the paths are worked out (a bad one is reported
+ * and fails the transfer) but nothing is opened or sent. NULL when out of
+ * memory.
+ */
+static struct transfer *
+transfer_new(struct fetcher *f, const struct fetch_req *rq)
+{
+	struct transfer *t;
+
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return NULL;
+	t->arg = rq->remote;
+	t->mode = rq->mode;
+	t->result = rq->result;
+	t->digest_out = rq->digest;
+	t->started = progress_now();
+	if ((t->ex = client_path(rq->remote, t->remote, t->shown)) == PX_OK)
+		t->ex = target_path(f, t, rq->local, rq->into_dir, &t->local);
+	return t;
+}
+
+/*
+ * Opens t's destination and, unless its GET went out already, hashes a
+ * .part being resumed, connects and sends the GET.
  */
 static enum px_exit
-fetch_one(struct fetcher *f, const char *remote, const char *local,
-    bool into_dir, int mode, uint8_t *digest)
+transfer_open(struct fetcher *f, struct transfer *t)
 {
-	struct transfer t;
 	enum px_exit ex;
 	int rc;
 
-	memset(&t, 0, sizeof(t));
-	t.arg = remote;
-	t.mode = mode;
-	t.started = progress_now();
-	if ((ex = client_path(remote, t.remote, t.shown)) != PX_OK ||
-	    (ex = target_path(f, &t, local, into_dir, &t.local)) != PX_OK)
-		goto out;
-	if ((rc = dest_open(t.local, f->o->resume, &t.dest)) < 0) {
-		ex = open_error(f, t.local, rc);
-		goto out;
+	rc = dest_open(t->local, f->o->resume, &t->dest);
+	if ((rc == -EBUSY || rc == -EMFILE || rc == -ENFILE) &&
+	    f->npending > 0) {
+		/*
+		 * Our own group may hold it (the same name asked twice), or
+		 * hold the descriptors a low limit allows.
+		 */
+		flush(f);
+		rc = dest_open(t->local, f->o->resume, &t->dest);
 	}
+	if (rc < 0) {
+		/* A reply already on its way would be read by nobody. */
+		if (t->get_sent)
+			client_set_broken(f->conn);
+		return open_error(f, t->local, rc);
+	}
+	if (t->get_sent)
+		return hash_existing(f, t, false);
 	/*
 	 * Hash a .part being resumed before connecting: the daemon wants the
 	 * first request within seconds of the connection, and a large .part
 	 * takes longer than that to read.
 	 */
-	if ((ex = hash_existing(f, &t, f->o->resume)) != PX_OK)
-		goto out;
+	if ((ex = hash_existing(f, t, f->o->resume)) != PX_OK)
+		return ex;
 	/* The first file connects; one after a lost connection reconnects. */
 	if ((ex = client_connect(f->conn)) != PX_OK)
-		goto out;
-	ex = transfer_run(f, &t);
-	if (ex == PX_OK && digest != NULL)
-		memcpy(digest, t.digest, PH_SHA256_LEN);
-out:
-	report(f, &t, ex);
-	/* A cut connection leaves a .part worth resuming; a bad file not. */
-	dest_close(t.dest, ex == PX_CONN || ex == PX_BUSY);
-	free(t.local);
-	return ex;
+		return ex;
+	return request(f, t);
+}
+
+/*
+ * Downloads one file (see fetch_run()); t comes from transfer_new(), or is
+ * NULL to start one for rq. The outcome is reported when its group is
+ * done; then rq's result and digest, if not NULL, receive it and the
+ * file's SHA-256.
+ *
+ * When next is not NULL, the next file's GET is sent as soon as this
+ * file's END has arrived, before this file is finished on disk and the
+ * next one's .part is created, so that the host works on it meanwhile
+ * (requests are still one at a time). The started next transfer is
+ * returned, to be passed back as t. A --resume run does not do this: a
+ * resumed GET's offset is known only once its .part is open.
+ */
+static struct transfer *
+fetch_one(struct fetcher *f, struct transfer *t, const struct fetch_req *rq,
+    const struct fetch_req *next)
+{
+	struct transfer *n = NULL;
+	int rc;
+
+	if (t == NULL && (t = transfer_new(f, rq)) == NULL) {
+		fail_nomem(f, rq);
+		return NULL;
+	}
+	if (t->ex == PX_OK)
+		t->ex = transfer_open(f, t);
+	if (t->ex == PX_OK)
+		t->ex = receive(f, t);
+	/* Without memory for it now, the next file starts the usual way. */
+	if (t->ex == PX_OK && next != NULL && !f->o->resume &&
+	    !client_is_broken(f->conn) &&
+	    (n = transfer_new(f, next)) != NULL && n->ex == PX_OK)
+		n->ex = request(f, n);
+	if (t->ex == PX_OK && (rc = dest_finish(t->dest, t->mode >= 0 ?
+	    (uint32_t)t->mode : t->meta.mode, t->meta.mtime_ns)) < 0)
+		t->ex = local_error(f, t->local, rc);
+	pend(f, t);
+	return n;
+}
+
+enum px_exit
+fetcher_finish(struct fetcher *f)
+{
+	char dir[PATH_MAX];
+	int rc;
+
+	flush(f);
+	if (f->dirs != NULL &&
+	    (rc = dirsync_run(f->dirs, dir, sizeof(dir))) < 0) {
+		say(f, dir, "cannot sync the directory: %s", strerror(-rc));
+		if (f->first == PX_OK)
+			f->first = PX_LOCAL_IO;
+		return PX_LOCAL_IO;
+	}
+	return PX_OK;
 }
 
 enum px_exit
 fetch_run(const struct fetch_opts *o, char *const *remotes, size_t nremotes,
     const char *local)
 {
+	struct fetch_req rq, next;
+	struct transfer *t = NULL;
 	struct fetcher *f = NULL;
-	enum px_exit ex, first = PX_OK;
+	enum px_exit ex;
 	bool into_dir = local_is_dir(local);
 	size_t i;
 
@@ -558,14 +809,20 @@ fetch_run(const struct fetch_opts *o, char *const *remotes, size_t nremotes,
 		    o->resume ? "--resume cannot write to standard output" :
 		    "--json cannot be used with standard output", NULL);
 	if ((ex = fetcher_new(o, &f)) != PX_OK)
-		goto out;
+		return ex;
+	f->group_max = FETCH_GROUP_FILES;
+	memset(&rq, 0, sizeof(rq));
+	rq.local = local;
+	rq.into_dir = into_dir;
+	rq.mode = -1;
+	next = rq;
 	for (i = 0; i < nremotes; i++) {
-		ex = fetch_one(f, remotes[i], local, into_dir, -1, NULL);
-		if (ex != PX_OK && first == PX_OK)
-			first = ex;
+		rq.remote = remotes[i];
+		next.remote = i + 1 < nremotes ? remotes[i + 1] : NULL;
+		t = fetch_one(f, t, &rq, next.remote != NULL ? &next : NULL);
 	}
-	ex = first;
-out:
+	(void)fetcher_finish(f);
+	ex = f->first;
 	fetcher_free(f);
 	return ex;
 }
@@ -574,5 +831,16 @@ enum px_exit
 fetcher_get(struct fetcher *f, const char *remote, const char *local,
     uint32_t mode, uint8_t digest[PH_SHA256_LEN])
 {
-	return fetch_one(f, remote, local, false, (int)(mode & 0777), digest);
+	enum px_exit ex = PX_LOCAL_IO;
+	struct fetch_req rq = {
+		.remote = remote,
+		.local = local,
+		.mode = (int)(mode & 0777),
+		.result = &ex,
+		.digest = digest,
+	};
+
+	/* group_max is 1 here: the file is in place before this returns. */
+	(void)fetch_one(f, NULL, &rq, NULL);
+	return ex;
 }

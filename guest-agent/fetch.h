@@ -23,7 +23,8 @@ struct fetch_opts {
  * other. local is NULL (basenames in the current directory), "-" (standard
  * output, one file only), a directory (existing, or written with a trailing
  * '/'), or the file name for a single remote. A failed file does not stop
- * the others; the result is the first failure's exit code, or PX_OK.
+ * the others; the result is the first failure's exit code, or PX_OK, which
+ * means every file is in place and durable, with its name.
  */
 enum px_exit fetch_run(const struct fetch_opts *o, char *const *remotes,
 	    size_t nremotes, const char *local);
@@ -45,15 +46,27 @@ struct client *fetcher_client(struct fetcher *f);
 
 /*
  * Downloads remote into the file local exactly as `get REMOTE LOCAL` does
- * (LOCAL.part, verified, renamed into place), over f's connection, which
- * is (re)connected if needed, but gives the file mode (& 0777) instead of
- * META's. On PX_OK digest holds the file's SHA-256. Otherwise the reason
- * has been printed and LOCAL is untouched.
+ * (LOCAL.part, verified, fsynced, renamed into place), over f's
+ * connection, which is (re)connected if needed, but gives the file mode
+ * (& 0777) instead of META's. On PX_OK digest holds the file's SHA-256 and
+ * the file is in place with its data durable; its directory is fsynced by
+ * fetcher_finish(). Otherwise the reason has been printed and LOCAL is
+ * untouched.
  */
 enum px_exit fetcher_get(struct fetcher *f, const char *remote,
 	    const char *local, uint32_t mode, uint8_t digest[PH_SHA256_LEN]);
 
-/* Closes the connection and frees f. Accepts NULL. */
+/*
+ * Ends a session's work: fsyncs, once each, the directories files were
+ * renamed into, so that their names are durable too. Returns PX_OK, or
+ * prints the directory that failed and returns PX_LOCAL_IO.
+ */
+enum px_exit fetcher_finish(struct fetcher *f);
+
+/*
+ * Closes the connection and frees f, after fetcher_finish() if the caller
+ * did not call it. Accepts NULL.
+ */
 void	fetcher_free(struct fetcher *f);
 
 #endif /* PORTHOLE_FETCH_H */

@@ -398,6 +398,10 @@ sync_run(const struct sync_opts *o, const char *path)
 		if (ex != PX_OK && first == PX_OK)
 			first = ex;
 	}
+	/* The updated files' directories, each fsynced once. */
+	ex = fetcher_finish(s.f);
+	if (first == PX_OK)
+		first = ex;
 	ex = first;
 out:
 	fetcher_free(s.f);

@@ -64,6 +64,62 @@ jcheck "$OUT" "len(docs) == 2 and all(isinstance(d, dict) for d in docs)"
 jcheck "$OUT" "any(isinstance(v, str) and '$(sha_of "$REPO/a.bin")' in v for v in allv)"
 jcheck "$OUT" "any(isinstance(v, str) and '$(sha_of "$REPO/c.txt")' in v for v in allv)"
 
+step "150 files: several durability groups, each GET sent before the last file is done"
+mkdir -p "$REPO/many" "$T/dl6"
+many=()
+for ((i = 0; i < 150; i++)); do
+	head -c $((i * 97)) /dev/urandom >"$REPO/many/f$i"
+	many+=("many/f$i")
+done
+ok ph get --json "${many[@]}" "$T/dl6/"
+for ((i = 0; i < 150; i++)); do
+	assert_same_file "$T/dl6/f$i" "$REPO/many/f$i"
+done
+assert_eq "$(find "$T/dl6" -name '*.part' | wc -l)" 0 ".part files left"
+jcheck "$OUT" "[d['remote'] for d in docs] == ['/many/f%d' % i for i in range(150)]"
+ok ph get "${many[@]}" "$T/dl6/"
+assert_eq "$(grep -c '^verified sha256:' "$ERR")" 150 "verified lines"
+
+step "a low descriptor limit ends groups early; every file still arrives"
+mkdir -p "$T/dl10"
+ok bash -c 'ulimit -n 40 && exec "$@"' _ "$PORTHOLE" -e "unix:$SOCK" get -q \
+    "${many[@]}" "$T/dl10/"
+for ((i = 0; i < 150; i++)); do
+	assert_same_file "$T/dl10/f$i" "$REPO/many/f$i"
+done
+
+step "a missing file among many: reported in its place, in order"
+mkdir -p "$T/dl7"
+expect_rc 3 ph get --json "${many[@]:0:70}" many/none "${many[@]:70:10}" "$T/dl7/"
+jcheck "$OUT" "[d['remote'] for d in docs] == ['/many/f%d' % i for i in range(70)] + ['/many/none'] + ['/many/f%d' % i for i in range(70, 80)]"
+jcheck "$OUT" "[d.get('failed', False) for d in docs].count(True) == 1 and docs[70]['exit'] == 3"
+assert_same_file "$T/dl7/f79" "$REPO/many/f79"
+
+step "the same name twice in one batch: the last one wins, as one by one"
+mkdir -p "$T/dl8"
+printf 'second\n' >"$REPO/sub/c.txt"
+ok ph get c.txt sub/c.txt "$T/dl8/"
+assert_same_file "$T/dl8/c.txt" "$REPO/sub/c.txt"
+assert_no_file "$T/dl8/c.txt.part"
+
+step "a .part that cannot be opened after its GET went out: that file fails (8), the connection is replaced, the rest arrive"
+socat -d -d "UNIX-LISTEN:$T/relay2.sock,fork" "UNIX-CONNECT:$SOCK" 2>"$T/relay2.log" &
+relay=$!
+track "$relay"
+wait_for 10 test -S "$T/relay2.sock" || fail "socat relay did not start"
+mkdir -p "$T/dl9"
+mkfifo "$T/dl9/b.bin.part"
+expect_rc 8 "$PORTHOLE" -e "unix:$T/relay2.sock" get a.bin sub/b.bin c.txt "$T/dl9/"
+kill "$relay" 2>/dev/null
+wait "$relay" 2>/dev/null
+assert_err_has "b.bin.part: not a regular file"
+assert_same_file "$T/dl9/a.bin" "$REPO/a.bin"
+assert_same_file "$T/dl9/c.txt" "$REPO/c.txt"
+assert_no_file "$T/dl9/b.bin"
+[[ -p $T/dl9/b.bin.part ]] || fail "the FIFO in the way was touched"
+assert_eq "$(grep -c 'accepting connection' "$T/relay2.log")" 2 \
+    "connections (the abandoned reply costs one reconnect)"
+
 step "several files to a destination that is not a directory: usage error"
 echo x >"$T/notadir"
 expect_rc 2 ph get a.bin c.txt "$T/notadir"

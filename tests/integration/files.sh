@@ -56,6 +56,35 @@ step "to stdout with '-'"
 ok ph get -q /docs/deep/er/text.log -
 assert_same_file "$OUT" "$REPO/docs/deep/er/text.log"
 
+step "to stdout when it is a socket, and when its reader has gone"
+# The client decides once whether standard output is a socket (send) or
+# not (write); both must deliver every byte and report a closed reader.
+python3 - "$T/sock.out" "$PORTHOLE" -e "unix:$SOCK" get -q odd.bin - <<'EOF' ||
+import socket, subprocess, sys
+a, b = socket.socketpair()
+p = subprocess.Popen(sys.argv[2:], stdout=a)
+a.close()
+with open(sys.argv[1], "wb") as out:
+    while True:
+        data = b.recv(1 << 20)
+        if not data:
+            break
+        out.write(data)
+sys.exit(p.wait())
+EOF
+	fail "porthole get - into a socket failed"
+assert_same_file "$T/sock.out" "$REPO/odd.bin"
+python3 - "$PORTHOLE" -e "unix:$SOCK" get -q big.bin - <<'EOF' >"$T/gone.out" 2>&1 ||
+import socket, subprocess, sys
+a, b = socket.socketpair()
+b.close()
+p = subprocess.Popen(sys.argv[1:], stdout=a)
+a.close()
+print("exit", p.wait())
+EOF
+	fail "could not run porthole with a closed socket as stdout"
+assert_file_has "$T/gone.out" "exit 8" "porthole into a closed socket"
+
 step "an existing file is replaced"
 echo stale >"$T/dl/replace.txt"
 ok ph get small.txt "$T/dl/replace.txt"

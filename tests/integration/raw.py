@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Raw wire client for the malformed-input tests.
+"""Raw wire client for the malformed-input tests, and a scripted server.
 
 Usage: raw.py SOCKET HOLD_SECONDS HEX [HEX...]
+       raw.py --serve SOCKET HOLD_SECONDS HEX [HEX...]
 
 Connects to the unix SOCKET, sends each HEX string's bytes (one write per
 argument, a short pause between them), keeps its own write side open and
@@ -18,8 +19,21 @@ still open when the time ran out or when a PONG arrived (a PONG ends the
 exchange at once: the connection is evidently still being served, so a test
 can end with a PING instead of waiting out HOLD_SECONDS). Exit status 0
 unless the connection failed.
+
+With --serve it plays the server instead, for tests of the client: it
+listens on the unix SOCKET (removing a stale one first), accepts one
+connection and, for each HEX argument in turn, reads one complete request
+frame and answers with that HEX's bytes. It prints one line per request:
+
+    request type=0x02 len=24 payload=<hex>
+
+then, once the replies are used up, waits for the client to close (at most
+HOLD_SECONDS) and prints "closed", "open", or "eof before request N" when
+the client went away early. Exit status 0 unless it could not listen or no
+client came within HOLD_SECONDS.
 """
 
+import os
 import socket
 import struct
 import sys
@@ -52,7 +66,63 @@ def parse(buf):
     return lines
 
 
+def recv_exact(conn, n):
+    """Reads exactly n bytes, or returns None at end of stream."""
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def serve(path, hold, replies):
+    """The scripted server of --serve: one connection, one reply per request."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ls.bind(path)
+    ls.listen(1)
+    ls.settimeout(hold)
+    try:
+        conn, _ = ls.accept()
+    except socket.timeout:
+        print("no client", file=sys.stderr)
+        return 1
+    conn.settimeout(hold)
+    ended = None
+    try:
+        for i, reply in enumerate(replies):
+            hdr = recv_exact(conn, 8)
+            payload = None
+            if hdr is not None:
+                (length,) = struct.unpack(">I", hdr[4:8])
+                payload = recv_exact(conn, length)
+            if payload is None:
+                ended = f"eof before request {i + 1}"
+                break
+            print(f"request type=0x{hdr[3]:02x} len={len(payload)} "
+                  f"payload={payload.hex()}")
+            conn.sendall(reply)
+        if ended is None:
+            ended = "closed" if not conn.recv(65536) else "open"
+    except socket.timeout:
+        ended = "open"
+    except (BrokenPipeError, ConnectionResetError):
+        ended = "closed"
+    conn.close()
+    ls.close()
+    print(ended)
+    return 0
+
+
 def main():
+    if len(sys.argv) >= 5 and sys.argv[1] == "--serve":
+        return serve(sys.argv[2], float(sys.argv[3]),
+                     [bytes.fromhex(h) for h in sys.argv[4:]])
     if len(sys.argv) < 4:
         print(__doc__, file=sys.stderr)
         return 2
