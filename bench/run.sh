@@ -15,11 +15,19 @@
 #   BENCH_WORK=DIR       big input and output files (default bench/work); must
 #                        be on a real disk, not tmpfs
 #   BENCH_KEEP=1         keep the generated files in BENCH_WORK afterwards
+#   BENCH_CACHE=0        skip the cache library's own benchmark (cache_bench)
+#   BENCH_NESTING=0      skip the relay chain (nesting) measurements
+#   BENCH_NEST_SIZE=N    bytes of the file pulled through the relays (default:
+#                        the big files' size)
+#   BENCH_RESULTS=DIR    write the results here (default bench/results)
+#   BENCH_VHOST=0        skip the VM measurement (vhost-user against in-VM
+#                        vsock loopback; scenario id vhost-user)
+#   BENCH_VM_MB=N        MiB the guest pulls there (default 256; quick: 64)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC_ROOT=$(cd "$BENCH_DIR/.." && pwd)
-RESULTS=$BENCH_DIR/results
+RESULTS=${BENCH_RESULTS:-$BENCH_DIR/results}
 BUILD=${BENCH_BUILD:-$BENCH_DIR/build}
 WORK=${BENCH_WORK:-$BENCH_DIR/work}
 QUICK=${BENCH_QUICK:-0}
@@ -96,6 +104,7 @@ TOOLS=$BUILD/tools
 NGINX_BIN=
 PHD=
 PH=
+PHCTL=
 
 build_tools() {
 	local t
@@ -107,6 +116,12 @@ build_tools() {
 			    die "cannot compile bench/$t.c"
 		fi
 	done
+	# ttfb speaks the protocol, so it is built with the proto library.
+	if [ ! -x "$TOOLS/ttfb" ] || [ "$BENCH_DIR/ttfb.c" -nt "$TOOLS/ttfb" ]; then
+		cc -O2 -Wall -Wextra -std=c11 -D_GNU_SOURCE -I "$SRC_ROOT/proto" \
+		    -o "$TOOLS/ttfb" "$BENCH_DIR/ttfb.c" "$SRC_ROOT"/proto/*.c ||
+		    die "cannot compile bench/ttfb.c"
+	fi
 }
 
 # Builds an optimised Porthole without sanitizers or tests.
@@ -129,6 +144,7 @@ build_porthole() {
 	    { tail -30 "$BUILD/ninja.log" >&2; die "building Porthole failed"; }
 	PHD=$dir/hostd/portholed
 	PH=$dir/guest-agent/porthole
+	PHCTL=$dir/repo-tools/portholectl
 	[ -x "$PHD" ] || die "no $PHD after the build"
 	[ -x "$PH" ] || die "no $PH after the build"
 }
@@ -150,6 +166,8 @@ build_porthole() {
 
 SCEN_IDS=()
 declare -A S_KIND S_SRC S_DEST S_PHOPTS S_PEERS S_BASE S_LABEL S_CHART S_CLIENTS
+# Extra portholed options for a scenario (by id), when it needs some.
+declare -A S_PHDOPTS
 
 scenario() {
 	local id=$1
@@ -177,6 +195,11 @@ define_scenarios() {
 	    "$big random, hot cache -> file" "random->file"
 	scenario random-null     single random.bin  null ""          "$ALL_PEERS"            "" \
 	    "$big random, hot cache -> /dev/null" "random->null"
+	# The same pull with the content cache off: every GET reads the
+	# repository file (the hit path above against the direct path).
+	scenario random-null-direct single random.bin null ""        "porthole"              random-null \
+	    "$big random -> /dev/null, --cache-size 0 (no cache)" "random->null nocache"
+	S_PHDOPTS[random-null-direct]="--cache-size 0"
 	scenario text-file-zstd  single text.txt    file ""          "$ALL_PEERS"            "" \
 	    "$big text -> file, zstd" "text->file zstd"
 	scenario text-file-plain single text.txt    file --no-zstd   "porthole"              text-file-zstd \
@@ -262,7 +285,7 @@ cleanup() {
 	done
 	[ -n "$TMP" ] && rm -rf "$TMP"
 	if [ "${BENCH_KEEP:-0}" != 1 ] && [ -d "$WORK" ]; then
-		rm -rf "$WORK/repo" "$WORK/dest"
+		rm -rf "$WORK/repo" "$WORK/dest" "$WORK/cache" "$WORK/nest-cache"
 		rmdir "$WORK" 2>/dev/null || true
 	fi
 }
@@ -344,7 +367,7 @@ start_portholed() {
 	rm -f "$TMP/ph.sock"
 	"$PHD" -l "unix:$TMP/ph.sock" -r "$REPO" -c "$TMP/ph.ctl" \
 	    --state-dir "$TMP/state" --cache-dir "$TMP/cache" \
-	    2>>"$TMP/log/portholed.log" &
+	    ${S_PHDOPTS[${id:-}]:-} 2>>"$TMP/log/portholed.log" &
 	PHD_PID=$!
 	wait_ready portholed "$PH" -e "unix:$TMP/ph.sock" ping
 }
@@ -558,6 +581,225 @@ measure_ceilings() {
 	    "${zr:-?}" "${zc:-?}" "${zd:-?}"
 }
 
+# --- Cache library ----------------------------------------------------------
+
+# The content cache on its own (bench/cache_bench.c): cache_open time and
+# memory with 100k entries, and eviction churn with a budget of 10% of the
+# working set. The entries are stored once (about 1 ms each, every fill is
+# fsynced) and reused with BENCH_KEEP=1. Writes results/latest-cache.txt.
+run_cache_bench() {
+	local dir n=100000 ops=20000 avail
+	if [ "$QUICK" = 1 ]; then
+		n=10000 ops=3000
+	fi
+	[ -n "$PHD" ] || build_porthole
+	dir=${BENCH_MESON_DIR:-$BUILD/meson}
+	ninja -C "$dir" cache/cache_bench >>"$BUILD/ninja.log" 2>&1 ||
+	    { tail -30 "$BUILD/ninja.log" >&2; die "building cache_bench failed"; }
+	avail=$(df -Pm "$WORK" | awk 'NR == 2 { print $4 }')
+	[ "$avail" -ge $((n / 100 + 256)) ] ||
+	    die "not enough space in $WORK for cache_bench"
+	log "cache library: $n entries, $ops churn requests"
+	mkdir -p "$WORK/cache"
+	"$dir/cache/cache_bench" -n "$n" -o "$ops" "$WORK/cache" \
+	    >"$RESULTS/latest-cache.txt" || die "cache_bench failed"
+	sed 's/^/bench:   /' "$RESULTS/latest-cache.txt" >&2
+}
+
+# --- Nesting ----------------------------------------------------------------
+#
+# Relay mode: L0 serves the repository, L1, L2 and L3 each run
+# `portholed --upstream` on the level before (unix sockets, caches on the
+# work disk). porthole pulls random.bin to /dev/null (verifying its
+# SHA-256) directly from L0, through one relay (at L1) and through three
+# (at L3), with the relays' caches cleared before the pull (cold) and kept
+# (warm). bench/ttfb.c times the first DATA frame of a GET the same way.
+# Writes results/latest-nesting.tsv and results/latest-nesting.txt.
+
+NEST_SRC=random.bin
+NEST_PIDS=()
+
+# nest_start N: starts level N and waits until it answers.
+nest_start() {
+	local n=$1 d=$TMP/nest/L$1 args
+	mkdir -p "$d/state" "$WORK/nest-cache/L$n"
+	args=(-l "unix:$d/sock" -c "$d/ctl" --state-dir "$d/state"
+	    --cache-dir "$WORK/nest-cache/L$n"
+	    --cache-size $((2 * NEST_SIZE / MiB + 64))M)
+	if [ "$n" -eq 0 ]; then
+		args+=(-r "$REPO")
+	else
+		args+=(--upstream "unix:$TMP/nest/L$((n - 1))/sock")
+	fi
+	"$PHD" "${args[@]}" 2>>"$TMP/log/nest-L$n.log" &
+	PIDS+=($!)
+	NEST_PIDS+=($!)
+	wait_ready "nesting L$n" "$PH" -e "unix:$d/sock" ping
+}
+
+# nest_clear N...: empties those levels' caches (the next pull is cold).
+nest_clear() {
+	local n
+	for n in "$@"; do
+		"$PHCTL" -s "$TMP/nest/L$n/ctl" cache clear >/dev/null ||
+		    die "cannot clear the cache of nesting L$n"
+	done
+}
+
+# nest_run MODE LEVEL RUN [CLEAR...]: one TTFB probe and one timed pull at
+# LEVEL, each after clearing the caches of the CLEAR levels; a TSV line.
+nest_run() {
+	local mode=$1 lvl=$2 run=$3 ep secs=0 ttfb=0 rc=0 line
+	shift 3
+	ep=unix:$TMP/nest/L$lvl/sock
+	[ $# -gt 0 ] && nest_clear "$@"
+	line=$("$TOOLS/ttfb" "$ep" "$NEST_SRC" 2>>"$TMP/stderr") || rc=$?
+	[ "$rc" -eq 0 ] && ttfb=${line%% *}
+	[ $# -gt 0 ] && nest_clear "$@"
+	sync
+	if [ "$rc" -eq 0 ]; then
+		"$TOOLS/timeit" -r "$TMP/res" -- timeout -k 5 \
+		    $((60 + NEST_SIZE / 20000000)) "$PH" -e "$ep" get -q \
+		    "$NEST_SRC" - >/dev/null 2>"$TMP/stderr" </dev/null || rc=$?
+		read -r secs _ <"$TMP/res"
+	fi
+	if [ "$rc" -ne 0 ]; then
+		log "  FAILED nesting $mode run $run: exit $rc: $(tail -c 300 "$TMP/stderr" | tr '\n' ' ')"
+	elif [ "$run" -gt 0 ]; then
+		log "  $(printf '%-14s run %d: %7.3f s %9.1f MB/s  ttfb %8.3f ms' \
+		    "$mode" "$run" "$secs" "$(awk -v b="$NEST_SIZE" -v s="$secs" \
+		    'BEGIN { print b / 1e6 / s }')" "$ttfb")"
+	fi
+	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$run" "$secs" "$NEST_SIZE" \
+	    "$ttfb" "$rc" >>"$NEST_TSV"
+}
+
+run_nesting() {
+	local run n avail
+	[ -n "$PHD" ] || build_porthole
+	NEST_SIZE=$(file_size "$REPO/$NEST_SRC")
+	avail=$(df -Pm "$WORK" | awk 'NR == 2 { print $4 }')
+	[ "$avail" -ge $((4 * NEST_SIZE / MiB + 256)) ] ||
+	    die "not enough space in $WORK for the nesting caches"
+	log "nesting: $(human "$NEST_SIZE") through 0, 1 and 3 relays"
+	NEST_TSV=$RESULTS/latest-nesting.tsv
+	printf 'mode\trun\tseconds\tbytes\tttfb_ms\tstatus\n' >"$NEST_TSV"
+	for n in 0 1 2 3; do
+		nest_start "$n"
+	done
+	for run in $(seq 0 "$RUNS"); do
+		nest_run direct 0 "$run"
+		nest_run relay1-cold 1 "$run" 1
+		nest_run relay1-warm 1 "$run"
+		nest_run relay3-cold 3 "$run" 1 2 3
+		nest_run relay3-warm 3 "$run"
+	done
+	# Medians of the timed runs against the direct pull; the targets are
+	# warm >= 90% and cold >= 80% of its throughput, cold TTFB <= 2x.
+	awk -F'\t' '
+	function med(s,    a, n, i, j, t) {
+		n = split(s, a, " ")
+		for (i = 2; i <= n; i++) {
+			t = a[i]
+			for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--)
+				a[j + 1] = a[j]
+			a[j + 1] = t
+		}
+		return n == 0 ? 0 : (n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2)
+	}
+	NR > 1 && $2 > 0 && $6 == 0 {
+		if (!($1 in secs)) order[++n] = $1
+		secs[$1] = secs[$1] " " $3; ttfb[$1] = ttfb[$1] " " $5; bytes = $4
+	}
+	END {
+		printf "%-12s %10s %8s %10s %8s\n", "mode", "MB/s", "% direct", "TTFB ms", "x direct"
+		ds = med(secs["direct"]); dt = med(ttfb["direct"])
+		for (i = 1; i <= n; i++) {
+			m = order[i]; s = med(secs[m]); t = med(ttfb[m])
+			printf "%-12s %10.1f %7.0f%% %10.3f %8.1f\n", m, bytes / 1e6 / s,
+			    100 * ds / s, t, (dt > 0 ? t / dt : 0)
+		}
+	}' "$NEST_TSV" >"$RESULTS/latest-nesting.txt"
+	sed 's/^/bench:   /' "$RESULTS/latest-nesting.txt" >&2
+	kill -TERM "${NEST_PIDS[@]}"
+	wait "${NEST_PIDS[@]}" || log "  a nesting daemon exited non-zero on SIGTERM"
+	rm -rf "$WORK/nest-cache"
+}
+
+# --- VM: vhost-user against in-VM vsock loopback -----------------------------
+#
+# A QEMU TCG guest (tests/vm) pulls BENCH_VM_MB MiB BENCH_RUNS times to a
+# file on its tmpfs and to /dev/null, with the same client, over each
+# transport: portholed on this host as the guest's vsock device over
+# vhost-user (the release build above), and portholed inside the guest on
+# the vsock loopback transport (the static build, made here). The guest's
+# CPU, not the daemon, is what limits both. Writes results/latest-vhost.tsv
+# and results/latest-vhost.txt.
+run_vhost_bench() {
+	local static=$BUILD/static vmwork=$TMP/vm mb mode tsv=$RESULTS/latest-vhost.tsv
+	local args
+	mb=${BENCH_VM_MB:-256}
+	[ "$QUICK" = 1 ] && mb=${BENCH_VM_MB:-64}
+	[ -n "$PHD" ] || build_porthole
+	if [ ! -f "$static/build.ninja" ]; then
+		meson setup "$static" "$SRC_ROOT" --buildtype=release \
+		    -Dstatic_guest=true -Dstatic_daemon=true -Dtests=false \
+		    >"$BUILD/static-setup.log" 2>&1 ||
+		    { tail -20 "$BUILD/static-setup.log" >&2; die "static meson setup failed"; }
+	fi
+	ninja -C "$static" >"$BUILD/static-ninja.log" 2>&1 ||
+	    { tail -30 "$BUILD/static-ninja.log" >&2; die "static build failed"; }
+	log "vhost-user: a TCG guest pulls $mb MiB $RUNS times per destination, over vhost-user and over in-VM vsock loopback"
+	for mode in vhost-user loopback; do
+		args=(run "bench-$mode" --workdir "$vmwork/$mode" --script vsock-bench
+		    --porthole --static-dir "$static" --set "RUNS=$RUNS"
+		    --set "BIG_MB=$mb" --timeout 900)
+		[ "$mode" = vhost-user ] && args+=(--vhost-user --host-daemon "$PHD")
+		python3 "$SRC_ROOT/tests/vm/vmtest.py" "${args[@]}" \
+		    >"$TMP/log/vm-$mode.tap" 2>>"$TMP/log/vm.log" ||
+		    { grep -v '^ok' "$TMP/log/vm-$mode.tap" | tail -30 >&2; die "the $mode guest failed"; }
+	done
+	# Every metric of both guests: mode, destination, run, MB/s.
+	python3 - "$vmwork" >"$tsv" <<'PY'
+import json, sys
+from pathlib import Path
+print("mode\tdest\trun\tmb_s")
+for mode in ("vhost-user", "loopback"):
+    s = json.loads((Path(sys.argv[1]) / mode / "summary.json").read_text())
+    metrics = s.get("metrics") or [m for v in s.get("vms", [])
+                                    for m in v["metrics"]]
+    for m in metrics:
+        # name: vsock-bench.MODE-DEST-RUN
+        name = m["name"].split(".", 1)[1]
+        dest, run = name.rsplit("-", 2)[1:]
+        print(f"{mode}\t{dest}\t{run}\t{m['mb_s']}")
+PY
+	awk -F'\t' -v mb="$mb" '
+	function med(s,    a, n, i, j, t) {
+		n = split(s, a, " ")
+		for (i = 2; i <= n; i++) {
+			t = a[i]
+			for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--)
+				a[j + 1] = a[j]
+			a[j + 1] = t
+		}
+		return n == 0 ? 0 : (n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2)
+	}
+	NR > 1 { v[$1 "/" $2] = v[$1 "/" $2] " " $4 }
+	END {
+		printf "guest pulls of %d MiB, median MB/s (TCG guest, 2 vCPUs)\n", mb
+		printf "%-18s %12s %12s\n", "destination", "vhost-user", "loopback"
+		for (d = 1; d <= 2; d++) {
+			dest = d == 1 ? "file" : "null"
+			label = d == 1 ? "file on tmpfs" : "/dev/null"
+			vh = med(v["vhost-user/" dest]); lo = med(v["loopback/" dest])
+			ratio = lo > 0 ? vh / lo : 0
+			printf "%-18s %12.1f %12.1f  (%.1fx)\n", label, vh, lo, ratio
+		}
+	}' "$tsv" >"$RESULTS/latest-vhost.txt"
+	sed 's/^/bench:   /' "$RESULTS/latest-vhost.txt" >&2
+}
+
 main() {
 	local id t0
 	t0=$(date +%s)
@@ -597,7 +839,20 @@ main() {
 	done
 
 	printf 'load_end\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$META_TSV"
-	"$BENCH_DIR/report.sh" "$RESULTS"
+	if [ "${BENCH_NESTING:-1}" != 0 ] && { [ -z "${BENCH_SCENARIOS:-}" ] ||
+	    case " $BENCH_SCENARIOS " in *" nesting "*) true ;; *) false ;; esac; }; then
+		run_nesting
+	fi
+	if [ "${BENCH_VHOST:-1}" != 0 ] && { [ -z "${BENCH_SCENARIOS:-}" ] ||
+	    case " $BENCH_SCENARIOS " in *" vhost-user "*) true ;; *) false ;; esac; }; then
+		run_vhost_bench
+	fi
+	[ "${BENCH_CACHE:-1}" = 0 ] || run_cache_bench
+	# Only the sections after the table ran (e.g. BENCH_SCENARIOS=vhost-user):
+	# no table to chart.
+	if [ "$(wc -l <"$TSV")" -gt 1 ]; then
+		"$BENCH_DIR/report.sh" "$RESULTS"
+	fi
 	log "done in $(( $(date +%s) - t0 )) s: $RESULTS/latest.md, $RESULTS/latest.png"
 }
 

@@ -17,6 +17,11 @@
 
 #include "cache_int.h"
 
+/* Frames compressed before judging whether the rest is worth it, and the
+ * size (percent of the input) above which it is not. */
+#define PACK_SAMPLE_FRAMES	4
+#define PACK_SAMPLE_PCT		97
+
 #define FRAME_MAX	ZSTD_COMPRESSBOUND(CACHE_CHUNK)
 /* Below this, a frame header and block header eat any saving. */
 #define PACK_MIN_SIZE	64
@@ -140,6 +145,17 @@ cache_pack_run(struct cache_pack *p)
 			goto out;
 		p->lens[i] = (uint32_t)z;
 		p->out += z;
+		/*
+		 * Already-compressed content (archives, images, random data)
+		 * shows itself in the first frames: stop there rather than
+		 * spend a core on the whole blob for nothing.
+		 */
+		if (i + 1 == PACK_SAMPLE_FRAMES && i + 1 < p->nframes &&
+		    p->out * 100 > (uint64_t)(i + 1) * CACHE_CHUNK *
+		    PACK_SAMPLE_PCT) {
+			rc = 0;
+			goto out;
+		}
 	}
 	if (EVP_DigestFinal_ex(md, got, &mdlen) != 1 ||
 	    mdlen != CACHE_SHA256_LEN) {

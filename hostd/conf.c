@@ -13,6 +13,7 @@
 
 #include "conf.h"
 #include "proto.h"
+#include "vsockdev.h"
 
 #define CONF_MAX_GRACE	86400
 /* Transfer queue and timeout defaults (see portholed --help). */
@@ -25,6 +26,10 @@
 #define CONF_DEF_REQ_TIMEOUT	3
 #define CONF_DEF_IDLE_TIMEOUT	900
 #define CONF_DEF_STALL_TIMEOUT 30
+#define CONF_DEF_LIBVIRT	"qemu:///system"
+#define CONF_DEF_AUDIT_ROWS	100000
+#define CONF_DEF_AUDIT_DAYS	90
+#define CONF_DEF_CACHE_SIZE	(4ull * 1024 * 1024 * 1024)
 
 /* Where each option lives in the file. */
 static const struct conf_key {
@@ -37,6 +42,9 @@ static const struct conf_key {
 	{ "daemon", "control", CONF_CONTROL },
 	{ "daemon", "state-dir", CONF_STATE_DIR },
 	{ "daemon", "cache-dir", CONF_CACHE_DIR },
+	{ "daemon", "cache-size", CONF_CACHE_SIZE },
+	{ "daemon", "upstream", CONF_UPSTREAM },
+	{ "daemon", "vhost-user", CONF_VHOST_USER },
 	{ "daemon", "shutdown-grace", CONF_SHUTDOWN_GRACE },
 	{ "daemon", "verbose", CONF_VERBOSE },
 	{ "queue", "max-active", CONF_MAX_ACTIVE },
@@ -47,6 +55,10 @@ static const struct conf_key {
 	{ "limits", "request-timeout", CONF_REQUEST_TIMEOUT },
 	{ "limits", "idle-timeout", CONF_IDLE_TIMEOUT },
 	{ "limits", "stall-timeout", CONF_STALL_TIMEOUT },
+	{ "daemon", "libvirt", CONF_LIBVIRT },
+	{ "access", "acl-default", CONF_ACL_DEFAULT },
+	{ "access", "audit-max-rows", CONF_AUDIT_MAX_ROWS },
+	{ "access", "audit-max-days", CONF_AUDIT_MAX_DAYS },
 };
 
 /* The state of one file being read. */
@@ -66,6 +78,7 @@ conf_defaults(struct conf *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->grace_s = CONF_DEF_GRACE;
+	c->cache_size = CONF_DEF_CACHE_SIZE;
 	c->srv.queue.max_active = CONF_DEF_MAX_ACTIVE;
 	c->srv.queue.max_queue = CONF_DEF_MAX_QUEUE;
 	c->srv.queue.max_per_peer = CONF_DEF_MAX_PER_PEER;
@@ -74,6 +87,10 @@ conf_defaults(struct conf *c)
 	c->srv.request_timeout_ms = CONF_DEF_REQ_TIMEOUT * 1000;
 	c->srv.idle_timeout_ms = CONF_DEF_IDLE_TIMEOUT * 1000;
 	c->srv.stall_timeout_ms = CONF_DEF_STALL_TIMEOUT * 1000;
+	c->audit_max_rows = CONF_DEF_AUDIT_ROWS;
+	c->audit_max_days = CONF_DEF_AUDIT_DAYS;
+	if ((c->libvirt = strdup(CONF_DEF_LIBVIRT)) == NULL)
+		return -ENOMEM;
 	if ((c->control = strdup(PH_DEFAULT_CONTROL)) == NULL ||
 	    (c->state_dir = strdup(PH_DEFAULT_STATE_DIR)) == NULL ||
 	    (c->cache_dir = strdup(PH_DEFAULT_CACHE_DIR)) == NULL)
@@ -92,15 +109,53 @@ conf_clear_listen(struct conf *c)
 }
 
 void
+conf_clear_vhost_user(struct conf *c)
+{
+	for (size_t i = 0; i < c->nvhost_user; i++) {
+		free(c->vhost_user[i]);
+		c->vhost_user[i] = NULL;
+	}
+	c->nvhost_user = 0;
+}
+
+/* Checks a vhost-user device (PATH,cid=N[,name=NAME]) and appends it. */
+static int
+conf_add_vhost_user(struct conf *c, const char *value, const char *name,
+    char *err, size_t errlen)
+{
+	struct vsockdev_spec spec;
+	char why[256];
+
+	if (vsockdev_parse(value, &spec, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "invalid %s '%s': %s", name, value, why);
+		return -EINVAL;
+	}
+	if (c->nvhost_user == CONF_MAX_VHOST_USER) {
+		snprintf(err, errlen, "too many %s options (at most %d)", name,
+		    CONF_MAX_VHOST_USER);
+		return -E2BIG;
+	}
+	if ((c->vhost_user[c->nvhost_user] = strdup(value)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	c->nvhost_user++;
+	return 0;
+}
+
+void
 conf_clear(struct conf *c)
 {
 	if (c == NULL)
 		return;
 	conf_clear_listen(c);
+	conf_clear_vhost_user(c);
 	free(c->repo);
 	free(c->control);
 	free(c->state_dir);
 	free(c->cache_dir);
+	free(c->upstream);
+	free(c->libvirt);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -209,6 +264,16 @@ conf_set_num(struct conf *c, enum conf_opt opt, const char *value,
 		else
 			s->stall_timeout_ms = v * 1000;
 		return 0;
+	case CONF_AUDIT_MAX_ROWS:
+		if (!conf_num(value, 0, 1000000000, &v))
+			goto bad;
+		c->audit_max_rows = v;
+		return 0;
+	case CONF_AUDIT_MAX_DAYS:
+		if (!conf_num(value, 0, 36500, &v))
+			goto bad;
+		c->audit_max_days = v;
+		return 0;
 	default:
 		abort();
 	}
@@ -230,6 +295,14 @@ bad:
 	case CONF_QUANTUM_BYTES:
 		snprintf(err, errlen, "invalid %s '%s' (at least 1)", name,
 		    value);
+		break;
+	case CONF_AUDIT_MAX_ROWS:
+		snprintf(err, errlen, "invalid %s '%s' (rows, 0 to 1000000000; "
+		    "0 turns the audit trail off)", name, value);
+		break;
+	case CONF_AUDIT_MAX_DAYS:
+		snprintf(err, errlen, "invalid %s '%s' (days, 0 to 36500; 0 "
+		    "keeps rows of any age)", name, value);
 		break;
 	default:
 		snprintf(err, errlen, "invalid %s '%s' (1 to 86400000)", name,
@@ -290,6 +363,8 @@ conf_set(struct conf *c, enum conf_opt opt, const char *value,
 		}
 		c->nlisten++;
 		return 0;
+	case CONF_VHOST_USER:
+		return conf_add_vhost_user(c, value, name, err, errlen);
 	case CONF_REPO:
 		if (value[0] == '\0') {
 			snprintf(err, errlen, "empty repository path");
@@ -312,6 +387,34 @@ conf_set(struct conf *c, enum conf_opt opt, const char *value,
 	case CONF_CACHE_DIR:
 		return conf_str(&c->cache_dir, value, "cache directory",
 		    err, errlen);
+	case CONF_CACHE_SIZE:
+		if (ph_parse_size(value, &c->cache_size) < 0) {
+			snprintf(err, errlen, "invalid %s '%s' (bytes, with "
+			    "an optional K, M, G or T suffix)", name, value);
+			return -EINVAL;
+		}
+		return 0;
+	case CONF_UPSTREAM:
+		if (ph_endpoint_parse(value, &ep) < 0) {
+			snprintf(err, errlen, "invalid %s '%s' (vsock:CID:PORT "
+			    "or unix:PATH)", name, value);
+			return -EINVAL;
+		}
+		return conf_str(&c->upstream, value, "upstream endpoint",
+		    err, errlen);
+	case CONF_LIBVIRT:
+		return conf_str(&c->libvirt, value, "libvirt URI", err, errlen);
+	case CONF_ACL_DEFAULT:
+		if (strcmp(value, "allow") == 0)
+			c->acl_deny = false;
+		else if (strcmp(value, "deny") == 0)
+			c->acl_deny = true;
+		else {
+			snprintf(err, errlen, "invalid %s '%s' (allow or deny)",
+			    name, value);
+			return -EINVAL;
+		}
+		return 0;
 	case CONF_VERBOSE:
 		if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 ||
 		    strcmp(value, "on") == 0 || strcmp(value, "1") == 0)
@@ -390,11 +493,11 @@ conf_on_key(void *user, const char *section, const char *key,
 		return 1;
 	if (section[0] == '\0') {
 		conf_file_error(cf, -EINVAL, "key \"%s\" outside any section "
-		    "(use [daemon], [queue] or [limits])", key);
+		    "(use [daemon], [queue], [limits] or [access])", key);
 		return 0;
 	}
 	if (strcmp(section, "daemon") != 0 && strcmp(section, "queue") != 0 &&
-	    strcmp(section, "limits") != 0) {
+	    strcmp(section, "limits") != 0 && strcmp(section, "access") != 0) {
 		conf_file_error(cf, -EINVAL, "unknown section [%s]",
 		    section);
 		return 0;

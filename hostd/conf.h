@@ -18,6 +18,7 @@
 
 #define CONF_DEFAULT_FILE	"/etc/porthole/portholed.conf"
 #define CONF_MAX_LISTEN	16
+#define CONF_MAX_VHOST_USER	16
 
 /* Every option the file and the command line share. */
 enum conf_opt {
@@ -26,6 +27,9 @@ enum conf_opt {
 	CONF_CONTROL,
 	CONF_STATE_DIR,
 	CONF_CACHE_DIR,
+	CONF_CACHE_SIZE,
+	CONF_UPSTREAM,
+	CONF_VHOST_USER,
 	CONF_SHUTDOWN_GRACE,
 	CONF_VERBOSE,
 	CONF_MAX_ACTIVE,
@@ -36,6 +40,10 @@ enum conf_opt {
 	CONF_REQUEST_TIMEOUT,
 	CONF_IDLE_TIMEOUT,
 	CONF_STALL_TIMEOUT,
+	CONF_LIBVIRT,
+	CONF_ACL_DEFAULT,
+	CONF_AUDIT_MAX_ROWS,
+	CONF_AUDIT_MAX_DAYS,
 };
 
 struct conf {
@@ -44,8 +52,16 @@ struct conf {
 	char		*repo;		/* absolute, or NULL */
 	char		*control;
 	char		*state_dir;
-	char		*cache_dir;	/* reserved for the content cache */
+	char		*cache_dir;	/* content cache blobs */
+	uint64_t	 cache_size;	/* bytes; 0: catalog only, no blobs */
+	char		*upstream;	/* relay mode: the parent, or NULL */
+	char		*vhost_user[CONF_MAX_VHOST_USER];	/* PATH,cid=N[,name=] */
+	size_t		 nvhost_user;
 	uint64_t	 grace_s;
+	char		*libvirt;	/* libvirt URI; "none": off */
+	bool		 acl_deny;	/* default policy: deny */
+	uint64_t	 audit_max_rows;	/* 0: no audit trail */
+	uint64_t	 audit_max_days;	/* 0: no age limit */
 	struct server_config srv;
 	bool		 verbose;
 };
@@ -72,6 +88,9 @@ int	conf_set(struct conf *c, enum conf_opt opt, const char *value,
 
 /* Drops the listeners, so the command line's replace the file's. */
 void	conf_clear_listen(struct conf *c);
+
+/* Drops the vhost-user devices, so the command line's replace the file's. */
+void	conf_clear_vhost_user(struct conf *c);
 
 /*
  * Reads the INI file at path into c. A missing file is -ENOENT (err says

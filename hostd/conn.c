@@ -18,14 +18,19 @@
 #include <zstd.h>
 
 #include "config.h"
+#include "acl.h"
+#include "audit.h"
+#include "cache.h"
 #include "conn.h"
-#include "digest.h"
 #include "log.h"
 #include "proto.h"
 #include "queue.h"
 #include "repo.h"
 #include "server.h"
+#include "state.h"
+#include "store.h"
 #include "transfer.h"
+#include "vmmap.h"
 #include "wbuf.h"
 
 /* Bytes one connection may send per wakeup, so no peer starves others. */
@@ -68,8 +73,13 @@ struct conn_req {
 	enum ph_err	 result;
 	uint64_t	 bytes;
 	bool		 final_queued;	/* the last reply frame is queued */
-	struct digest_wait *dw;		/* waiting for a digest */
-	int		 fd;		/* the file until a transfer owns it */
+	struct store_req *sreq;		/* being resolved by the store */
+	bool		 resolving;	/* inside store_get()/store_stat() */
+	char		 rel[PH_MAX_PATH + 1];	/* normalised path */
+	/* The source until a transfer owns it: one of fd, blob, fill. */
+	int		 fd;
+	struct cache_blob *blob;
+	struct fill	*fill;
 	struct stat	 st;
 	uint64_t	 offset;
 	bool		 zstd;		/* GET may answer with DATA_ZSTD */
@@ -82,6 +92,8 @@ struct conn_req {
 	bool		 trickle;	/* paused: one frame as a keepalive */
 	uint64_t	 slice_base;	/* transfer bytes at the slice start */
 	uint64_t	 stream_ns;	/* when streaming first began */
+	uint32_t	 denied_by;	/* FORBIDDEN by this rule; 0: default */
+	bool		 denied;	/* refused by the access rules */
 };
 
 struct conn {
@@ -99,12 +111,19 @@ struct conn {
 	int		 fd;
 	int		 open_handles;
 	int		 poll_events;	/* events the poll handle watches */
-	char		 peer[64];
+	char		 peer[192];	/* display form, then ",vm=NAME" */
 	char		 qpeer[64];	/* identity for fair queueing */
+	uint32_t	 cid;		/* vsock CID (declared, on test
+					   listeners); 0 for other peers */
+	size_t		 peer_base;	/* length of peer without ",vm=" */
+	uint64_t	 vm_gen;	/* map generation vm is from */
+	bool		 has_vm;
+	struct vmmap_dom vm;		/* the libvirt domain with cid */
 	enum conn_state	 state;
 	uint32_t	 features;	/* negotiated */
 	struct wbuf	*wb;
 	ZSTD_CCtx	*cctx;		/* created on the first zstd GET */
+	ZSTD_DCtx	*dctx;		/* created for the first zstd blob */
 	bool		 want_write;	/* output waits for the socket */
 	bool		 closing;	/* handles are being closed */
 	bool		 close_after;	/* close once the output is sent */
@@ -152,12 +171,12 @@ conn_req_begin(struct conn *c, uint8_t op)
 	snprintf(c->req.path, sizeof(c->req.path), "-");
 }
 
-/* Releases what a request holds: its digest wait, file and transfer. */
+/* Releases what a request holds: its lookup, source and transfer. */
 static void
 conn_req_release(struct conn *c)
 {
-	digest_cancel(c->req.dw);
-	c->req.dw = NULL;
+	store_cancel(c->req.sreq);
+	c->req.sreq = NULL;
 	queue_leave(c->req.ticket);
 	c->req.ticket = NULL;
 	transfer_free(c->req.xfer);
@@ -165,6 +184,90 @@ conn_req_release(struct conn *c)
 	if (c->req.fd >= 0)
 		close(c->req.fd);
 	c->req.fd = -1;
+	cache_blob_put(c->req.blob);
+	c->req.blob = NULL;
+	fill_unref(c->req.fill);
+	c->req.fill = NULL;
+}
+
+/* ---- Identity and audit ------------------------------------------------- */
+
+/* The CID in a display form "vsock:N"; 0 for any other peer. */
+static uint32_t
+conn_peer_cid(const char *peer)
+{
+	unsigned long v;
+	char *end;
+
+	if (strncmp(peer, "vsock:", 6) != 0 || peer[6] < '0' || peer[6] > '9')
+		return 0;
+	errno = 0;
+	v = strtoul(peer + 6, &end, 10);
+	if (errno != 0 || (*end != '\0' && *end != ',') || v > UINT32_MAX)
+		return 0;
+	return (uint32_t)v;
+}
+
+/*
+ * Names the peer after the libvirt domain that has its CID, when the map
+ * changed since the last look: ",vm=NAME" goes after the display form so
+ * log lines and `portholectl queue` show it.
+ */
+static void
+conn_identify(struct conn *c)
+{
+	struct vmmap *vm = server_vmmap(c->srv);
+	uint64_t gen = vmmap_generation(vm);
+
+	if (c->cid == 0 || gen == c->vm_gen)
+		return;
+	c->vm_gen = gen;
+	c->has_vm = vmmap_lookup(vm, c->cid, &c->vm);
+	c->peer[c->peer_base] = '\0';
+	/* A vhost-user device named by the admin keeps that name. */
+	if (memmem(c->peer, c->peer_base, ",vm=", 4) != NULL)
+		return;
+	if (c->has_vm && c->peer_base + 5 < sizeof(c->peer)) {
+		memcpy(c->peer + c->peer_base, ",vm=", 5);
+		log_escape(c->vm.name, strlen(c->vm.name), false,
+		    c->peer + c->peer_base + 4, sizeof(c->peer) -
+		    c->peer_base - 4);
+	}
+}
+
+/* Who the access rules see. */
+static void
+conn_acl_peer(const struct conn *c, struct acl_peer *p)
+{
+	p->cid = c->cid;
+	p->name = c->has_vm ? c->vm.name : NULL;
+	p->uuid = c->has_vm && c->vm.uuid[0] != '\0' ? c->vm.uuid : NULL;
+}
+
+/* Appends the request to the audit trail: GET, STAT and LIST only. */
+static void
+conn_audit(struct conn *c, const char *result, uint64_t ms)
+{
+	struct state_audit_row row;
+	char peer[sizeof(c->peer)];
+
+	if (c->req.op != PH_GET && c->req.op != PH_STAT &&
+	    c->req.op != PH_LIST)
+		return;
+	/* The peer without ",vm=": the domain has a column of its own. */
+	snprintf(peer, sizeof(peer), "%.*s", (int)c->peer_base, c->peer);
+	memset(&row, 0, sizeof(row));
+	row.time_ms = audit_now_ms() - (int64_t)ms;
+	row.cid = c->cid;
+	row.peer = peer;
+	row.domain = c->has_vm ? c->vm.name : NULL;
+	row.uuid = c->has_vm && c->vm.uuid[0] != '\0' ? c->vm.uuid : NULL;
+	row.op = ph_type_name(c->req.op);
+	row.path = c->req.path;
+	row.result = result;
+	row.bytes = c->req.bytes;
+	row.ms = ms;
+	audit_record(server_audit(c->srv), &row);
 }
 
 /* Writes the request's log line; result is the word after "result=". */
@@ -172,15 +275,22 @@ static void
 conn_req_log(struct conn *c, const char *result)
 {
 	uint64_t ms = (uv_hrtime() - c->req.start_ns) / 1000000;
+	char why[32] = "";
 
 	if (c->req.op == PH_HELLO && c->req.result == PH_OK) {
 		log_debug(c->log, "peer=%s op=HELLO result=OK features=0x%x",
 		    c->peer, c->features);
 		return;
 	}
+	if (c->req.denied && c->req.denied_by != 0)
+		snprintf(why, sizeof(why), " denied_by=rule:%u",
+		    c->req.denied_by);
+	else if (c->req.denied)
+		snprintf(why, sizeof(why), " denied_by=default");
 	log_info(c->log, "peer=%s op=%s path=%s result=%s bytes=%" PRIu64
-	    " ms=%" PRIu64, c->peer, ph_type_name(c->req.op), c->req.path,
-	    result, c->req.bytes, ms);
+	    " ms=%" PRIu64 "%s", c->peer, ph_type_name(c->req.op),
+	    c->req.path, result, c->req.bytes, ms, why);
+	conn_audit(c, result, ms);
 }
 
 /* The request's last frame has been sent: log it and get ready for more. */
@@ -260,8 +370,8 @@ conn_fail(struct conn *c, uint8_t op, enum ph_err code, const char *fmt, ...)
 	c->close_after = true;
 	/* Nothing more will be read from a peer we are dropping. */
 	c->rlen = 0;
-	digest_cancel(c->req.dw);
-	c->req.dw = NULL;
+	store_cancel(c->req.sreq);
+	c->req.sreq = NULL;
 	c->tmode = CONN_TM_LINGER;
 	uv_timer_start(&c->timer, conn_on_linger, CONN_LINGER_MS, 0);
 }
@@ -406,6 +516,86 @@ conn_put_meta(struct conn *c, const struct stat *st, const uint8_t *sha256)
 	return conn_put(c, &m);
 }
 
+/* ---- Access rules ----------------------------------------------------- */
+
+/*
+ * Asks the access rules whether the peer may read rel (normalised), or
+ * with browse (STAT, LIST) also pass through it to something it may read;
+ * if not, answers FORBIDDEN naming the rule. Returns true when allowed.
+ */
+static bool
+conn_allowed(struct conn *c, const char *rel, bool browse)
+{
+	char d[PH_MAX_PATH + 2];
+	struct acl_verdict v;
+	struct acl_peer p;
+
+	conn_identify(c);
+	conn_acl_peer(c, &p);
+	if (browse)
+		acl_check_browse(server_acl(c->srv), &p, rel, &v);
+	else
+		acl_check(server_acl(c->srv), &p, rel, &v);
+	if (v.allow)
+		return true;
+	snprintf(d, sizeof(d), "/%s", strcmp(rel, ".") == 0 ? "" : rel);
+	c->req.denied = true;
+	c->req.denied_by = v.rule;
+	if (v.rule != 0)
+		conn_reply_error(c, PH_ERR_FORBIDDEN, "access denied by rule "
+		    "%u: %s", v.rule, d);
+	else
+		conn_reply_error(c, PH_ERR_FORBIDDEN, "access denied by the "
+		    "default policy: %s", d);
+	return false;
+}
+
+/* True if a LIST of dir may show the entry name: it leads somewhere. */
+static bool
+conn_may_see(const struct conn *c, const char *dir, const char *name)
+{
+	char child[PH_MAX_PATH + PH_MAX_NAME + 2];
+	struct acl_verdict v;
+	struct acl_peer p;
+	int n;
+
+	if (server_acl(c->srv) == NULL)
+		return true;
+	n = snprintf(child, sizeof(child), "%s%s%s", strcmp(dir, ".") == 0 ?
+	    "" : dir, strcmp(dir, ".") == 0 ? "" : "/", name);
+	/* Too long to ask for is too long to show. */
+	if (n < 0 || (size_t)n > PH_MAX_PATH)
+		return false;
+	conn_acl_peer(c, &p);
+	acl_check_browse(server_acl(c->srv), &p, child, &v);
+	return v.allow;
+}
+
+/*
+ * Copies the entries of a LIST page the peer may see into w; returns how
+ * many. The page was validated when it was decoded.
+ */
+static uint16_t
+conn_list_filter(const struct conn *c, const char *dir,
+    const struct ph_list_reply *page, struct ph_writer *w)
+{
+	struct ph_list_entry e;
+	struct ph_reader r;
+	uint16_t n = 0;
+
+	ph_reader_init(&r, page->entries, page->entries_len);
+	for (uint16_t i = 0; i < page->count; i++) {
+		if (ph_list_entry_next(&r, &e) < 0)
+			break;
+		if (!conn_may_see(c, dir, e.name))
+			continue;
+		if (ph_list_entry_put(w, &e) < 0)
+			break;
+		n++;
+	}
+	return n;
+}
+
 /* ---- GET and STAT -------------------------------------------------------- */
 
 /* The per-connection compressor, created on first use; NULL if it fails. */
@@ -429,22 +619,59 @@ conn_cctx(struct conn *c)
 	return c->cctx;
 }
 
-/* Sends META and hands the open file to a transfer: the GET has a slot. */
+/* The per-connection decompressor, for zstd blobs; NULL if it fails. */
+static ZSTD_DCtx *
+conn_dctx(struct conn *c)
+{
+	if (c->dctx == NULL)
+		c->dctx = ZSTD_createDCtx();
+	return c->dctx;
+}
+
+/* A fill this GET follows grew or ended. */
+static void
+conn_on_fill(void *arg)
+{
+	struct conn *c = arg;
+
+	if (!c->closing)
+		conn_kick(c);
+}
+
+/* Sends META and hands the source to a transfer: the GET has a slot. */
 static void
 conn_get_stream(struct conn *c)
 {
 	struct transfer_params p;
+	enum ph_err code;
+	const char *msg;
+	bool digest = c->features & PH_FEAT_SHA256;
 	int err;
 
-	if (!conn_put_meta(c, &c->req.st, c->req.has_digest ? c->req.sha256 :
-	    NULL))
+	/* A fill that ended while we waited knows the digest by now. */
+	if (c->req.fill != NULL && !c->req.has_digest &&
+	    fill_status(c->req.fill, c->req.sha256, &code, &msg) == 1)
+		c->req.has_digest = true;
+	if (!conn_put_meta(c, &c->req.st, c->req.has_digest && digest ?
+	    c->req.sha256 : NULL))
 		return;
 	memset(&p, 0, sizeof(p));
 	p.fd = c->req.fd;
-	c->req.fd = -1;
 	p.st = c->req.st;
+	p.blob = c->req.blob;
+	p.fill = c->req.fill;
+	c->req.fd = -1;
+	c->req.blob = NULL;
+	c->req.fill = NULL;
+	p.size = (uint64_t)c->req.st.st_size;
 	p.offset = c->req.offset;
+	p.want_zstd = c->req.zstd;
 	p.cctx = c->req.zstd ? conn_cctx(c) : NULL;
+	p.dctx = p.blob != NULL && cache_blob_form(p.blob) == CACHE_FORM_ZSTD ?
+	    conn_dctx(c) : NULL;
+	p.wake = conn_on_fill;
+	p.wake_arg = c;
+	p.send_digest = digest;
 	p.has_digest = c->req.has_digest;
 	memcpy(p.sha256, c->req.sha256, PH_SHA256_LEN);
 	c->req.stream_ns = uv_hrtime();
@@ -484,19 +711,15 @@ conn_on_queue(void *owner, enum queue_event ev, uint32_t position)
 }
 
 /*
- * The digest is known: take a place in the transfer queue, or stream at
+ * The source is known: take a place in the transfer queue, or stream at
  * once when a slot is free. A full queue answers BUSY.
  */
 static void
-conn_get_start(struct conn *c, const uint8_t *sha256)
+conn_get_start(struct conn *c)
 {
 	struct queue *q = server_queue(c->srv);
 	int r;
 
-	if (sha256 != NULL) {
-		c->req.has_digest = true;
-		memcpy(c->req.sha256, sha256, PH_SHA256_LEN);
-	}
 	/* Nothing to send: META and END need no slot. */
 	if (c->req.offset == (uint64_t)c->req.st.st_size) {
 		conn_get_stream(c);
@@ -522,20 +745,11 @@ conn_get_start(struct conn *c, const uint8_t *sha256)
 	}
 }
 
-/* Sends the STAT reply. */
-static void
-conn_stat_reply(struct conn *c, const uint8_t *sha256)
-{
-	if (conn_put_meta(c, &c->req.st, sha256))
-		c->req.final_queued = true;
-	conn_req_release(c);
-}
-
 /*
- * Hashing a large file, or waiting for a slot, takes a while before META
- * can go out. A QUEUED frame tells the client the request is alive, so its
- * read timeout does not fire. A transfer paused between slices cannot send
- * QUEUED after its META: it sends its next frame instead.
+ * Looking up a large file, or waiting for a slot, takes a while before
+ * META can go out. A QUEUED frame tells the client the request is alive,
+ * so its read timeout does not fire. A transfer paused between slices
+ * cannot send QUEUED after its META: it sends its next frame instead.
  */
 static void
 conn_on_keepalive(uv_timer_t *t)
@@ -554,130 +768,145 @@ conn_on_keepalive(uv_timer_t *t)
 	conn_kick(c);
 }
 
-/* Continues the GET or STAT in flight once its digest is known. */
+/* Answers a failed lookup with the store's error. */
 static void
-conn_digest_result(struct conn *c, int status, const uint8_t *sha256)
+conn_reply_store_error(struct conn *c, const struct store_res *res)
 {
-	if (status == 0) {
-		if (c->req.op == PH_GET)
-			conn_get_start(c, sha256);
-		else
-			conn_stat_reply(c, sha256);
-	} else if (status == -ESTALE) {
-		conn_reply_error(c, PH_ERR_CHANGED,
-		    "the file changed while it was being hashed");
-	} else if (status == -ECANCELED) {
-		conn_reply_error(c, PH_ERR_SHUTDOWN, "the daemon is stopping");
-	} else {
-		conn_reply_error(c, PH_ERR_IO, "cannot read %s: %s",
-		    c->req.path, strerror(-status));
-	}
+	if (res->fs_err != 0)
+		conn_reply_fs_error(c, res->fs_err, c->req.rel);
+	else
+		conn_reply_error(c, res->code, "%s", res->msg);
 }
 
-/* A hashing job on the pool finished for the request in flight. */
+/* The store resolved a GET: check the offset, then queue or stream. */
 static void
-conn_digest_done(void *arg, int status, const uint8_t *sha256)
+conn_get_resolved(void *arg, struct store_res *res)
 {
 	struct conn *c = arg;
 
-	c->req.dw = NULL;
-	conn_digest_result(c, status, sha256);
-	conn_kick(c);
-}
-
-/*
- * Gets the digest of the open file c->req.fd, from the memo or the pool,
- * then continues with the GET or STAT.
- */
-static void
-conn_need_digest(struct conn *c)
-{
-	uint8_t sha256[PH_SHA256_LEN];
-	int err;
-
-	if (digest_lookup(server_digest(c->srv), &c->req.st, sha256)) {
-		conn_digest_result(c, 0, sha256);
-		return;
+	c->req.sreq = NULL;
+	if (res->code != PH_OK) {
+		conn_reply_store_error(c, res);
+		goto out;
 	}
-	log_debug(c->log, "peer=%s hashing %s (%jd bytes)", c->peer,
-	    c->req.path, (intmax_t)c->req.st.st_size);
-	err = digest_start(server_digest(c->srv), c->req.fd, &c->req.st,
-	    conn_digest_done, c, &c->req.dw);
-	if (err == -ECANCELED)
-		conn_reply_error(c, PH_ERR_SHUTDOWN, "the daemon is stopping");
-	else if (err < 0)
-		conn_reply_error(c, PH_ERR_INTERNAL, "cannot hash: %s",
-		    strerror(-err));
+	c->req.st = res->st;
+	c->req.has_digest = res->has_digest;
+	memcpy(c->req.sha256, res->sha256, PH_SHA256_LEN);
+	c->req.fd = res->fd;
+	c->req.blob = res->blob;
+	c->req.fill = res->fill;
+	res->fd = -1;
+	res->blob = NULL;
+	res->fill = NULL;
+	if (c->req.offset > (uint64_t)c->req.st.st_size) {
+		conn_reply_error(c, PH_ERR_BAD_OFFSET, "offset %" PRIu64
+		    " is past the end of the file (%jd bytes)", c->req.offset,
+		    (intmax_t)c->req.st.st_size);
+		goto out;
+	}
+	conn_get_start(c);
+out:
+	if (!c->req.resolving)
+		conn_kick(c);
 }
 
-/* GET: open the file beneath the repository, get its digest, then stream. */
+/* The store resolved a STAT: META, with the digest when negotiated. */
+static void
+conn_stat_resolved(void *arg, struct store_res *res)
+{
+	struct conn *c = arg;
+
+	c->req.sreq = NULL;
+	if (res->code != PH_OK)
+		conn_reply_store_error(c, res);
+	else if (conn_put_meta(c, &res->st, res->has_digest &&
+	    (c->features & PH_FEAT_SHA256) ? res->sha256 : NULL))
+		c->req.final_queued = true;
+	if (!c->req.resolving)
+		conn_kick(c);
+}
+
+/* GET: find the content (cache, fill or repository), then stream it. */
 static void
 conn_handle_get(struct conn *c, const struct ph_get *g)
 {
-	char rel[PH_MAX_PATH + 1];
-	struct repo *repo;
-	int err;
+	struct store_req *r;
 
 	conn_req_begin(c, PH_GET);
-	if (!conn_path(c, g->path, rel, sizeof(rel)))
+	if (!conn_path(c, g->path, c->req.rel, sizeof(c->req.rel)))
+		return;
+	if (!conn_allowed(c, c->req.rel, false))
 		return;
 	if (g->offset > 0 && !(c->features & PH_FEAT_RESUME)) {
 		conn_fail(c, PH_GET, PH_ERR_PROTOCOL,
 		    "GET offset without the RESUME feature");
 		return;
 	}
-	if ((repo = conn_repo(c)) == NULL)
-		return;
-	if ((err = repo_open_file(repo, rel, &c->req.fd, &c->req.st)) < 0) {
-		conn_reply_fs_error(c, err, rel);
-		return;
-	}
-	if (g->offset > (uint64_t)c->req.st.st_size) {
-		conn_reply_error(c, PH_ERR_BAD_OFFSET, "offset %" PRIu64
-		    " is past the end of the file (%jd bytes)", g->offset,
-		    (intmax_t)c->req.st.st_size);
-		return;
-	}
 	c->req.offset = g->offset;
 	c->req.zstd = (g->flags & PH_GET_WANT_ZSTD) &&
 	    (c->features & PH_FEAT_ZSTD);
-	if (c->features & PH_FEAT_SHA256)
-		conn_need_digest(c);
-	else
-		conn_get_start(c, NULL);
+	c->req.resolving = true;
+	r = store_get(server_store(c->srv), server_repo(c->srv), c->req.rel,
+	    conn_get_resolved, c);
+	c->req.resolving = false;
+	c->req.sreq = r;
 }
 
 /* STAT: metadata, with the digest of a regular file when negotiated. */
 static void
 conn_handle_stat(struct conn *c, const struct ph_path_req *s)
 {
-	char rel[PH_MAX_PATH + 1];
-	struct repo *repo;
-	int err, fd;
+	struct store_req *r;
 
 	conn_req_begin(c, PH_STAT);
-	if (!conn_path(c, s->path, rel, sizeof(rel)))
+	if (!conn_path(c, s->path, c->req.rel, sizeof(c->req.rel)))
 		return;
-	if ((repo = conn_repo(c)) == NULL)
+	if (!conn_allowed(c, c->req.rel, true))
 		return;
-	if ((err = repo_stat(repo, rel, &c->req.st)) < 0) {
-		conn_reply_fs_error(c, err, rel);
-		return;
-	}
-	if (!S_ISREG(c->req.st.st_mode) || !(c->features & PH_FEAT_SHA256)) {
-		conn_stat_reply(c, NULL);
-		return;
-	}
-	/* An unreadable file still has metadata, only no digest. */
-	if (repo_open_file(repo, rel, &fd, &c->req.st) < 0) {
-		conn_stat_reply(c, NULL);
-		return;
-	}
-	c->req.fd = fd;
-	conn_need_digest(c);
+	c->req.resolving = true;
+	r = store_stat(server_store(c->srv), server_repo(c->srv), c->req.rel,
+	    conn_stat_resolved, c);
+	c->req.resolving = false;
+	c->req.sreq = r;
 }
 
 /* ---- LIST --------------------------------------------------------------- */
+
+/* A relay's LIST page from its parent: passed on as it came. */
+static void
+conn_list_relayed(void *arg, enum ph_err code, const char *msg,
+    const struct ph_list_reply *page)
+{
+	struct conn *c = arg;
+	struct ph_writer w, hw;
+	uint8_t *p;
+	size_t len;
+	uint16_t n;
+
+	c->req.sreq = NULL;
+	if (code != PH_OK) {
+		conn_reply_error(c, code, "%s", msg);
+		goto out;
+	}
+	len = 10 + (size_t)page->entries_len;
+	if ((p = wbuf_reserve(c->wb, PH_HDR_LEN + len)) == NULL) {
+		conn_close(c, "out of memory");
+		return;
+	}
+	/* Only the names this peer may read (all of them, without rules). */
+	ph_writer_init(&w, p + PH_HDR_LEN + 10, page->entries_len);
+	n = conn_list_filter(c, c->req.rel, page, &w);
+	len = 10 + w.off;
+	ph_header_write(p, PH_LIST_REPLY, (uint32_t)len);
+	ph_writer_init(&hw, p + PH_HDR_LEN, 10);
+	(void)ph_put_u64(&hw, page->next_cursor);
+	(void)ph_put_u16(&hw, n);
+	wbuf_commit(c->wb, PH_HDR_LEN + len);
+	c->req.final_queued = true;
+out:
+	if (!c->req.resolving)
+		conn_kick(c);
+}
 
 /* LIST: one page of sorted entries, built in the output buffer. */
 static void
@@ -696,6 +925,20 @@ conn_handle_list(struct conn *c, const struct ph_list *l)
 	conn_req_begin(c, PH_LIST);
 	if (!conn_path(c, l->path, rel, sizeof(rel)))
 		return;
+	if (!conn_allowed(c, rel, true))
+		return;
+	/* A relayed page is filtered against it when it comes back. */
+	snprintf(c->req.rel, sizeof(c->req.rel), "%s", rel);
+	if (store_upstream(server_store(c->srv)) != NULL) {
+		struct store_req *r;
+
+		c->req.resolving = true;
+		r = store_list(server_store(c->srv), rel, l->cursor,
+		    conn_list_relayed, c);
+		c->req.resolving = false;
+		c->req.sreq = r;
+		return;
+	}
 	if ((repo = conn_repo(c)) == NULL)
 		return;
 	if ((err = repo_dir_read(repo, rel, &d)) < 0) {
@@ -718,6 +961,9 @@ conn_handle_list(struct conn *c, const struct ph_list *l)
 	for (; i < count && n < PH_MAX_LIST_ENTRIES; i++) {
 		/* An entry that vanished since the read is skipped. */
 		if (repo_dir_entry(d, i, &e) < 0)
+			continue;
+		/* A LIST never shows a name the peer may not read. */
+		if (!conn_may_see(c, rel, e.name))
 			continue;
 		if (ph_list_entry_put(&w, &e) < 0)
 			break;
@@ -767,6 +1013,11 @@ conn_handle_hello(struct conn *c, const struct ph_hello *h)
 		    h->declared_peer);
 		snprintf(c->peer + strlen(c->peer), sizeof(c->peer) -
 		    strlen(c->peer), ",declared=%u", h->declared_peer);
+		/* It stands for a vsock CID: rules and names follow it. */
+		c->cid = h->declared_peer;
+		c->peer_base = strlen(c->peer);
+		c->vm_gen = UINT64_MAX;
+		conn_identify(c);
 	}
 	memset(&m, 0, sizeof(m));
 	m.type = PH_HELLO_ACK;
@@ -1017,6 +1268,11 @@ conn_flush(struct conn *c)
 		}
 		if (c->req.xfer != NULL) {
 			r = transfer_fill(c->req.xfer, c->wb);
+			if (r == 2) {
+				/* Waiting for a fill: its watcher kicks us. */
+				wbuf_trim(c->wb);
+				return;
+			}
 			if (r < 0) {
 				conn_fail(c, PH_GET, PH_ERR_INTERNAL,
 				    "out of memory");
@@ -1062,7 +1318,7 @@ conn_want_tmode(const struct conn *c)
 		return c->served ? CONN_TM_IDLE : CONN_TM_REQUEST;
 	if (c->req.op != PH_GET)
 		return CONN_TM_NONE;
-	if (c->req.dw != NULL || (c->req.ticket != NULL &&
+	if (c->req.sreq != NULL || (c->req.ticket != NULL &&
 	    !queue_active(c->req.ticket)))
 		return CONN_TM_KEEPALIVE;
 	if (c->req.ticket != NULL)
@@ -1230,6 +1486,7 @@ conn_on_closed(uv_handle_t *h)
 	free(c->rbuf);
 	wbuf_free(c->wb);
 	ZSTD_freeCCtx(c->cctx);
+	ZSTD_freeDCtx(c->dctx);
 	free(c);
 }
 
@@ -1277,6 +1534,9 @@ conn_new(struct server *srv, struct conn_list *list, int fd,
 	c->state = CONN_HELLO;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	snprintf(c->qpeer, sizeof(c->qpeer), "%s", peer);
+	c->cid = conn_peer_cid(peer);
+	c->peer_base = strlen(c->peer);
+	conn_identify(c);
 	c->trust_declared = trust_declared;
 	c->connect_ms = uv_now(server_loop(srv));
 	if ((err = wbuf_new(&c->wb)) < 0)
@@ -1339,6 +1599,7 @@ conn_xfer_info(const struct conn *c, struct conn_xfer_info *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->peer = c->peer;
+	out->vm = c->has_vm ? c->vm.name : NULL;
 	out->path = c->req.active ? c->req.path : "-";
 	out->size = c->req.active ? (uint64_t)c->req.st.st_size : 0;
 	out->offset = c->req.offset;

@@ -36,6 +36,7 @@ int	conn_new(struct server *srv, struct conn_list *list, int fd,
 /* A GET's progress, for `portholectl queue`. */
 struct conn_xfer_info {
 	const char	*peer;		/* display form; valid while c is */
+	const char	*vm;		/* libvirt domain name, or NULL */
 	const char	*path;		/* escaped, "/"-rooted; "-" if none */
 	uint64_t	 size;		/* file size */
 	uint64_t	 offset;	/* where the GET started */

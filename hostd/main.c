@@ -21,6 +21,8 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "acl.h"
+#include "audit.h"
 #include "conf.h"
 #include "config.h"
 #include "control.h"
@@ -30,6 +32,10 @@
 #include "repo.h"
 #include "server.h"
 #include "state.h"
+#include "store.h"
+#include "upstream.h"
+#include "vsockdev.h"
+#include "vmmap.h"
 
 /* Digests remembered in memory. */
 #define HOSTD_DIGEST_MEMO	4096
@@ -41,6 +47,9 @@
 enum {
 	OPT_STATE_DIR = 256,
 	OPT_CACHE_DIR,
+	OPT_CACHE_SIZE,
+	OPT_UPSTREAM,
+	OPT_VHOST_USER,
 	OPT_GRACE,
 	OPT_MAX_ACTIVE,
 	OPT_MAX_QUEUE,
@@ -50,6 +59,10 @@ enum {
 	OPT_REQUEST_TIMEOUT,
 	OPT_IDLE_TIMEOUT,
 	OPT_STALL_TIMEOUT,
+	OPT_LIBVIRT,
+	OPT_ACL_DEFAULT,
+	OPT_AUDIT_MAX_ROWS,
+	OPT_AUDIT_MAX_DAYS,
 	OPT_TEST_DECLARED_PEER,
 	OPT_CONFIG,
 };
@@ -65,8 +78,10 @@ struct hostd {
 	struct log	*log;
 	struct state	*state;
 	struct digest	*digest;
+	struct store	*store;
 	struct server	*srv;
 	struct control	*ctl;
+	struct vsockdev	*vsd;		/* --vhost-user devices, or NULL */
 	uv_signal_t	 sig_term;
 	uv_signal_t	 sig_int;
 	uv_signal_t	 sig_hup;
@@ -98,8 +113,19 @@ usage(FILE *f, const struct conf *d)
 "                          without it the saved repository is used\n"
 "  -c, --control PATH      control socket, mode 0600 (default %s)\n"
 "      --state-dir DIR     state database directory (default %s)\n"
-"      --cache-dir DIR     content cache directory, reserved\n"
-"                          (default %s)\n"
+"      --cache-dir DIR     content cache directory (default %s)\n"
+"      --cache-size SIZE   bytes the cache may use, with K, M, G or T\n"
+"                          (default %lluG); 0 keeps digests only\n"
+"      --upstream ENDPOINT relay mode: the repository is the portholed at\n"
+"                          ENDPOINT (e.g. vsock:2:7390), cached here;\n"
+"                          not with --repo\n"
+"      --vhost-user PATH,cid=N[,name=VM]\n"
+"                          be the virtio-vsock device of the QEMU VM that\n"
+"                          connects to the unix socket PATH (vhost-user,\n"
+"                          mode 0600; -device vhost-user-vsock-pci): the\n"
+"                          guest gets CID N and reaches this daemon at\n"
+"                          vsock:2:7390; repeatable, one per VM; with it\n"
+"                          there is no default vsock listener\n"
 "      --shutdown-grace S  seconds running transfers get to finish on\n"
 "                          SIGTERM (default %llu)\n"
 "      --max-active N      transfers streaming at once (default %u)\n"
@@ -116,10 +142,20 @@ usage(FILE *f, const struct conf *d)
 "                          requests (default %llu)\n"
 "      --stall-timeout S   seconds a client holding a transfer slot may\n"
 "                          stop reading before it is dropped (default %llu)\n"
+"      --libvirt URI       name vsock peers after the libvirt domains with\n"
+"                          their CIDs (default %s; none turns it off)\n"
+"      --acl-default allow|deny\n"
+"                          what a request no access rule matches gets\n"
+"                          (default %s)\n"
+"      --audit-max-rows N  audit trail rows kept (default %llu; 0 turns\n"
+"                          the audit trail off)\n"
+"      --audit-max-days N  audit rows older than N days are deleted\n"
+"                          (default %llu; 0: no age limit)\n"
 "      --test-declared-peer\n"
 "                          TESTS ONLY: on unix listeners, take the HELLO's\n"
 "                          declared_peer as the client's identity for fair\n"
-"                          queueing (vsock listeners never do)\n"
+"                          queueing and as its vsock CID for access rules\n"
+"                          and libvirt names (vsock listeners never do)\n"
 "  -n, --check-config      check the configuration file, the options and\n"
 "                          the repository, print \"configuration OK\" and\n"
 "                          exit 0, or the error and exit 1\n"
@@ -130,11 +166,12 @@ usage(FILE *f, const struct conf *d)
 "Under systemd, sockets passed by socket activation (LISTEN_FDS) are served\n"
 "as well, and readiness and status are reported (NOTIFY_SOCKET).\n"
 "Signals: SIGTERM or SIGINT stop the daemon (exit 0); SIGHUP re-reads the\n"
-"repository from the state database.\n"
+"repository and the access rules from the state database.\n"
 "Exit status: 0 after SIGTERM/SIGINT, 1 on a startup error, 2 on a usage\n"
 "error.\n",
 	    CONF_DEFAULT_FILE, PH_DEFAULT_LISTEN_ENDPOINT, PH_DEFAULT_CONTROL,
 	    PH_DEFAULT_STATE_DIR, PH_DEFAULT_CACHE_DIR,
+	    (unsigned long long)(d->cache_size >> 30),
 	    (unsigned long long)d->grace_s,
 	    d->srv.queue.max_active, d->srv.queue.max_queue,
 	    d->srv.queue.max_per_peer,
@@ -142,7 +179,10 @@ usage(FILE *f, const struct conf *d)
 	    (unsigned long long)d->srv.queue.quantum_ms,
 	    (unsigned long long)(d->srv.request_timeout_ms / 1000),
 	    (unsigned long long)(d->srv.idle_timeout_ms / 1000),
-	    (unsigned long long)(d->srv.stall_timeout_ms / 1000));
+	    (unsigned long long)(d->srv.stall_timeout_ms / 1000),
+	    d->libvirt, d->acl_deny ? "deny" : "allow",
+	    (unsigned long long)d->audit_max_rows,
+	    (unsigned long long)d->audit_max_days);
 }
 
 /* Prints a usage error and the hint; returns 2, the exit status. */
@@ -179,6 +219,9 @@ arg_opt(int ch, enum conf_opt *opt)
 	case 'v': *opt = CONF_VERBOSE; return true;
 	case OPT_STATE_DIR: *opt = CONF_STATE_DIR; return true;
 	case OPT_CACHE_DIR: *opt = CONF_CACHE_DIR; return true;
+	case OPT_CACHE_SIZE: *opt = CONF_CACHE_SIZE; return true;
+	case OPT_UPSTREAM: *opt = CONF_UPSTREAM; return true;
+	case OPT_VHOST_USER: *opt = CONF_VHOST_USER; return true;
 	case OPT_GRACE: *opt = CONF_SHUTDOWN_GRACE; return true;
 	case OPT_MAX_ACTIVE: *opt = CONF_MAX_ACTIVE; return true;
 	case OPT_MAX_QUEUE: *opt = CONF_MAX_QUEUE; return true;
@@ -188,6 +231,10 @@ arg_opt(int ch, enum conf_opt *opt)
 	case OPT_REQUEST_TIMEOUT: *opt = CONF_REQUEST_TIMEOUT; return true;
 	case OPT_IDLE_TIMEOUT: *opt = CONF_IDLE_TIMEOUT; return true;
 	case OPT_STALL_TIMEOUT: *opt = CONF_STALL_TIMEOUT; return true;
+	case OPT_LIBVIRT: *opt = CONF_LIBVIRT; return true;
+	case OPT_ACL_DEFAULT: *opt = CONF_ACL_DEFAULT; return true;
+	case OPT_AUDIT_MAX_ROWS: *opt = CONF_AUDIT_MAX_ROWS; return true;
+	case OPT_AUDIT_MAX_DAYS: *opt = CONF_AUDIT_MAX_DAYS; return true;
 	default: return false;
 	}
 }
@@ -208,6 +255,9 @@ parse_args(int argc, char **argv, struct hostd_opts *o)
 		{ "control", required_argument, NULL, 'c' },
 		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 		{ "cache-dir", required_argument, NULL, OPT_CACHE_DIR },
+		{ "cache-size", required_argument, NULL, OPT_CACHE_SIZE },
+		{ "upstream", required_argument, NULL, OPT_UPSTREAM },
+		{ "vhost-user", required_argument, NULL, OPT_VHOST_USER },
 		{ "shutdown-grace", required_argument, NULL, OPT_GRACE },
 		{ "max-active", required_argument, NULL, OPT_MAX_ACTIVE },
 		{ "max-queue", required_argument, NULL, OPT_MAX_QUEUE },
@@ -218,6 +268,12 @@ parse_args(int argc, char **argv, struct hostd_opts *o)
 		    OPT_REQUEST_TIMEOUT },
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
 		{ "stall-timeout", required_argument, NULL, OPT_STALL_TIMEOUT },
+		{ "libvirt", required_argument, NULL, OPT_LIBVIRT },
+		{ "acl-default", required_argument, NULL, OPT_ACL_DEFAULT },
+		{ "audit-max-rows", required_argument, NULL,
+		    OPT_AUDIT_MAX_ROWS },
+		{ "audit-max-days", required_argument, NULL,
+		    OPT_AUDIT_MAX_DAYS },
 		{ "test-declared-peer", no_argument, NULL,
 		    OPT_TEST_DECLARED_PEER },
 		{ "check-config", no_argument, NULL, 'n' },
@@ -232,7 +288,7 @@ parse_args(int argc, char **argv, struct hostd_opts *o)
 	enum conf_opt opt;
 	size_t nargs = 0;
 	bool explicit_file = false, trust = false, help = false;
-	bool listen_seen = false;
+	bool listen_seen = false, vhost_seen = false;
 	int ch, r, rc = 2;
 
 	if ((r = conf_defaults(&o->cfg)) < 0) {
@@ -305,6 +361,11 @@ parse_args(int argc, char **argv, struct hostd_opts *o)
 			conf_clear_listen(&o->cfg);
 			listen_seen = true;
 		}
+		/* So do vhost-user devices. */
+		if (args[i].opt == CONF_VHOST_USER && !vhost_seen) {
+			conf_clear_vhost_user(&o->cfg);
+			vhost_seen = true;
+		}
 		if ((r = conf_set(&o->cfg, args[i].opt, args[i].value, "--",
 		    err, sizeof(err))) < 0) {
 			/* Only running out of memory is not the user's fault. */
@@ -317,6 +378,11 @@ parse_args(int argc, char **argv, struct hostd_opts *o)
 		}
 	}
 	o->cfg.srv.trust_declared = trust;
+	if (o->cfg.upstream != NULL && o->cfg.repo != NULL) {
+		rc = usage_error("--upstream and --repo exclude each other: "
+		    "a relay's repository is its parent");
+		goto out;
+	}
 	rc = -1;
 out:
 	free(args);
@@ -406,7 +472,28 @@ setup_repo(struct hostd *h, struct repo **out)
 	return 0;
 }
 
-/* SIGHUP: take the repository from the state database again. */
+/* SIGHUP, or a change elsewhere: the access rules from the database. */
+static void
+reload_access(struct hostd *h)
+{
+	struct acl *acl = server_acl(h->srv);
+	size_t n;
+	int err;
+
+	if (acl == NULL)
+		return;
+	if ((err = acl_reload(acl, h->state)) < 0) {
+		log_warn(h->log, "reload: cannot read the access rules: %s; "
+		    "keeping the %zu loaded", err == -ENOMEM ? "out of memory" :
+		    state_errmsg(h->state), acl_count(acl));
+		return;
+	}
+	n = acl_count(acl);
+	log_info(h->log, "reloaded: %zu access rule%s, default %s", n,
+	    n == 1 ? "" : "s", acl_default_allow(acl) ? "allow" : "deny");
+}
+
+/* SIGHUP: take the repository and the rules from the state database. */
 static void
 reload(struct hostd *h)
 {
@@ -417,6 +504,13 @@ reload(struct hostd *h)
 
 	if (h->stopping)
 		return;
+	reload_access(h);
+	if (h->opts.cfg.upstream != NULL) {
+		upstream_forget(store_upstream(h->store));
+		log_info(h->log, "reloaded: relay for upstream %s, cached "
+		    "listings forgotten", h->opts.cfg.upstream);
+		return;
+	}
 	cur = server_repo(h->srv);
 	if (state_get(h->state, STATE_KEY_REPO, &saved) < 0) {
 		log_warn(h->log, "reload: cannot read the state database: %s",
@@ -457,7 +551,10 @@ on_server_done(void *arg)
 {
 	struct hostd *h = arg;
 
+	/* The guests' devices go last: transfers through them are done. */
+	vsockdev_close(h->vsd);
 	digest_shutdown(h->digest);
+	store_shutdown(h->store);
 	if (h->signals_open) {
 		h->signals_open = false;
 		uv_close((uv_handle_t *)&h->sig_term, on_signal_closed);
@@ -575,6 +672,7 @@ stop(struct hostd *h)
 		h->stopping = true;
 		notify_stopping(h);
 		control_close(h->ctl);
+		vsockdev_stop(h->vsd);
 	}
 	if (h->srv != NULL)
 		server_shutdown(h->srv, h->opts.cfg.grace_s * 1000, on_server_done,
@@ -616,6 +714,85 @@ setup_signals(struct hostd *h)
 	    (err = uv_signal_start(&h->sig_int, on_signal, SIGINT)) < 0 ||
 	    (err = uv_signal_start(&h->sig_hup, on_signal, SIGHUP)) < 0)
 		return err;
+	return 0;
+}
+
+/* Opens the content cache and, for a relay, the upstream connection. */
+static int
+setup_store(struct hostd *h)
+{
+	struct store_config sc;
+	char err[1024];
+	int r;
+
+	memset(&sc, 0, sizeof(sc));
+	sc.cache_dir = h->opts.cfg.cache_dir;
+	sc.state_dir = h->opts.cfg.state_dir;
+	sc.cache_size = h->opts.cfg.cache_size;
+	sc.upstream = h->opts.cfg.upstream;
+	if ((r = store_new(&h->loop, h->log, h->digest, &sc, &h->store, err,
+	    sizeof(err))) < 0) {
+		fprintf(stderr, "portholed: %s\n", err);
+		return r;
+	}
+	server_set_store(h->srv, h->store);
+	return 0;
+}
+
+/*
+ * Names peers (libvirt), loads the access rules and opens the audit
+ * trail; the server owns them from then on. Returns 0, or -1 after
+ * printing why the daemon cannot start.
+ */
+static int
+setup_access(struct hostd *h)
+{
+	const struct conf *c = &h->opts.cfg;
+	struct audit_config ac = { c->audit_max_rows, c->audit_max_days };
+	struct vmmap *vm = NULL;
+	struct acl *acl = NULL;
+	struct audit *audit = NULL;
+	int err;
+
+	if (acl_new(!c->acl_deny, &acl) < 0 ||
+	    audit_new(&h->loop, h->log, h->state, &ac, &audit) < 0 ||
+	    vmmap_new(&h->loop, h->log, c->libvirt, &vm) < 0) {
+		fprintf(stderr, "portholed: out of memory\n");
+		goto fail;
+	}
+	if ((err = acl_reload(acl, h->state)) < 0) {
+		fprintf(stderr, "portholed: cannot read the access rules: %s\n",
+		    err == -ENOMEM ? "out of memory" : state_errmsg(h->state));
+		goto fail;
+	}
+	server_set_access(h->srv, vm, acl, audit);
+	return 0;
+fail:
+	/* Handles made so far still close with the server: hand them over. */
+	server_set_access(h->srv, vm, acl, audit);
+	return -1;
+}
+
+/* Becomes the vsock device of each --vhost-user VM. */
+static int
+setup_vhost_user(struct hostd *h)
+{
+	char err[512];
+	int r;
+
+	if (h->opts.cfg.nvhost_user == 0)
+		return 0;
+	if ((r = vsockdev_new(&h->loop, h->log, h->srv, &h->vsd)) < 0) {
+		fprintf(stderr, "portholed: out of memory\n");
+		return r;
+	}
+	for (size_t i = 0; i < h->opts.cfg.nvhost_user; i++) {
+		if ((r = vsockdev_add(h->vsd, h->opts.cfg.vhost_user[i], err,
+		    sizeof(err))) < 0) {
+			fprintf(stderr, "portholed: %s\n", err);
+			return r;
+		}
+	}
 	return 0;
 }
 
@@ -674,7 +851,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "portholed: state database: %s\n", err);
 		goto out_loop;
 	}
-	if (setup_repo(&h, &repo) != 0)
+	if (h.opts.cfg.upstream == NULL && setup_repo(&h, &repo) != 0)
 		goto out_loop;
 	if (digest_new(&h.loop, HOSTD_DIGEST_MEMO, &h.digest) < 0 ||
 	    server_new(&h.loop, h.log, h.digest, &h.opts.cfg.srv, &h.srv) < 0) {
@@ -683,10 +860,13 @@ main(int argc, char **argv)
 		goto out_run;
 	}
 	server_set_repo(h.srv, repo);
+	if (setup_store(&h) < 0 || setup_access(&h) < 0)
+		goto out_run;
 	if ((nfds = adopt_sockets(&h)) < 0)
 		goto out_run;
 	/* The default endpoint only when nothing else listens. */
 	if (h.opts.cfg.nlisten == 0 && nfds == 0 &&
+	    h.opts.cfg.nvhost_user == 0 &&
 	    server_listen(h.srv, PH_DEFAULT_LISTEN_ENDPOINT, err,
 	    sizeof(err)) < 0) {
 		fprintf(stderr, "portholed: %s\n", err);
@@ -699,6 +879,8 @@ main(int argc, char **argv)
 			goto out_run;
 		}
 	}
+	if (setup_vhost_user(&h) < 0)
+		goto out_run;
 	if (control_new(&h.loop, h.log, h.srv, h.state, h.opts.cfg.control,
 	    &h.ctl, err, sizeof(err)) < 0) {
 		fprintf(stderr, "portholed: %s\n", err);
@@ -710,13 +892,28 @@ main(int argc, char **argv)
 		goto out_run;
 	}
 	server_listeners(h.srv, eps, sizeof(eps));
+	if (h.vsd != NULL) {
+		size_t l = strlen(eps);
+
+		if (l > 0 && l + 2 < sizeof(eps)) {
+			memcpy(eps + l, ", ", 3);
+			l += 2;
+		}
+		vsockdev_names(h.vsd, eps + l, sizeof(eps) - l);
+	}
 	repo = server_repo(h.srv);
-	log_info(h.log, "%s listening on %s (%s%s)", PORTHOLE_VERSION, eps,
-	    repo != NULL ? "repository " : "no repository configured",
-	    repo != NULL ? log_path(repo_path(repo), esc, sizeof(esc)) : "");
-	log_debug(h.log, "control socket %s, state %s, cache %s (reserved), "
+	if (h.opts.cfg.upstream != NULL)
+		log_info(h.log, "%s listening on %s (relay for upstream %s)",
+		    PORTHOLE_VERSION, eps, h.opts.cfg.upstream);
+	else
+		log_info(h.log, "%s listening on %s (%s%s)", PORTHOLE_VERSION,
+		    eps, repo != NULL ? "repository " :
+		    "no repository configured", repo != NULL ?
+		    log_path(repo_path(repo), esc, sizeof(esc)) : "");
+	log_debug(h.log, "control socket %s, state %s, cache %s (%llu bytes), "
 	    "shutdown grace %llu s", control_path(h.ctl), h.opts.cfg.state_dir,
-	    h.opts.cfg.cache_dir, (unsigned long long)h.opts.cfg.grace_s);
+	    h.opts.cfg.cache_dir, (unsigned long long)h.opts.cfg.cache_size,
+	    (unsigned long long)h.opts.cfg.grace_s);
 	log_debug(h.log, "transfers: %u at once, %u waiting, %u per client, "
 	    "slices of %llu bytes or %llu ms; timeouts: request %llu ms, idle "
 	    "%llu ms, stall %llu ms", h.opts.cfg.srv.queue.max_active,
@@ -726,9 +923,14 @@ main(int argc, char **argv)
 	    (unsigned long long)h.opts.cfg.srv.request_timeout_ms,
 	    (unsigned long long)h.opts.cfg.srv.idle_timeout_ms,
 	    (unsigned long long)h.opts.cfg.srv.stall_timeout_ms);
+	log_debug(h.log, "access: %zu rules, default %s; audit: %llu rows, "
+	    "%llu days; libvirt %s", acl_count(server_acl(h.srv)),
+	    h.opts.cfg.acl_deny ? "deny" : "allow",
+	    (unsigned long long)h.opts.cfg.audit_max_rows,
+	    (unsigned long long)h.opts.cfg.audit_max_days, h.opts.cfg.libvirt);
 	if (h.opts.cfg.srv.trust_declared)
 		log_warn(h.log, "--test-declared-peer: unix clients choose "
-		    "their own queueing identity; for tests only");
+		    "their own queueing identity and CID; for tests only");
 	notify_ready(&h);
 	rc = 0;
 
@@ -742,7 +944,9 @@ out_run:
 	if (rc == 0)
 		log_info(h.log, "stopped");
 	control_free(h.ctl);
+	vsockdev_free(h.vsd);
 	server_free(h.srv);
+	store_free(h.store);
 	digest_free(h.digest);
 out_loop:
 	if ((r = uv_loop_close(&h.loop)) < 0)

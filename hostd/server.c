@@ -13,13 +13,18 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "acl.h"
+#include "audit.h"
 #include "conn.h"
 #include "log.h"
 #include "proto.h"
 #include "queue.h"
 #include "repo.h"
 #include "server.h"
+#include "vmmap.h"
 
+/* Send buffer asked for on unix data connections. */
+#define SERVER_SNDBUF		(4 * 1024 * 1024)
 #define SERVER_BACKLOG		128
 /* Connections accepted per wakeup of one listener. */
 #define SERVER_ACCEPT_BATCH	64
@@ -53,7 +58,11 @@ struct server {
 	uv_loop_t	*loop;
 	struct log	*log;
 	struct digest	*digest;
+	struct store	*store;
 	struct repo	*repo;
+	struct vmmap	*vmmap;		/* CID -> libvirt domain */
+	struct acl	*acl;
+	struct audit	*audit;
 	struct server_config cfg;
 	struct queue	*queue;
 	struct listener	**listeners;
@@ -115,6 +124,9 @@ server_free(struct server *srv)
 	free(srv->listeners);
 	queue_free(srv->queue);
 	repo_free(srv->repo);
+	vmmap_free(srv->vmmap);
+	acl_free(srv->acl);
+	audit_free(srv->audit);
 	free(srv);
 }
 
@@ -128,6 +140,45 @@ struct log *
 server_log(struct server *srv)
 {
 	return srv->log;
+}
+
+void
+server_set_access(struct server *srv, struct vmmap *vm, struct acl *acl,
+    struct audit *audit)
+{
+	srv->vmmap = vm;
+	srv->acl = acl;
+	srv->audit = audit;
+}
+
+struct vmmap *
+server_vmmap(struct server *srv)
+{
+	return srv->vmmap;
+}
+
+struct acl *
+server_acl(struct server *srv)
+{
+	return srv->acl;
+}
+
+struct audit *
+server_audit(struct server *srv)
+{
+	return srv->audit;
+}
+
+void
+server_set_store(struct server *srv, struct store *store)
+{
+	srv->store = store;
+}
+
+struct store *
+server_store(struct server *srv)
+{
+	return srv->store;
 }
 
 struct digest *
@@ -335,6 +386,14 @@ listener_on_accept(uv_poll_t *h, int status, int events)
 			l->starved = false;
 		}
 		server_peer_name(fd, &ss, peer, sizeof(peer));
+		/*
+		 * A unix socket's default send buffer (~200 KiB) splits each
+		 * 1 MiB DATA frame into several wakeups on both sides; vsock
+		 * sizes its buffers from the receiver. Best effort.
+		 */
+		if (l->ep.kind == PH_EP_UNIX)
+			(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF,
+			    &(int){ SERVER_SNDBUF }, sizeof(int));
 		if ((err = conn_new(srv, &srv->conns, fd, peer,
 		    srv->cfg.trust_declared && l->ep.kind == PH_EP_UNIX)) < 0)
 			log_warn(srv->log, "peer=%s cannot set up the "
@@ -522,6 +581,17 @@ listener_close(struct listener *l)
 	uv_close((uv_handle_t *)&l->retry, listener_on_closed);
 }
 
+/* A stream from a vsock device: served like an accepted socket. */
+int
+server_add_conn(struct server *srv, int fd, const char *peer)
+{
+	if (srv->phase != SERVER_RUNNING) {
+		close(fd);
+		return -ESHUTDOWN;
+	}
+	return conn_new(srv, &srv->conns, fd, peer, false);
+}
+
 /* ---- Shutdown ------------------------------------------------------------ */
 
 void
@@ -541,7 +611,7 @@ server_on_timer_closed(uv_handle_t *h)
 		srv->done(srv->done_arg);
 }
 
-/* The queue's timer is closed. */
+/* The queue's timer (or the audit trail's, or the map's handle) is closed. */
 static void
 server_on_queue_closed(void *arg)
 {
@@ -563,6 +633,15 @@ server_check_done(struct server *srv)
 	uv_close((uv_handle_t *)&srv->grace_timer, server_on_timer_closed);
 	uv_close((uv_handle_t *)&srv->kill_timer, server_on_timer_closed);
 	queue_close(srv->queue, server_on_queue_closed, srv);
+	/* Every request has been logged: the audit trail can flush last. */
+	if (srv->audit != NULL) {
+		srv->open_timers++;
+		audit_close(srv->audit, server_on_queue_closed, srv);
+	}
+	if (srv->vmmap != NULL) {
+		srv->open_timers++;
+		vmmap_close(srv->vmmap, server_on_queue_closed, srv);
+	}
 }
 
 /* Connections that ignored ERROR SHUTDOWN are closed now. */

@@ -22,6 +22,10 @@ struct digest;
 struct log;
 struct repo;
 struct server;
+struct store;
+struct acl;
+struct audit;
+struct vmmap;
 
 /* Scheduling and timeouts, fixed at startup. */
 struct server_config {
@@ -102,11 +106,37 @@ void	server_get_stats(const struct server *srv, struct server_stats *st);
 void	server_shutdown(struct server *srv, uint64_t grace_ms,
 	    void (*done)(void *), void *arg);
 
+/*
+ * Hands a connected stream socket that no listener accepted (a guest
+ * connection carried by a vsock device, see vsockdev.h) to request
+ * handling, with peer as its display form and identity ("vsock:3").
+ * Takes fd: it is closed on failure too. Returns 0, -ESHUTDOWN once the
+ * server is stopping, or a negative errno.
+ */
+int	server_add_conn(struct server *srv, int fd, const char *peer);
+
 /* ---- For conn.c ------------------------------------------------------- */
 
 uv_loop_t *server_loop(struct server *srv);
 struct log *server_log(struct server *srv);
 struct digest *server_digest(struct server *srv);
+
+/*
+ * Peer names, access rules and the audit trail; set once by main() (each
+ * may be NULL: every CID unnamed, everything allowed, nothing recorded).
+ * The server owns them from then on: it closes the map and the audit
+ * trail once the last connection is gone, and frees all three in
+ * server_free().
+ */
+void	server_set_access(struct server *srv, struct vmmap *vm,
+	    struct acl *acl, struct audit *audit);
+struct vmmap *server_vmmap(struct server *srv);
+struct acl *server_acl(struct server *srv);
+struct audit *server_audit(struct server *srv);
+
+/* The content store (cache, fills, upstream); set once by main(). */
+void	server_set_store(struct server *srv, struct store *store);
+struct store *server_store(struct server *srv);
 
 /* The transfer queue, for connections and `portholectl queue`. */
 struct queue *server_queue(struct server *srv);

@@ -2,6 +2,7 @@
  * state.c: SQLite settings store.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -9,14 +10,39 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "acl.h"
 #include "fsutil.h"
 #include "state.h"
 
 #define STATE_BUSY_MS	5000
 
 struct state {
-	sqlite3	*db;
+	sqlite3		*db;
+	sqlite3_stmt	*audit_ins;	/* prepared once, reused per row */
+	char		 msg[256];	/* our own error, when not SQLite's */
 };
+
+/* The tables version 2 adds: rules in order, and the audit trail. */
+static const char state_schema_v2[] =
+    "CREATE TABLE IF NOT EXISTS acl ("
+    " position INTEGER NOT NULL,"
+    " action TEXT NOT NULL CHECK (action IN ('allow', 'deny')),"
+    " kind TEXT NOT NULL CHECK (kind IN ('any', 'name', 'uuid', 'cid')),"
+    " match TEXT NOT NULL,"
+    " prefix TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS audit ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " time_ms INTEGER NOT NULL,"
+    " cid INTEGER NOT NULL,"
+    " peer TEXT NOT NULL,"
+    " domain TEXT,"
+    " uuid TEXT,"
+    " op TEXT NOT NULL,"
+    " path TEXT NOT NULL,"
+    " result TEXT NOT NULL,"
+    " bytes INTEGER NOT NULL,"
+    " ms INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS audit_time ON audit (time_ms);";
 
 /* Runs SQL that returns no rows. */
 static int
@@ -26,9 +52,9 @@ state_exec(struct state *st, const char *sql)
 	    0 : -EIO;
 }
 
-/* Reads a PRAGMA that returns one integer. */
+/* Reads the one integer a query (or PRAGMA) returns. */
 static int
-state_pragma_int(struct state *st, const char *sql, int *out)
+state_query_int(struct state *st, const char *sql, int64_t *out)
 {
 	sqlite3_stmt *stmt = NULL;
 	int err = -EIO;
@@ -37,7 +63,7 @@ state_pragma_int(struct state *st, const char *sql, int *out)
 	if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) != SQLITE_OK)
 		return -EIO;
 	if (sqlite3_step(stmt) == SQLITE_ROW) {
-		*out = sqlite3_column_int(stmt, 0);
+		*out = sqlite3_column_int64(stmt, 0);
 		err = 0;
 	}
 	sqlite3_finalize(stmt);
@@ -48,26 +74,27 @@ state_pragma_int(struct state *st, const char *sql, int *out)
 static int
 state_schema(struct state *st, char *err, size_t errlen)
 {
-	int version;
+	int64_t version;
 
-	if (state_pragma_int(st, "PRAGMA user_version", &version) < 0) {
+	if (state_query_int(st, "PRAGMA user_version", &version) < 0) {
 		snprintf(err, errlen, "cannot read the schema version: %s",
 		    sqlite3_errmsg(st->db));
 		return -EIO;
 	}
 	if (version > STATE_SCHEMA_VERSION) {
-		snprintf(err, errlen, "schema version %d is newer than this "
-		    "portholed understands (%d)", version,
+		snprintf(err, errlen, "schema version %jd is newer than this "
+		    "portholed understands (%d)", (intmax_t)version,
 		    STATE_SCHEMA_VERSION);
 		return -EPROTO;
 	}
 	if (version == STATE_SCHEMA_VERSION)
 		return 0;
-	/* Version 0 is a new, empty database. */
+	/* Version 0 is a new, empty database; 1 lacks the acl and audit. */
 	if (state_exec(st, "BEGIN IMMEDIATE") < 0 ||
 	    state_exec(st, "CREATE TABLE IF NOT EXISTS settings ("
 	    "key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)") < 0 ||
-	    state_exec(st, "PRAGMA user_version = 1") < 0 ||
+	    state_exec(st, state_schema_v2) < 0 ||
+	    state_exec(st, "PRAGMA user_version = 2") < 0 ||
 	    state_exec(st, "COMMIT") < 0) {
 		snprintf(err, errlen, "cannot create the schema: %s",
 		    sqlite3_errmsg(st->db));
@@ -144,6 +171,7 @@ state_close(struct state *st)
 {
 	if (st == NULL)
 		return;
+	sqlite3_finalize(st->audit_ins);
 	sqlite3_close(st->db);
 	free(st);
 }
@@ -151,7 +179,7 @@ state_close(struct state *st)
 const char *
 state_errmsg(struct state *st)
 {
-	return sqlite3_errmsg(st->db);
+	return st->msg[0] != '\0' ? st->msg : sqlite3_errmsg(st->db);
 }
 
 /* Reads one setting. */
@@ -163,6 +191,7 @@ state_get(struct state *st, const char *key, char **value)
 	int err = -EIO, rc;
 
 	*value = NULL;
+	st->msg[0] = '\0';
 	if (sqlite3_prepare_v2(st->db,
 	    "SELECT value FROM settings WHERE key = ?1", -1, &stmt,
 	    NULL) != SQLITE_OK)
@@ -197,6 +226,7 @@ state_set(struct state *st, const char *key, const char *value)
 	sqlite3_stmt *stmt = NULL;
 	int err = -EIO;
 
+	st->msg[0] = '\0';
 	if (sqlite3_prepare_v2(st->db,
 	    "INSERT INTO settings (key, value) VALUES (?1, ?2) "
 	    "ON CONFLICT (key) DO UPDATE SET value = excluded.value", -1,
@@ -206,6 +236,426 @@ state_set(struct state *st, const char *key, const char *value)
 	    sqlite3_bind_text(stmt, 2, value, -1, SQLITE_STATIC) ==
 	    SQLITE_OK && sqlite3_step(stmt) == SQLITE_DONE)
 		err = 0;
+	sqlite3_finalize(stmt);
+	return err;
+}
+
+/* ---- Access rules ------------------------------------------------------ */
+
+/* Rebuilds one saved rule through the same check `acl add` uses. */
+static int
+state_acl_row(struct state *st, sqlite3_stmt *stmt, struct acl_rule *r)
+{
+	const char *action, *kind, *match, *prefix;
+	char word[ACL_NAME_MAX + 8], why[512];
+
+	action = (const char *)sqlite3_column_text(stmt, 0);
+	kind = (const char *)sqlite3_column_text(stmt, 1);
+	match = (const char *)sqlite3_column_text(stmt, 2);
+	prefix = (const char *)sqlite3_column_text(stmt, 3);
+	if (action == NULL || kind == NULL || match == NULL || prefix == NULL)
+		goto bad;
+	/* A name is saved bare; "name:" keeps it a name when re-read. */
+	if (strcmp(kind, "any") == 0)
+		snprintf(word, sizeof(word), "*");
+	else if (strcmp(kind, "cid") == 0)
+		snprintf(word, sizeof(word), "cid:%s", match);
+	else if (strcmp(kind, "name") == 0)
+		snprintf(word, sizeof(word), "name:%.*s", ACL_NAME_MAX, match);
+	else
+		snprintf(word, sizeof(word), "%.*s", ACL_NAME_MAX, match);
+	if (acl_rule_parse(action, word, prefix, r, why, sizeof(why)) < 0)
+		goto bad;
+	if ((strcmp(kind, "uuid") == 0) != (r->kind == ACL_UUID))
+		goto bad;
+	return 0;
+bad:
+	snprintf(st->msg, sizeof(st->msg), "access rule %d in the state "
+	    "database is not valid", sqlite3_column_int(stmt, 4));
+	return -EINVAL;
+}
+
+/* Reads every rule, in position order, renumbered from 1. */
+int
+state_acl_load(struct state *st, struct acl_rule **rules, size_t *n)
+{
+	sqlite3_stmt *stmt = NULL;
+	struct acl_rule *v = NULL, *nv;
+	size_t len = 0, cap = 0;
+	int err = -EIO, rc;
+
+	*rules = NULL;
+	*n = 0;
+	st->msg[0] = '\0';
+	if (sqlite3_prepare_v2(st->db, "SELECT action, kind, match, prefix, "
+	    "position FROM acl ORDER BY position, rowid", -1, &stmt,
+	    NULL) != SQLITE_OK)
+		return -EIO;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap == 0 ? 8 : cap * 2;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL) {
+				err = -ENOMEM;
+				goto done;
+			}
+			v = nv;
+		}
+		if ((err = state_acl_row(st, stmt, &v[len])) < 0)
+			goto done;
+		v[len].position = (uint32_t)(len + 1);
+		len++;
+	}
+	if (rc != SQLITE_DONE) {
+		err = -EIO;
+		goto done;
+	}
+	*rules = v;
+	*n = len;
+	v = NULL;
+	err = 0;
+done:
+	free(v);
+	sqlite3_finalize(stmt);
+	return err;
+}
+
+/* Runs one statement with up to three integer parameters. */
+static int
+state_run_int(struct state *st, const char *sql, int64_t a, int64_t b,
+    int64_t c)
+{
+	sqlite3_stmt *stmt = NULL;
+	int n, err = -EIO;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+		return -EIO;
+	n = sqlite3_bind_parameter_count(stmt);
+	if ((n < 1 || sqlite3_bind_int64(stmt, 1, a) == SQLITE_OK) &&
+	    (n < 2 || sqlite3_bind_int64(stmt, 2, b) == SQLITE_OK) &&
+	    (n < 3 || sqlite3_bind_int64(stmt, 3, c) == SQLITE_OK) &&
+	    sqlite3_step(stmt) == SQLITE_DONE)
+		err = 0;
+	sqlite3_finalize(stmt);
+	return err;
+}
+
+/*
+ * Numbers the rules 1..n in their current order, so positions match what
+ * state_acl_load() shows even if the saved ones had gaps. Inside a
+ * transaction.
+ */
+static int
+state_acl_renumber(struct state *st)
+{
+	sqlite3_stmt *sel = NULL;
+	int64_t *ids = NULL, *nids;
+	size_t n = 0, cap = 0, i;
+	int err = -EIO, rc;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT rowid FROM acl ORDER BY "
+	    "position, rowid", -1, &sel, NULL) != SQLITE_OK)
+		return -EIO;
+	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			if ((nids = reallocarray(ids, cap, sizeof(*ids))) ==
+			    NULL) {
+				err = -ENOMEM;
+				goto done;
+			}
+			ids = nids;
+		}
+		ids[n++] = sqlite3_column_int64(sel, 0);
+	}
+	if (rc != SQLITE_DONE)
+		goto done;
+	for (i = 0; i < n; i++)
+		if (state_run_int(st, "UPDATE acl SET position = ?1 WHERE "
+		    "rowid = ?2", (int64_t)i + 1, ids[i], 0) < 0)
+			goto done;
+	err = 0;
+done:
+	sqlite3_finalize(sel);
+	free(ids);
+	return err;
+}
+
+/* The words a rule is saved as: its kind and its bare match. */
+static void
+state_acl_words(const struct acl_rule *r, const char **kind,
+    char *match, size_t cap)
+{
+	switch (r->kind) {
+	case ACL_ANY:
+		*kind = "any";
+		break;
+	case ACL_CID:
+		*kind = "cid";
+		snprintf(match, cap, "%u", r->cid);
+		return;
+	case ACL_UUID:
+		*kind = "uuid";
+		break;
+	case ACL_NAME:
+		*kind = "name";
+		break;
+	}
+	snprintf(match, cap, "%s", r->match);
+}
+
+/* Opens a gap at position at (or appends) and fills it, atomically. */
+int
+state_acl_add(struct state *st, uint32_t at, const struct acl_rule *r,
+    uint32_t *pos)
+{
+	sqlite3_stmt *stmt = NULL;
+	char match[ACL_NAME_MAX + 1];
+	const char *kind = "any";
+	int64_t count;
+	int err = -EIO;
+
+	*pos = 0;
+	st->msg[0] = '\0';
+	if (state_exec(st, "BEGIN IMMEDIATE") < 0)
+		return -EIO;
+	if (state_query_int(st, "SELECT count(*) FROM acl", &count) < 0)
+		goto fail;
+	if (at == 0)
+		at = (uint32_t)count + 1;
+	else if ((int64_t)at > count + 1) {
+		err = -ERANGE;
+		goto fail;
+	}
+	/* Renumber first, so positions stay 1..n whatever was saved. */
+	if (state_acl_renumber(st) < 0 ||
+	    state_run_int(st, "UPDATE acl SET position = position + 1 WHERE "
+	    "position >= ?1", at, 0, 0) < 0)
+		goto fail;
+	state_acl_words(r, &kind, match, sizeof(match));
+	if (sqlite3_prepare_v2(st->db, "INSERT INTO acl (position, action, "
+	    "kind, match, prefix) VALUES (?1, ?2, ?3, ?4, ?5)", -1, &stmt,
+	    NULL) != SQLITE_OK)
+		goto fail;
+	if (sqlite3_bind_int64(stmt, 1, at) != SQLITE_OK ||
+	    sqlite3_bind_text(stmt, 2, r->allow ? "allow" : "deny", -1,
+	    SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(stmt, 3, kind, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(stmt, 4, match, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(stmt, 5, r->prefix, -1, SQLITE_STATIC) !=
+	    SQLITE_OK || sqlite3_step(stmt) != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(stmt);
+	stmt = NULL;
+	if (state_exec(st, "COMMIT") < 0)
+		goto fail;
+	*pos = at;
+	return 0;
+fail:
+	sqlite3_finalize(stmt);
+	(void)state_exec(st, "ROLLBACK");
+	return err;
+}
+
+/* Deletes one rule and moves the later ones up, atomically. */
+int
+state_acl_remove(struct state *st, uint32_t pos)
+{
+	int64_t count;
+	int err = -EIO;
+
+	st->msg[0] = '\0';
+	if (state_exec(st, "BEGIN IMMEDIATE") < 0)
+		return -EIO;
+	if (state_query_int(st, "SELECT count(*) FROM acl", &count) < 0)
+		goto fail;
+	if (pos == 0 || (int64_t)pos > count) {
+		err = -ENOENT;
+		goto fail;
+	}
+	if (state_acl_renumber(st) < 0 ||
+	    state_run_int(st, "DELETE FROM acl WHERE position = ?1", pos, 0,
+	    0) < 0 ||
+	    state_run_int(st, "UPDATE acl SET position = position - 1 WHERE "
+	    "position > ?1", pos, 0, 0) < 0 ||
+	    state_exec(st, "COMMIT") < 0)
+		goto fail;
+	return 0;
+fail:
+	(void)state_exec(st, "ROLLBACK");
+	return err;
+}
+
+/* ---- Audit trail --------------------------------------------------- */
+
+/* Binds a string, or NULL, to parameter i. */
+static bool
+state_bind_str(sqlite3_stmt *stmt, int i, const char *s)
+{
+	if (s == NULL)
+		return sqlite3_bind_null(stmt, i) == SQLITE_OK;
+	return sqlite3_bind_text(stmt, i, s, -1, SQLITE_STATIC) == SQLITE_OK;
+}
+
+/* Retention inside the caller's transaction: by age, then by count. */
+static int
+state_audit_prune_tx(struct state *st, uint64_t max_rows, int64_t before_ms,
+    uint64_t *deleted)
+{
+	int64_t keep = max_rows > INT64_MAX ? INT64_MAX : (int64_t)max_rows;
+
+	*deleted = 0;
+	if (before_ms != 0) {
+		if (state_run_int(st, "DELETE FROM audit WHERE time_ms < ?1",
+		    before_ms, 0, 0) < 0)
+			return -EIO;
+		*deleted += (uint64_t)sqlite3_changes(st->db);
+	}
+	/* Everything older than the max_rows-th newest row goes. */
+	if (keep == 0) {
+		if (state_run_int(st, "DELETE FROM audit", 0, 0, 0) < 0)
+			return -EIO;
+	} else if (state_run_int(st, "DELETE FROM audit WHERE id < (SELECT id "
+	    "FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?1)", keep - 1, 0,
+	    0) < 0)
+		return -EIO;
+	*deleted += (uint64_t)sqlite3_changes(st->db);
+	return 0;
+}
+
+/*
+ * Inserts the rows with the one prepared statement and applies retention,
+ * all in one transaction: one commit, one sync per batch.
+ */
+int
+state_audit_append(struct state *st, const struct state_audit_row *rows,
+    size_t n, uint64_t max_rows, int64_t before_ms, uint64_t *deleted)
+{
+	sqlite3_stmt *s;
+	size_t i;
+
+	*deleted = 0;
+	st->msg[0] = '\0';
+	if (st->audit_ins == NULL && sqlite3_prepare_v3(st->db,
+	    "INSERT INTO audit (time_ms, cid, peer, domain, uuid, op, path, "
+	    "result, bytes, ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+	    "?10)", -1, SQLITE_PREPARE_PERSISTENT, &st->audit_ins,
+	    NULL) != SQLITE_OK)
+		return -EIO;
+	s = st->audit_ins;
+	if (state_exec(st, "BEGIN IMMEDIATE") < 0)
+		return -EIO;
+	for (i = 0; i < n; i++) {
+		const struct state_audit_row *r = &rows[i];
+
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+		if (sqlite3_bind_int64(s, 1, r->time_ms) != SQLITE_OK ||
+		    sqlite3_bind_int64(s, 2, r->cid) != SQLITE_OK ||
+		    !state_bind_str(s, 3, r->peer) ||
+		    !state_bind_str(s, 4, r->domain) ||
+		    !state_bind_str(s, 5, r->uuid) ||
+		    !state_bind_str(s, 6, r->op) ||
+		    !state_bind_str(s, 7, r->path) ||
+		    !state_bind_str(s, 8, r->result) ||
+		    sqlite3_bind_int64(s, 9, r->bytes > INT64_MAX ? INT64_MAX :
+		    (int64_t)r->bytes) != SQLITE_OK ||
+		    sqlite3_bind_int64(s, 10, r->ms > INT64_MAX ? INT64_MAX :
+		    (int64_t)r->ms) != SQLITE_OK ||
+		    sqlite3_step(s) != SQLITE_DONE)
+			goto fail;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (state_audit_prune_tx(st, max_rows, before_ms, deleted) < 0 ||
+	    state_exec(st, "COMMIT") < 0)
+		goto fail;
+	return 0;
+fail:
+	*deleted = 0;
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	(void)state_exec(st, "ROLLBACK");
+	return -EIO;
+}
+
+/* Retention on its own, in a transaction of its own. */
+int
+state_audit_prune(struct state *st, uint64_t max_rows, int64_t before_ms,
+    uint64_t *deleted)
+{
+	*deleted = 0;
+	st->msg[0] = '\0';
+	if (state_exec(st, "BEGIN IMMEDIATE") < 0)
+		return -EIO;
+	if (state_audit_prune_tx(st, max_rows, before_ms, deleted) < 0 ||
+	    state_exec(st, "COMMIT") < 0) {
+		*deleted = 0;
+		(void)state_exec(st, "ROLLBACK");
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Reads a text column, or NULL. */
+static const char *
+state_col_str(sqlite3_stmt *stmt, int i)
+{
+	return (const char *)sqlite3_column_text(stmt, i);
+}
+
+/* The newest matching rows, handed out oldest first. */
+int
+state_audit_query(struct state *st, const struct state_audit_query *q,
+    void (*fn)(void *arg, const struct state_audit_row *row), void *arg,
+    bool *more)
+{
+	sqlite3_stmt *stmt = NULL;
+	struct state_audit_row row;
+	bool first = true;
+	int err = -EIO, rc;
+
+	*more = false;
+	st->msg[0] = '\0';
+	/*
+	 * One row more than the limit, counted by the window function, tells
+	 * whether older rows were left out; that oldest one is not shown.
+	 */
+	if (sqlite3_prepare_v2(st->db, "SELECT *, count(*) OVER () FROM ("
+	    "SELECT id, time_ms, cid, peer, domain, uuid, op, path, result, "
+	    "bytes, ms FROM audit WHERE time_ms >= ?1 AND (?2 IS NULL OR "
+	    "domain = ?2 OR uuid = lower(?2)) AND (?3 = 0 OR cid = ?3) "
+	    "ORDER BY id DESC LIMIT ?4) ORDER BY id ASC", -1, &stmt,
+	    NULL) != SQLITE_OK)
+		return -EIO;
+	if (sqlite3_bind_int64(stmt, 1, q->since_ms) != SQLITE_OK ||
+	    !state_bind_str(stmt, 2, q->domain) ||
+	    sqlite3_bind_int64(stmt, 3, q->cid) != SQLITE_OK ||
+	    sqlite3_bind_int64(stmt, 4, (int64_t)q->limit + 1) != SQLITE_OK)
+		goto done;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (first && sqlite3_column_int64(stmt, 11) >
+		    (int64_t)q->limit) {
+			first = false;
+			*more = true;
+			continue;
+		}
+		first = false;
+		memset(&row, 0, sizeof(row));
+		row.time_ms = sqlite3_column_int64(stmt, 1);
+		row.cid = (uint32_t)sqlite3_column_int64(stmt, 2);
+		row.peer = state_col_str(stmt, 3);
+		row.domain = state_col_str(stmt, 4);
+		row.uuid = state_col_str(stmt, 5);
+		row.op = state_col_str(stmt, 6);
+		row.path = state_col_str(stmt, 7);
+		row.result = state_col_str(stmt, 8);
+		row.bytes = (uint64_t)sqlite3_column_int64(stmt, 9);
+		row.ms = (uint64_t)sqlite3_column_int64(stmt, 10);
+		fn(arg, &row);
+	}
+	if (rc == SQLITE_DONE)
+		err = 0;
+done:
 	sqlite3_finalize(stmt);
 	return err;
 }

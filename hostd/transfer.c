@@ -8,28 +8,40 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "repo.h"
+#include "store.h"
 #include "transfer.h"
 
 /* After this many chunks in a row that did not shrink, stop trying. */
 #define TRANSFER_ZSTD_GIVE_UP	4
 
 struct transfer {
-	int		 fd;
+	int		 fd;		/* what is read: file, blob or fill */
+	bool		 own_fd;	/* a repository file, closed at the end */
 	struct stat	 st;
+	struct cache_blob *blob;
+	struct fill	*fill;
+	bool		 frames;	/* the blob is zstd frames */
+	void		(*wake)(void *);
+	void		*wake_arg;
 	uint64_t	 pos;		/* next byte to queue */
-	uint64_t	 end;		/* file size at the start */
+	uint64_t	 end;		/* content size */
 	uint64_t	 sent;
+	bool		 want_zstd;
 	ZSTD_CCtx	*cctx;		/* NULL: compression off */
-	uint8_t		*zbuf;		/* compressed output, one chunk */
+	ZSTD_DCtx	*dctx;
+	uint8_t		*zbuf;		/* one compressed chunk */
+	size_t		 zcap;
 	unsigned int	 incompressible;
 	uint64_t	 zframes;
 	bool		 has_digest;
+	bool		 send_digest;	/* SHA256 was negotiated */
 	uint8_t		 sha256[PH_SHA256_LEN];
 	enum ph_err	 result;
 };
 
-/* Takes over the open file, positioned at the offset. */
+/* Takes over the source, positioned at the offset. */
 int
 transfer_new(const struct transfer_params *p, struct transfer **out)
 {
@@ -37,17 +49,40 @@ transfer_new(const struct transfer_params *p, struct transfer **out)
 
 	*out = NULL;
 	if ((t = calloc(1, sizeof(*t))) == NULL) {
-		close(p->fd);
+		if (p->fd >= 0)
+			close(p->fd);
+		cache_blob_put(p->blob);
+		fill_unref(p->fill);
 		return -ENOMEM;
 	}
-	t->fd = p->fd;
 	t->st = p->st;
 	t->pos = p->offset;
-	t->end = (uint64_t)p->st.st_size;
+	t->end = p->size;
+	t->want_zstd = p->want_zstd;
 	t->cctx = p->cctx;
-	t->has_digest = p->has_digest;
+	t->dctx = p->dctx;
+	t->send_digest = p->send_digest;
+	t->has_digest = p->has_digest && p->send_digest;
 	memcpy(t->sha256, p->sha256, PH_SHA256_LEN);
-	(void)posix_fadvise(t->fd, (off_t)t->pos, 0, POSIX_FADV_SEQUENTIAL);
+	if (p->fd >= 0) {
+		t->fd = p->fd;
+		t->own_fd = true;
+	} else if (p->blob != NULL) {
+		t->blob = p->blob;
+		t->fd = cache_blob_fd(p->blob);
+		t->frames = cache_blob_form(p->blob) == CACHE_FORM_ZSTD;
+		/* Known incompressible: no point trying per chunk. */
+		if (t->frames || cache_blob_incompressible(p->blob))
+			t->cctx = NULL;
+	} else {
+		t->fill = p->fill;
+		t->fd = fill_fd(p->fill);
+		t->wake = p->wake;
+		t->wake_arg = p->wake_arg;
+	}
+	if (!t->frames)
+		(void)posix_fadvise(t->fd, (off_t)t->pos, 0,
+		    POSIX_FADV_SEQUENTIAL);
 	*out = t;
 	return 0;
 }
@@ -57,7 +92,13 @@ transfer_free(struct transfer *t)
 {
 	if (t == NULL)
 		return;
-	close(t->fd);
+	if (t->own_fd)
+		close(t->fd);
+	cache_blob_put(t->blob);
+	if (t->fill != NULL) {
+		fill_watch(t->fill, NULL, t->wake_arg);
+		fill_unref(t->fill);
+	}
 	free(t->zbuf);
 	free(t);
 }
@@ -104,12 +145,15 @@ transfer_finish(struct transfer *t, struct wbuf *w)
 	struct stat now;
 	struct ph_msg m;
 
-	if (fstat(t->fd, &now) < 0)
-		return transfer_error(t, w, PH_ERR_IO, strerror(errno));
-	if (now.st_size != t->st.st_size ||
-	    repo_ns(&now.st_mtim) != repo_ns(&t->st.st_mtim))
-		return transfer_error(t, w, PH_ERR_CHANGED,
-		    "the file changed while it was being sent");
+	if (t->own_fd) {
+		if (fstat(t->fd, &now) < 0)
+			return transfer_error(t, w, PH_ERR_IO,
+			    strerror(errno));
+		if (now.st_size != t->st.st_size ||
+		    repo_ns(&now.st_mtim) != repo_ns(&t->st.st_mtim))
+			return transfer_error(t, w, PH_ERR_CHANGED,
+			    "the file changed while it was being sent");
+	}
 	memset(&m, 0, sizeof(m));
 	m.type = PH_END;
 	m.u.end.bytes = t->sent;
@@ -142,6 +186,21 @@ transfer_pread(int fd, uint8_t *buf, size_t n, uint64_t off)
 	return 0;
 }
 
+/* Grows the compressed-chunk buffer to n bytes. */
+static int
+transfer_zbuf(struct transfer *t, size_t n)
+{
+	uint8_t *p;
+
+	if (t->zcap >= n)
+		return 0;
+	if ((p = realloc(t->zbuf, n)) == NULL)
+		return -ENOMEM;
+	t->zbuf = p;
+	t->zcap = n;
+	return 0;
+}
+
 /*
  * Queues one chunk read into the buffer and, when that saves at least a
  * tenth, replaced by its zstd frame.
@@ -153,7 +212,7 @@ transfer_fill_zstd(struct transfer *t, struct wbuf *w, size_t chunk)
 	uint8_t *p;
 	int err;
 
-	if (t->zbuf == NULL && (t->zbuf = malloc(PH_DATA_CHUNK)) == NULL)
+	if (transfer_zbuf(t, PH_DATA_CHUNK) < 0)
 		return -ENOMEM;
 	if ((p = wbuf_reserve(w, PH_HDR_LEN + chunk)) == NULL)
 		return -ENOMEM;
@@ -176,8 +235,6 @@ transfer_fill_zstd(struct transfer *t, struct wbuf *w, size_t chunk)
 		if (++t->incompressible >= TRANSFER_ZSTD_GIVE_UP) {
 			/* Not worth the CPU: plain sendfile from here on. */
 			t->cctx = NULL;
-			free(t->zbuf);
-			t->zbuf = NULL;
 		}
 	}
 	t->pos += chunk;
@@ -185,13 +242,104 @@ transfer_fill_zstd(struct transfer *t, struct wbuf *w, size_t chunk)
 	return 1;
 }
 
+/*
+ * Zstd blob: the next chunk as its stored frame when the client takes
+ * DATA_ZSTD and the chunk starts at the frame, else decoded into DATA.
+ */
+static int
+transfer_fill_frame(struct transfer *t, struct wbuf *w)
+{
+	uint32_t idx = (uint32_t)(t->pos / CACHE_CHUNK), zlen;
+	uint64_t base = (uint64_t)idx * CACHE_CHUNK, zoff;
+	size_t clen, skip, n;
+	unsigned long long declared;
+	uint8_t *p;
+	int err;
+
+	clen = t->end - base < CACHE_CHUNK ? (size_t)(t->end - base) :
+	    CACHE_CHUNK;
+	skip = (size_t)(t->pos - base);
+	if (cache_blob_frame(t->blob, idx, &zoff, &zlen) < 0)
+		return transfer_error(t, w, PH_ERR_IO,
+		    "cached blob has no frame for this offset");
+	if (t->want_zstd && skip == 0 && zlen <= PH_MAX_PAYLOAD) {
+		if ((p = wbuf_reserve(w, PH_HDR_LEN)) == NULL)
+			return -ENOMEM;
+		ph_header_write(p, PH_DATA_ZSTD, zlen);
+		wbuf_commit(w, PH_HDR_LEN);
+		wbuf_set_tail(w, t->fd, zoff, zlen);
+		t->zframes++;
+		t->pos += clen;
+		t->sent += clen;
+		return 1;
+	}
+	/* A frame larger than the chunk bound is a corrupt index. */
+	if (zlen > ZSTD_compressBound(CACHE_CHUNK))
+		return transfer_error(t, w, PH_ERR_IO, "corrupt cached blob");
+	if (t->dctx == NULL || transfer_zbuf(t, zlen) < 0)
+		return -ENOMEM;
+	if ((err = transfer_pread(t->fd, t->zbuf, zlen, zoff)) < 0)
+		return transfer_error(t, w, PH_ERR_IO, err == -ENODATA ?
+		    "cached blob is truncated" : strerror(-err));
+	declared = ZSTD_getFrameContentSize(t->zbuf, zlen);
+	if (declared != clen)
+		return transfer_error(t, w, PH_ERR_IO, "corrupt cached blob");
+	if ((p = wbuf_reserve(w, PH_HDR_LEN + clen)) == NULL)
+		return -ENOMEM;
+	n = ZSTD_decompressDCtx(t->dctx, p + PH_HDR_LEN, clen, t->zbuf, zlen);
+	if (ZSTD_isError(n) || n != clen)
+		return transfer_error(t, w, PH_ERR_IO, "corrupt cached blob");
+	if (skip > 0)
+		memmove(p + PH_HDR_LEN, p + PH_HDR_LEN + skip, clen - skip);
+	ph_header_write(p, PH_DATA, (uint32_t)(clen - skip));
+	wbuf_commit(w, PH_HDR_LEN + clen - skip);
+	t->pos += clen - skip;
+	t->sent += clen - skip;
+	return 1;
+}
+
+/*
+ * Following a fill: how many bytes may be read now. Returns the count, or
+ * 0 with *r set: 2 to wait for the fill, 0/-ENOMEM after queuing the end.
+ */
+static uint64_t
+transfer_fill_room(struct transfer *t, struct wbuf *w, int *r)
+{
+	uint64_t avail = fill_available(t->fill);
+	enum ph_err code = PH_OK;
+	const char *msg = NULL;
+	int st;
+
+	if (avail > t->pos)
+		return avail - t->pos;
+	st = fill_status(t->fill, t->sha256, &code, &msg);
+	if (st < 0) {
+		*r = transfer_error(t, w, code, msg);
+		return 0;
+	}
+	if (st == 1 && t->pos >= t->end) {
+		t->has_digest = t->send_digest;
+		*r = transfer_finish(t, w);
+		return 0;
+	}
+	if (st == 1) {
+		*r = transfer_error(t, w, PH_ERR_IO, "the cached copy is "
+		    "shorter than the file");
+		return 0;
+	}
+	fill_watch(t->fill, t->wake, t->wake_arg);
+	*r = 2;
+	return 0;
+}
+
 /* Queues the next DATA frame, or the END / ERROR that ends the GET. */
 int
 transfer_fill(struct transfer *t, struct wbuf *w)
 {
+	uint64_t room = t->end - t->pos;
 	size_t chunk;
 	uint8_t *p;
-	int err;
+	int err, r;
 
 	if (!wbuf_empty(w))
 		abort();
@@ -202,10 +350,14 @@ transfer_fill(struct transfer *t, struct wbuf *w)
 			    "the file shrank while it was being sent");
 		return transfer_error(t, w, PH_ERR_IO, strerror(-err));
 	}
-	if (t->pos >= t->end)
+	if (t->fill != NULL) {
+		if ((room = transfer_fill_room(t, w, &r)) == 0)
+			return r;
+	} else if (t->pos >= t->end)
 		return transfer_finish(t, w);
-	chunk = t->end - t->pos < PH_DATA_CHUNK ?
-	    (size_t)(t->end - t->pos) : PH_DATA_CHUNK;
+	if (t->frames)
+		return transfer_fill_frame(t, w);
+	chunk = room < PH_DATA_CHUNK ? (size_t)room : PH_DATA_CHUNK;
 	if (t->cctx != NULL)
 		return transfer_fill_zstd(t, w, chunk);
 	if ((p = wbuf_reserve(w, PH_HDR_LEN)) == NULL)

@@ -6,8 +6,11 @@
  * the client asked for it, DATA_ZSTD frames of one complete zstd frame per
  * chunk. The caller asks for one frame at a time, whenever its output
  * buffer is empty, so memory stays bounded by one chunk whatever the file
- * size. After the last chunk the file is checked again: if its size or
- * mtime moved, the transfer ends with ERROR CHANGED instead of END.
+ * size. After the last chunk a repository file is checked again: if its
+ * size or mtime moved, the transfer ends with ERROR CHANGED instead of END.
+ * A cached blob in zstd form goes out as its stored frames to a client that
+ * takes DATA_ZSTD (no compression per request), decoded for one that does
+ * not; a raw blob goes out with sendfile.
  */
 #ifndef HOSTD_TRANSFER_H
 #define HOSTD_TRANSFER_H
@@ -20,31 +23,47 @@
 #include "proto.h"
 #include "wbuf.h"
 
+struct cache_blob;
+struct fill;
 struct transfer;
 
+/*
+ * Where the bytes come from: exactly one of fd (a repository file), blob
+ * (a cached blob, raw or zstd frames) or fill (a file still being copied
+ * into the cache: bytes are sent as they land).
+ */
 struct transfer_params {
-	int		 fd;		/* open regular file; ownership moves */
-	struct stat	 st;		/* its fstat as the digest saw it */
-	uint64_t	 offset;	/* first byte to send, <= st.st_size */
-	ZSTD_CCtx	*cctx;		/* borrowed; NULL: plain DATA only */
-	bool		 has_digest;
+	int		 fd;		/* or -1; ownership moves */
+	struct stat	 st;		/* fd's fstat as the digest saw it */
+	struct cache_blob *blob;	/* or NULL; ownership moves */
+	struct fill	*fill;		/* or NULL; the reference moves */
+	uint64_t	 size;		/* content size */
+	uint64_t	 offset;	/* first byte to send, <= size */
+	bool		 want_zstd;	/* the client takes DATA_ZSTD */
+	ZSTD_CCtx	*cctx;		/* borrowed; NULL: no per-chunk zstd */
+	ZSTD_DCtx	*dctx;		/* borrowed; needed for zstd blobs */
+	void		(*wake)(void *); /* a fill grew or ended */
+	void		*wake_arg;
+	bool		 send_digest;	/* SHA256 negotiated: END has one */
+	bool		 has_digest;	/* sha256 is known now */
 	uint8_t		 sha256[PH_SHA256_LEN];
 };
 
 /*
- * Creates a transfer. It owns p->fd from then on, even on failure (it is
- * closed). cctx, when given, must outlive the transfer. Returns 0 and sets
- * *out, or -ENOMEM.
+ * Creates a transfer. It owns the source from then on, even on failure (it
+ * is released). cctx and dctx, when given, must outlive the transfer.
+ * Returns 0 and sets *out, or -ENOMEM.
  */
 int	transfer_new(const struct transfer_params *p, struct transfer **out);
 
-/* Closes the file and frees t. Accepts NULL. */
+/* Releases the source and frees t. Accepts NULL. */
 void	transfer_free(struct transfer *t);
 
 /*
  * Appends the next frame to w, which must be empty. Returns 1 when a DATA
  * or DATA_ZSTD frame was queued and more follow, 0 when the last frame
- * (END, or an ERROR: see transfer_result()) was queued, or -ENOMEM (nothing
+ * (END, or an ERROR: see transfer_result()) was queued, 2 when nothing can
+ * be sent until the fill grows (wake is called then), or -ENOMEM (nothing
  * queued).
  */
 int	transfer_fill(struct transfer *t, struct wbuf *w);

@@ -33,6 +33,19 @@ static const struct ctl_command ctl_commands[] = {
 	{ "repo get", 0, 0, "", "Print the repository path.", NULL },
 	{ "repo ls", 0, 1, "[PATH]",
 	    "List the repository, or a directory in it.", NULL },
+	{ "vm ls", 0, 0, "",
+	    "libvirt domains: state, vsock CID, porthole access.", NULL },
+	{ "vm enable", 1, 1, "DOMAIN",
+	    "Add a vsock device to DOMAIN (from its next boot).", NULL },
+	{ "vm disable", 1, 1, "DOMAIN",
+	    "Remove DOMAIN's vsock device (from its next boot).", NULL },
+	{ "acl ls", 0, 0, "", "The access rules in order, and the default.",
+	    NULL },
+	{ "acl add", 3, 5, "[--at N] allow|deny MATCH PREFIX",
+	    "Add a rule; MATCH is a domain, UUID, cid:N or *.", NULL },
+	{ "acl rm", 1, 1, "N", "Remove access rule N.", NULL },
+	{ "audit", 0, 6, "[--since T] [--domain D] [--limit N]",
+	    "The newest audited requests.", NULL },
 };
 
 #define NCOMMANDS	(sizeof(ctl_commands) / sizeof(ctl_commands[0]))
@@ -207,6 +220,12 @@ ctlcmd_print_help(FILE *f)
 		    ctl_commands[i].words,
 		    ctl_commands[i].operands[0] != '\0' ? " " : "",
 		    ctl_commands[i].operands);
-		fprintf(f, "  %-16s %s\n", synopsis, ctl_commands[i].summary);
+		/* A long synopsis gets its summary on a line of its own. */
+		if (strlen(synopsis) > 16)
+			fprintf(f, "  %s\n  %-16s %s\n", synopsis, "",
+			    ctl_commands[i].summary);
+		else
+			fprintf(f, "  %-16s %s\n", synopsis,
+			    ctl_commands[i].summary);
 	}
 }

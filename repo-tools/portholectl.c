@@ -66,6 +66,45 @@ print_reply(const struct ctl_reply *reply)
 	}
 }
 
+/*
+ * Takes portholectl's own options out of the words after the command
+ * (`queue --json` keeps working) and leaves everything else, in order, for
+ * the daemon: a command's options such as `audit --since 1h` or `acl add
+ * --at 2` are its operands. "--" passes the rest through as it is.
+ * Returns -1 to go on, or an exit code after printing help or an error.
+ */
+static int
+take_global_options(int *argc, char **argv, const char **control, bool *json)
+{
+	int i, n = 0;
+
+	for (i = 0; i < *argc; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "--") == 0) {
+			for (i++; i < *argc; i++)
+				argv[n++] = argv[i];
+			break;
+		}
+		if (strcmp(a, "--json") == 0) {
+			*json = true;
+		} else if (strcmp(a, "-s") == 0 || strcmp(a, "--socket") == 0) {
+			if (i + 1 >= *argc)
+				return usage_error("portholectl", NULL,
+				    "missing argument to option", a);
+			*control = argv[++i];
+		} else if (strncmp(a, "--socket=", 9) == 0) {
+			*control = a + 9;
+		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			print_usage(stdout);
+			return CX_OK;
+		} else
+			argv[n++] = argv[i];
+	}
+	*argc = n;
+	return -1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -81,12 +120,13 @@ main(int argc, char **argv)
 	struct ctl_reply reply;
 	enum cx_exit ex;
 	bool json = false;
-	int ch;
+	int ch, rc, nargs;
 
 	memset(&reply, 0, sizeof(reply));
 	signal(SIGPIPE, SIG_IGN);
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":s:hV", longopts, NULL)) != -1) {
+	/* "+": stop at the command; take_global_options() does the rest. */
+	while ((ch = getopt_long(argc, argv, "+:s:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
 			control = optarg;
@@ -105,7 +145,11 @@ main(int argc, char **argv)
 			return usage_bad_option("portholectl", NULL, ch, argv);
 		}
 	}
-	if ((ex = ctlcmd_prepare(argc - optind, argv + optind, &req)) ==
+	nargs = argc - optind;
+	if ((rc = take_global_options(&nargs, argv + optind, &control,
+	    &json)) >= 0)
+		return rc;
+	if ((ex = ctlcmd_prepare(nargs, argv + optind, &req)) ==
 	    CX_OK &&
 	    (ex = ctlconn_request(control, &req, json, &reply)) == CX_OK)
 		ex = print_reply(&reply);

@@ -282,8 +282,10 @@ wait_for() {
 # --no-repo is the first argument; other arguments are passed on. Waits
 # until `porthole ping` answers.
 daemon_start() {
+	# A cache smaller than the multi-GiB sparse files some tests serve:
+	# those go out uncached instead of being copied into $T.
 	local args=(-l "unix:$SOCK" -c "$CTL" --state-dir "$STATE"
-	    --cache-dir "$CACHE")
+	    --cache-dir "$CACHE" --cache-size 256M)
 	if [[ ${1:-} == --no-repo ]]; then
 		shift
 	else

@@ -27,6 +27,7 @@ HOST_FILES=(
 	etc/porthole/portholed.conf
 	"$UNITS/portholed.service"
 	"$UNITS/portholed.socket"
+	"$UNITS/portholed-relay.service"
 )
 GUEST_FILES=(
 	usr/bin/porthole
@@ -92,6 +93,10 @@ assert_file_has "$T/host.fields" "libuv1"
 dpkg-deb -e "${host_deb[0]}" "$T/host.ctl" || fail "dpkg-deb -e ${host_deb[0]}"
 assert_file_has "$T/host.ctl/conffiles" "/etc/porthole/portholed.conf"
 assert_file_has "$T/host.ctl/postinst" "systemd-sysusers"
+# The relay unit conflicts with portholed.service: installed, never started.
+if grep -q "invoke.*portholed-relay" "$T/host.ctl/postinst"; then
+	fail "porthole-host's postinst starts portholed-relay.service"
+fi
 dpkg-deb -e "${guest_deb[0]}" "$T/guest.ctl" || fail "dpkg-deb -e ${guest_deb[0]}"
 assert_file_has "$T/guest.ctl/postinst" "porthole-sync.timer"
 # Installing porthole-guest must not run a sync.
@@ -195,7 +200,8 @@ SH
 run bash "$T/complete.bash" "$T/dest/usr/share/bash-completion/completions"
 [[ $RC == 0 ]] || fail "completion script failed$(last_run)"
 printf '%s\n' "get stat ls ping sync" "get stat ls ping sync" "--resume" \
-    "-l --long --json" "--dry-run" "status queue repo" "get set ls" >"$T/complete.want"
+    "-l --long --json" "--dry-run" "status queue repo cache vm acl audit" \
+    "get set ls scan verify" >"$T/complete.want"
 diff -u "$T/complete.want" "$OUT" || fail "completions differ from the expected ones"
 
 pass

@@ -16,7 +16,7 @@ units=()
 for u in "$UNITS"/*.service "$UNITS"/*.socket "$UNITS"/*.timer; do
 	[[ -e $u ]] && units+=("$u")
 done
-for want in portholed.service portholed.socket; do
+for want in portholed.service portholed.socket portholed-relay.service; do
 	[[ -f $UNITS/$want ]] || fail "missing $UNITS/$want"
 done
 
@@ -47,15 +47,16 @@ sed 's/^ProtectHome=/ProtectHom=/' "$V/portholed.service" >"$T/typo.service"
 run systemd-analyze verify --man=no "$T/typo.service"
 [[ -s $ERR || $RC != 0 ]] || fail "a misspelt key went unnoticed$(last_run)"
 
-step "portholed.service: security exposure <= $MAX_EXPOSURE"
-run systemd-analyze security --offline=yes --no-pager \
-    "$UNITS/portholed.service"
-score=$(grep -oE 'Overall exposure level for portholed.service: [0-9.]+' \
-    "$OUT" | grep -oE '[0-9.]+$')
-[[ -n $score ]] || fail "no exposure score$(last_run)"
-echo "exposure score: $score"
-awk -v s="$score" -v m="$MAX_EXPOSURE" 'BEGIN { exit !(s <= m) }' ||
-	fail "exposure $score is above $MAX_EXPOSURE: $(grep '✗' "$OUT")"
+for unit in portholed.service portholed-relay.service; do
+	step "$unit: security exposure <= $MAX_EXPOSURE"
+	run systemd-analyze security --offline=yes --no-pager "$UNITS/$unit"
+	score=$(grep -oE "Overall exposure level for $unit: [0-9.]+" \
+	    "$OUT" | grep -oE '[0-9.]+$')
+	[[ -n $score ]] || fail "no exposure score$(last_run)"
+	echo "exposure score: $score"
+	awk -v s="$score" -v m="$MAX_EXPOSURE" 'BEGIN { exit !(s <= m) }' ||
+		fail "exposure $score is above $MAX_EXPOSURE: $(grep '✗' "$OUT")"
+done
 # The same limit through systemd's own threshold check.
 run systemd-analyze security --offline=yes --threshold=20 --no-pager \
     "$UNITS/portholed.service"
@@ -64,5 +65,12 @@ run systemd-analyze security --offline=yes --threshold=20 --no-pager \
 step "the socket unit listens on vsock port 7390"
 assert_file_has "$UNITS/portholed.socket" "ListenStream=vsock::7390"
 assert_file_has "$UNITS/portholed.service" "Type=notify"
+
+step "the relay unit relays to the host and excludes portholed.service"
+assert_file_has "$UNITS/portholed-relay.service" "Type=notify"
+assert_file_has "$UNITS/portholed-relay.service" \
+    "ExecStart=/usr/sbin/portholed --upstream vsock:2:7390"
+assert_file_has "$UNITS/portholed-relay.service" \
+    "Conflicts=portholed.service portholed.socket"
 
 pass

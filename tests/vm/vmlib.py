@@ -460,12 +460,15 @@ class RunResult:
         self.wall_s = 0.0
         self.userspace_s = None  # host seconds from QEMU start to PH-BOOT
         self.panic = False
+        self.boots = 0           # PH-BOOT lines (more than one: rebooted)
+        self.too_many_boots = False
 
 
 def qemu_command(vmlinuz, initrd, memory_mib=1536, smp=2, append=(),
-                 extra_args=(), cpu="qemu64"):
+                 extra_args=(), cpu="qemu64", reboot=False):
     """The QEMU command line: TCG only, no NIC, no default devices, the
-    serial console on stdio, and no reboot so a guest panic ends QEMU.
+    serial console on stdio, and no reboot so a guest panic ends QEMU
+    (reboot=True lets a guest reboot; run_qemu's max_boots bounds it).
 
     The plain qemu64 CPU model is the default because TCG runs the guest's
     memcpy several times faster without AVX (vsock loopback throughput is
@@ -479,17 +482,19 @@ def qemu_command(vmlinuz, initrd, memory_mib=1536, smp=2, append=(),
     return [qemu, "-accel", "tcg", "-cpu", cpu, "-m", str(memory_mib),
             "-smp", str(smp), "-nodefaults", "-no-user-config",
             "-display", "none", "-monitor", "none", "-serial", "stdio",
-            "-nic", "none", "-no-reboot",
+            "-nic", "none"] + ([] if reboot else ["-no-reboot"]) + [
             "-kernel", str(vmlinuz), "-initrd", str(initrd),
             "-append", " ".join(cmdline)] + list(extra_args)
 
 
-def run_qemu(cmd, log_path, timeout_s, on_line=None, poweroff_grace_s=20):
+def run_qemu(cmd, log_path, timeout_s, on_line=None, poweroff_grace_s=20,
+             max_boots=1):
     """Runs QEMU, copying the console to log_path as it comes.
 
     Kills QEMU (and reports timed_out) when timeout_s passes, and kills it
     poweroff_grace_s after PH-DONE if it does not exit by itself.  on_line,
-    when given, sees each console line as it arrives.
+    when given, sees each console line as it arrives.  A guest that boots
+    more than max_boots times (a reboot loop) is killed too.
     """
     res = RunResult()
     t0 = time.monotonic()
@@ -525,8 +530,13 @@ def run_qemu(cmd, log_path, timeout_s, on_line=None, poweroff_grace_s=20):
                 for raw in parts:
                     line = raw.decode("utf-8", "replace").rstrip("\r")
                     res.lines.append(line)
-                    if line.startswith("PH-BOOT") and res.userspace_s is None:
-                        res.userspace_s = time.monotonic() - t0
+                    if line.startswith("PH-BOOT"):
+                        res.boots += 1
+                        if res.userspace_s is None:
+                            res.userspace_s = time.monotonic() - t0
+                        if res.boots > max_boots:
+                            res.too_many_boots = True
+                            eof = True
                     if "Kernel panic" in line:
                         res.panic = True
                     if line.startswith("PH-DONE"):

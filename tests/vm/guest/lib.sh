@@ -6,6 +6,16 @@
 [ -r /test/env ] && . /test/env
 : "${PH_SCRIPT:=script}"
 
+# Per-boot values from the kernel command line, for tests that boot one
+# image as several VMs or several times: ph.vm=NAME, ph.run=N.
+for _w in $(cat /proc/cmdline); do
+	case $_w in
+	ph.vm=*) PH_VM=${_w#ph.vm=} ;;
+	ph.run=*) PH_RUN=${_w#ph.run=} ;;
+	esac
+done
+: "${PH_VM:=vm0}" "${PH_RUN:=1}"
+
 # ph_result NAME pass|fail [KEY=VALUE ...] [msg=TEXT]
 ph_result() {
 	_n=$1 _s=$2
@@ -18,6 +28,12 @@ ph_metric() {
 	_n=$1
 	shift
 	echo "PH-METRIC name=$PH_SCRIPT.$_n $*"
+}
+
+# ph_host_touch NAME: asks the harness to create NAME in the host's
+# repository (vhost-user tests), so a later boot can tell it happened.
+ph_host_touch() {
+	echo "PH-HOST touch $1"
 }
 
 # ph_note TEXT: free text for the console log only.

@@ -1,0 +1,160 @@
+/*
+ * store.h: where the bytes of a GET or the answer to a STAT come from.
+ *
+ * The store sits between connections and the content: the repository
+ * directory or, in relay mode, the parent daemon (upstream.h), with the
+ * content cache (cache/cache.h) in front of either. It resolves a request
+ * to metadata, a digest when known, and a source to stream from:
+ *   - a cached blob, pinned while it is read;
+ *   - a fill: a file being copied into the cache right now, read as its
+ *     bytes land (cut-through); one fill per file however many requests
+ *     want it (single flight), so the repository is read once;
+ *   - the repository file itself (no cache, or a file larger than the
+ *     cache), hashed first.
+ * A fill from the repository runs on the libuv thread pool; a fill from
+ * upstream runs on the loop as frames arrive. Both hash what they write,
+ * and a fill whose file changed underneath, or whose bytes do not match
+ * the expected digest, is thrown away and its readers get an error.
+ *
+ * All calls on the loop thread.
+ */
+#ifndef HOSTD_STORE_H
+#define HOSTD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include "proto.h"
+
+struct cache;
+struct cache_blob;
+struct digest;
+struct fill;
+struct log;
+struct repo;
+struct store;
+struct store_req;
+struct text;
+struct upstream;
+
+struct store_config {
+	const char	*cache_dir;	/* blobs */
+	const char	*state_dir;	/* the catalog database goes here */
+	uint64_t	 cache_size;	/* 0: no cache */
+	const char	*upstream;	/* parent endpoint, or NULL */
+};
+
+/*
+ * Creates the store: opens the cache (reconciling it with its files) and
+ * starts the upstream connection. Returns 0 and sets *out, or a negative
+ * errno with a one-line reason in err.
+ */
+int	store_new(uv_loop_t *loop, struct log *log, struct digest *digest,
+	    const struct store_config *cfg, struct store **out, char *err,
+	    size_t errlen);
+
+/* Ends fills (their readers get SHUTDOWN), cancels upstream requests and
+ * closes the store's handles; the loop then runs dry. Accepts NULL. */
+void	store_shutdown(struct store *s);
+
+/* Frees the store after store_shutdown() and uv_run() returned. */
+void	store_free(struct store *s);
+
+/* The cache, or NULL without one; the upstream client, or NULL. */
+struct cache *store_cache(struct store *s);
+struct upstream *store_upstream(struct store *s);
+
+/* ---- Resolving requests --------------------------------------------------- */
+
+/* The outcome of store_get() or store_stat(). */
+struct store_res {
+	enum ph_err	 code;		/* PH_OK, or the error to answer */
+	int		 fs_err;	/* with code PH_ERR_IO: a negative errno
+					   from the file system, mapped by
+					   the caller; 0 if msg says it */
+	char		 msg[256];
+	struct stat	 st;		/* for META: size, mtime, mode */
+	bool		 has_digest;
+	uint8_t		 sha256[PH_SHA256_LEN];
+	/* GET only, exactly one set when code is PH_OK; the caller owns it
+	 * and passes it to transfer_new() (or releases it). */
+	int		 fd;		/* a repository file, or -1 */
+	struct cache_blob *blob;
+	struct fill	*fill;
+};
+
+/* Called once with the result; res is the caller's until it returns,
+ * its source fields are taken over by the callee. */
+typedef void store_cb(void *arg, struct store_res *res);
+
+/*
+ * Resolves GET rel (normalised) in repo (NULL in relay mode or without a
+ * repository). cb may run before this returns; then NULL is returned.
+ * Otherwise the returned handle may be given to store_cancel() until cb
+ * runs. Returns NULL also when cb ran with an error.
+ */
+struct store_req *store_get(struct store *s, struct repo *repo,
+	    const char *rel, store_cb *cb, void *arg);
+
+/* Resolves STAT rel: metadata, with the digest of a regular file. */
+struct store_req *store_stat(struct store *s, struct repo *repo,
+	    const char *rel, store_cb *cb, void *arg);
+
+/* LIST through upstream (relay mode): the parent's page, or an error. */
+typedef void store_list_cb(void *arg, enum ph_err code, const char *msg,
+    const struct ph_list_reply *page);
+struct store_req *store_list(struct store *s, const char *rel,
+	    uint64_t cursor, store_list_cb *cb, void *arg);
+
+/* Withdraws a request: its callback will not run. Accepts NULL. */
+void	store_cancel(struct store_req *r);
+
+/* Releases an unused result's source. */
+void	store_res_release(struct store_res *res);
+
+/* ---- Fills, for transfers that follow one ------------------------------ */
+
+/* Bytes of the file available to read from fill_fd() so far. */
+uint64_t fill_available(const struct fill *f);
+
+/* The temporary file, open for reading; valid while a reference is held. */
+int	fill_fd(const struct fill *f);
+
+/*
+ * 0 while filling, 1 when complete (the digest is then in sha256), or -1
+ * when it failed (code and msg say why).
+ */
+int	fill_status(const struct fill *f, uint8_t sha256[PH_SHA256_LEN],
+	    enum ph_err *code, const char **msg);
+
+/* Asks for cb(arg) on the loop whenever the fill grows or ends; one
+ * watcher per reference. NULL cb stops it. */
+void	fill_watch(struct fill *f, void (*cb)(void *), void *arg);
+
+/* Drops a reference (and its watcher). Accepts NULL. */
+void	fill_unref(struct fill *f);
+
+/* ---- Administration, for the control socket ----------------------------- */
+
+/* Repository reads started (fills, uncached transfers, hashing passes). */
+uint64_t store_repo_reads(const struct store *s);
+
+/*
+ * `cache stats|ls|clear|verify` and `repo scan|verify`: the control
+ * request as the client sent it (JSON when its flag says). Writes the body into out (text, or JSON when json) and
+ * returns the status, or returns -EINPROGRESS when the reply comes later
+ * through done(arg, status, body) (verify and scan hash on the pool); the
+ * returned *job may be given to store_ctl_cancel() until then. -ENOENT if
+ * argv is not a store command.
+ */
+typedef void store_ctl_done(void *arg, enum ph_err status,
+    const struct text *body);
+int	store_ctl(struct store *s, struct repo *repo, const struct ph_ctl *m,
+	    struct text *out, store_ctl_done *done, void *arg, void **job);
+
+void	store_ctl_cancel(void *job);
+
+#endif /* HOSTD_STORE_H */
