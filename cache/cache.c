@@ -32,49 +32,6 @@ static const char hexdig[] = "0123456789abcdef";
 
 /* ---- Small helpers ------------------------------------------------------ */
 
-/* Reads exactly len bytes at off; end of file early is -ENODATA. */
-int
-cache__pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	uint8_t	*p = buf;
-	ssize_t	 n;
-
-	while (len > 0) {
-		n = pread(fd, p, len, (off_t)off);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return -errno;
-		if (n == 0)
-			return -ENODATA;
-		p += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Writes all of buf, going on after short writes and EINTR. */
-int
-cache__write_full(int fd, const void *buf, size_t len)
-{
-	const uint8_t	*p = buf;
-	ssize_t		 n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 uint32_t
 cache__nframes(uint64_t size)
 {

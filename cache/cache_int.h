@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 
 #include "cache.h"
+#include "proto.h"
 
 /* The schema version in PRAGMA user_version; bump it with a migration. */
 #define CACHE__DB_VERSION	1
@@ -185,9 +186,5 @@ int	cache__db_blob_del(struct cache *c,
 	    const uint8_t sha256[CACHE_SHA256_LEN]);
 int	cache__db_exec(struct cache *c, enum cache__stmt s);
 int	cache__db_atimes(struct cache *c);
-
-/* cache.c: whole reads and writes. */
-int	cache__pread_full(int fd, void *buf, size_t len, uint64_t off);
-int	cache__write_full(int fd, const void *buf, size_t len);
 
 #endif /* PORTHOLE_CACHE_INT_H */

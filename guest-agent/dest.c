@@ -224,25 +224,15 @@ dest_begin(struct dest *d, uint64_t offset)
 int
 dest_write(struct dest *d, const void *buf, size_t len)
 {
-	const uint8_t *p = buf;
-	ssize_t n;
+	int rc;
 
 	if (d->fd == -1)
 		return -EBADF;
 	if (d->is_sock)
 		return ph_write_all(d->fd, buf, len);
-	while (len > 0) {
-		n = write(d->fd, p, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-		d->written += (uint64_t)n;
-	}
+	if ((rc = ph_write_full(d->fd, buf, len)) < 0)
+		return rc;
+	d->written += len;
 	if (!d->is_stdout && d->written - d->wb_start >= DEST_WRITEBACK) {
 		/*
 		 * Start writing back, without waiting; errors surface in

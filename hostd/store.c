@@ -454,7 +454,6 @@ fill_work(uv_work_t *w)
 	uint8_t *buf;
 	uint64_t pos = 0;
 	size_t want;
-	ssize_t n;
 	int err = 0;
 
 	if ((buf = malloc(CACHE_CHUNK)) == NULL) {
@@ -469,20 +468,11 @@ fill_work(uv_work_t *w)
 		}
 		want = f->size - pos < CACHE_CHUNK ? (size_t)(f->size - pos) :
 		    CACHE_CHUNK;
-		n = pread(f->repo_fd, buf, want, (off_t)pos);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			err = -errno;
+		/* -ENODATA: the file shrank. */
+		if ((err = ph_pread_full(f->repo_fd, buf, want, pos)) < 0 ||
+		    (err = cache_fill_write(f->cf, buf, want)) < 0)
 			break;
-		}
-		if (n == 0) {
-			err = -ENODATA;	/* the file shrank */
-			break;
-		}
-		if ((err = cache_fill_write(f->cf, buf, (size_t)n)) < 0)
-			break;
-		pos += (uint64_t)n;
+		pos += want;
 		atomic_store(&f->written, pos);
 		(void)uv_async_send(&f->async);
 	}

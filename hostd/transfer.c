@@ -166,26 +166,6 @@ transfer_finish(struct transfer *t, struct wbuf *w)
 	return 0;
 }
 
-/* Reads exactly n bytes at off; -ENODATA if the file ends first. */
-static int
-transfer_pread(int fd, uint8_t *buf, size_t n, uint64_t off)
-{
-	ssize_t r;
-
-	for (size_t got = 0; got < n; got += (size_t)r) {
-		r = pread(fd, buf + got, n - got, (off_t)(off + got));
-		if (r < 0 && errno == EINTR) {
-			r = 0;
-			continue;
-		}
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			return -ENODATA;
-	}
-	return 0;
-}
-
 /* Grows the compressed-chunk buffer to n bytes. */
 static int
 transfer_zbuf(struct transfer *t, size_t n)
@@ -216,7 +196,7 @@ transfer_fill_zstd(struct transfer *t, struct wbuf *w, size_t chunk)
 		return -ENOMEM;
 	if ((p = wbuf_reserve(w, PH_HDR_LEN + chunk)) == NULL)
 		return -ENOMEM;
-	if ((err = transfer_pread(t->fd, p + PH_HDR_LEN, chunk, t->pos)) < 0) {
+	if ((err = ph_pread_full(t->fd, p + PH_HDR_LEN, chunk, t->pos)) < 0) {
 		if (err == -ENODATA)
 			return transfer_error(t, w, PH_ERR_CHANGED,
 			    "the file shrank while it was being sent");
@@ -278,7 +258,7 @@ transfer_fill_frame(struct transfer *t, struct wbuf *w)
 		return transfer_error(t, w, PH_ERR_IO, "corrupt cached blob");
 	if (t->dctx == NULL || transfer_zbuf(t, zlen) < 0)
 		return -ENOMEM;
-	if ((err = transfer_pread(t->fd, t->zbuf, zlen, zoff)) < 0)
+	if ((err = ph_pread_full(t->fd, t->zbuf, zlen, zoff)) < 0)
 		return transfer_error(t, w, PH_ERR_IO, err == -ENODATA ?
 		    "cached blob is truncated" : strerror(-err));
 	declared = ZSTD_getFrameContentSize(t->zbuf, zlen);

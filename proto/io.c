@@ -1,5 +1,6 @@
 /*
- * io.c: blocking frame I/O for the clients.
+ * io.c: blocking frame I/O for the clients, and the whole-buffer file
+ * read and write loops every component uses.
  *
  * The daemon reads frames through its event loop; the CLI tools use these
  * simple blocking helpers, which apply the same header-first limit check.
@@ -20,18 +21,12 @@ int
 ph_write_all(int fd, const void *buf, size_t len)
 {
 	const uint8_t	*p = buf;
-	bool		 sock = true;
 	ssize_t		 n;
 
 	while (len > 0) {
-		if (sock) {
-			n = send(fd, p, len, MSG_NOSIGNAL);
-			if (n == -1 && errno == ENOTSOCK) {
-				sock = false;
-				continue;
-			}
-		} else
-			n = write(fd, p, len);
+		n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n == -1 && errno == ENOTSOCK)
+			return ph_write_full(fd, p, len);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1)
@@ -39,6 +34,47 @@ ph_write_all(int fd, const void *buf, size_t len)
 		if (n == 0)
 			return -EIO;
 		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+ph_write_full(int fd, const void *buf, size_t len)
+{
+	const uint8_t	*p = buf;
+	ssize_t		 n;
+
+	while (len > 0) {
+		n = write(fd, p, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+ph_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	uint8_t	*p = buf;
+	ssize_t	 n;
+
+	while (len > 0) {
+		n = pread(fd, p, len, (off_t)off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -errno;
+		if (n == 0)
+			return -ENODATA;
+		p += n;
+		off += (uint64_t)n;
 		len -= (size_t)n;
 	}
 	return 0;

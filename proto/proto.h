@@ -437,6 +437,18 @@ int	ph_endpoint_connect(const struct ph_endpoint *ep, int timeout_ms);
 int	ph_write_all(int fd, const void *buf, size_t len);
 
 /*
+ * Writes all len bytes to a file (or pipe) with write(), going on after
+ * short writes and EINTR. Returns 0, or -errno (-EIO if write returns 0).
+ */
+int	ph_write_full(int fd, const void *buf, size_t len);
+
+/*
+ * Reads exactly len bytes at offset off with pread(), going on after short
+ * reads and EINTR. Returns 0, -ENODATA if the file ends first, or -errno.
+ */
+int	ph_pread_full(int fd, void *buf, size_t len, uint64_t off);
+
+/*
  * Encodes m and writes the frame to a blocking fd. 0 or -errno. buf is
  * scratch space of cap bytes (PH_HDR_LEN + PH_MAX_REQUEST_PAYLOAD is enough
  * for any request).
