@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 /*
  * Bump PH_PROTO_VERSION whenever the bytes on the wire change: a field, a
@@ -447,6 +448,27 @@ int	ph_write_full(int fd, const void *buf, size_t len);
  * reads and EINTR. Returns 0, -ENODATA if the file ends first, or -errno.
  */
 int	ph_pread_full(int fd, void *buf, size_t len, uint64_t off);
+
+/*
+ * Scatter lists. ph_iov_read() copies len bytes out of iov, starting at
+ * byte off, into dst; ph_iov_write() copies src into iov the same way.
+ * Both return the bytes copied, short when iov ends first.
+ */
+size_t	ph_iov_read(const struct iovec *iov, size_t niov, size_t off,
+	    void *dst, size_t len);
+size_t	ph_iov_write(const struct iovec *iov, size_t niov, size_t off,
+	    const void *src, size_t len);
+
+/*
+ * Describes bytes [off, off + len) of iov as at most cap pieces in out.
+ * Returns the number of pieces; they cover fewer bytes when iov or cap
+ * run out first (ph_iov_len() tells how many).
+ */
+size_t	ph_iov_slice(const struct iovec *iov, size_t niov, size_t off,
+	    size_t len, struct iovec *out, size_t cap);
+
+/* Total bytes in niov pieces. */
+size_t	ph_iov_len(const struct iovec *iov, size_t niov);
 
 /*
  * Encodes m and writes the frame to a blocking fd. 0 or -errno. buf is

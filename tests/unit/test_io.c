@@ -1,5 +1,6 @@
 /*
- * test_io.c: blocking frame I/O over socket pairs and pipes.
+ * test_io.c: blocking frame I/O over socket pairs and pipes, and the
+ * scatter-list copies.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -296,6 +297,69 @@ test_pipe(void **state)
 	free(out);
 }
 
+/* Three uneven pieces of one buffer, as a receive chain might be. */
+static void
+iov_three(uint8_t *mem, struct iovec iov[3])
+{
+	iov[0].iov_base = mem;
+	iov[0].iov_len = 3;
+	iov[1].iov_base = mem + 10;
+	iov[1].iov_len = 5;
+	iov[2].iov_base = mem + 20;
+	iov[2].iov_len = 7;
+}
+
+static void
+test_iov_slice(void **state)
+{
+	uint8_t mem[32];
+	struct iovec iov[3], out[3];
+	size_t n;
+
+	(void)state;
+	iov_three(mem, iov);
+	assert_int_equal(ph_iov_len(iov, 3), 15);
+	/* Bytes 2..10: the last of piece 0, all of 1, the first 2 of 2. */
+	n = ph_iov_slice(iov, 3, 2, 8, out, 3);
+	assert_int_equal(n, 3);
+	assert_ptr_equal(out[0].iov_base, mem + 2);
+	assert_int_equal(out[0].iov_len, 1);
+	assert_ptr_equal(out[1].iov_base, mem + 10);
+	assert_int_equal(out[1].iov_len, 5);
+	assert_ptr_equal(out[2].iov_base, mem + 20);
+	assert_int_equal(out[2].iov_len, 2);
+	/* Too few slots: fewer bytes. */
+	n = ph_iov_slice(iov, 3, 2, 8, out, 2);
+	assert_int_equal(n, 2);
+	assert_int_equal(ph_iov_len(out, n), 6);
+	/* Past the end: nothing; running off the end: what there is. */
+	assert_int_equal(ph_iov_slice(iov, 3, 15, 4, out, 3), 0);
+	n = ph_iov_slice(iov, 3, 12, 100, out, 3);
+	assert_int_equal(n, 1);
+	assert_int_equal(out[0].iov_len, 3);
+}
+
+static void
+test_iov_copy(void **state)
+{
+	uint8_t mem[32], back[16];
+	struct iovec iov[3];
+
+	(void)state;
+	memset(mem, '.', sizeof(mem));
+	iov_three(mem, iov);
+	assert_int_equal(ph_iov_write(iov, 3, 1, "abcdefghijklmn", 14), 14);
+	assert_memory_equal(mem, ".ab.", 4);
+	assert_memory_equal(mem + 10, "cdefg.", 6);
+	assert_memory_equal(mem + 20, "hijklmn.", 8);
+	assert_int_equal(ph_iov_read(iov, 3, 4, back, sizeof(back)), 11);
+	assert_memory_equal(back, "defghijklmn", 11);
+	/* A copy that runs off the end is short, never past it. */
+	assert_int_equal(ph_iov_write(iov, 3, 13, "XYZW", 4), 2);
+	assert_memory_equal(mem + 25, "XY.", 3);
+	assert_int_equal(ph_iov_read(iov, 3, 40, back, 4), 0);
+}
+
 int
 main(void)
 {
@@ -318,6 +382,8 @@ main(void)
 		    io_setup, io_teardown),
 		cmocka_unit_test_setup_teardown(test_pipe,
 		    io_setup, io_teardown),
+		cmocka_unit_test(test_iov_slice),
+		cmocka_unit_test(test_iov_copy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
