@@ -5,6 +5,11 @@
  * in flight (from the moment it is read until its last reply frame has left
  * the buffer) any further frame is a protocol error. A request may wait for
  * its digest on the thread pool, then streams through a transfer.
+ *
+ * Two transports carry the bytes: an accepted socket, watched with a
+ * uv_poll, or an in-process port (a guest's vsock connection on our own
+ * virtio device), which pushes input in with conn_port_write() and pulls
+ * output with conn_port_read(), straight into its own buffers.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -108,8 +113,14 @@ struct conn {
 	uint64_t	 progress_ms;	/* uv_now() when bytes last left */
 	bool		 served;	/* a request after HELLO was read */
 	bool		 trust_declared; /* HELLO's declared_peer names it */
-	int		 fd;
+	int		 fd;		/* the socket; -1 for a port */
+	const struct conn_port_ops *pops; /* a port's calls, or NULL */
+	void		*port;		/* the port; NULL once either closed */
+	bool		 pulling;	/* inside conn_port_read() */
+	bool		 input_blocked;	/* the port holds input we had no
+					   room for */
 	int		 open_handles;
+	bool		 polled;	/* poll is a handle of ours */
 	int		 poll_events;	/* events the poll handle watches */
 	char		 peer[192];	/* display form, then ",vm=NAME" */
 	char		 qpeer[64];	/* identity for fair queueing */
@@ -1075,6 +1086,9 @@ conn_process_one(struct conn *c)
 	}
 	if (c->rlen < PH_HDR_LEN)
 		return false;
+	/* A request right behind HELLO waits until HELLO's reply has left. */
+	if (c->req.active && c->req.op == PH_HELLO && c->req.final_queued)
+		return false;
 	r = ph_header_parse(c->rbuf, c->rlen, &h);
 	if (c->req.active) {
 		conn_fail(c, r == 0 ? h.type : 0, PH_ERR_PROTOCOL,
@@ -1157,6 +1171,18 @@ conn_process_one(struct conn *c)
 	return true;
 }
 
+/*
+ * The peer finished sending. It may still read: answer the request in
+ * flight, then close.
+ */
+static void
+conn_peer_done(struct conn *c)
+{
+	c->peer_eof = true;
+	if (!c->req.active || c->rlen > 0 || c->close_after)
+		conn_close(c, "peer closed the connection");
+}
+
 /* Reads what the socket has, up to the room in the input buffer. */
 static void
 conn_read(struct conn *c)
@@ -1188,13 +1214,7 @@ conn_read(struct conn *c)
 		return;
 	}
 	if (n == 0) {
-		/*
-		 * The peer finished sending. It may still read: answer the
-		 * request in flight, then close.
-		 */
-		c->peer_eof = true;
-		if (!c->req.active || c->rlen > 0 || c->close_after)
-			conn_close(c, "peer closed the connection");
+		conn_peer_done(c);
 		return;
 	}
 	if (!c->close_after)
@@ -1217,7 +1237,11 @@ conn_flush(struct conn *c)
 	c->want_write = false;
 	while (!c->closing) {
 		before = budget;
-		r = wbuf_flush(c->wb, c->fd, &budget);
+		/* A port pulls output itself: it is told there is some. */
+		if (c->pops != NULL)
+			r = wbuf_empty(c->wb) ? 0 : -EAGAIN;
+		else
+			r = wbuf_flush(c->wb, c->fd, &budget);
 		if (budget != before)
 			c->progress_ms = uv_now(server_loop(c->srv));
 		if (r == -EAGAIN || r == 1) {
@@ -1368,7 +1392,10 @@ conn_arm_timer(struct conn *c)
 	}
 }
 
-/* Watches for input always and for output while some is waiting. */
+/*
+ * Watches for input always and for output while some is waiting; a port
+ * is woken instead (not while it is pulling: it sees for itself).
+ */
 static void
 conn_update_poll(struct conn *c)
 {
@@ -1377,6 +1404,14 @@ conn_update_poll(struct conn *c)
 	if (c->closing)
 		return;
 	conn_arm_timer(c);
+	if (c->pops != NULL) {
+		if (c->port != NULL && ((c->want_write && !c->pulling) ||
+		    (c->input_blocked && c->rlen < CONN_RBUF))) {
+			c->input_blocked = false;
+			c->pops->wake(c->port);
+		}
+		return;
+	}
 	if (!c->peer_eof)
 		events |= UV_READABLE;
 	if (c->want_write)
@@ -1471,7 +1506,7 @@ conn_on_linger(uv_timer_t *t)
 
 /* ---- Lifetime ------------------------------------------------------------ */
 
-/* Frees the connection once both handles have closed. */
+/* Frees the connection once its handles have closed. */
 static void
 conn_on_closed(uv_handle_t *h)
 {
@@ -1510,8 +1545,57 @@ conn_close(struct conn *c, const char *why)
 	log_debug(c->log, "peer=%s closed: %s", c->peer, why);
 	conn_req_release(c);
 	c->req.active = false;
-	uv_close((uv_handle_t *)&c->poll, conn_on_closed);
+	if (c->port != NULL) {
+		void *port = c->port;
+
+		c->port = NULL;
+		c->pops->closed(port);
+	}
+	if (c->polled)
+		uv_close((uv_handle_t *)&c->poll, conn_on_closed);
 	uv_close((uv_handle_t *)&c->timer, conn_on_closed);
+}
+
+/* A connection in its first state, on no transport yet; NULL: no memory. */
+static struct conn *
+conn_alloc(struct server *srv, struct conn_list *list, const char *peer,
+    bool trust_declared)
+{
+	struct conn *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	if (wbuf_new(&c->wb) < 0) {
+		free(c);
+		return NULL;
+	}
+	c->srv = srv;
+	c->list = list;
+	c->log = server_log(srv);
+	c->fd = -1;
+	c->req.fd = -1;
+	c->state = CONN_HELLO;
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	snprintf(c->qpeer, sizeof(c->qpeer), "%s", peer);
+	c->cid = conn_peer_cid(peer);
+	c->peer_base = strlen(c->peer);
+	conn_identify(c);
+	c->trust_declared = trust_declared;
+	c->connect_ms = uv_now(server_loop(srv));
+	/* uv_timer_init() cannot fail once the loop exists. */
+	uv_timer_init(server_loop(srv), &c->timer);
+	c->timer.data = c;
+	c->open_handles = 1;
+	return c;
+}
+
+/* Links a set-up connection into the table and starts its clock. */
+static void
+conn_link(struct conn *c)
+{
+	TAILQ_INSERT_TAIL(c->list, c, link);
+	log_debug(c->log, "peer=%s connected", c->peer);
+	conn_arm_timer(c);
 }
 
 /* Sets up a connection and starts watching its socket for HELLO. */
@@ -1522,47 +1606,117 @@ conn_new(struct server *srv, struct conn_list *list, int fd,
 	struct conn *c;
 	int err;
 
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
+	if ((c = conn_alloc(srv, list, peer, trust_declared)) == NULL) {
 		close(fd);
 		return -ENOMEM;
 	}
-	c->srv = srv;
-	c->list = list;
-	c->log = server_log(srv);
 	c->fd = fd;
-	c->req.fd = -1;
-	c->state = CONN_HELLO;
-	snprintf(c->peer, sizeof(c->peer), "%s", peer);
-	snprintf(c->qpeer, sizeof(c->qpeer), "%s", peer);
-	c->cid = conn_peer_cid(peer);
-	c->peer_base = strlen(c->peer);
-	conn_identify(c);
-	c->trust_declared = trust_declared;
-	c->connect_ms = uv_now(server_loop(srv));
-	if ((err = wbuf_new(&c->wb)) < 0)
-		goto fail;
-	if ((err = uv_poll_init_socket(server_loop(srv), &c->poll, fd)) < 0)
-		goto fail;
-	/* uv_timer_init() cannot fail once the loop exists. */
-	uv_timer_init(server_loop(srv), &c->timer);
+	if ((err = uv_poll_init_socket(server_loop(srv), &c->poll, fd)) < 0) {
+		/* Only the timer is open: closing it frees the rest. */
+		TAILQ_INSERT_TAIL(list, c, link);
+		conn_close(c, uv_strerror(err));
+		return err;
+	}
 	c->poll.data = c;
-	c->timer.data = c;
+	c->polled = true;
 	c->open_handles = 2;
-	TAILQ_INSERT_TAIL(list, c, link);
-	log_debug(c->log, "peer=%s connected", c->peer);
+	conn_link(c);
 	if ((err = uv_poll_start(&c->poll, UV_READABLE, conn_on_poll)) < 0) {
 		conn_close(c, uv_strerror(err));
 		return err;
 	}
 	c->poll_events = UV_READABLE;
-	conn_arm_timer(c);
 	return 0;
+}
 
-fail:
-	wbuf_free(c->wb);
-	close(fd);
-	free(c);
-	return err;
+int
+conn_new_port(struct server *srv, struct conn_list *list, const char *peer,
+    const struct conn_port_ops *ops, void *port, struct conn **out)
+{
+	struct conn *c;
+
+	*out = NULL;
+	if ((c = conn_alloc(srv, list, peer, false)) == NULL)
+		return -ENOMEM;
+	c->pops = ops;
+	c->port = port;
+	conn_link(c);
+	*out = c;
+	return 0;
+}
+
+/* Input from the port: what fits in the input buffer, then progress. */
+ssize_t
+conn_port_write(struct conn *c, const struct iovec *iov, size_t niov,
+    size_t len)
+{
+	size_t n;
+
+	if (c->closing)
+		return -EPIPE;
+	/* A connection on its way out only drains what the peer sends. */
+	if (c->close_after)
+		return (ssize_t)len;
+	if (c->rbuf == NULL && (c->rbuf = malloc(CONN_RBUF)) == NULL) {
+		conn_close(c, "out of memory");
+		return -ENOMEM;
+	}
+	n = ph_iov_read(iov, niov, 0, c->rbuf + c->rlen, CONN_RBUF - c->rlen);
+	c->rlen += n;
+	if (n < len)
+		c->input_blocked = true;
+	conn_kick(c);
+	return (ssize_t)n;
+}
+
+/*
+ * Output for the port: queued bytes copied (file data read straight into
+ * its buffers), the connection going on at each frame boundary, until
+ * len bytes are there or nothing more can be sent now.
+ */
+ssize_t
+conn_port_read(struct conn *c, const struct iovec *iov, size_t niov,
+    size_t len)
+{
+	size_t got = 0;
+
+	if (c->closing)
+		return 0;
+	c->pulling = true;
+	for (;;) {
+		got += wbuf_copy_out(c->wb, iov, niov, got, len - got);
+		if (got == len || !wbuf_empty(c->wb))
+			break;
+		/* A frame boundary: the next frame, or the next request. */
+		conn_kick(c);
+		if (c->closing || wbuf_empty(c->wb))
+			break;
+	}
+	c->pulling = false;
+	if (got > 0)
+		c->progress_ms = uv_now(server_loop(c->srv));
+	if (!c->closing && wbuf_empty(c->wb))
+		c->want_write = false;
+	if (got == 0)
+		return c->closing ? 0 : -EAGAIN;
+	return (ssize_t)got;
+}
+
+void
+conn_port_eof(struct conn *c)
+{
+	if (c->closing)
+		return;
+	conn_peer_done(c);
+	if (!c->closing)
+		conn_kick(c);
+}
+
+void
+conn_port_gone(struct conn *c)
+{
+	c->port = NULL;
+	conn_close(c, "the peer reset the connection");
 }
 
 /* Shutdown step one: idle connections go now, busy ones later. */

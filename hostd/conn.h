@@ -17,6 +17,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 struct conn;
 struct server;
@@ -32,6 +34,57 @@ TAILQ_HEAD(conn_list, conn);
  */
 int	conn_new(struct server *srv, struct conn_list *list, int fd,
 	    const char *peer, bool trust_declared);
+
+/*
+ * An in-process peer (a guest connection on portholed's own vsock device)
+ * in place of a socket. The connection calls these with the port it was
+ * given.
+ */
+struct conn_port_ops {
+	/*
+	 * The connection has output to pull again, or room for input the
+	 * port held back. Not called while the port is inside
+	 * conn_port_read() for output it sees there.
+	 */
+	void	(*wake)(void *port);
+	/*
+	 * The connection is closing: it makes no more calls, and the port
+	 * must not call conn_port_*() with it again.
+	 */
+	void	(*closed)(void *port);
+};
+
+/*
+ * Like conn_new(), on a port: appends the connection to list and sets
+ * *out. Returns 0 or -ENOMEM.
+ */
+int	conn_new_port(struct server *srv, struct conn_list *list,
+	    const char *peer, const struct conn_port_ops *ops, void *port,
+	    struct conn **out);
+
+/*
+ * Input from the port: len bytes in niov pieces, read now. Returns the
+ * bytes taken (fewer when the input buffer is full: ops.wake follows once
+ * there is room; all of them from a connection being dropped), or a
+ * negative errno when the connection is closing.
+ */
+ssize_t	conn_port_write(struct conn *c, const struct iovec *iov, size_t niov,
+	    size_t len);
+
+/*
+ * Output for the port: up to len bytes written into niov pieces (file
+ * data read straight into them). Returns the bytes written, -EAGAIN when
+ * there are none now (ops.wake follows when there are), or 0 once the
+ * connection is closing.
+ */
+ssize_t	conn_port_read(struct conn *c, const struct iovec *iov, size_t niov,
+	    size_t len);
+
+/* The port's peer sends nothing more (as recv() returning 0). */
+void	conn_port_eof(struct conn *c);
+
+/* The port dropped the connection: it closes, without calling the port. */
+void	conn_port_gone(struct conn *c);
 
 /* A GET's progress, for `portholectl queue`. */
 struct conn_xfer_info {

@@ -583,13 +583,13 @@ listener_close(struct listener *l)
 
 /* A stream from a vsock device: served like an accepted socket. */
 int
-server_add_conn(struct server *srv, int fd, const char *peer)
+server_add_port(struct server *srv, const char *peer,
+    const struct conn_port_ops *ops, void *port, struct conn **out)
 {
-	if (srv->phase != SERVER_RUNNING) {
-		close(fd);
+	*out = NULL;
+	if (srv->phase != SERVER_RUNNING)
 		return -ESHUTDOWN;
-	}
-	return conn_new(srv, &srv->conns, fd, peer, false);
+	return conn_new_port(srv, &srv->conns, peer, ops, port, out);
 }
 
 /* ---- Shutdown ------------------------------------------------------------ */

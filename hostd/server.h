@@ -18,6 +18,7 @@
 #include "queue.h"
 
 struct conn;
+struct conn_port_ops;
 struct digest;
 struct log;
 struct repo;
@@ -107,13 +108,14 @@ void	server_shutdown(struct server *srv, uint64_t grace_ms,
 	    void (*done)(void *), void *arg);
 
 /*
- * Hands a connected stream socket that no listener accepted (a guest
- * connection carried by a vsock device, see vsockdev.h) to request
- * handling, with peer as its display form and identity ("vsock:3").
- * Takes fd: it is closed on failure too. Returns 0, -ESHUTDOWN once the
- * server is stopping, or a negative errno.
+ * Hands an in-process stream (a guest connection carried by a vsock
+ * device, see vsockdev.h; ops and port as conn_new_port() takes them) to
+ * request handling, with peer as its display form and identity
+ * ("vsock:3"). Returns 0 and sets *out, -ESHUTDOWN once the server is
+ * stopping, or -ENOMEM.
  */
-int	server_add_conn(struct server *srv, int fd, const char *peer);
+int	server_add_port(struct server *srv, const char *peer,
+	    const struct conn_port_ops *ops, void *port, struct conn **out);
 
 /* ---- For conn.c ------------------------------------------------------- */
 

@@ -1,6 +1,6 @@
 /*
- * vsockdev.c: vhost-user endpoints, their QEMU sessions, and the socketpair
- * bridge from each guest connection to request handling.
+ * vsockdev.c: vhost-user endpoints, their QEMU sessions, and the in-process
+ * link from each guest connection to request handling.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "conn.h"
 #include "log.h"
 #include "proto.h"
 #include "server.h"
@@ -235,36 +237,75 @@ vsd_release(void *arg, void **slot, int fd)
 
 /* ---- Guest connections --------------------------------------------------------- */
 
+/* The connection has output for the guest, or room for its input. */
+static void
+vsd_port_wake(void *port)
+{
+	vsock_conn_wake(port);
+}
+
+/* The connection ends: the guest hears SHUTDOWN. */
+static void
+vsd_port_closed(void *port)
+{
+	vsock_conn_close(port);
+}
+
+static const struct conn_port_ops vsd_port_ops = {
+	.wake = vsd_port_wake,
+	.closed = vsd_port_closed,
+};
+
 /*
- * The guest connects to the served port: a socketpair, one end to request
- * handling, the other to the device.
+ * The guest connects to the served port: a connection of the server whose
+ * transport is the device's side of the guest connection.
  */
 static int
-vsd_connect(void *arg, uint32_t guest_port, int *fd)
+vsd_connect(void *arg, uint32_t guest_port, struct vsock_conn *vc,
+    void **end)
 {
 	struct vsd_session *s = arg;
 	struct vsd_ep *ep = s->ep;
-	int sv[2], err;
+	struct conn *c;
+	int err;
 
-	*fd = -1;
-	if (server_stopping(ep->vd->srv))
-		return -ESHUTDOWN;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
-	    sv) < 0) {
-		err = -errno;
-		log_warn(ep->vd->log, "peer=%s cannot connect guest port %u: "
-		    "%s", ep->peer, guest_port, strerror(errno));
-		return err;
-	}
-	if ((err = server_add_conn(ep->vd->srv, sv[0], ep->peer)) < 0) {
-		close(sv[1]);
+	*end = NULL;
+	if ((err = server_add_port(ep->vd->srv, ep->peer, &vsd_port_ops, vc,
+	    &c)) < 0) {
 		if (err != -ESHUTDOWN)
 			log_warn(ep->vd->log, "peer=%s cannot set up the "
-			    "connection: %s", ep->peer, strerror(-err));
+			    "connection from guest port %u: %s", ep->peer,
+			    guest_port, strerror(-err));
 		return err;
 	}
-	*fd = sv[1];
+	*end = c;
 	return 0;
+}
+
+/* The device hands guest bytes to the connection. */
+static ssize_t
+vsd_write(void *end, const struct iovec *iov, size_t niov, size_t len)
+{
+	return conn_port_write(end, iov, niov, len);
+}
+
+/* The device asks the connection to fill the guest's receive buffers. */
+static ssize_t
+vsd_read(void *end, const struct iovec *iov, size_t niov, size_t len)
+{
+	return conn_port_read(end, iov, niov, len);
+}
+
+static void
+vsd_eof(void *end)
+{
+	conn_port_eof(end);
+}
+
+static void
+vsd_gone(void *end)
+{
+	conn_port_gone(end);
 }
 
 /* The guest broke its queues: say so once; only its device suffers. */
@@ -280,6 +321,10 @@ vsd_broken(void *arg, const char *why)
 
 static const struct vsock_dev_ops vsd_dev_ops = {
 	.connect = vsd_connect,
+	.write = vsd_write,
+	.read = vsd_read,
+	.eof = vsd_eof,
+	.gone = vsd_gone,
 	.broken = vsd_broken,
 };
 
@@ -342,12 +387,13 @@ vsd_on_session(uv_poll_t *h, int status, int events)
 	if (st.running != s->was_running) {
 		s->was_running = st.running;
 		if (st.running)
-			log_info(s->ep->vd->log, "%s: guest driver started the "
-			    "device (features 0x%" PRIx64 ")", s->ep->label,
-			    vhost_user_features(s->vu));
+			log_info(s->ep->vd->log, "%s: device running (features "
+			    "0x%" PRIx64 "), %" PRIu32 " guest connections "
+			    "kept", s->ep->label, vhost_user_features(s->vu),
+			    st.connections);
 		else
-			log_info(s->ep->vd->log, "%s: guest driver stopped or "
-			    "reset the device", s->ep->label);
+			log_info(s->ep->vd->log, "%s: device stopped (the VM "
+			    "paused, or its driver reset it)", s->ep->label);
 	}
 }
 
@@ -389,8 +435,7 @@ vsd_on_accept(uv_poll_t *h, int status, int events)
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.guest_cid = ep->spec.cid;
 	cfg.port = PH_DEFAULT_PORT;
-	if ((err = vsock_dev_new(&cfg, &vsd_dev_ops, s, &s->watch,
-	    &s->dev)) < 0 ||
+	if ((err = vsock_dev_new(&cfg, &vsd_dev_ops, s, &s->dev)) < 0 ||
 	    (err = vhost_user_new(fd, vsock_dev_vhost(), s->dev, &s->watch,
 	    &s->vu)) < 0 ||
 	    (err = uv_poll_init_socket(vd->loop, &s->poll, fd)) < 0)
@@ -525,6 +570,25 @@ size_t
 vsockdev_count(const struct vsockdev *vd)
 {
 	return vd->neps;
+}
+
+void
+vsockdev_info(const struct vsockdev *vd, size_t i, struct vsockdev_info *out)
+{
+	const struct vsd_ep *ep = vd->eps[i];
+	struct vsock_dev_stats st;
+
+	memset(out, 0, sizeof(*out));
+	out->path = ep->spec.path;
+	out->cid = ep->spec.cid;
+	out->name = ep->spec.name;
+	if (ep->sess == NULL)
+		return;
+	vsock_dev_stats(ep->sess->dev, &st);
+	out->frontend = true;
+	out->running = st.running && !st.broken;
+	out->connections = st.connections;
+	out->to_guest = st.to_guest;
 }
 
 void

@@ -11,9 +11,10 @@
  * drops that guest's connections; a guest that breaks the virtqueue rules
  * breaks only its own device.
  *
- * Bridge: every guest connection is a socketpair; request handling owns
- * one end like any accepted socket, the device pumps the other into and
- * out of guest memory.
+ * In process: every guest connection is a connection of the server whose
+ * transport is the device itself (conn_new_port): the guest's bytes are
+ * handed over from its mapped memory, and replies, file data included,
+ * are written straight into its receive buffers, with no socket between.
  *
  * Ownership: main() creates the vsockdev, closes it on shutdown and frees
  * it after uv_run() returned.
@@ -21,6 +22,7 @@
 #ifndef HOSTD_VSOCKDEV_H
 #define HOSTD_VSOCKDEV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -62,6 +64,21 @@ int	vsockdev_add(struct vsockdev *vd, const char *spec, char *err,
 
 /* Endpoints added. */
 size_t	vsockdev_count(const struct vsockdev *vd);
+
+/* One endpoint's state, for `portholectl status`. */
+struct vsockdev_info {
+	const char	*path;		/* valid while vd is */
+	uint32_t	 cid;
+	const char	*name;		/* "" when unnamed */
+	bool		 frontend;	/* a QEMU is connected */
+	bool		 running;	/* its guest driver runs the device */
+	uint32_t	 connections;	/* guest connections open */
+	uint64_t	 to_guest;	/* payload bytes, this QEMU session */
+};
+
+/* Fills out for endpoint i (< vsockdev_count()). */
+void	vsockdev_info(const struct vsockdev *vd, size_t i,
+	    struct vsockdev_info *out);
 
 /* The endpoints as "vhost-user:PATH (cid 3, vm a), ...", into buf. */
 void	vsockdev_names(const struct vsockdev *vd, char *buf, size_t cap);

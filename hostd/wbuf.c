@@ -1,5 +1,6 @@
 /*
- * wbuf.c: outgoing frames, with file data sent by sendfile().
+ * wbuf.c: outgoing frames, with file data sent by sendfile() or read
+ * straight into the reader's buffers.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -7,10 +8,12 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "wbuf.h"
 
-/* An idle buffer larger than this is released. */
+/* Pieces of a destination one preadv() fills at most. */
+#define WBUF_MAX_IOV		64
 /* Small frames are encoded into this much reserved space. */
 #define WBUF_SMALL_FRAME	(PH_HDR_LEN + 4096)
 
@@ -152,6 +155,29 @@ wbuf_socket_errno(int e)
 	}
 }
 
+/* n bytes of the tail have gone out. */
+static void
+wbuf_tail_sent(struct wbuf *w, size_t n)
+{
+	w->tail_off += (uint64_t)n;
+	w->tail_len -= n;
+	if (w->tail_len == 0) {
+		w->tail_fd = -1;
+		w->tail_pad = false;
+	}
+}
+
+/*
+ * The tail's file ended early (r == 0) or failed (r < 0, errno): pad the
+ * rest with zeros from now on and keep the error for wbuf_file_error().
+ */
+static void
+wbuf_tail_failed(struct wbuf *w, ssize_t r)
+{
+	w->file_err = r == 0 ? -ENODATA : -errno;
+	w->tail_pad = true;
+}
+
 /* Sends part of the file tail (or its zero padding); returns as send(). */
 static ssize_t
 wbuf_send_tail(struct wbuf *w, int sock, size_t n)
@@ -171,12 +197,10 @@ wbuf_send_tail(struct wbuf *w, int sock, size_t n)
 	 * bytes sent, so the caller simply goes round again.
 	 */
 	if (r == 0) {
-		w->file_err = -ENODATA;
-		w->tail_pad = true;
+		wbuf_tail_failed(w, r);
 	} else if (r < 0 && errno != EAGAIN && errno != EINTR &&
 	    !wbuf_socket_errno(errno)) {
-		w->file_err = -errno;
-		w->tail_pad = true;
+		wbuf_tail_failed(w, r);
 		r = 0;
 	}
 	return r;
@@ -213,20 +237,67 @@ wbuf_flush(struct wbuf *w, int sock, size_t *budget)
 			    -EAGAIN : -errno;
 		}
 		*budget -= (size_t)r;
-		if (w->off < w->len) {
+		if (w->off < w->len)
 			w->off += (size_t)r;
-		} else {
-			w->tail_off += (uint64_t)r;
-			w->tail_len -= (size_t)r;
-			if (w->tail_len == 0) {
-				w->tail_fd = -1;
-				w->tail_pad = false;
-			}
-		}
+		else
+			wbuf_tail_sent(w, (size_t)r);
 	}
 	if (wbuf_empty(w)) {
 		w->off = w->len = 0;
 		return 0;
 	}
 	return 1;
+}
+
+/* Buffered bytes by copy, then the tail by preadv() into iov itself. */
+size_t
+wbuf_copy_out(struct wbuf *w, const struct iovec *iov, size_t niov,
+    size_t skip, size_t len)
+{
+	struct iovec sub[WBUF_MAX_IOV];
+	size_t done = 0, n, nsub;
+	ssize_t r;
+
+	while (done < len) {
+		if (w->off < w->len) {
+			n = w->len - w->off;
+			if (n > len - done)
+				n = len - done;
+			n = ph_iov_write(iov, niov, skip + done, w->buf + w->off,
+			    n);
+			if (n == 0)
+				break;		/* iov is shorter than len */
+			w->off += n;
+			done += n;
+			continue;
+		}
+		if (w->tail_len == 0)
+			break;
+		n = w->tail_len < len - done ? w->tail_len : len - done;
+		nsub = ph_iov_slice(iov, niov, skip + done, n, sub,
+		    WBUF_MAX_IOV);
+		if (nsub == 0)
+			break;
+		if (w->tail_pad) {
+			r = 0;
+			for (size_t i = 0; i < nsub; i++) {
+				memset(sub[i].iov_base, 0, sub[i].iov_len);
+				r += (ssize_t)sub[i].iov_len;
+			}
+		} else {
+			r = preadv(w->tail_fd, sub, (int)nsub,
+			    (off_t)w->tail_off);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				wbuf_tail_failed(w, r);
+				continue;
+			}
+		}
+		wbuf_tail_sent(w, (size_t)r);
+		done += (size_t)r;
+	}
+	if (wbuf_empty(w))
+		w->off = w->len = 0;
+	return done;
 }

@@ -2,8 +2,9 @@
  * wbuf.h: a connection's outgoing bytes.
  *
  * Whole frames are appended to a byte buffer. The last frame may instead
- * end in a "file tail": a range of a file that goes out with sendfile(), so
- * file data never passes through user space. Only one tail may be pending;
+ * end in a "file tail": a range of a file that goes out with sendfile() to
+ * a socket, or is read with preadv() straight into the reader's memory (an
+ * in-process peer's buffers), so file data is never copied in between. Only one tail may be pending;
  * nothing can be appended until it has been sent, so the end of the buffer
  * is always a frame boundary once the tail is gone.
  *
@@ -18,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "proto.h"
 
@@ -63,6 +65,15 @@ bool	wbuf_empty(const struct wbuf *w);
  * errno when the socket failed (the connection is then unusable).
  */
 int	wbuf_flush(struct wbuf *w, int sock, size_t *budget);
+
+/*
+ * Copies up to len queued bytes into iov (niov pieces), from byte skip of
+ * iov on: buffered bytes with memcpy, the file tail with preadv() into iov
+ * itself. Returns the bytes copied; fewer than len only when the buffer
+ * is now empty. File errors are handled as for wbuf_flush().
+ */
+size_t	wbuf_copy_out(struct wbuf *w, const struct iovec *iov, size_t niov,
+	    size_t skip, size_t len);
 
 /*
  * The file error seen while sending a tail (-ENODATA if the file ended

@@ -74,6 +74,8 @@ struct vu_queue {
 	uint64_t		 desc, used, avail;
 	bool			 addr_set;
 	uint16_t		 base;
+	bool			 paused;	/* stopped while running, at */
+	uint16_t		 paused_at;	/* this available index */
 	int			 kick_fd;
 	int			 call_fd;
 	int			 err_fd;
@@ -160,6 +162,8 @@ vu_queue_update(struct vu_queue *q)
 	if (!run && q->vq != NULL) {
 		u->dev->stop(u->dev_arg, q->index);
 		q->base = vhost_vq_last_avail(q->vq);
+		q->paused = true;
+		q->paused_at = q->base;
 		vhost_vq_free(q->vq);
 		q->vq = NULL;
 		return;
@@ -176,6 +180,13 @@ vu_queue_update(struct vu_queue *q)
 	cfg.call_fd = q->call_fd;
 	cfg.kick_fd = q->kick_fd;
 	cfg.err_fd = q->err_fd;
+	/*
+	 * A reset driver starts its rings at 0; a paused VM's rings go on
+	 * from where they stopped (0 then only after 64 Ki requests: such a
+	 * ring is taken as new, which costs only its connections).
+	 */
+	cfg.resumed = q->paused && q->base == q->paused_at && q->base != 0;
+	q->paused = false;
 	if (vhost_vq_new(u->mem, &cfg, &q->vq) < 0) {
 		/*
 		 * The guest programmed a ring we cannot use: this device
@@ -568,8 +579,10 @@ vu_dispatch(struct vhost_user *u, uint64_t *ack)
 		 * Deprecated; the specification suggests disabling rings. The
 		 * memory goes too: a new table must come before they restart.
 		 */
-		for (uint32_t i = 0; i < u->dev->nqueues; i++)
+		for (uint32_t i = 0; i < u->dev->nqueues; i++) {
 			vu_queue_stop(&u->q[i]);
+			u->q[i].paused = false;
+		}
 		vhost_mem_free(u->mem);
 		u->mem = NULL;
 		return 0;

@@ -142,6 +142,8 @@ struct vhost_vq_config {
 	int		call_fd;	/* eventfd to interrupt the driver, or -1 */
 	int		kick_fd;	/* the driver's notifications, or -1 */
 	int		err_fd;		/* eventfd to report a broken queue, or -1 */
+	bool		resumed;	/* the ring goes on where a stopped
+					   one left off (a paused VM) */
 };
 
 /*
@@ -227,6 +229,13 @@ uint32_t vhost_vq_num(const struct vhost_vq *vq);
 
 /* The next available index to take (what GET_VRING_BASE reports). */
 uint16_t vhost_vq_last_avail(const struct vhost_vq *vq);
+
+/*
+ * True when the ring goes on where an earlier one of the same queue
+ * stopped (the VM was paused, or the front-end swapped its memory table),
+ * false for a ring the driver set up afresh (a new device, or a reset).
+ */
+bool	vhost_vq_resumed(const struct vhost_vq *vq);
 
 /* ---- vhost-user back-end -------------------------------------------------- */
 

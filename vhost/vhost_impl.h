@@ -91,11 +91,4 @@ int	vhost_mem_add_mapped(struct vhost_mem *m, uint64_t gpa, uint64_t size,
  */
 void	vhost_vq_set_fds(struct vhost_vq *vq, int call_fd, int err_fd);
 
-/* Copies len bytes out of (or into) a chain's iovecs starting at offset
- * off; returns the bytes copied (short when the iovecs end first). */
-size_t	vhost_iov_read(const struct iovec *iov, size_t niov, size_t off,
-	    void *dst, size_t len);
-size_t	vhost_iov_write(const struct iovec *iov, size_t niov, size_t off,
-	    const void *src, size_t len);
-
 #endif /* PORTHOLE_VHOST_IMPL_H */

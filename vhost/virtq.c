@@ -181,6 +181,12 @@ vhost_vq_last_avail(const struct vhost_vq *vq)
 	return vq->last_avail;
 }
 
+bool
+vhost_vq_resumed(const struct vhost_vq *vq)
+{
+	return vq->cfg.resumed;
+}
+
 /* One descriptor, copied out of guest memory and decoded. */
 struct vq_desc {
 	uint64_t	addr;

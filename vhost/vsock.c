@@ -4,11 +4,15 @@
  * Flow control (virtio 1.x, 5.10.6.3): each side tells the other, in every
  * header, how big its receive buffer is (buf_alloc) and how many bytes it
  * has passed on so far (fwd_cnt). A sender may have at most buf_alloc -
- * (sent - fwd_cnt) bytes in flight. Towards the guest we never read more
- * from a host socket than that; from the guest we keep what the host
- * socket cannot take yet in a buffer of exactly buf_alloc bytes, so a guest
- * that keeps to its credit never loses a byte, and one that does not is
- * reset.
+ * (sent - fwd_cnt) bytes in flight. Towards the guest we never ask the
+ * service for more than that; from the guest we keep what the service
+ * cannot take yet in a buffer of exactly buf_alloc bytes, so a guest that
+ * keeps to its credit never loses a byte, and one that does not is reset.
+ *
+ * The service's own calls (wake, close) may come from inside a callback;
+ * they only mark the connection then, and the device acts on the marks
+ * when its outermost piece of work ends (vsock_leave), so no callback ever
+ * runs inside another.
  *
  * The receive queue is shared by all connections: connections with
  * something to send wait in a round-robin list, and each wakeup sends a
@@ -18,9 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
-#include <sys/socket.h>
 #include <sys/uio.h>
-#include <unistd.h>
 
 #include "vhost_impl.h"
 #include "vsock.h"
@@ -33,33 +35,39 @@
 #define VSOCK_MIN_BUF		4096u
 #define VSOCK_MAX_BUF		(16u * 1024 * 1024)
 
+/* Receive chains one read of the service fills at most, and its pieces. */
+#define VSOCK_RX_BATCH		16
+#define VSOCK_RX_IOV		64
+/* Rounds of deferred wakes one vsock_leave() serves before it yields. */
+#define VSOCK_WAKE_ROUNDS	4
+
 struct vsock_conn {
 	TAILQ_ENTRY(vsock_conn)	 link;		/* the device's table */
 	TAILQ_ENTRY(vsock_conn)	 rxq;		/* waiting to send to the guest */
 	struct vsock_dev	*d;
 	uint32_t		 gport;		/* the guest's port */
-	int			 fd;		/* the host end */
-	void			*slot;
-	unsigned		 events;	/* being watched for */
+	void			*end;		/* the service; NULL once it
+						   closed */
 	bool			 in_rxq;
 	bool			 need_response;
 	bool			 need_credit;	/* a CREDIT_UPDATE is due */
 	bool			 need_rst;	/* reset, then forget it */
 	bool			 connected;	/* RESPONSE sent */
-	bool			 readable;	/* fd may have data */
-	bool			 host_eof;	/* the host end is done */
+	bool			 readable;	/* the service may have output */
+	bool			 woken;		/* a wake waits for vsock_leave */
+	bool			 host_eof;	/* the service sends no more */
 	bool			 shutdown_sent;
 	bool			 guest_no_send;
 	bool			 guest_no_rcv;
-	bool			 wr_shut;	/* shutdown(SHUT_WR) done */
+	bool			 eof_told;	/* ops.eof called */
 	/* Credit towards the guest. */
 	uint32_t		 peer_buf_alloc;
 	uint32_t		 peer_fwd_cnt;
 	uint32_t		 tx_cnt;
-	/* Credit from the guest: bytes passed to fd, and last announced. */
+	/* Credit from the guest: bytes the service took, last announced. */
 	uint32_t		 fwd_cnt;
 	uint32_t		 fwd_sent;
-	/* Guest bytes fd could not take yet: a ring of d->cfg.buf_alloc. */
+	/* Guest bytes the service could not take yet: a ring of buf_alloc. */
 	uint8_t			*buf;
 	uint32_t		 buf_head;
 	uint32_t		 buf_len;
@@ -76,20 +84,22 @@ struct vsock_dev {
 	struct vsock_dev_config	 cfg;
 	const struct vsock_dev_ops *ops;
 	void			*arg;
-	struct vhost_watch	 w;
+	unsigned		 busy;		/* depth of device work */
+	bool			 wake_pending;	/* some conn is woken */
 	struct vhost_vq		*rx;
 	struct vhost_vq		*tx;
 	struct vsock_conn_list	 conns;
 	struct vsock_conn_list	 rxq;
 	struct vsock_rst	 rst[VSOCK_RST_QUEUE];
+	struct vhost_chain	 batch[VSOCK_RX_BATCH];	/* rx chains at hand */
 	size_t			 rst_head;
 	size_t			 nrst;
 	bool			 broken;
 	struct vsock_dev_stats	 st;
 };
 
-static void	vsock_rx_run(struct vsock_dev *d);
-static void	vsock_conn_ready(void *obj, unsigned events);
+static void	vsock_rx_pass(struct vsock_dev *d);
+static void	vsock_kick(void *arg, uint32_t q);
 
 /* ---- Headers --------------------------------------------------------------- */
 
@@ -142,7 +152,7 @@ vsock_credit(const struct vsock_conn *c)
 	    c->peer_buf_alloc - inflight;
 }
 
-/* True while reading the host end could produce a packet. */
+/* True while asking the service could produce a packet. */
 static bool
 vsock_can_read(const struct vsock_conn *c)
 {
@@ -159,28 +169,6 @@ vsock_has_output(const struct vsock_conn *c)
 	    (c->host_eof && !c->shutdown_sent);
 }
 
-/* Polls the host end for what the connection can use now. */
-static void
-vsock_rewatch(struct vsock_conn *c)
-{
-	struct vsock_dev *d = c->d;
-	unsigned ev = 0;
-
-	if (vsock_can_read(c) && !c->readable)
-		ev |= VHOST_EV_READ;
-	if (c->buf_len > 0 && !c->need_rst)
-		ev |= VHOST_EV_WRITE;
-	if (ev == c->events)
-		return;
-	if (d->w.watch(d->w.arg, &c->slot, c->fd, ev, vsock_conn_ready,
-	    c) < 0) {
-		/* Without a watch the connection cannot go on. */
-		c->need_rst = true;
-		return;
-	}
-	c->events = ev;
-}
-
 /* Queues the connection for the receive queue if it has a packet. */
 static void
 vsock_schedule(struct vsock_conn *c)
@@ -191,19 +179,21 @@ vsock_schedule(struct vsock_conn *c)
 	c->in_rxq = true;
 }
 
-/* Forgets a connection and gives its socket back to the embedder. */
+/* Forgets a connection; its service hears of it if it is still there. */
 static void
 vsock_conn_free(struct vsock_conn *c)
 {
 	struct vsock_dev *d = c->d;
+	void *end = c->end;
 
 	if (c->in_rxq)
 		TAILQ_REMOVE(&d->rxq, c, rxq);
 	TAILQ_REMOVE(&d->conns, c, link);
 	d->st.connections--;
-	d->w.release(d->w.arg, &c->slot, c->fd);
 	free(c->buf);
 	free(c);
+	if (end != NULL)
+		d->ops->gone(end);
 }
 
 /* Resets a connection: RST to the guest, then it is forgotten. */
@@ -212,7 +202,6 @@ vsock_conn_reset(struct vsock_conn *c)
 {
 	c->need_rst = true;
 	c->buf_len = 0;
-	vsock_rewatch(c);
 	vsock_schedule(c);
 }
 
@@ -271,7 +260,47 @@ vsock_break(struct vsock_dev *d, struct vhost_vq *vq)
 
 /* ---- Guest to host -------------------------------------------------------- */
 
-/* Writes out what the host end can take from the connection's buffer. */
+/*
+ * Counts n guest bytes as passed on (taken by the service, or dropped for
+ * a service that has closed): they are credit the guest may use again.
+ */
+static void
+vsock_forwarded(struct vsock_conn *c, uint32_t n)
+{
+	c->fwd_cnt += n;
+	/* Half a buffer unannounced is news worth a packet. */
+	if (c->fwd_cnt - c->fwd_sent >= c->d->cfg.buf_alloc / 2) {
+		c->need_credit = true;
+		vsock_schedule(c);
+	}
+}
+
+/*
+ * Offers len guest bytes to the service. Returns the bytes passed on (all
+ * of them once the service has closed), or a negative errno.
+ */
+static ssize_t
+vsock_offer(struct vsock_conn *c, const struct iovec *iov, size_t niov,
+    uint32_t len)
+{
+	ssize_t n;
+
+	if (c->end == NULL)
+		n = len;
+	else {
+		if ((n = c->d->ops->write(c->end, iov, niov, len)) < 0)
+			return n;
+		if ((size_t)n > len)
+			return -EIO;
+		c->d->st.from_guest += (uint64_t)n;
+		if (c->end == NULL)
+			n = len;	/* it closed meanwhile: drop the rest */
+	}
+	vsock_forwarded(c, (uint32_t)n);
+	return n;
+}
+
+/* Offers the service what waits in the connection's buffer. */
 static int
 vsock_flush(struct vsock_conn *c)
 {
@@ -286,46 +315,34 @@ vsock_flush(struct vsock_conn *c)
 		iov[0].iov_len = first;
 		iov[1].iov_base = c->buf;
 		iov[1].iov_len = c->buf_len - first;
-		n = writev(c->fd, iov, iov[1].iov_len > 0 ? 2 : 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return 0;
+		n = vsock_offer(c, iov, iov[1].iov_len > 0 ? 2 : 1,
+		    c->buf_len);
 		if (n < 0)
-			return -errno;
+			return (int)n;
+		if (n == 0)
+			return 0;	/* full: it wakes us when it has room */
 		c->buf_head = (uint32_t)((c->buf_head + (size_t)n) % cap);
 		c->buf_len -= (uint32_t)n;
-		c->fwd_cnt += (uint32_t)n;
-		c->d->st.from_guest += (uint64_t)n;
 	}
 	c->buf_head = 0;
 	return 0;
 }
 
-/* After bytes went to the host end: half a buffer unannounced is news. */
+/* Tells the service the guest is done sending, once it has every byte. */
 static void
-vsock_credit_check(struct vsock_conn *c)
+vsock_maybe_eof(struct vsock_conn *c)
 {
-	if (c->fwd_cnt - c->fwd_sent >= c->d->cfg.buf_alloc / 2) {
-		c->need_credit = true;
-		vsock_schedule(c);
-	}
-}
-
-/* Half-closes the host end once the guest sent its last byte. */
-static void
-vsock_maybe_shut_wr(struct vsock_conn *c)
-{
-	if (c->guest_no_send && c->buf_len == 0 && !c->wr_shut) {
-		(void)shutdown(c->fd, SHUT_WR);
-		c->wr_shut = true;
+	if (c->guest_no_send && c->buf_len == 0 && !c->eof_told &&
+	    c->end != NULL) {
+		c->eof_told = true;
+		c->d->ops->eof(c->end);
 	}
 }
 
 /*
- * Payload from the guest for the host end: straight to the socket when it
- * has room, the rest into the connection's buffer. Returns 0 or -EPROTO
- * when the guest sent more than its credit.
+ * Payload from the guest for the service: offered at once when nothing
+ * waits before it, the rest into the connection's buffer. Returns 0 or
+ * -EPROTO when the guest sent more than its credit.
  */
 static int
 vsock_deliver(struct vsock_conn *c, const struct vhost_chain *ch,
@@ -333,36 +350,15 @@ vsock_deliver(struct vsock_conn *c, const struct vhost_chain *ch,
 {
 	uint32_t cap = c->d->cfg.buf_alloc, tail, n1, first;
 	struct iovec sub[VHOST_CHAIN_MAX_IOV];
-	size_t nsub = 0, off = VSOCK_HDR_LEN, left = len;
+	size_t nsub;
 	ssize_t n = 0;
-	int err;
 
 	if (len > cap - c->buf_len)
 		return -EPROTO;
-	/* The payload's pieces, after the header, len bytes long. */
-	for (size_t i = 0; i < ch->nout && left > 0; i++) {
-		if (off >= ch->iov[i].iov_len) {
-			off -= ch->iov[i].iov_len;
-			continue;
-		}
-		sub[nsub].iov_base = (uint8_t *)ch->iov[i].iov_base + off;
-		sub[nsub].iov_len = ch->iov[i].iov_len - off < left ?
-		    ch->iov[i].iov_len - off : left;
-		left -= sub[nsub].iov_len;
-		nsub++;
-		off = 0;
-	}
-	if (c->buf_len == 0) {
-		do
-			n = writev(c->fd, sub, (int)nsub);
-		while (n < 0 && errno == EINTR);
-		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-			return -errno;
-		if (n < 0)
-			n = 0;
-		c->fwd_cnt += (uint32_t)n;
-		c->d->st.from_guest += (uint64_t)n;
-	}
+	nsub = ph_iov_slice(ch->iov, ch->nout, VSOCK_HDR_LEN, len, sub,
+	    VHOST_CHAIN_MAX_IOV);
+	if (c->buf_len == 0 && (n = vsock_offer(c, sub, nsub, len)) < 0)
+		return (int)n;
 	if ((uint32_t)n < len) {
 		if (c->buf == NULL && (c->buf = malloc(cap)) == NULL)
 			return -ENOMEM;
@@ -370,15 +366,11 @@ vsock_deliver(struct vsock_conn *c, const struct vhost_chain *ch,
 		n1 = len - (uint32_t)n;
 		/* The rest goes in after what waits there; the ring may wrap. */
 		first = cap - tail < n1 ? cap - tail : n1;
-		(void)vhost_iov_read(sub, nsub, (size_t)n, c->buf + tail, first);
-		(void)vhost_iov_read(sub, nsub, (size_t)n + first, c->buf,
+		(void)ph_iov_read(sub, nsub, (size_t)n, c->buf + tail, first);
+		(void)ph_iov_read(sub, nsub, (size_t)n + first, c->buf,
 		    n1 - first);
 		c->buf_len += n1;
-		if ((err = vsock_flush(c)) < 0)
-			return err;
 	}
-	vsock_credit_check(c);
-	vsock_rewatch(c);
 	return 0;
 }
 
@@ -386,28 +378,24 @@ vsock_deliver(struct vsock_conn *c, const struct vhost_chain *ch,
 static void
 vsock_accept(struct vsock_dev *d, const struct vsock_hdr *h)
 {
-	struct vsock_conn *c;
-	int fd = -1;
+	struct vsock_conn *c = NULL;
+	void *end = NULL;
 
 	if (h->dst_port != d->cfg.port || d->st.connections >=
-	    VSOCK_MAX_CONNS || d->ops->connect(d->arg, h->src_port,
-	    &fd) < 0) {
-		d->st.refused++;
-		vsock_rst_queue(d, h->src_port, h->dst_port);
-		return;
-	}
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		close(fd);
+	    VSOCK_MAX_CONNS || (c = calloc(1, sizeof(*c))) == NULL ||
+	    d->ops->connect(d->arg, h->src_port, c, &end) < 0) {
+		free(c);
 		d->st.refused++;
 		vsock_rst_queue(d, h->src_port, h->dst_port);
 		return;
 	}
 	c->d = d;
 	c->gport = h->src_port;
-	c->fd = fd;
+	c->end = end;
 	c->peer_buf_alloc = h->buf_alloc;
 	c->peer_fwd_cnt = h->fwd_cnt;
 	c->need_response = true;
+	c->readable = true;
 	TAILQ_INSERT_TAIL(&d->conns, c, link);
 	d->st.connections++;
 	d->st.accepted++;
@@ -427,7 +415,7 @@ vsock_tx_packet(struct vsock_dev *d, const struct vhost_chain *ch)
 		d->st.dropped++;
 		return;
 	}
-	(void)vhost_iov_read(ch->iov, ch->nout, 0, raw, sizeof(raw));
+	(void)ph_iov_read(ch->iov, ch->nout, 0, raw, sizeof(raw));
 	vsock_hdr_decode(raw, &h);
 	/* A guest speaks only for itself. */
 	if (h.src_cid != d->cfg.guest_cid) {
@@ -475,7 +463,7 @@ vsock_tx_packet(struct vsock_dev *d, const struct vhost_chain *ch)
 			vsock_conn_reset(c);
 			return;
 		}
-		vsock_maybe_shut_wr(c);
+		vsock_maybe_eof(c);
 		break;
 	case VSOCK_OP_CREDIT_UPDATE:
 		break;
@@ -492,7 +480,7 @@ vsock_tx_packet(struct vsock_dev *d, const struct vhost_chain *ch)
 			vsock_conn_reset(c);
 			return;
 		}
-		vsock_maybe_shut_wr(c);
+		vsock_maybe_eof(c);
 		break;
 	case VSOCK_OP_RST:
 		vsock_conn_free(c);
@@ -503,9 +491,339 @@ vsock_tx_packet(struct vsock_dev *d, const struct vhost_chain *ch)
 		vsock_conn_reset(c);
 		return;
 	}
-	/* New credit may let the host end be read again. */
-	vsock_rewatch(c);
+	/* New credit may let the service be asked again. */
 	vsock_schedule(c);
+}
+
+/* ---- Host to guest --------------------------------------------------------- */
+
+/* Fills the header of a packet from the host port to the guest. */
+static void
+vsock_hdr_init(const struct vsock_dev *d, struct vsock_hdr *h,
+    uint32_t gport, uint32_t hport, uint16_t op)
+{
+	memset(h, 0, sizeof(*h));
+	h->src_cid = VSOCK_HOST_CID;
+	h->dst_cid = d->cfg.guest_cid;
+	h->src_port = hport;
+	h->dst_port = gport;
+	h->type = VSOCK_TYPE_STREAM;
+	h->op = op;
+	h->buf_alloc = d->cfg.buf_alloc;
+}
+
+/*
+ * Writes the header of the connection's packet op (plen payload bytes)
+ * into receive chain ch; every packet carries our credit news.
+ */
+static void
+vsock_rx_put_hdr(struct vsock_conn *c, const struct vhost_chain *ch,
+    uint16_t op, uint32_t plen, uint32_t flags)
+{
+	uint8_t raw[VSOCK_HDR_LEN];
+	struct vsock_hdr h;
+
+	vsock_hdr_init(c->d, &h, c->gport, c->d->cfg.port, op);
+	h.fwd_cnt = c->fwd_cnt;
+	h.len = plen;
+	h.flags = flags;
+	c->fwd_sent = c->fwd_cnt;
+	c->need_credit = false;
+	vsock_hdr_encode(&h, raw);
+	(void)ph_iov_write(ch->iov + ch->nout, ch->nin, 0, raw, sizeof(raw));
+}
+
+/* True when the connection's next packet is payload from the service. */
+static bool
+vsock_rx_is_data(const struct vsock_conn *c)
+{
+	return !c->need_rst && !c->need_response && c->readable &&
+	    vsock_can_read(c);
+}
+
+/*
+ * Builds the connection's next packet other than payload in the receive
+ * chain ch. Returns the bytes written to ch, or 0 when there was nothing
+ * to send after all (the chain is unused). The connection may be freed.
+ */
+static uint32_t
+vsock_rx_conn(struct vsock_conn *c, const struct vhost_chain *ch,
+    bool *freed)
+{
+	uint16_t op;
+	uint32_t flags = 0;
+
+	*freed = false;
+	if (c->need_rst)
+		op = VSOCK_OP_RST;
+	else if (c->need_response) {
+		op = VSOCK_OP_RESPONSE;
+		c->need_response = false;
+		c->connected = true;
+	} else if (c->host_eof && !c->shutdown_sent) {
+		op = VSOCK_OP_SHUTDOWN;
+		flags = VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND;
+		c->shutdown_sent = true;
+	} else if (c->need_credit)
+		op = VSOCK_OP_CREDIT_UPDATE;
+	else
+		return 0;
+	vsock_rx_put_hdr(c, ch, op, 0, flags);
+	if (op == VSOCK_OP_RST) {
+		vsock_conn_free(c);
+		*freed = true;
+	}
+	return VSOCK_HDR_LEN;
+}
+
+/*
+ * Gathers the payload room of receive chains for one read: d->batch[0]
+ * (popped by the caller) and more popped here, while the credit, budget,
+ * batch and iovec space last. Returns the chains gathered (their rooms in
+ * room[], the pieces in iov[0 .. *niov)), or -1 when the queue broke.
+ */
+static int
+vsock_rx_gather(struct vsock_dev *d, uint32_t credit, int budget,
+    struct iovec *iov, size_t *niov, uint32_t *room)
+{
+	const struct vhost_chain *ch;
+	uint32_t want = 0, r;
+	size_t k;
+	int n = 0, p;
+
+	*niov = 0;
+	for (;;) {
+		ch = &d->batch[n];
+		r = credit - want;
+		if (r > VSOCK_MAX_PKT)
+			r = VSOCK_MAX_PKT;
+		if (ch->in_len - VSOCK_HDR_LEN < r)
+			r = (uint32_t)(ch->in_len - VSOCK_HDR_LEN);
+		k = ph_iov_slice(ch->iov + ch->nout, ch->nin, VSOCK_HDR_LEN, r,
+		    iov + *niov, VSOCK_RX_IOV - *niov);
+		room[n] = (uint32_t)ph_iov_len(iov + *niov, k);
+		if (room[n] == 0) {
+			vhost_vq_unpop(d->rx);	/* no iovec space left */
+			return n;
+		}
+		*niov += k;
+		want += room[n];
+		if (++n == VSOCK_RX_BATCH || n == budget || want == credit ||
+		    *niov == VSOCK_RX_IOV)
+			return n;
+		if ((p = vhost_vq_pop(d->rx, &d->batch[n])) < 0)
+			return -1;
+		if (p == 0)
+			return n;
+		if (d->batch[n].in_len <= VSOCK_HDR_LEN) {
+			vhost_vq_break(d->rx, "receive buffer without room "
+			    "for a header and payload");
+			return -1;
+		}
+	}
+}
+
+/*
+ * Payload for the guest: one read of the service straight into several
+ * receive chains (d->batch[0], popped, and more), then one RW packet per
+ * chain filled. Returns the packets pushed (0: none; the chains went back,
+ * and the connection may now owe RST or SHUTDOWN instead), or -1 when the
+ * queue broke.
+ */
+static int
+vsock_rx_data(struct vsock_conn *c, int budget)
+{
+	struct vsock_dev *d = c->d;
+	struct iovec iov[VSOCK_RX_IOV];
+	uint32_t room[VSOCK_RX_BATCH], want = 0, plen;
+	size_t niov;
+	ssize_t got;
+	int n, i;
+
+	if ((n = vsock_rx_gather(d, vsock_credit(c), budget, iov, &niov,
+	    room)) < 0)
+		return -1;
+	for (i = 0; i < n; i++)
+		want += room[i];
+	/* A wake during the call sets it again. */
+	c->readable = false;
+	got = d->ops->read(c->end, iov, niov, want);
+	if (got > 0 && (size_t)got <= want)
+		c->readable = c->end != NULL;
+	else if (got == 0)
+		c->host_eof = true;
+	else if (got != -EAGAIN)
+		c->need_rst = true;	/* its error, or more than asked */
+	if (got <= 0 || (size_t)got > want) {
+		for (i = 0; i < n; i++)
+			vhost_vq_unpop(d->rx);
+		return 0;
+	}
+	for (i = 0; i < n && got > 0; i++) {
+		plen = room[i] < (size_t)got ? room[i] : (uint32_t)got;
+		vsock_rx_put_hdr(c, &d->batch[i], VSOCK_OP_RW, plen, 0);
+		(void)vhost_vq_push(d->rx, d->batch[i].head,
+		    VSOCK_HDR_LEN + plen);
+		c->tx_cnt += plen;
+		d->st.to_guest += plen;
+		got -= plen;
+	}
+	/* Chains the payload did not reach go back, last popped first. */
+	for (int j = n - 1; j >= i; j--)
+		vhost_vq_unpop(d->rx);
+	return i;
+}
+
+/* Fills the receive queue: RSTs first, then connections round-robin. */
+static void
+vsock_rx_pass(struct vsock_dev *d)
+{
+	struct vhost_chain *ch = &d->batch[0];
+	struct vsock_conn *c;
+	struct vsock_hdr h;
+	uint8_t raw[VSOCK_HDR_LEN];
+	uint32_t len;
+	int budget, r, pushed = 0;
+	bool freed;
+
+	if (d->rx == NULL || d->broken)
+		return;
+	for (budget = VSOCK_BUDGET; budget > 0; ) {
+		c = TAILQ_FIRST(&d->rxq);
+		if (d->nrst == 0 && c == NULL)
+			break;
+		if (c != NULL && d->nrst == 0 && !vsock_has_output(c)) {
+			TAILQ_REMOVE(&d->rxq, c, rxq);
+			c->in_rxq = false;
+			continue;
+		}
+		if ((r = vhost_vq_pop(d->rx, ch)) < 0) {
+			vsock_break(d, d->rx);
+			return;
+		}
+		if (r == 0)
+			break;		/* wait for the driver to add buffers */
+		/* Room for a header and some payload, as drivers post. */
+		if (ch->in_len <= VSOCK_HDR_LEN) {
+			vhost_vq_break(d->rx, "receive buffer without room "
+			    "for a header and payload");
+			vsock_break(d, d->rx);
+			return;
+		}
+		if (d->nrst > 0) {
+			budget--;
+			vsock_hdr_init(d, &h, d->rst[d->rst_head].gport,
+			    d->rst[d->rst_head].hport, VSOCK_OP_RST);
+			d->rst_head = (d->rst_head + 1) % VSOCK_RST_QUEUE;
+			d->nrst--;
+			vsock_hdr_encode(&h, raw);
+			(void)ph_iov_write(ch->iov + ch->nout, ch->nin, 0, raw,
+			    sizeof(raw));
+			(void)vhost_vq_push(d->rx, ch->head, VSOCK_HDR_LEN);
+			pushed++;
+			continue;
+		}
+		if (vsock_rx_is_data(c)) {
+			if ((r = vsock_rx_data(c, budget)) < 0) {
+				vsock_break(d, d->rx);
+				return;
+			}
+			budget -= r > 0 ? r : 1;
+			pushed += r;
+			freed = false;
+		} else {
+			budget--;
+			len = vsock_rx_conn(c, ch, &freed);
+			if (len == 0) {
+				vhost_vq_unpop(d->rx);
+			} else {
+				(void)vhost_vq_push(d->rx, ch->head, len);
+				pushed++;
+			}
+		}
+		if (freed)
+			continue;
+		/* Round-robin: to the back of the line, or out of it. */
+		TAILQ_REMOVE(&d->rxq, c, rxq);
+		c->in_rxq = false;
+		vsock_schedule(c);
+	}
+	if (pushed > 0)
+		(void)vhost_vq_notify(d->rx);
+	if (budget <= 0 && (d->nrst > 0 || !TAILQ_EMPTY(&d->rxq)))
+		(void)vhost_vq_rekick(d->rx);
+}
+
+/* ---- Device work and the service's calls ------------------------------------ */
+
+/* Device work begins: the service's calls are only marked from now on. */
+static void
+vsock_enter(struct vsock_dev *d)
+{
+	d->busy++;
+}
+
+/*
+ * Device work ends: when it was the outermost, serve the connections the
+ * service woke meanwhile (their held-back payload, then the receive
+ * queue), a few rounds at most; further wakes wait for the next kick.
+ */
+static void
+vsock_leave(struct vsock_dev *d)
+{
+	struct vsock_conn *c;
+
+	for (int round = 0; d->busy == 1 && d->wake_pending &&
+	    round < VSOCK_WAKE_ROUNDS; round++) {
+		d->wake_pending = false;
+		TAILQ_FOREACH(c, &d->conns, link) {
+			if (!c->woken)
+				continue;
+			c->woken = false;
+			if (!c->need_rst && vsock_flush(c) < 0)
+				vsock_conn_reset(c);
+			else
+				vsock_maybe_eof(c);
+			vsock_schedule(c);
+		}
+		vsock_rx_pass(d);
+	}
+	if (d->busy == 1 && d->wake_pending && d->rx != NULL)
+		(void)vhost_vq_rekick(d->rx);
+	d->busy--;
+}
+
+void
+vsock_conn_wake(struct vsock_conn *c)
+{
+	struct vsock_dev *d = c->d;
+
+	if (c->end == NULL)
+		return;
+	c->readable = true;
+	c->woken = true;
+	d->wake_pending = true;
+	vsock_enter(d);
+	vsock_leave(d);
+}
+
+void
+vsock_conn_close(struct vsock_conn *c)
+{
+	struct vsock_dev *d = c->d;
+
+	c->end = NULL;
+	c->host_eof = true;
+	c->readable = false;
+	/*
+	 * Held-back payload has nobody to go to: the flush in vsock_leave()
+	 * credits and drops it (not here: a flush may be in progress).
+	 */
+	c->woken = true;
+	d->wake_pending = true;
+	vsock_schedule(c);
+	vsock_enter(d);
+	vsock_leave(d);
 }
 
 /* Serves the transmit queue: a bounded batch per wakeup. */
@@ -530,220 +848,7 @@ vsock_tx_run(struct vsock_dev *d)
 	(void)vhost_vq_notify(d->tx);
 	if (budget == 0)
 		(void)vhost_vq_rekick(d->tx);
-	vsock_rx_run(d);
-}
-
-/* ---- Host to guest --------------------------------------------------------- */
-
-/* Fills the header of a packet from the host port to the guest. */
-static void
-vsock_hdr_init(const struct vsock_dev *d, struct vsock_hdr *h,
-    uint32_t gport, uint32_t hport, uint16_t op)
-{
-	memset(h, 0, sizeof(*h));
-	h->src_cid = VSOCK_HOST_CID;
-	h->dst_cid = d->cfg.guest_cid;
-	h->src_port = hport;
-	h->dst_port = gport;
-	h->type = VSOCK_TYPE_STREAM;
-	h->op = op;
-	h->buf_alloc = d->cfg.buf_alloc;
-}
-
-/*
- * Builds the connection's next packet in the receive chain ch. Returns the
- * bytes written to ch (header and payload), or 0 when there was nothing to
- * send after all (the chain is unused). The connection may be freed.
- */
-static uint32_t
-vsock_rx_conn(struct vsock_conn *c, const struct vhost_chain *ch,
-    bool *freed)
-{
-	struct vsock_dev *d = c->d;
-	const struct iovec *in = ch->iov + ch->nout;
-	struct iovec sub[VHOST_CHAIN_MAX_IOV];
-	uint8_t raw[VSOCK_HDR_LEN];
-	struct vsock_hdr h;
-	size_t nsub = 0, off = VSOCK_HDR_LEN;
-	uint64_t room;
-	uint32_t max, plen = 0;
-	uint16_t op;
-	ssize_t n;
-
-	*freed = false;
-	if (c->need_rst)
-		op = VSOCK_OP_RST;
-	else if (c->need_response)
-		op = VSOCK_OP_RESPONSE;
-	else if (c->readable && vsock_can_read(c)) {
-		/* Read straight into the guest's buffers after the header. */
-		room = ch->in_len - VSOCK_HDR_LEN;
-		max = vsock_credit(c);
-		if (max > VSOCK_MAX_PKT)
-			max = VSOCK_MAX_PKT;
-		if (room < max)
-			max = (uint32_t)room;
-		for (size_t i = 0, left = max; i < ch->nin && left > 0; i++) {
-			if (off >= in[i].iov_len) {
-				off -= in[i].iov_len;
-				continue;
-			}
-			sub[nsub].iov_base = (uint8_t *)in[i].iov_base + off;
-			sub[nsub].iov_len = in[i].iov_len - off < left ?
-			    in[i].iov_len - off : left;
-			left -= sub[nsub].iov_len;
-			nsub++;
-			off = 0;
-		}
-		do
-			n = readv(c->fd, sub, (int)nsub);
-		while (n < 0 && errno == EINTR);
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			c->readable = false;
-			vsock_rewatch(c);
-			return 0;
-		}
-		if (n < 0) {
-			op = VSOCK_OP_RST;
-			c->need_rst = true;
-		} else if (n == 0) {
-			c->host_eof = true;
-			op = VSOCK_OP_SHUTDOWN;
-		} else {
-			op = VSOCK_OP_RW;
-			plen = (uint32_t)n;
-			/* A short read most likely emptied the socket. */
-			if ((uint32_t)n < max)
-				c->readable = false;
-		}
-	} else if (c->host_eof && !c->shutdown_sent)
-		op = VSOCK_OP_SHUTDOWN;
-	else if (c->need_credit)
-		op = VSOCK_OP_CREDIT_UPDATE;
-	else
-		return 0;
-
-	vsock_hdr_init(d, &h, c->gport, d->cfg.port, op);
-	h.fwd_cnt = c->fwd_cnt;
-	h.len = plen;
-	switch (op) {
-	case VSOCK_OP_RESPONSE:
-		c->need_response = false;
-		c->connected = true;
-		break;
-	case VSOCK_OP_SHUTDOWN:
-		h.flags = VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND;
-		c->shutdown_sent = true;
-		break;
-	case VSOCK_OP_RW:
-		c->tx_cnt += plen;
-		d->st.to_guest += plen;
-		break;
-	default:
-		break;
-	}
-	c->fwd_sent = c->fwd_cnt;
-	c->need_credit = false;
-	vsock_hdr_encode(&h, raw);
-	(void)vhost_iov_write(in, ch->nin, 0, raw, sizeof(raw));
-	if (op == VSOCK_OP_RST) {
-		vsock_conn_free(c);
-		*freed = true;
-	} else
-		vsock_rewatch(c);
-	return VSOCK_HDR_LEN + plen;
-}
-
-/* Serves the receive queue: RSTs first, then connections round-robin. */
-static void
-vsock_rx_run(struct vsock_dev *d)
-{
-	struct vhost_chain ch;
-	struct vsock_conn *c;
-	struct vsock_hdr h;
-	uint8_t raw[VSOCK_HDR_LEN];
-	uint32_t len;
-	int budget, r, pushed = 0;
-	bool freed;
-
-	if (d->rx == NULL || d->broken)
-		return;
-	for (budget = VSOCK_BUDGET; budget > 0; ) {
-		c = TAILQ_FIRST(&d->rxq);
-		if (d->nrst == 0 && c == NULL)
-			break;
-		if (c != NULL && d->nrst == 0 && !vsock_has_output(c)) {
-			TAILQ_REMOVE(&d->rxq, c, rxq);
-			c->in_rxq = false;
-			continue;
-		}
-		if ((r = vhost_vq_pop(d->rx, &ch)) < 0) {
-			vsock_break(d, d->rx);
-			return;
-		}
-		if (r == 0)
-			break;		/* wait for the driver to add buffers */
-		/* Room for a header and some payload, as drivers post. */
-		if (ch.in_len <= VSOCK_HDR_LEN) {
-			vhost_vq_break(d->rx, "receive buffer without room "
-			    "for a header and payload");
-			vsock_break(d, d->rx);
-			return;
-		}
-		budget--;
-		if (d->nrst > 0) {
-			vsock_hdr_init(d, &h, d->rst[d->rst_head].gport,
-			    d->rst[d->rst_head].hport, VSOCK_OP_RST);
-			d->rst_head = (d->rst_head + 1) % VSOCK_RST_QUEUE;
-			d->nrst--;
-			vsock_hdr_encode(&h, raw);
-			(void)vhost_iov_write(ch.iov + ch.nout, ch.nin, 0, raw,
-			    sizeof(raw));
-			(void)vhost_vq_push(d->rx, ch.head, VSOCK_HDR_LEN);
-			pushed++;
-			continue;
-		}
-		len = vsock_rx_conn(c, &ch, &freed);
-		if (len == 0) {
-			vhost_vq_unpop(d->rx);
-		} else {
-			(void)vhost_vq_push(d->rx, ch.head, len);
-			pushed++;
-		}
-		if (freed)
-			continue;
-		/* Round-robin: to the back of the line, or out of it. */
-		TAILQ_REMOVE(&d->rxq, c, rxq);
-		c->in_rxq = false;
-		vsock_schedule(c);
-	}
-	if (pushed > 0)
-		(void)vhost_vq_notify(d->rx);
-	if (budget == 0 && (d->nrst > 0 || !TAILQ_EMPTY(&d->rxq)))
-		(void)vhost_vq_rekick(d->rx);
-}
-
-/* The host end of a connection is readable or writable. */
-static void
-vsock_conn_ready(void *obj, unsigned events)
-{
-	struct vsock_conn *c = obj;
-	struct vsock_dev *d = c->d;
-	int err;
-
-	if (events & VHOST_EV_WRITE) {
-		if ((err = vsock_flush(c)) < 0) {
-			vsock_conn_reset(c);
-		} else {
-			vsock_credit_check(c);
-			vsock_maybe_shut_wr(c);
-		}
-	}
-	if ((events & VHOST_EV_READ) && !c->need_rst)
-		c->readable = true;
-	vsock_rewatch(c);
-	vsock_schedule(c);
-	vsock_rx_run(d);
+	vsock_rx_pass(d);
 }
 
 /* ---- vhost-user glue -------------------------------------------------------- */
@@ -758,7 +863,12 @@ vsock_get_config(void *arg, uint32_t offset, void *buf, uint32_t len)
 	memcpy(buf, (const uint8_t *)&cid + offset, len);
 }
 
-/* A queue starts: the data queues are ours, the event queue stays idle. */
+/*
+ * A queue starts: the data queues are ours, the event queue stays idle.
+ * A data queue the driver set up afresh means the guest's sockets are
+ * gone (a reset or reboot): so are ours. One that resumes (the VM was
+ * paused) keeps them, and they go on.
+ */
 static void
 vsock_start(void *arg, uint32_t q, struct vhost_vq *vq)
 {
@@ -770,11 +880,22 @@ vsock_start(void *arg, uint32_t q, struct vhost_vq *vq)
 		d->tx = vq;
 	else
 		return;		/* the event queue: we have no events */
-	/* A queue set up again after a break starts afresh. */
-	d->broken = false;
+	if (!vhost_vq_resumed(vq) || d->broken) {
+		vsock_enter(d);
+		vsock_drop_all(d);
+		vsock_leave(d);
+		/* A queue set up again after a break starts afresh. */
+		d->broken = false;
+		return;
+	}
+	/* What waited through the pause goes out now. */
+	vsock_kick(d, q);
 }
 
-/* A queue stops: the driver reset the device or the front-end left. */
+/*
+ * A queue stops: a pause, a reset or QEMU leaving. Connections wait: the
+ * next start tells which it was (QEMU leaving frees the device).
+ */
 static void
 vsock_stop(void *arg, uint32_t q)
 {
@@ -784,10 +905,6 @@ vsock_stop(void *arg, uint32_t q)
 		d->rx = NULL;
 	else if (q == VSOCK_QUEUE_TX)
 		d->tx = NULL;
-	else
-		return;
-	/* A stopped device has no connections (a reset, or QEMU left). */
-	vsock_drop_all(d);
 }
 
 /* The driver added packets to send, or buffers to receive into. */
@@ -796,10 +913,12 @@ vsock_kick(void *arg, uint32_t q)
 {
 	struct vsock_dev *d = arg;
 
+	vsock_enter(d);
 	if (q == VSOCK_QUEUE_TX)
 		vsock_tx_run(d);
 	else if (q == VSOCK_QUEUE_RX)
-		vsock_rx_run(d);
+		vsock_rx_pass(d);
+	vsock_leave(d);
 }
 
 static const struct vhost_user_device vsock_vhost_device = {
@@ -820,8 +939,7 @@ vsock_dev_vhost(void)
 
 int
 vsock_dev_new(const struct vsock_dev_config *cfg,
-    const struct vsock_dev_ops *ops, void *arg, const struct vhost_watch *w,
-    struct vsock_dev **out)
+    const struct vsock_dev_ops *ops, void *arg, struct vsock_dev **out)
 {
 	struct vsock_dev *d;
 
@@ -838,7 +956,6 @@ vsock_dev_new(const struct vsock_dev_config *cfg,
 		d->cfg.buf_alloc = VSOCK_DEF_BUF;
 	d->ops = ops;
 	d->arg = arg;
-	d->w = *w;
 	TAILQ_INIT(&d->conns);
 	TAILQ_INIT(&d->rxq);
 	*out = d;
@@ -850,7 +967,10 @@ vsock_dev_free(struct vsock_dev *d)
 {
 	if (d == NULL)
 		return;
+	/* No ring is left (the vhost_user went first): no work follows. */
+	vsock_enter(d);
 	vsock_drop_all(d);
+	vsock_leave(d);
 	free(d);
 }
 

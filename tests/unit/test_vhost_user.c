@@ -55,6 +55,7 @@ struct tdev {
 	int		 stops[3];
 	int		 kicks[3];
 	int		 popped;
+	bool		 resumed[3];	/* what the last start said */
 	struct vhost_vq	*vq[3];
 };
 
@@ -88,6 +89,7 @@ d_start(void *arg, uint32_t q, struct vhost_vq *vq)
 	struct tdev *d = arg;
 
 	d->starts[q]++;
+	d->resumed[q] = vhost_vq_resumed(vq);
 	d->vq[q] = vq;
 }
 
@@ -450,6 +452,69 @@ test_reset_owner(void **state)
 	close(call);
 }
 
+/* Stops queue 0 as QEMU does when the VM pauses: the base it reports. */
+static uint32_t
+fe_stop_ring(struct uctx *c)
+{
+	uint32_t st[2];
+
+	fe_send_state(c, REQ_GET_VRING_BASE, 0, 0);
+	assert_int_equal(vhost_user_input(c->u), 0);
+	assert_int_equal(fe_reply(c, REQ_GET_VRING_BASE, st, sizeof(st)), 8);
+	return st[1];
+}
+
+/* Restarts queue 0 at base with a new kick descriptor. */
+static void
+fe_restart_ring(struct uctx *c, uint32_t base, int kick)
+{
+	fe_send_state(c, REQ_SET_VRING_BASE, 0, base);
+	fe_send(c, REQ_SET_VRING_KICK, FLAG_V1, &(uint64_t){ 0 }, 8, &kick, 1);
+	assert_int_equal(vhost_user_input(c->u), 0);
+}
+
+static void
+test_pause_resume(void **state)
+{
+	struct uctx *c = *state;
+	int kick = eventfd(0, EFD_NONBLOCK), call = eventfd(0, EFD_NONBLOCK);
+	int k2 = eventfd(0, EFD_NONBLOCK), k3 = eventfd(0, EFD_NONBLOCK);
+	int k4 = eventfd(0, EFD_NONBLOCK), k5 = eventfd(0, EFD_NONBLOCK);
+
+	fe_send_u64(c, REQ_SET_FEATURES, FLAG_V1, 1ull << VHOST_F_VERSION_1);
+	fe_mem_table(c, MEM_SIZE, 0);
+	fe_ring(c, kick, call);
+	assert_int_equal(vhost_user_input(c->u), 0);
+	assert_int_equal(c->dev.starts[0], 1);
+	assert_false(c->dev.resumed[0]);	/* a new device */
+	/* Restarted elsewhere than where it stopped: a new ring. */
+	assert_int_equal(fe_stop_ring(c), 0);
+	fe_restart_ring(c, 7, k2);
+	assert_int_equal(c->dev.starts[0], 2);
+	assert_false(c->dev.resumed[0]);
+	/* Paused and resumed where it stopped: the same ring goes on. */
+	assert_int_equal(fe_stop_ring(c), 7);
+	fe_restart_ring(c, 7, k3);
+	assert_int_equal(c->dev.starts[0], 3);
+	assert_true(c->dev.resumed[0]);
+	/* Reset: the driver starts again at 0, a new ring. */
+	assert_int_equal(fe_stop_ring(c), 7);
+	fe_restart_ring(c, 0, k4);
+	assert_int_equal(c->dev.starts[0], 4);
+	assert_false(c->dev.resumed[0]);
+	/* Stopped at 0, restarted at 0: nothing tells it from a reset. */
+	assert_int_equal(fe_stop_ring(c), 0);
+	fe_restart_ring(c, 0, k5);
+	assert_int_equal(c->dev.starts[0], 5);
+	assert_false(c->dev.resumed[0]);
+	close(kick);
+	close(call);
+	close(k2);
+	close(k3);
+	close(k4);
+	close(k5);
+}
+
 static void
 test_ring_outside_memory(void **state)
 {
@@ -656,6 +721,7 @@ main(void)
 		T(test_ring_life),
 		T(test_new_mem_table_while_running),
 		T(test_reset_owner),
+		T(test_pause_resume),
 		T(test_ring_outside_memory),
 		T(test_partial_message),
 		T(test_oversized),

@@ -40,6 +40,7 @@ struct fq {
 	int			 call_fd;
 	int			 kick_fd;
 	int			 err_fd;
+	uint64_t		 features;
 	struct vhost_vq		*vq;
 };
 
@@ -140,6 +141,7 @@ fq_init(struct fq *q, struct fx *fx, uint32_t num, size_t base,
 	q->call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	q->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	q->err_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	q->features = features;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.num = num;
 	cfg.desc = FX_UVA + q->desc;
@@ -150,6 +152,33 @@ fq_init(struct fq *q, struct fx *fx, uint32_t num, size_t base,
 	cfg.kick_fd = q->kick_fd;
 	cfg.err_fd = q->err_fd;
 	return vhost_vq_new(fx->m, &cfg, &q->vq);
+}
+
+/*
+ * Replaces a stopped queue's vhost_vq with a new one on the same rings, at
+ * the index the old one reached: resumed (a paused VM going on) or not.
+ */
+static inline int
+fq_restart(struct fq *q, bool resumed)
+{
+	struct vhost_vq_config cfg;
+	struct vhost_vq *old = q->vq;
+	int err;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.num = q->num;
+	cfg.desc = FX_UVA + q->desc;
+	cfg.avail = FX_UVA + q->avail;
+	cfg.used = FX_UVA + q->used;
+	cfg.last_avail = vhost_vq_last_avail(old);
+	cfg.features = q->features;
+	cfg.call_fd = q->call_fd;
+	cfg.kick_fd = q->kick_fd;
+	cfg.err_fd = q->err_fd;
+	cfg.resumed = resumed;
+	err = vhost_vq_new(q->fx->m, &cfg, &q->vq);
+	vhost_vq_free(old);
+	return err;
 }
 
 static inline void
