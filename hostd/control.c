@@ -29,6 +29,7 @@
 #include "upstream.h"
 #include "text.h"
 #include "vmmap.h"
+#include "vsockdev.h"
 
 #define CTL_BACKLOG		16
 /* A CTL_REPLY body: the payload less status and length. */
@@ -64,6 +65,7 @@ struct control {
 	struct log	*log;
 	struct server	*srv;
 	struct state	*state;
+	struct vsockdev	*vsd;		/* --vhost-user endpoints, or NULL */
 	uv_pipe_t	 listener;
 	bool		 listener_open;	/* until its close callback */
 	bool		 closed;
@@ -244,6 +246,42 @@ ctl_uptime(uint64_t s, char *buf, size_t cap)
 		snprintf(buf, cap, "%" PRIu64 "s", s);
 }
 
+/* One line (or JSON object) per --vhost-user endpoint. */
+static void
+ctl_status_vhost(const struct control *ctl, struct text *t, bool json)
+{
+	struct vsockdev_info vi;
+	size_t n = ctl->vsd != NULL ? vsockdev_count(ctl->vsd) : 0;
+
+	if (json)
+		text_printf(t, ",\"vhost_user\":[");
+	for (size_t i = 0; i < n; i++) {
+		vsockdev_info(ctl->vsd, i, &vi);
+		if (json) {
+			text_printf(t, "%s{\"path\":", i > 0 ? "," : "");
+			text_json_str(t, vi.path);
+			text_printf(t, ",\"cid\":%" PRIu32 ",\"vm\":", vi.cid);
+			text_json_str(t, vi.name);
+			text_printf(t, ",\"frontend\":%s,\"running\":%s,"
+			    "\"connections\":%" PRIu32 ",\"bytes_to_guest\":%"
+			    PRIu64 "}", vi.frontend ? "true" : "false",
+			    vi.running ? "true" : "false", vi.connections,
+			    vi.to_guest);
+			continue;
+		}
+		text_printf(t, "vhost-user:      %s (cid %" PRIu32 "%s%s): %s",
+		    vi.path, vi.cid, vi.name[0] != '\0' ? ", vm " : "",
+		    vi.name, !vi.frontend ? "waiting for QEMU" : !vi.running ?
+		    "QEMU connected, device stopped" : "running");
+		if (vi.running)
+			text_printf(t, ", %" PRIu32 " connections, %" PRIu64
+			    " bytes to the guest", vi.connections, vi.to_guest);
+		text_printf(t, "\n");
+	}
+	if (json)
+		text_printf(t, "]");
+}
+
 /* `status`: version, uptime, listeners, repository and counters. */
 static enum ph_err
 ctl_status(struct ctl_conn *cc, bool json)
@@ -268,7 +306,9 @@ ctl_status(struct ctl_conn *cc, bool json)
 				text_printf(&t, ",");
 			text_json_str(&t, server_listener_name(ctl->srv, i));
 		}
-		text_printf(&t, "],\"repository\":");
+		text_printf(&t, "]");
+		ctl_status_vhost(ctl, &t, true);
+		text_printf(&t, ",\"repository\":");
 		if (repo != NULL)
 			text_json_str(&t, repo_path(repo));
 		else
@@ -286,7 +326,9 @@ ctl_status(struct ctl_conn *cc, bool json)
 		server_listeners(ctl->srv, ls, sizeof(ls));
 		text_printf(&t, "portholed %s\n", PORTHOLE_VERSION);
 		text_printf(&t, "uptime:          %s\n", up);
-		text_printf(&t, "listeners:       %s\n", ls);
+		text_printf(&t, "listeners:       %s\n", ls[0] != '\0' ? ls :
+		    "(none)");
+		ctl_status_vhost(ctl, &t, false);
 		text_printf(&t, "repository:      %s\n", repo != NULL ?
 		    repo_path(repo) : "(none)");
 		text_printf(&t, "libvirt:         %s\n", lv);
@@ -1447,6 +1489,12 @@ const char *
 control_path(const struct control *ctl)
 {
 	return ctl->path;
+}
+
+void
+control_set_vsockdev(struct control *ctl, struct vsockdev *vd)
+{
+	ctl->vsd = vd;
 }
 
 /* The listening handle is closed; control_free() may run. */

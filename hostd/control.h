@@ -20,6 +20,7 @@ struct control;
 struct log;
 struct server;
 struct state;
+struct vsockdev;
 
 /*
  * Creates the socket at path (making its parent directory if missing) and
@@ -34,6 +35,12 @@ int	control_new(uv_loop_t *loop, struct log *log, struct server *srv,
 
 /* The socket path. */
 const char *control_path(const struct control *ctl);
+
+/*
+ * Lets `status` show the --vhost-user endpoints too; vd is borrowed and
+ * must outlive the control socket. NULL: there are none.
+ */
+void	control_set_vsockdev(struct control *ctl, struct vsockdev *vd);
 
 /*
  * Stops accepting, closes every control connection and removes the socket

@@ -886,6 +886,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "portholed: %s\n", err);
 		goto out_run;
 	}
+	control_set_vsockdev(h.ctl, h.vsd);
 	if ((r = setup_signals(&h)) < 0) {
 		fprintf(stderr, "portholed: cannot handle signals: %s\n",
 		    uv_strerror(r));

@@ -43,6 +43,23 @@ for s in "$VM0" "$VM1"; do
 	[[ $mode == 600 ]] || fail "$s has mode $mode, want 600"
 done
 
+step "status shows each endpoint waiting for its QEMU"
+out=$(phctl status) || fail "status failed"
+grep -q "^vhost-user: *$VM0 (cid 3, vm alpha): waiting for QEMU$" <<<"$out" ||
+	fail "status does not show vm0 waiting: $out"
+grep -q "^vhost-user: *$VM1 (cid 4): waiting for QEMU$" <<<"$out" ||
+	fail "status does not show vm1 waiting: $out"
+out=$(phctl status --json) || fail "status --json failed"
+python3 - "$VM0" "$out" <<'PY' || fail "status --json: $out"
+import json, sys
+eps = json.loads(sys.argv[2])["vhost_user"]
+assert len(eps) == 2, eps
+assert eps[0] == {"path": sys.argv[1], "cid": 3, "vm": "alpha",
+                  "frontend": False, "running": False, "connections": 0,
+                  "bytes_to_guest": 0}, eps[0]
+assert eps[1]["cid"] == 4 and eps[1]["vm"] == "", eps[1]
+PY
+
 step "PING through the device; the CID comes from GET_CONFIG"
 fe "$VM0" 3 ping
 [[ $RC == 0 ]] || fail "ping through vm0 failed$(last_run)"
