@@ -774,6 +774,26 @@ for mode in ("vhost-user", "loopback"):
         dest, run = name.rsplit("-", 2)[1:]
         print(f"{mode}\t{dest}\t{run}\t{m['mb_s']}")
 PY
+	# What the host daemon spent on everything the vhost-user guest pulled
+	# (2 destinations x RUNS pulls of mb MiB), which the guest-bound
+	# throughput above cannot show: CPU, read/write system calls, and the
+	# bytes those calls moved per byte delivered (1.0: each byte is copied
+	# once, from the page cache into the guest).
+	HOST_USE=$(python3 - "$vmwork/vhost-user/summary.json" "$mb" "$RUNS" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+mib = int(sys.argv[2]) * int(sys.argv[3]) * 2
+u = s.get("daemon_usage")
+if u is None:
+    print("host portholed: usage unknown")
+else:
+    moved = (u["rchar"] + u["wchar"]) / (mib << 20)
+    calls = (u["syscr"] + u["syscw"]) / mib
+    print(f"host portholed: {u['cpu_s'] / mib * 1024:.2f} s CPU/GiB, "
+          f"{calls:.0f} read+write calls/MiB, {moved:.2f} bytes moved "
+          f"by them per byte delivered")
+PY
+)
 	awk -F'\t' -v mb="$mb" '
 	function med(s,    a, n, i, j, t) {
 		n = split(s, a, " ")
@@ -797,6 +817,7 @@ PY
 			printf "%-18s %12.1f %12.1f  (%.1fx)\n", label, vh, lo, ratio
 		}
 	}' "$tsv" >"$RESULTS/latest-vhost.txt"
+	echo "$HOST_USE" >>"$RESULTS/latest-vhost.txt"
 	sed 's/^/bench:   /' "$RESULTS/latest-vhost.txt" >&2
 }
 

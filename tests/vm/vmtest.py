@@ -35,6 +35,7 @@ import shlex
 import shutil
 import subprocess
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -357,6 +358,7 @@ class HostDaemon:
         self.sockdir = Path(tempfile.mkdtemp(prefix="ph-vu-"))
         self.log = workdir / "portholed.log"
         self.proc = None
+        self.usage = None       # process_usage() just before SIGTERM
 
     def sock(self, i):
         return self.sockdir / f"vm{i}.sock"
@@ -398,6 +400,7 @@ class HostDaemon:
         """SIGTERM; returns the exit status (None if it had to be killed)."""
         rc = None
         if self.proc is not None and self.proc.poll() is None:
+            self.usage = process_usage(self.proc.pid)
             self.proc.send_signal(signal.SIGTERM)
             try:
                 rc = self.proc.wait(timeout=20)
@@ -410,13 +413,62 @@ class HostDaemon:
         return rc
 
 
-def host_hook(repo):
+def process_usage(pid):
+    """What a live process has used: CPU seconds (user plus system), and
+    from /proc/PID/io its read and write system calls and the bytes they
+    moved (rchar, wchar: through any file, socket or pipe)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        io = Path(f"/proc/{pid}/io").read_text()
+    except OSError:
+        return None
+    # Fields after the parenthesised name; utime and stime are 14 and 15.
+    fields = stat.rsplit(")", 1)[1].split()
+    usage = {"cpu_s": (int(fields[11]) + int(fields[12]))
+             / os.sysconf("SC_CLK_TCK")}
+    for line in io.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("rchar", "wchar", "syscr", "syscw"):
+            usage[key] = int(value)
+    return usage
+
+
+def monitor_command(path, command):
+    """Sends one command to a QEMU human monitor on a unix socket and
+    waits for its next prompt."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(str(path))
+        got = b""
+        while not got.endswith(b"(qemu) "):
+            chunk = s.recv(4096)
+            if not chunk:
+                raise VmError(f"QEMU monitor {path} closed")
+            got += chunk
+        s.sendall(command.encode() + b"\n")
+        got = b""
+        while b"(qemu) " not in got:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+
+
+def host_hook(repo, monitor=None):
     """Console hook: `PH-HOST touch NAME` makes NAME in the host repository
-    (how a guest leaves a mark that outlives its own reboot)."""
+    (how a guest leaves a mark that outlives its own reboot); `PH-HOST
+    pause SECONDS NAME` stops the whole VM through QEMU's monitor for that
+    long, continues it, then makes NAME."""
     def on_line(line):
         m = re.search(r"PH-HOST touch ([A-Za-z0-9._-]+)$", line)
         if m:
             (repo / m.group(1)).touch()
+        m = re.search(r"PH-HOST pause ([0-9]+) ([A-Za-z0-9._-]+)$", line)
+        if m and monitor is not None:
+            monitor_command(monitor, "stop")
+            time.sleep(int(m.group(1)))
+            monitor_command(monitor, "cont")
+            (repo / m.group(2)).touch()
     return on_line
 
 
@@ -485,11 +537,13 @@ def cmd_run_vhost(args):
         for run in range(1, args.runs + 1):
             jobs = []
             for i in range(args.vms):
+                monitor = daemon.sockdir / f"mon{i}.sock"
                 qargs = ["-object", f"memory-backend-memfd,id=mem,size="
                          f"{args.memory}M,share=on",
                          "-machine", "memory-backend=mem",
                          "-chardev", f"socket,id=vu0,path={daemon.sock(i)}",
-                         "-device", "vhost-user-vsock-pci,chardev=vu0"]
+                         "-device", "vhost-user-vsock-pci,chardev=vu0",
+                         "-monitor", f"unix:{monitor},server=on,wait=off"]
                 cmd = vmlib.qemu_command(
                     kernel.vmlinuz, initrd, args.memory, args.smp,
                     list(args.append) + [f"ph.vm=vm{i}", f"ph.run={run}"],
@@ -498,7 +552,7 @@ def cmd_run_vhost(args):
                 tag = f"vm{i}" if args.runs == 1 else f"vm{i}.run{run}"
                 (workdir / f"qemu-command-{tag}").write_text(
                     " ".join(cmd) + "\n")
-                hook = host_hook(repo)
+                hook = host_hook(repo, monitor)
                 if args.verbose:
                     def echo(line, t=tag, h=hook):
                         h(line)
@@ -540,6 +594,7 @@ def cmd_run_vhost(args):
     failed = print_tap(checks)
     summary["failed"] = failed
     summary["daemon_exit"] = rc
+    summary["daemon_usage"] = daemon.usage
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
     if failed:
         print("# last daemon log lines:")

@@ -36,6 +36,13 @@ ph_host_touch() {
 	echo "PH-HOST touch $1"
 }
 
+# ph_host_pause SECONDS NAME: asks the harness to pause this whole VM for
+# SECONDS (QEMU's stop and cont, vhost-user tests), then create NAME in
+# the host's repository to say it is over.
+ph_host_pause() {
+	echo "PH-HOST pause $1 $2"
+}
+
 # ph_note TEXT: free text for the console log only.
 ph_note() {
 	echo "# $PH_SCRIPT: $*"

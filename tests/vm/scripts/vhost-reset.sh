@@ -1,7 +1,8 @@
 # Device resets in the middle of transfers, against the host's portholed as
 # this guest's vhost-user vsock device (run with --boots 2).
 #
-# First boot: a big pull is under way when the guest unbinds and rebinds
+# First boot: a pull lives through the host pausing the whole VM. Then a
+# big pull is under way when the guest unbinds and rebinds
 # its virtio-vsock driver (a device reset: the daemon must drop the
 # connection, not itself); the pull fails as a lost connection and resumes
 # afterwards to a verified file. Then another pull is under way when the
@@ -45,6 +46,32 @@ if ph stat /.rebooted >/dev/null 2>&1; then
 	    ph_result sha256-after-reboot fail "msg=sha256 $got, want $want"
 	exit 0
 fi
+
+# -- A pause in the middle of a transfer ------------------------------------------
+# The host stops the whole VM for 3 s and continues it (QEMU's stop and
+# cont: the device's rings stop and resume where they were). The pull is
+# held (SIGSTOP) until the pause is over, so it is surely mid-transfer;
+# its connection must live through it and the file must verify.
+ph get -q /big.bin "$out/big.bin" 2>"$out/pause.err" &
+pid=$!
+if wait_part "$out/big.bin" 4194304; then
+	ph_result pause-pull-under-way pass
+else
+	ph_result pause-pull-under-way fail "msg=no 4 MiB arrived in 30 s"
+fi
+kill -STOP $pid
+ph_host_pause 3 .paused
+ph_wait_for paused-and-resumed 300 ph stat /.paused
+kill -CONT $pid
+wait $pid
+rc=$?
+ph_show_file pause-get "$out/pause.err"
+[ $rc -eq 0 ] && ph_result pull-survived-pause pass || \
+    ph_result pull-survived-pause fail "rc=$rc"
+got=$(sha256sum "$out/big.bin" 2>/dev/null | cut -d' ' -f1)
+[ "$got" = "$want" ] && ph_result sha256-after-pause pass || \
+    ph_result sha256-after-pause fail "msg=sha256 $got, want $want"
+rm -f "$out/big.bin"
 
 # -- Device reset in the middle of a transfer ------------------------------------
 dev=$(ls "$drv" | grep '^virtio' | head -n 1)
