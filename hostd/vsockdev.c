@@ -388,9 +388,9 @@ vsd_on_session(uv_poll_t *h, int status, int events)
 		s->was_running = st.running;
 		if (st.running)
 			log_info(s->ep->vd->log, "%s: device running (features "
-			    "0x%" PRIx64 "), %" PRIu32 " guest connections "
-			    "kept", s->ep->label, vhost_user_features(s->vu),
-			    st.connections);
+			    "0x%" PRIx64 ")%s", s->ep->label,
+			    vhost_user_features(s->vu), st.connections > 0 ?
+			    "; its guest connections go on" : "");
 		else
 			log_info(s->ep->vd->log, "%s: device stopped (the VM "
 			    "paused, or its driver reset it)", s->ep->label);
