@@ -51,6 +51,21 @@ SOCAT_BUF=131072	# socat's default 8 KiB buffer would make it 5x slower
 ALL_PEERS="porthole raw nginx socat"
 PEERS=${BENCH_PEERS:-$ALL_PEERS}
 
+# An awk function for the reports: med(" a b c") is the median of the
+# numbers in a space-separated list (0 for none).
+AWK_MEDIAN='
+function med(s,    a, n, i, j, t) {
+	n = split(s, a, " ")
+	for (i = 2; i <= n; i++) {
+		t = a[i]
+		for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--)
+			a[j + 1] = a[j]
+		a[j + 1] = t
+	}
+	return n == 0 ? 0 : (n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2)
+}
+'
+
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 
@@ -696,17 +711,7 @@ run_nesting() {
 	done
 	# Medians of the timed runs against the direct pull; the targets are
 	# warm >= 90% and cold >= 80% of its throughput, cold TTFB <= 2x.
-	awk -F'\t' '
-	function med(s,    a, n, i, j, t) {
-		n = split(s, a, " ")
-		for (i = 2; i <= n; i++) {
-			t = a[i]
-			for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--)
-				a[j + 1] = a[j]
-			a[j + 1] = t
-		}
-		return n == 0 ? 0 : (n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2)
-	}
+	awk -F'\t' "$AWK_MEDIAN"'
 	NR > 1 && $2 > 0 && $6 == 0 {
 		if (!($1 in secs)) order[++n] = $1
 		secs[$1] = secs[$1] " " $3; ttfb[$1] = ttfb[$1] " " $5; bytes = $4
@@ -794,17 +799,7 @@ else:
           f"by them per byte delivered")
 PY
 )
-	awk -F'\t' -v mb="$mb" '
-	function med(s,    a, n, i, j, t) {
-		n = split(s, a, " ")
-		for (i = 2; i <= n; i++) {
-			t = a[i]
-			for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--)
-				a[j + 1] = a[j]
-			a[j + 1] = t
-		}
-		return n == 0 ? 0 : (n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2)
-	}
+	awk -F'\t' -v mb="$mb" "$AWK_MEDIAN"'
 	NR > 1 { v[$1 "/" $2] = v[$1 "/" $2] " " $4 }
 	END {
 		printf "guest pulls of %d MiB, median MB/s (TCG guest, 2 vCPUs)\n", mb

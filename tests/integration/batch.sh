@@ -3,6 +3,16 @@
 # failure in the middle does not stop the others and sets the exit code.
 . "$(dirname "$0")/lib.sh"
 
+# relay_start NAME: a socat relay $T/NAME.sock -> the daemon, logging each
+# connection it accepts to $T/NAME.log; its pid in $relay.
+relay_start() {
+	socat -d -d "UNIX-LISTEN:$T/$1.sock,fork" "UNIX-CONNECT:$SOCK" \
+	    2>"$T/$1.log" &
+	relay=$!
+	track "$relay"
+	wait_for 10 test -S "$T/$1.sock" || fail "socat relay did not start"
+}
+
 step "create the repository"
 mkrand "$REPO/a.bin" 3M
 mkrand "$REPO/sub/b.bin" 100K
@@ -29,10 +39,7 @@ assert_eq "$n" 3 "GET lines logged for the batch"
 assert_eq "$(wc -l <<<"$pids")" 1 "distinct client pids in the batch ($pids)"
 
 step "the batch used one connection (counted by a socat relay)"
-socat -d -d "UNIX-LISTEN:$T/relay.sock,fork" "UNIX-CONNECT:$SOCK" 2>"$T/relay.log" &
-relay=$!
-track "$relay"
-wait_for 10 test -S "$T/relay.sock" || fail "socat relay did not start"
+relay_start relay
 mkdir -p "$T/dl2"
 ok "$PORTHOLE" -e "unix:$T/relay.sock" get a.bin sub/b.bin c.txt d.empty "$T/dl2/"
 kill "$relay" 2>/dev/null
@@ -103,10 +110,7 @@ assert_same_file "$T/dl8/c.txt" "$REPO/sub/c.txt"
 assert_no_file "$T/dl8/c.txt.part"
 
 step "a .part that cannot be opened after its GET went out: that file fails (8), the connection is replaced, the rest arrive"
-socat -d -d "UNIX-LISTEN:$T/relay2.sock,fork" "UNIX-CONNECT:$SOCK" 2>"$T/relay2.log" &
-relay=$!
-track "$relay"
-wait_for 10 test -S "$T/relay2.sock" || fail "socat relay did not start"
+relay_start relay2
 mkdir -p "$T/dl9"
 mkfifo "$T/dl9/b.bin.part"
 expect_rc 8 "$PORTHOLE" -e "unix:$T/relay2.sock" get a.bin sub/b.bin c.txt "$T/dl9/"

@@ -43,15 +43,8 @@ struct server {
 static void
 child_write(int fd, const uint8_t *p, size_t len)
 {
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n <= 0)
-			_exit(3);
-		p += n;
-		len -= (size_t)n;
-	}
+	if (ph_write_full(fd, p, len) < 0)
+		_exit(3);
 }
 
 /* Reads one request frame, whatever it is; the child exits on failure. */

@@ -300,13 +300,19 @@ def report_metrics(res, con, prefix=""):
     print(f"# {prefix}total: {res.wall_s:.1f} s wall")
 
 
-def cmd_run(args):
-    if args.vhost_user:
-        return cmd_run_vhost(args)
-    workdir = Path(args.workdir).resolve()
+def fresh_workdir(path):
+    """The run's work directory, emptied of any earlier run's files."""
+    workdir = Path(path).resolve()
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
+    return workdir
+
+
+def cmd_run(args):
+    if args.vhost_user:
+        return cmd_run_vhost(args)
+    workdir = fresh_workdir(args.workdir)
     t0 = time.monotonic()
     # Missing binaries are the likeliest setup error: say so before fetching.
     bins = find_static_binaries(args) if args.porthole else None
@@ -508,10 +514,7 @@ def cmd_run_vhost(args):
     host (see the module docstring)."""
     if args.vhost_socket:
         return cmd_run_external(args)
-    workdir = Path(args.workdir).resolve()
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
+    workdir = fresh_workdir(args.workdir)
     t0 = time.monotonic()
     bins = find_static_binaries(args)
     daemon_bin = Path(args.host_daemon) if args.host_daemon \

@@ -23,6 +23,28 @@ ph_result() {
 	echo "PH-RESULT name=$PH_SCRIPT.$_n status=$_s $*"
 }
 
+# ph_tag TEXT: TEXT as a result name, which cannot hold spaces or slashes.
+ph_tag() {
+	printf '%s' "$1" | tr ' /' '__'
+}
+
+# The small files of the test repository (vmtest.py makes them), and the
+# one whose name has spaces.
+PH_SMALL="hello.txt empty docs/readme.md docs/notes/deep.txt tools/run.sh
+data/blob-1m.bin data/blob-odd.bin"
+PH_SPACES="name with spaces.txt"
+
+# ph_get_small EP DIR: pulls each small file and the one with spaces from
+# EP into DIR, one connection each, with a result get.NAME per file.
+ph_get_small() {
+	# shellcheck disable=SC2086
+	for _f in $PH_SMALL "$PH_SPACES"; do
+		mkdir -p "$2/$(dirname "$_f")"
+		ph_check "get.$(ph_tag "$_f")" porthole -e "$1" get -q "/$_f" \
+		    "$2/$_f"
+	done
+}
+
 # ph_metric NAME KEY=VALUE ...
 ph_metric() {
 	_n=$1

@@ -13,11 +13,6 @@ out=/tmp/chain/out
 run=/tmp/chain/run
 mkdir -p "$out" "$run"
 
-# Result names cannot hold spaces or slashes.
-tag() {
-	printf '%s' "$1" | tr ' /' '__'
-}
-
 # timed_pull NAME PORT: pulls /chain.bin from vsock:1:PORT into $out/NAME,
 # checks it and reports its throughput as metric NAME; sets $ms.
 timed_pull() {
@@ -80,14 +75,14 @@ warm_ms=$ms
 for f in hello.txt empty docs/readme.md tools/run.sh data/blob-odd.bin \
     "name with spaces.txt"; do
 	mkdir -p "$out/small/$(dirname "$f")"
-	ph_check "get.$(tag "$f")" porthole -e vsock:1:7393 get -q "/$f" \
+	ph_check "get.$(ph_tag "$f")" porthole -e vsock:1:7393 get -q "/$f" \
 	    "$out/small/$f" && \
-	    ph_check "cmp.$(tag "$f")" cmp "$repo/$f" "$out/small/$f"
+	    ph_check "cmp.$(ph_tag "$f")" cmp "$repo/$f" "$out/small/$f"
 done
 for p in /hello.txt /docs /tools/run.sh; do
 	porthole -e vsock:1:7390 stat --json "$p" >"$run/stat0" 2>&1
 	porthole -e vsock:1:7393 stat --json "$p" >"$run/stat3" 2>&1
-	ph_check "stat-same.$(tag "$p")" cmp "$run/stat0" "$run/stat3"
+	ph_check "stat-same.$(ph_tag "$p")" cmp "$run/stat0" "$run/stat3"
 done
 porthole -e vsock:1:7390 ls -l /docs >"$run/ls0" 2>&1
 porthole -e vsock:1:7393 ls -l /docs >"$run/ls3" 2>&1

@@ -17,11 +17,6 @@ ph() {
 	porthole -e "$ep" "$@"
 }
 
-# Result names cannot hold spaces or slashes.
-tag() {
-	printf '%s' "$1" | tr ' /' '__'
-}
-
 # -- The big file is made here rather than shipped in the initramfs. -------
 t0=$(ph_now_cs)
 if dd if=/dev/urandom of="$repo/big.bin" bs=1048576 count="$big_mb" \
@@ -36,21 +31,16 @@ ph_portholed hostd "$port" -r "$repo"
 ph_check ping ph ping
 
 # -- Small files, one per connection --------------------------------------
-small="hello.txt empty docs/readme.md docs/notes/deep.txt tools/run.sh
-data/blob-1m.bin data/blob-odd.bin"
-for f in $small; do
-	mkdir -p "$out/$(dirname "$f")"
-	ph_check "get.$(tag "$f")" ph get -q "/$f" "$out/$f"
-done
-sp="name with spaces.txt"
-ph_check "get.$(tag "$sp")" ph get -q "/$sp" "$out/$sp"
+small=$PH_SMALL
+sp=$PH_SPACES
+ph_get_small "$ep" "$out"
 
 # Byte for byte against the repository, and digests against the host's.
 bad=""
 for f in $small; do
 	cmp "$repo/$f" "$out/$f" || bad="$bad $f"
 done
-cmp "$repo/$sp" "$out/$sp" || bad="$bad $(tag "$sp")"
+cmp "$repo/$sp" "$out/$sp" || bad="$bad $(ph_tag "$sp")"
 [ -z "$bad" ] && ph_result cmp-small pass || \
     ph_result cmp-small fail "msg=differ:$bad"
 ph_check sha256-small sh -c "cd '$out' && sha256sum -c '$repo.sha256'"
@@ -157,7 +147,7 @@ ph_show_file ls "$run/ls.out"
 bad=""
 for n in big.bin data docs empty emptydir hello.txt tools \
     "name with spaces.txt"; do
-	grep -q "$n" "$run/ls.out" || bad="$bad $(tag "$n")"
+	grep -q "$n" "$run/ls.out" || bad="$bad $(ph_tag "$n")"
 done
 [ $rc -eq 0 ] && [ -z "$bad" ] && ph_result ls pass || \
     ph_result ls fail "rc=$rc" "msg=missing:$bad"

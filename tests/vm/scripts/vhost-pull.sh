@@ -17,11 +17,6 @@ ph() {
 	porthole -e "$ep" "$@"
 }
 
-# Result names cannot hold spaces or slashes.
-tag() {
-	printf '%s' "$1" | tr ' /' '__'
-}
-
 # check_sum NAME FILE...: the pulled files' digests match the host's.
 check_sum() {
 	_n=$1
@@ -55,14 +50,9 @@ if [ "$PH_RUN" != 1 ]; then
 fi
 
 # -- Small files, one connection each ---------------------------------------
-small="hello.txt empty docs/readme.md docs/notes/deep.txt tools/run.sh
-data/blob-1m.bin data/blob-odd.bin"
-for f in $small; do
-	mkdir -p "$out/$(dirname "$f")"
-	ph_check "get.$(tag "$f")" ph get -q "/$f" "$out/$f"
-done
-sp="name with spaces.txt"
-ph_check "get.$(tag "$sp")" ph get -q "/$sp" "$out/$sp"
+small=$PH_SMALL
+sp=$PH_SPACES
+ph_get_small "$ep" "$out"
 # shellcheck disable=SC2086
 check_sum sha256-small $small
 ph_check sha256-spaces sh -c "cd '$out' && grep '  $sp\$' '$sums' | sha256sum -c"
