@@ -183,6 +183,34 @@ int	cache_fill_begin(struct cache *c, uint64_t size,
 	    struct cache_fill **out);
 
 /*
+ * Starts a fill of exactly size bytes that will not be kept: for when the
+ * disk has no room for the blob but its bytes must still be streamed and
+ * checked. They go to an anonymous memory file (memfd), not the blob
+ * directory, and count against no budget; the caller bounds how much it
+ * holds this way. Writing, reading through cache_fill_fd() and
+ * cache_fill_finish() work as for any fill; cache_fill_commit() refuses
+ * it (-EINVAL), so it ends with cache_fill_abort(). Returns 0 and sets
+ * *out, -ENOMEM, or the errno of memfd_create().
+ */
+int	cache_fill_begin_unkept(struct cache *c, uint64_t size,
+	    struct cache_fill **out);
+
+/*
+ * Starts an unkept fill that goes on where f stopped: a copy of the bytes
+ * written to f so far (cache_fill_written(), whatever write failed after
+ * them) and of their hash, for a fill that ran out of disk and whose
+ * readers must still get the file. f is unchanged and still needs
+ * cache_fill_abort(); not after cache_fill_finish() returned 0 (-EINVAL),
+ * and not while another thread writes to f. Returns 0 and sets *out, or
+ * an errno of memfd_create() or of copying.
+ */
+int	cache_fill_unkept_copy(const struct cache_fill *f,
+	    struct cache_fill **out);
+
+/* False for a fill from cache_fill_begin_unkept(). Any thread. */
+bool	cache_fill_kept(const struct cache_fill *f);
+
+/*
  * Any thread: appends len bytes, hashing them. Returns 0, -EFBIG past the
  * declared size, or the errno of the write (-ENOSPC on a full disk, and
  * for a file size limit). After a failure only cache_fill_abort() is

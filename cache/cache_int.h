@@ -138,6 +138,8 @@ struct cache_fill {
 	int			 rfd;		/* read-only, for cache_fill_fd() */
 	int			 err;		/* first failure, sticky */
 	bool			 finished;
+	bool			 kept;		/* a blob file in DIR/tmp/, not
+						   memory */
 	uint8_t			 sha256[CACHE_SHA256_LEN];
 	char			 name[CACHE__TMPNAME_MAX];
 };

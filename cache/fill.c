@@ -7,9 +7,37 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <unistd.h>
 
 #include "cache_int.h"
+
+/* A fill with its hash started and no file yet. */
+static int
+fill_new(struct cache *c, uint64_t size, struct cache_fill **out)
+{
+	struct cache_fill	*f;
+
+	*out = NULL;
+	if ((f = calloc(1, sizeof(*f))) == NULL)
+		return -ENOMEM;
+	f->c = c;
+	f->size = size;
+	f->fd = f->rfd = -1;
+	atomic_init(&f->written, 0);
+	if ((f->md = EVP_MD_CTX_new()) == NULL) {
+		free(f);
+		return -ENOMEM;
+	}
+	if (EVP_DigestInit_ex(f->md, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(f->md);
+		free(f);
+		return -EIO;
+	}
+	*out = f;
+	return 0;
+}
 
 /* Reserves the declared size first, so a fill can never take the cache
  * over its budget however many run at once. */
@@ -22,20 +50,8 @@ cache_fill_begin(struct cache *c, uint64_t size, struct cache_fill **out)
 	*out = NULL;
 	if (size > c->budget || size > CACHE__MAX_SIZE)
 		return -EFBIG;
-	if ((f = calloc(1, sizeof(*f))) == NULL)
-		return -ENOMEM;
-	f->c = c;
-	f->size = size;
-	f->fd = f->rfd = -1;
-	atomic_init(&f->written, 0);
-	if ((f->md = EVP_MD_CTX_new()) == NULL) {
-		rc = -ENOMEM;
-		goto fail;
-	}
-	if (EVP_DigestInit_ex(f->md, EVP_sha256(), NULL) != 1) {
-		rc = -EIO;
-		goto fail;
-	}
+	if ((rc = fill_new(c, size, &f)) < 0)
+		return rc;
 	if ((rc = cache__make_room(c, size)) != 0)
 		goto fail;
 	if ((rc = cache__tmp_create(c, "fill", f->name)) < 0)
@@ -45,6 +61,7 @@ cache_fill_begin(struct cache *c, uint64_t size, struct cache_fill **out)
 		rc = -errno;
 		goto fail_file;
 	}
+	f->kept = true;
 	c->reserved += size;
 	*out = f;
 	return 0;
@@ -56,6 +73,75 @@ fail:
 	EVP_MD_CTX_free(f->md);
 	free(f);
 	return rc;
+}
+
+/* Memory, not the blob directory: the point is a disk without room. */
+int
+cache_fill_begin_unkept(struct cache *c, uint64_t size,
+    struct cache_fill **out)
+{
+	struct cache_fill	*f;
+	int			 rc;
+
+	if ((rc = fill_new(c, size, &f)) < 0)
+		return rc;
+	if ((f->fd = memfd_create("porthole-unkept", MFD_CLOEXEC)) == -1 ||
+	    (f->rfd = fcntl(f->fd, F_DUPFD_CLOEXEC, 0)) == -1) {
+		rc = -errno;
+		if (f->fd >= 0)
+			close(f->fd);
+		EVP_MD_CTX_free(f->md);
+		free(f);
+		return rc;
+	}
+	*out = f;
+	return 0;
+}
+
+/* The bytes move in the kernel; the hash state is copied, not redone. */
+int
+cache_fill_unkept_copy(const struct cache_fill *f, struct cache_fill **out)
+{
+	struct cache_fill	*n;
+	uint64_t		 w;
+	off_t			 off = 0;
+	ssize_t			 r;
+	int			 rc;
+
+	*out = NULL;
+	if (f->finished)
+		return -EINVAL;
+	w = atomic_load_explicit(&((struct cache_fill *)f)->written,
+	    memory_order_acquire);
+	if ((rc = cache_fill_begin_unkept(f->c, f->size, &n)) < 0)
+		return rc;
+	if (EVP_MD_CTX_copy_ex(n->md, f->md) != 1) {
+		rc = -EIO;
+		goto fail;
+	}
+	while ((uint64_t)off < w) {
+		r = sendfile(n->fd, f->rfd, &off, (size_t)(w - (uint64_t)off <
+		    CACHE_CHUNK ? w - (uint64_t)off : CACHE_CHUNK));
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			rc = r == -1 ? -errno : -ENODATA;
+			goto fail;
+		}
+	}
+	atomic_store_explicit(&n->written, w, memory_order_release);
+	*out = n;
+	return 0;
+
+fail:
+	cache_fill_abort(n);
+	return rc;
+}
+
+bool
+cache_fill_kept(const struct cache_fill *f)
+{
+	return f->kept;
 }
 
 /*
@@ -139,9 +225,11 @@ fill_free(struct cache_fill *f, bool release)
 		close(f->fd);
 	if (f->rfd >= 0)
 		close(f->rfd);
-	unlinkat(f->c->tmpfd, f->name, 0);
-	if (release)
-		f->c->reserved -= f->size;
+	if (f->kept) {
+		unlinkat(f->c->tmpfd, f->name, 0);
+		if (release)
+			f->c->reserved -= f->size;
+	}
 	EVP_MD_CTX_free(f->md);
 	free(f);
 }
@@ -162,7 +250,7 @@ cache_fill_commit(struct cache_fill *f, struct cache_blob **out)
 
 	if (out != NULL)
 		*out = NULL;
-	if (!f->finished) {
+	if (!f->finished || !f->kept) {
 		rc = f->err != 0 ? f->err : -EINVAL;
 		goto out;
 	}

@@ -19,7 +19,8 @@
 struct state {
 	sqlite3		*db;
 	sqlite3_stmt	*audit_ins;	/* prepared once, reused per row */
-	char		 msg[256];	/* our own error, when not SQLite's */
+	char		 msg[256];	/* the call's first error, or our own */
+	int		 err;		/* its errno: -ENOSPC, -EIO; or 0 */
 };
 
 /* The tables version 2 adds: rules in order, and the audit trail. */
@@ -44,12 +45,57 @@ static const char state_schema_v2[] =
     " ms INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS audit_time ON audit (time_ms);";
 
+/* Starts a public call: no error yet. */
+static void
+state_begin_call(struct state *st)
+{
+	st->msg[0] = '\0';
+	st->err = 0;
+}
+
+/*
+ * Keeps the call's first SQLite error (later statements, a ROLLBACK
+ * above all, would replace it) and returns its errno: -ENOSPC when the
+ * disk or the database is full, else -EIO.
+ */
+static int
+state_sqlerr(struct state *st)
+{
+	if (st->err != 0)
+		return st->err;
+	if ((sqlite3_errcode(st->db) & 0xff) == SQLITE_FULL) {
+		st->err = -ENOSPC;
+		snprintf(st->msg, sizeof(st->msg), "%s (%s)", strerror(ENOSPC),
+		    sqlite3_errmsg(st->db));
+	} else {
+		st->err = -EIO;
+		snprintf(st->msg, sizeof(st->msg), "%s", sqlite3_errmsg(st->db));
+	}
+	return st->err;
+}
+
+/*
+ * Ends a failed transaction and returns err, or the first SQLite error's
+ * errno when err is -EIO. SQLite rolls some failures back by itself (a
+ * full disk among them): ROLLBACK only while one is still open.
+ */
+static int
+state_abort(struct state *st, int err)
+{
+	if (err == -EIO && st->err != 0)
+		err = st->err;
+	if (!sqlite3_get_autocommit(st->db))
+		(void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	return err;
+}
+
 /* Runs SQL that returns no rows. */
 static int
 state_exec(struct state *st, const char *sql)
 {
-	return sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK ?
-	    0 : -EIO;
+	if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return state_sqlerr(st);
+	return 0;
 }
 
 /* Reads the one integer a query (or PRAGMA) returns. */
@@ -61,11 +107,12 @@ state_query_int(struct state *st, const char *sql, int64_t *out)
 
 	*out = 0;
 	if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) != SQLITE_OK)
-		return -EIO;
+		return state_sqlerr(st);
 	if (sqlite3_step(stmt) == SQLITE_ROW) {
 		*out = sqlite3_column_int64(stmt, 0);
 		err = 0;
-	}
+	} else
+		err = state_sqlerr(st);
 	sqlite3_finalize(stmt);
 	return err;
 }
@@ -97,9 +144,8 @@ state_schema(struct state *st, char *err, size_t errlen)
 	    state_exec(st, "PRAGMA user_version = 2") < 0 ||
 	    state_exec(st, "COMMIT") < 0) {
 		snprintf(err, errlen, "cannot create the schema: %s",
-		    sqlite3_errmsg(st->db));
-		(void)state_exec(st, "ROLLBACK");
-		return -EIO;
+		    state_errmsg(st));
+		return state_abort(st, -EIO);
 	}
 	return 0;
 }
@@ -191,7 +237,7 @@ state_get(struct state *st, const char *key, char **value)
 	int err = -EIO, rc;
 
 	*value = NULL;
-	st->msg[0] = '\0';
+	state_begin_call(st);
 	if (sqlite3_prepare_v2(st->db,
 	    "SELECT value FROM settings WHERE key = ?1", -1, &stmt,
 	    NULL) != SQLITE_OK)
@@ -226,16 +272,18 @@ state_set(struct state *st, const char *key, const char *value)
 	sqlite3_stmt *stmt = NULL;
 	int err = -EIO;
 
-	st->msg[0] = '\0';
+	state_begin_call(st);
 	if (sqlite3_prepare_v2(st->db,
 	    "INSERT INTO settings (key, value) VALUES (?1, ?2) "
 	    "ON CONFLICT (key) DO UPDATE SET value = excluded.value", -1,
 	    &stmt, NULL) != SQLITE_OK)
-		return -EIO;
+		return state_sqlerr(st);
 	if (sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC) == SQLITE_OK &&
 	    sqlite3_bind_text(stmt, 2, value, -1, SQLITE_STATIC) ==
 	    SQLITE_OK && sqlite3_step(stmt) == SQLITE_DONE)
 		err = 0;
+	else
+		err = state_sqlerr(st);
 	sqlite3_finalize(stmt);
 	return err;
 }
@@ -286,7 +334,7 @@ state_acl_load(struct state *st, struct acl_rule **rules, size_t *n)
 
 	*rules = NULL;
 	*n = 0;
-	st->msg[0] = '\0';
+	state_begin_call(st);
 	if (sqlite3_prepare_v2(st->db, "SELECT action, kind, match, prefix, "
 	    "position FROM acl ORDER BY position, rowid", -1, &stmt,
 	    NULL) != SQLITE_OK)
@@ -328,13 +376,15 @@ state_run_int(struct state *st, const char *sql, int64_t a, int64_t b,
 	int n, err = -EIO;
 
 	if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) != SQLITE_OK)
-		return -EIO;
+		return state_sqlerr(st);
 	n = sqlite3_bind_parameter_count(stmt);
 	if ((n < 1 || sqlite3_bind_int64(stmt, 1, a) == SQLITE_OK) &&
 	    (n < 2 || sqlite3_bind_int64(stmt, 2, b) == SQLITE_OK) &&
 	    (n < 3 || sqlite3_bind_int64(stmt, 3, c) == SQLITE_OK) &&
 	    sqlite3_step(stmt) == SQLITE_DONE)
 		err = 0;
+	else
+		err = state_sqlerr(st);
 	sqlite3_finalize(stmt);
 	return err;
 }
@@ -354,7 +404,7 @@ state_acl_renumber(struct state *st)
 
 	if (sqlite3_prepare_v2(st->db, "SELECT rowid FROM acl ORDER BY "
 	    "position, rowid", -1, &sel, NULL) != SQLITE_OK)
-		return -EIO;
+		return state_sqlerr(st);
 	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
 		if (n == cap) {
 			cap = cap == 0 ? 16 : cap * 2;
@@ -415,9 +465,10 @@ state_acl_add(struct state *st, uint32_t at, const struct acl_rule *r,
 	int err = -EIO;
 
 	*pos = 0;
-	st->msg[0] = '\0';
-	if (state_exec(st, "BEGIN IMMEDIATE") < 0)
-		return -EIO;
+	state_begin_call(st);
+	if ((err = state_exec(st, "BEGIN IMMEDIATE")) < 0)
+		return err;
+	err = -EIO;
 	if (state_query_int(st, "SELECT count(*) FROM acl", &count) < 0)
 		goto fail;
 	if (at == 0)
@@ -434,16 +485,20 @@ state_acl_add(struct state *st, uint32_t at, const struct acl_rule *r,
 	state_acl_words(r, &kind, match, sizeof(match));
 	if (sqlite3_prepare_v2(st->db, "INSERT INTO acl (position, action, "
 	    "kind, match, prefix) VALUES (?1, ?2, ?3, ?4, ?5)", -1, &stmt,
-	    NULL) != SQLITE_OK)
+	    NULL) != SQLITE_OK) {
+		(void)state_sqlerr(st);
 		goto fail;
+	}
 	if (sqlite3_bind_int64(stmt, 1, at) != SQLITE_OK ||
 	    sqlite3_bind_text(stmt, 2, r->allow ? "allow" : "deny", -1,
 	    SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_text(stmt, 3, kind, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_text(stmt, 4, match, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_text(stmt, 5, r->prefix, -1, SQLITE_STATIC) !=
-	    SQLITE_OK || sqlite3_step(stmt) != SQLITE_DONE)
+	    SQLITE_OK || sqlite3_step(stmt) != SQLITE_DONE) {
+		(void)state_sqlerr(st);
 		goto fail;
+	}
 	sqlite3_finalize(stmt);
 	stmt = NULL;
 	if (state_exec(st, "COMMIT") < 0)
@@ -452,8 +507,7 @@ state_acl_add(struct state *st, uint32_t at, const struct acl_rule *r,
 	return 0;
 fail:
 	sqlite3_finalize(stmt);
-	(void)state_exec(st, "ROLLBACK");
-	return err;
+	return state_abort(st, err);
 }
 
 /* Deletes one rule and moves the later ones up, atomically. */
@@ -463,9 +517,10 @@ state_acl_remove(struct state *st, uint32_t pos)
 	int64_t count;
 	int err = -EIO;
 
-	st->msg[0] = '\0';
-	if (state_exec(st, "BEGIN IMMEDIATE") < 0)
-		return -EIO;
+	state_begin_call(st);
+	if ((err = state_exec(st, "BEGIN IMMEDIATE")) < 0)
+		return err;
+	err = -EIO;
 	if (state_query_int(st, "SELECT count(*) FROM acl", &count) < 0)
 		goto fail;
 	if (pos == 0 || (int64_t)pos > count) {
@@ -481,8 +536,7 @@ state_acl_remove(struct state *st, uint32_t pos)
 		goto fail;
 	return 0;
 fail:
-	(void)state_exec(st, "ROLLBACK");
-	return err;
+	return state_abort(st, err);
 }
 
 /* ---- Audit trail --------------------------------------------------- */
@@ -534,16 +588,16 @@ state_audit_append(struct state *st, const struct state_audit_row *rows,
 	size_t i;
 
 	*deleted = 0;
-	st->msg[0] = '\0';
+	state_begin_call(st);
 	if (st->audit_ins == NULL && sqlite3_prepare_v3(st->db,
 	    "INSERT INTO audit (time_ms, cid, peer, domain, uuid, op, path, "
 	    "result, bytes, ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
 	    "?10)", -1, SQLITE_PREPARE_PERSISTENT, &st->audit_ins,
 	    NULL) != SQLITE_OK)
-		return -EIO;
+		return state_sqlerr(st);
 	s = st->audit_ins;
 	if (state_exec(st, "BEGIN IMMEDIATE") < 0)
-		return -EIO;
+		return st->err;
 	for (i = 0; i < n; i++) {
 		const struct state_audit_row *r = &rows[i];
 
@@ -561,8 +615,10 @@ state_audit_append(struct state *st, const struct state_audit_row *rows,
 		    (int64_t)r->bytes) != SQLITE_OK ||
 		    sqlite3_bind_int64(s, 10, r->ms > INT64_MAX ? INT64_MAX :
 		    (int64_t)r->ms) != SQLITE_OK ||
-		    sqlite3_step(s) != SQLITE_DONE)
+		    sqlite3_step(s) != SQLITE_DONE) {
+			(void)state_sqlerr(st);
 			goto fail;
+		}
 	}
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
@@ -574,8 +630,7 @@ fail:
 	*deleted = 0;
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
-	(void)state_exec(st, "ROLLBACK");
-	return -EIO;
+	return state_abort(st, -EIO);
 }
 
 /* Retention on its own, in a transaction of its own. */
@@ -584,14 +639,13 @@ state_audit_prune(struct state *st, uint64_t max_rows, int64_t before_ms,
     uint64_t *deleted)
 {
 	*deleted = 0;
-	st->msg[0] = '\0';
+	state_begin_call(st);
 	if (state_exec(st, "BEGIN IMMEDIATE") < 0)
-		return -EIO;
+		return st->err;
 	if (state_audit_prune_tx(st, max_rows, before_ms, deleted) < 0 ||
 	    state_exec(st, "COMMIT") < 0) {
 		*deleted = 0;
-		(void)state_exec(st, "ROLLBACK");
-		return -EIO;
+		return state_abort(st, -EIO);
 	}
 	return 0;
 }
@@ -615,7 +669,7 @@ state_audit_query(struct state *st, const struct state_audit_query *q,
 	int err = -EIO, rc;
 
 	*more = false;
-	st->msg[0] = '\0';
+	state_begin_call(st);
 	/*
 	 * One row more than the limit, counted by the window function, tells
 	 * whether older rows were left out; that oldest one is not shown.

@@ -44,10 +44,15 @@ void	state_close(struct state *st);
  */
 int	state_get(struct state *st, const char *key, char **value);
 
-/* Stores a setting, replacing any old value. Returns 0 or -EIO. */
+/* Stores a setting, replacing any old value. Returns 0, -ENOSPC when the
+ * disk is full, or -EIO. */
 int	state_set(struct state *st, const char *key, const char *value);
 
-/* The last database error message, for logs. */
+/*
+ * Why the last call failed, for logs: its first database error (not what
+ * undoing the transaction said afterwards), "No space left on device
+ * (...)" for a full disk, or our own reason.
+ */
 const char *state_errmsg(struct state *st);
 
 /* ---- Access rules ------------------------------------------------------ */
@@ -64,14 +69,16 @@ int	state_acl_load(struct state *st, struct acl_rule **rules, size_t *n);
  * Inserts r before the rule at position at (1-based; 0 appends), moving
  * that rule and the ones after it down by one, in one transaction. Sets
  * *pos to the new rule's position. Returns 0, -ERANGE when at is past the
- * end plus one, or -EIO.
+ * end plus one, -ENOSPC when the disk is full, or -EIO; on failure nothing
+ * changed.
  */
 int	state_acl_add(struct state *st, uint32_t at, const struct acl_rule *r,
 	    uint32_t *pos);
 
 /*
  * Removes the rule at position pos and closes the gap. Returns 0, -ENOENT
- * when there is no such rule, or -EIO.
+ * when there is no such rule, -ENOSPC when the disk is full, or -EIO; on
+ * failure nothing changed.
  */
 int	state_acl_remove(struct state *st, uint32_t pos);
 
@@ -94,7 +101,8 @@ struct state_audit_row {
 /*
  * Appends n rows and applies retention as state_audit_prune() does, all
  * in one transaction (one commit, one sync). Sets *deleted to the rows
- * retention removed. Returns 0, or -EIO and then nothing changed.
+ * retention removed. Returns 0, or -ENOSPC (a full disk) or -EIO and then
+ * nothing changed.
  */
 int	state_audit_append(struct state *st, const struct state_audit_row *rows,
 	    size_t n, uint64_t max_rows, int64_t before_ms, uint64_t *deleted);
@@ -102,7 +110,7 @@ int	state_audit_append(struct state *st, const struct state_audit_row *rows,
 /*
  * Deletes the rows older than before_ms (0: no age limit), then the
  * oldest rows beyond the newest max_rows (0: all of them), in one
- * transaction. Sets *deleted. Returns 0 or -EIO.
+ * transaction. Sets *deleted. Returns 0, -ENOSPC or -EIO.
  */
 int	state_audit_prune(struct state *st, uint64_t max_rows,
 	    int64_t before_ms, uint64_t *deleted);

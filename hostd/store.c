@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "cache.h"
@@ -25,8 +26,15 @@
 #define STORE_SYNC_MS		5000
 /* Smaller blobs are not worth compressing at rest. */
 #define STORE_PACK_MIN		(64u * 1024)
-/* A full disk makes fills pointless for a while: serve uncached. */
-#define STORE_FULL_BACKOFF_MS	30000
+/* Room a blob file needs beyond its size: blocks, directory entries. */
+#define STORE_DISK_SLACK	(64u * 1024)
+/* Free space the catalog database wants in the state directory. */
+#define STORE_DB_ROOM		(1024u * 1024)
+/* A disk with less free is full (else only the file at hand is too big). */
+#define STORE_FULL_BELOW	(1024u * 1024)
+/* Relay fills that cannot be stored stream from memory, this much at once
+ * at most (the parent sends as fast as it can, whatever the readers do). */
+#define STORE_UNKEPT_MAX	((uint64_t)512 * 1024 * 1024)
 #define STORE_CATALOG_DB	"cache.db"
 /* Readers of a relay fill are woken every this many new bytes. */
 #define STORE_NOTIFY_STEP	(256u * 1024)
@@ -54,6 +62,7 @@ struct fill {
 	char		 msg[200];
 	uint64_t	 size;
 	struct cache_fill *cf;
+	uint64_t	 unkept;	/* bytes counted in s->unkept */
 	int		 read_fd;	/* our own duplicate of the temp file */
 	_Atomic uint64_t written;
 	bool		 has_expect;
@@ -124,6 +133,115 @@ store_disp(const char *rel, char *buf, size_t cap)
 {
 	snprintf(buf, cap, "/%s", strcmp(rel, ".") == 0 ? "" : rel);
 	return buf;
+}
+
+/* ---- Room on the disks ---------------------------------------------------- */
+
+/* Bytes free on d's file system for us, or UINT64_MAX if it cannot tell. */
+static uint64_t
+store_disk_free(const struct store_disk *d)
+{
+	struct statvfs v;
+
+	if (d->fd < 0 || fstatvfs(d->fd, &v) < 0)
+		return UINT64_MAX;
+	return (uint64_t)v.f_bavail * v.f_frsize;
+}
+
+/*
+ * Says once, not per request, that files go uncached for lack of room:
+ * need bytes were wanted with avail free, or (need 0) a write failed.
+ */
+static void
+store_disk_full(struct store *s, struct store_disk *d, uint64_t avail,
+    uint64_t need)
+{
+	char why[96];
+
+	if (d->full)
+		return;
+	d->full = true;
+	if (need == 0)
+		snprintf(why, sizeof(why), "a write failed");
+	else
+		snprintf(why, sizeof(why), "%" PRIu64 " bytes wanted, %" PRIu64
+		    " free", need, avail);
+	log_warn(s->log, "no room on the %s %s (%s): serving files uncached "
+	    "until there is room", d->what, d->path, why);
+}
+
+/*
+ * True if need bytes may fit on d: statvfs says so, and more is free than
+ * when a write there last failed (a file system can refuse what statvfs
+ * promises: quotas, other writers). Checked for every new fill, so a fill
+ * is tried again as soon as space may be free, never after a lockout. Only
+ * a disk with almost nothing free counts as full; one file too large for
+ * what is free is a debug line.
+ */
+static bool
+store_disk_room(struct store *s, struct store_disk *d, uint64_t need)
+{
+	uint64_t avail = store_disk_free(d);
+
+	if (avail == UINT64_MAX || (avail >= need && (d->refused ==
+	    UINT64_MAX || avail > d->refused)))
+		return true;
+	if (avail < need && avail >= STORE_FULL_BELOW)
+		log_debug(s->log, "no room for %" PRIu64 " bytes on the %s %s "
+		    "(%" PRIu64 " free): that file goes uncached", need,
+		    d->what, d->path, avail);
+	else
+		store_disk_full(s, d, avail, need);
+	return false;
+}
+
+/* A write to d failed for lack of room. */
+static void
+store_disk_refused(struct store *s, struct store_disk *d)
+{
+	d->refused = store_disk_free(d);
+	store_disk_full(s, d, d->refused, 0);
+}
+
+/* A blob was stored: both disks took their writes. */
+static void
+store_disk_ok(struct store *s)
+{
+	struct store_disk *d[] = { &s->cache_disk, &s->state_disk };
+
+	for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++) {
+		d[i]->refused = UINT64_MAX;
+		if (d[i]->full)
+			log_info(s->log, "the %s %s has room again: caching "
+			    "files again", d[i]->what, d[i]->path);
+		d[i]->full = false;
+	}
+}
+
+/*
+ * Opens dir for store_disk_free(). A directory that does not open (the
+ * cache and the database did) is never found short of room. Returns 0 or
+ * -ENOMEM.
+ */
+static int
+store_disk_open(struct store_disk *d, const char *what, const char *dir)
+{
+	d->what = what;
+	d->refused = UINT64_MAX;
+	if ((d->path = strdup(dir)) == NULL)
+		return -ENOMEM;
+	d->fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return 0;
+}
+
+static void
+store_disk_close(struct store_disk *d)
+{
+	if (d->fd >= 0)
+		close(d->fd);
+	d->fd = -1;
+	free(d->path);
+	d->path = NULL;
 }
 
 void
@@ -341,6 +459,7 @@ fill_destroy(struct fill *f)
 {
 	fill_unlist(f);
 	cache_fill_abort(f->cf);
+	f->s->unkept -= f->unkept;
 	if (f->read_fd >= 0)
 		close(f->read_fd);
 	if (f->repo_fd >= 0)
@@ -419,30 +538,47 @@ pack_schedule(struct store *s, struct cache_blob *b)
 	pack_next(s);
 }
 
-/* A finished fill: its blob goes into the index, readers hear the end. */
+/*
+ * A finished fill: its blob goes into the index, readers hear the end. The
+ * bytes are complete and checked by then, so a blob that cannot be stored
+ * (a full state directory, a fill kept in memory) is still served: readers
+ * go on from read_fd, which the rename or unlink leaves readable.
+ */
 static void
 fill_complete(struct fill *f)
 {
 	struct store *s = f->s;
 	struct cache_blob *b = NULL;
 	char hex[PH_SHA256_LEN * 2 + 1];
-	int err;
+	bool kept = cache_fill_kept(f->cf);
+	int err = 0;
 
-	err = cache_fill_commit(f->cf, &b);
+	if (kept)
+		err = cache_fill_commit(f->cf, &b);
+	else
+		cache_fill_abort(f->cf);	/* counted uncached at start */
 	f->cf = NULL;
-	if (err < 0) {
-		fill_fail(f, PH_ERR_IO, "cannot store the file in the cache: "
-		    "%s", strerror(-err));
-		return;
-	}
 	f->state = FILL_DONE;
-	s->fills_done++;
-	ph_sha256_hex(f->sha256, hex);
-	log_debug(s->log, "cached /%s: %" PRIu64 " bytes, sha256:%s", f->rel,
-	    f->size, hex);
 	fill_unlist(f);
-	pack_schedule(s, b);
-	cache_blob_put(b);
+	/* The index (state directory) or the rename (cache disk) found no
+	 * room: the one short of it is to blame. */
+	if (err == -ENOSPC)
+		store_disk_refused(s, store_disk_free(&s->state_disk) <
+		    STORE_FULL_BELOW ? &s->state_disk : &s->cache_disk);
+	else if (err < 0)
+		log_info(s->log, "cannot store /%s in the cache: %s; served "
+		    "uncached", f->rel, strerror(-err));
+	if (err < 0)
+		s->uncached++;
+	else if (kept) {
+		store_disk_ok(s);
+		s->fills_done++;
+		ph_sha256_hex(f->sha256, hex);
+		log_debug(s->log, "cached /%s: %" PRIu64 " bytes, sha256:%s",
+		    f->rel, f->size, hex);
+		pack_schedule(s, b);
+		cache_blob_put(b);
+	}
 	fill_notify(f);
 }
 
@@ -516,9 +652,9 @@ fill_after_work(uv_work_t *w, int status)
 	    repo_ns(&now.st_ctim) != repo_ns(&f->st0.st_ctim)))
 		err = -ESTALE;
 	if (err == -ENOSPC) {
-		s->full_until_ms = uv_now(s->loop) + STORE_FULL_BACKOFF_MS;
 		fill_fail(f, PH_ERR_IO, "the cache disk is full; try again "
 		    "(the file is served uncached meanwhile)");
+		store_disk_refused(s, &s->cache_disk);
 	} else if (err == -ECANCELED)
 		fill_fail(f, PH_ERR_SHUTDOWN, "the daemon is stopping");
 	else if (err == -ESTALE || err == -ENODATA || err == -EBADMSG)
@@ -546,23 +682,69 @@ fill_find(struct store *s, const char *key)
 	return NULL;
 }
 
+/* Bytes the running fills have yet to write to the cache disk. */
+static uint64_t
+fill_pending(struct store *s)
+{
+	struct fill *f;
+	uint64_t n = 0;
+
+	LIST_FOREACH(f, &s->fills, link)
+		if (f->cf != NULL && cache_fill_kept(f->cf))
+			n += f->size - atomic_load(&f->written);
+	return n;
+}
+
+/*
+ * Starts f's cache fill: a blob file when keep and both disks have room
+ * (-ENOSPC otherwise), else memory within STORE_UNKEPT_MAX (-ENOBUFS).
+ */
+static int
+fill_begin(struct fill *f, bool keep)
+{
+	struct store *s = f->s;
+	uint64_t pending;
+	int err;
+
+	if (!keep) {
+		if (f->size > STORE_UNKEPT_MAX - s->unkept)
+			return -ENOBUFS;
+		if ((err = cache_fill_begin_unkept(s->cache, f->size,
+		    &f->cf)) < 0)
+			return err;
+		f->unkept = f->size;
+		s->unkept += f->unkept;
+		return 0;
+	}
+	/* Eviction to the budget first: it may free the room checked. */
+	pending = fill_pending(s);
+	if ((err = cache_fill_begin(s->cache, f->size, &f->cf)) < 0)
+		return err;
+	if (!store_disk_room(s, &s->cache_disk, f->size + pending +
+	    STORE_DISK_SLACK) || !store_disk_room(s, &s->state_disk,
+	    STORE_DB_ROOM)) {
+		cache_fill_abort(f->cf);
+		f->cf = NULL;
+		return -ENOSPC;
+	}
+	return 0;
+}
+
 /*
  * A new fill of size bytes under key, listed for single flight (the table
- * holds no reference: a fill leaves it when it ends or is freed). Returns
+ * holds no reference: a fill leaves it when it ends or is freed); keep
+ * false makes it one that streams from memory and is not stored. Returns
  * it with one reference for the caller, or NULL with *err set (-EFBIG:
- * larger than the cache; -ENOSPC: no room; else a file or memory error).
+ * larger than the cache; -ENOSPC: no room; -ENOBUFS: no memory room; else
+ * a file or memory error).
  */
 static struct fill *
 fill_new(struct store *s, const char *key, const char *rel, uint64_t size,
-    const uint8_t *expect, int *err)
+    const uint8_t *expect, bool keep, int *err)
 {
 	struct fill *f;
 
 	*err = 0;
-	if (uv_now(s->loop) < s->full_until_ms) {
-		*err = -ENOSPC;
-		return NULL;
-	}
 	if ((f = calloc(1, sizeof(*f))) == NULL ||
 	    (f->rel = strdup(rel)) == NULL) {
 		free(f);
@@ -579,11 +761,8 @@ fill_new(struct store *s, const char *key, const char *rel, uint64_t size,
 		f->has_expect = true;
 		memcpy(f->expect, expect, PH_SHA256_LEN);
 	}
-	if ((*err = cache_fill_begin(s->cache, size, &f->cf)) < 0) {
-		if (*err == -ENOSPC)
-			s->full_until_ms = uv_now(s->loop) + 1000;
+	if ((*err = fill_begin(f, keep)) < 0)
 		goto fail;
-	}
 	if ((f->read_fd = fcntl(cache_fill_fd(f->cf), F_DUPFD_CLOEXEC, 0)) <
 	    0) {
 		*err = -errno;
@@ -621,7 +800,7 @@ fill_start_local(struct store *s, const char *rel, int fd,
 		s->fill_joins++;
 		return f;
 	}
-	if ((f = fill_new(s, key, rel, (uint64_t)st->st_size, expect,
+	if ((f = fill_new(s, key, rel, (uint64_t)st->st_size, expect, true,
 	    err)) == NULL)
 		return NULL;
 	f->st0 = *st;
@@ -670,6 +849,41 @@ ufill_on_meta(void *arg, const struct ph_meta *meta)
 }
 
 /*
+ * A relay fill ran out of disk: it goes on in memory, not to be kept, so
+ * its readers still get the file. Readers read fill_fd() by number, so
+ * that number is made to name the copy (dup3 on the loop thread, between
+ * their reads; both hold the same bytes).
+ */
+static int
+ufill_spill(struct fill *f)
+{
+	struct store *s = f->s;
+	struct cache_fill *nf = NULL;
+	int err;
+
+	if (!cache_fill_kept(f->cf))
+		return -ENOSPC;
+	if (f->size > STORE_UNKEPT_MAX - s->unkept)
+		return -ENOBUFS;
+	if ((err = cache_fill_unkept_copy(f->cf, &nf)) < 0)
+		return err;
+	if (dup3(cache_fill_fd(nf), f->read_fd, O_CLOEXEC) < 0) {
+		err = -errno;
+		cache_fill_abort(nf);
+		return err;
+	}
+	cache_fill_abort(f->cf);
+	f->cf = nf;
+	f->unkept = f->size;
+	s->unkept += f->unkept;
+	s->uncached++;
+	store_disk_refused(s, &s->cache_disk);
+	log_debug(s->log, "relaying /%s uncached from memory: the cache disk "
+	    "is full", f->rel);
+	return 0;
+}
+
+/*
  * Bytes from the parent land in the cache; readers hear of them in steps
  * (the first bytes at once, for the time to first byte), so a trickle of
  * small reads does not become a trickle of small DATA frames.
@@ -683,7 +897,10 @@ ufill_on_data(void *arg, const uint8_t *buf, size_t len)
 
 	if (f->write_err != 0 || f->state != FILL_RUNNING)
 		return;
-	if ((err = cache_fill_write(f->cf, buf, len)) < 0) {
+	if ((err = cache_fill_write(f->cf, buf, len)) == -ENOSPC &&
+	    ufill_spill(f) == 0)
+		err = cache_fill_write(f->cf, buf, len);
+	if (err < 0) {
 		f->write_err = err;
 		return;
 	}
@@ -731,7 +948,8 @@ ufill_finish_after(uv_work_t *w, int status)
 		e.mtime_ns = f->umeta.mtime_ns;
 		e.mode = (uint32_t)(S_IFREG | (f->umeta.mode & 07777));
 		memcpy(e.sha256, f->sha256, PH_SHA256_LEN);
-		(void)cache_cat_put(s->cache, f->rel, &e);
+		if (f->unkept == 0)
+			(void)cache_cat_put(s->cache, f->rel, &e);
 		fill_complete(f);
 	}
 	fill_unref(f);
@@ -767,9 +985,8 @@ ufill_on_end(void *arg, int status, const struct upstream_error *e,
 		fill_fail(f, PH_ERR_CHANGED, "the file changed upstream while "
 		    "it was being fetched");
 	else if (f->write_err == -ENOSPC) {
-		f->s->full_until_ms = uv_now(f->s->loop) +
-		    STORE_FULL_BACKOFF_MS;
-		fill_fail(f, PH_ERR_IO, "the cache disk is full");
+		fill_fail(f, PH_ERR_IO, "the cache disk is full; try again");
+		store_disk_refused(f->s, &f->s->cache_disk);
 	} else if (f->write_err < 0)
 		fill_fail(f, PH_ERR_IO, "cannot write the cache: %s",
 		    strerror(-f->write_err));
@@ -810,7 +1027,18 @@ fill_start_upstream(struct store *s, const char *rel, uint64_t size,
 		s->fill_joins++;
 		return f;
 	}
-	if ((f = fill_new(s, key, rel, size, sha256, err)) == NULL)
+	/* No room to store it: stream it from memory, not kept. */
+	if ((f = fill_new(s, key, rel, size, sha256, true, err)) == NULL &&
+	    (*err == -ENOSPC || *err == -EFBIG)) {
+		int kerr = *err;
+
+		if ((f = fill_new(s, key, rel, size, sha256, false, err)) ==
+		    NULL && *err == -ENOBUFS)
+			*err = kerr;
+		else if (f != NULL)
+			s->uncached++;
+	}
+	if (f == NULL)
 		return NULL;
 	if ((*err = upstream_get(s->upstream, rel, 0, &ufill_cbs, f,
 	    &f->ureq)) < 0) {
@@ -1053,8 +1281,14 @@ relay_on_stat(void *arg, int status, const struct upstream_error *e,
 	    &err)) == NULL) {
 		if (err == -EFBIG)
 			res_error(&r->res, PH_ERR_IO, "%s (%" PRIu64 " bytes) "
-			    "is larger than this relay's cache (--cache-size)",
-			    store_disp(r->rel, d, sizeof(d)), meta->size);
+			    "is larger than this relay's cache (--cache-size) "
+			    "and than it streams uncached", store_disp(r->rel,
+			    d, sizeof(d)), meta->size);
+		else if (err == -ENOSPC)
+			res_error(&r->res, PH_ERR_IO, "no room to cache %s "
+			    "(%" PRIu64 " bytes), and it is more than this "
+			    "relay streams uncached now", store_disp(r->rel, d,
+			    sizeof(d)), meta->size);
 		else if (err == -EHOSTDOWN)
 			relay_error(r, err, NULL);
 		else
@@ -1257,6 +1491,7 @@ store_new(uv_loop_t *loop, struct log *log, struct digest *digest,
 	LIST_INIT(&s->fills);
 	LIST_INIT(&s->reqs);
 	TAILQ_INIT(&s->packs);
+	s->cache_disk.fd = s->state_disk.fd = -1;
 	if ((r = fsutil_mkdirs(cfg->state_dir, 0750)) < 0) {
 		snprintf(err, errlen, "cannot create the state directory %s: "
 		    "%s", cfg->state_dir, strerror(-r));
@@ -1270,6 +1505,12 @@ store_new(uv_loop_t *loop, struct log *log, struct digest *digest,
 	if ((r = cache_open(&cc, &s->cache)) < 0) {
 		snprintf(err, errlen, "cannot open the cache (%s, catalog %s): "
 		    "%s", cfg->cache_dir, db, strerror(-r));
+		goto fail;
+	}
+	if ((r = store_disk_open(&s->cache_disk, "cache disk",
+	    cfg->cache_dir)) < 0 || (r = store_disk_open(&s->state_disk,
+	    "state directory", cfg->state_dir)) < 0) {
+		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
 	if (cfg->upstream != NULL) {
@@ -1294,6 +1535,8 @@ store_new(uv_loop_t *loop, struct log *log, struct digest *digest,
 	return 0;
 
 fail:
+	store_disk_close(&s->cache_disk);
+	store_disk_close(&s->state_disk);
 	cache_close(s->cache);
 	free(s);
 	return r;
@@ -1338,6 +1581,8 @@ store_free(struct store *s)
 		req_free(r);
 	(void)cache_sync(s->cache);
 	cache_close(s->cache);
+	store_disk_close(&s->cache_disk);
+	store_disk_close(&s->state_disk);
 	free(s);
 }
 

@@ -16,6 +16,15 @@
  * and a fill whose file changed underneath, or whose bytes do not match
  * the expected digest, is thrown away and its readers get an error.
  *
+ * No room: a fill starts only when the cache disk and the state directory
+ * have room for it (statvfs, and more free than when a write there last
+ * failed), checked per fill, so caching resumes with the first request
+ * after space is freed. Otherwise a local GET goes to the repository file
+ * and a relay fill is held in memory and not kept (bounded; also when the
+ * disk fills in the middle of it). A fill whose blob cannot be indexed
+ * still ends well for its readers. The log says once when a disk has no
+ * room and once when it has again.
+ *
  * All calls on the loop thread.
  */
 #ifndef HOSTD_STORE_H

@@ -18,6 +18,17 @@ struct pack_job;
 struct store_req;
 struct upstream;
 
+/* A file system the store writes to, watched for room. */
+struct store_disk {
+	int		 fd;		/* the directory, for fstatvfs(); or -1 */
+	const char	*what;		/* "cache disk", "state directory" */
+	char		*path;
+	uint64_t	 refused;	/* bytes free when a write last found no
+					   room; UINT64_MAX: none since the last
+					   blob stored */
+	bool		 full;		/* the log said so */
+};
+
 struct store {
 	uv_loop_t	*loop;
 	struct log	*log;
@@ -32,7 +43,9 @@ struct store {
 	uv_timer_t	 sync_timer;
 	bool		 timer_open;
 	bool		 stopping;
-	uint64_t	 full_until_ms;	/* disk full: no fills until then */
+	struct store_disk cache_disk;	/* blobs */
+	struct store_disk state_disk;	/* the catalog database */
+	uint64_t	 unkept;	/* bytes of relay fills held in memory */
 	void		*ctl_jobs;	/* storectl.c's jobs in flight */
 	/* Counters for `cache stats`. */
 	uint64_t	 repo_reads;	/* reads of repository files started */

@@ -15,10 +15,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "acl.h"
@@ -101,6 +103,48 @@ rules_text(struct state *st, char *buf, size_t cap)
 		    i ? "|" : "", v[i].position, v[i].allow ? "allow" : "deny",
 		    v[i].match, v[i].prefix);
 	free(v);
+}
+
+/*
+ * A write the disk refuses (a file size limit stands in for a full disk:
+ * it needs no privileges) fails `acl add` and `acl rm` with the first
+ * error, not with what a ROLLBACK after SQLite's own said, and changes
+ * nothing.
+ */
+static void
+test_acl_write_fails(void **state)
+{
+	struct fixture *f = *state;
+	struct acl_rule r = rule("deny", "web1", "/secret");
+	struct rlimit old, lim;
+	void (*oldsig)(int);
+	uint32_t pos;
+	char text[1024];
+	int add, rm;
+
+	assert_int_equal(state_acl_add(f->st, 0, &r, &pos), 0);
+	r = rule("allow", "cid:9", "/pub");
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	oldsig = signal(SIGXFSZ, SIG_IGN);
+	lim = old;
+	lim.rlim_cur = 1;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	add = state_acl_add(f->st, 1, &r, &pos);
+	snprintf(text, sizeof(text), "%s", state_errmsg(f->st));
+	rm = state_acl_remove(f->st, 1);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, oldsig);
+	assert_int_equal(add, -EIO);
+	assert_int_equal(pos, 0);
+	assert_null(strstr(text, "no transaction"));
+	assert_non_null(strstr(text, "I/O error"));
+	assert_int_equal(rm, -EIO);
+	assert_null(strstr(state_errmsg(f->st), "no transaction"));
+	rules_text(f->st, text, sizeof(text));
+	assert_string_equal(text, "1:deny web1 secret");
+	assert_int_equal(state_acl_add(f->st, 1, &r, &pos), 0);
+	rules_text(f->st, text, sizeof(text));
+	assert_string_equal(text, "1:allow cid:9 pub|2:deny web1 secret");
 }
 
 static void
@@ -445,6 +489,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_acl_positions, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_acl_write_fails, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_acl_reload_and_bad_row,
 		    setup, teardown),

@@ -636,6 +636,71 @@ test_fill_enospc(void **state)
 	cache_close(c);
 }
 
+/*
+ * A fill that runs out of disk goes on in memory: the copy holds the bytes
+ * counted so far (not the part of the failed write that landed) and their
+ * hash, the whole file then checks against its digest, reads back from the
+ * copy's descriptor, and is never committed; the original is aborted as
+ * usual. An unkept fill reserves nothing and writes nothing to the blob
+ * directory.
+ */
+static void
+test_fill_unkept(void **state)
+{
+	struct tdir		*t = *state;
+	struct cache		*c = tcache_open(t, 1 << 20);
+	struct cache_fill	*f = NULL, *m = NULL, *u = NULL;
+	struct cache_stats	 st;
+	struct rlimit		 old, lim;
+	uint8_t			*buf = malloc(64 * KIB), *back, sha[32];
+	void			(*oldsig)(int);
+	int			 rc;
+
+	assert_non_null(buf);
+	tnoise(buf, 64 * KIB, 9);
+	tsha(buf, 64 * KIB, sha);
+	assert_int_equal(cache_fill_begin(c, 64 * KIB, &f), 0);
+	assert_true(cache_fill_kept(f));
+	assert_int_equal(cache_fill_write(f, buf, 8 * KIB), 0);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	oldsig = signal(SIGXFSZ, SIG_IGN);
+	lim = old;
+	lim.rlim_cur = 16 * KIB;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	rc = cache_fill_write(f, buf + 8 * KIB, 32 * KIB);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, oldsig);
+	assert_int_equal(rc, -ENOSPC);
+
+	assert_int_equal(cache_fill_unkept_copy(f, &m), 0);
+	assert_false(cache_fill_kept(m));
+	assert_int_equal(cache_fill_written(m), 8 * KIB);
+	cache_fill_abort(f);
+	assert_int_equal(cache_fill_write(m, buf + 8 * KIB, 56 * KIB), 0);
+	assert_int_equal(cache_fill_finish(m, sha, NULL), 0);
+	back = tread_fd(cache_fill_fd(m), 64 * KIB);
+	assert_memory_equal(back, buf, 64 * KIB);
+	free(back);
+	assert_int_equal(cache_fill_commit(m, NULL), -EINVAL);
+	cache_stats(c, &st);
+	assert_int_equal(st.reserved, 0);
+	assert_int_equal(tcount_files(t->blobs, NULL), 0);
+
+	assert_int_equal(cache_fill_begin_unkept(c, 64 * KIB, &u), 0);
+	cache_stats(c, &st);
+	assert_int_equal(st.reserved, 0);
+	assert_int_equal(tcount_files(t->blobs, NULL), 0);
+	assert_int_equal(cache_fill_write(u, buf, 64 * KIB), 0);
+	sha[0] ^= 1;
+	assert_int_equal(cache_fill_finish(u, sha, NULL), -EBADMSG);
+	cache_fill_abort(u);
+	cache_stats(c, &st);
+	assert_int_equal(st.entries, 0);
+	assert_int_equal(st.reserved, 0);
+	free(buf);
+	cache_close(c);
+}
+
 struct cat_walk {
 	char	paths[4][32];
 	size_t	n;
@@ -967,6 +1032,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reopen_order,
 		    tdir_setup, tdir_teardown),
 		cmocka_unit_test_setup_teardown(test_fill_enospc,
+		    tdir_setup, tdir_teardown),
+		cmocka_unit_test_setup_teardown(test_fill_unkept,
 		    tdir_setup, tdir_teardown),
 		cmocka_unit_test_setup_teardown(test_catalog,
 		    tdir_setup, tdir_teardown),
