@@ -110,7 +110,8 @@ struct conn {
 	uv_timer_t	 timer;		/* see enum conn_tmode */
 	enum conn_tmode	 tmode;
 	uint64_t	 connect_ms;	/* uv_now() at accept */
-	uint64_t	 progress_ms;	/* uv_now() when bytes last left */
+	uint64_t	 progress_ms;	/* uv_now() when bytes last left, or
+					   when output began to wait */
 	bool		 served;	/* a request after HELLO was read */
 	bool		 trust_declared; /* HELLO's declared_peer names it */
 	int		 fd;		/* the socket; -1 for a port */
@@ -693,9 +694,28 @@ conn_get_stream(struct conn *c)
 }
 
 /*
- * The queue moved: a slot is ours (start or resume streaming), or our
- * place in line changed (tell the client, before META only: a paused
- * transfer sends nothing but its keepalive frames).
+ * Gives the slot to the next in line: the slice is over (by its bytes, at
+ * a frame boundary, or by its time, wherever the output is). A frame begun
+ * is still sent; the next waits for the slot to come back.
+ */
+static void
+conn_slice_yield(struct conn *c, const char *by)
+{
+	if (c->req.xfer == NULL || !queue_active(c->req.ticket))
+		return;
+	log_debug(c->log, "peer=%s %s: slice over %s after %" PRIu64
+	    " bytes%s, yielding", c->peer, c->req.path, by,
+	    transfer_bytes(c->req.xfer) - c->req.slice_base,
+	    wbuf_empty(c->wb) ? "" : ", in the middle of a frame");
+	queue_yield(c->req.ticket);
+	wbuf_trim(c->wb);
+}
+
+/*
+ * The queue moved: a slot is ours (start or resume streaming), our slice
+ * is over (yield it), or our place in line changed (tell the client,
+ * before META only: a paused transfer sends nothing but its keepalive
+ * frames).
  */
 static void
 conn_on_queue(void *owner, enum queue_event ev, uint32_t position)
@@ -704,12 +724,14 @@ conn_on_queue(void *owner, enum queue_event ev, uint32_t position)
 
 	if (c->closing || c->close_after || !c->req.active)
 		return;
-	if (ev == QUEUE_GRANTED) {
+	if (ev == QUEUE_SLICE_OVER) {
+		conn_slice_yield(c, "by its time");
+	} else if (ev == QUEUE_GRANTED) {
 		c->req.position_due = false;
 		c->req.trickle = false;
 		if (c->req.xfer != NULL) {
+			/* The stall clock runs on: see conn_flush(). */
 			c->req.slice_base = transfer_bytes(c->req.xfer);
-			c->progress_ms = uv_now(server_loop(c->srv));
 			log_debug(c->log, "peer=%s %s: resuming", c->peer,
 			    c->req.path);
 		} else
@@ -1231,6 +1253,7 @@ static void
 conn_flush(struct conn *c)
 {
 	size_t budget = CONN_BUDGET, before;
+	bool waited = c->want_write;
 	struct ph_msg m;
 	int r;
 
@@ -1245,6 +1268,13 @@ conn_flush(struct conn *c)
 		if (budget != before)
 			c->progress_ms = uv_now(server_loop(c->srv));
 		if (r == -EAGAIN || r == 1) {
+			/*
+			 * The stall clock counts from the last byte the peer
+			 * took, or from when output began to wait: never
+			 * from a grant, a slice or a frame.
+			 */
+			if (!waited)
+				c->progress_ms = uv_now(server_loop(c->srv));
 			c->want_write = true;
 			return;
 		}
@@ -1283,11 +1313,7 @@ conn_flush(struct conn *c)
 		} else if (c->req.xfer != NULL && c->req.ticket != NULL &&
 		    queue_slice_over(c->req.ticket,
 		    transfer_bytes(c->req.xfer) - c->req.slice_base)) {
-			log_debug(c->log, "peer=%s %s: slice over after %"
-			    PRIu64 " bytes, yielding", c->peer, c->req.path,
-			    transfer_bytes(c->req.xfer) - c->req.slice_base);
-			queue_yield(c->req.ticket);
-			wbuf_trim(c->wb);
+			conn_slice_yield(c, "at a frame boundary");
 			return;
 		}
 		if (c->req.xfer != NULL) {
@@ -1481,6 +1507,16 @@ conn_on_timer(uv_timer_t *t)
 		conn_close(c, "idle timeout");
 		break;
 	case CONN_TM_SLOT:
+		/*
+		 * A socket reports room only once much of its buffer has
+		 * drained: ask it, so that a peer that reads slowly shows
+		 * its progress.
+		 */
+		if (c->want_write && c->pops == NULL) {
+			conn_kick(c);
+			if (c->closing || c->tmode != CONN_TM_SLOT)
+				break;
+		}
 		if (!c->want_write || now - c->progress_ms <
 		    cfg->stall_timeout_ms)
 			break;

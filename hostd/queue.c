@@ -7,6 +7,10 @@
  * then every peer's second, and so on; a ticket's position is its place in
  * that order. A peer with many tickets therefore delays another peer's one
  * request by at most one turn.
+ *
+ * One timer does all the work: at 0 ms after a change, else at the end of
+ * the earliest slice that another peer waits behind, so a holder whose
+ * socket is full hears of it on time, not at its next frame boundary.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -42,11 +46,14 @@ struct queue_ticket {
 	bool		 paused;	/* has streamed before */
 	bool		 in_notify;
 	bool		 grant_pending;
+	bool		 slice_pending;	/* QUEUE_SLICE_OVER is owed */
+	bool		 slice_told;	/* ... or was sent, this slice */
 };
 
 struct queue {
 	uv_loop_t	*loop;
-	uv_timer_t	 timer;		/* runs queue_dispatch() */
+	uv_timer_t	 timer;		/* runs queue_dispatch(): now, or
+					   when a slice ends */
 	struct queue_config cfg;
 	TAILQ_HEAD(, queue_peer) peers;
 	TAILQ_HEAD(, queue_peer) ring;
@@ -139,6 +146,25 @@ queue_active(const struct queue_ticket *t)
 	return t != NULL && t->active;
 }
 
+/* True when a peer other than the ticket's own waits for a slot. */
+static bool
+queue_other_waits(const struct queue_ticket *t)
+{
+	const struct queue *q = t->q;
+
+	return q->nring > 1 || (q->nring == 1 && !t->peer->in_ring);
+}
+
+/* True when an active ticket's slice has to end for someone else. */
+static bool
+queue_must_yield(const struct queue_ticket *t)
+{
+	const struct queue *q = t->q;
+
+	return t->active && q->nactive >= q->cfg.max_active &&
+	    queue_other_waits(t);
+}
+
 static void	queue_dispatch(uv_timer_t *timer);
 
 /* Works out grants and positions on the next loop iteration. */
@@ -214,7 +240,56 @@ queue_set_pos(struct queue_ticket *t, uint32_t pos, void *arg)
 		queue_notify_add(t);
 }
 
-/* Hands free slots to the next peers in turn, then tells everyone. */
+/*
+ * Flags the holders whose quantum of time is up while another peer waits:
+ * each hears QUEUE_SLICE_OVER once per slice.
+ */
+static void
+queue_slices(struct queue *q)
+{
+	uint64_t now = uv_now(q->loop);
+	struct queue_ticket *t;
+
+	TAILQ_FOREACH(t, &q->active, link) {
+		if (t->slice_told || t->grant_pending || !queue_must_yield(t) ||
+		    now - t->slice_start_ms < q->cfg.quantum_ms)
+			continue;
+		t->slice_told = true;
+		t->slice_pending = true;
+		queue_notify_add(t);
+	}
+}
+
+/*
+ * Unless a dispatch is due anyway, sets the timer for the first slice
+ * that will have to end, or stops it when no slice has to.
+ */
+static void
+queue_slice_timer(struct queue *q)
+{
+	uint64_t now = uv_now(q->loop), end, due = UINT64_MAX;
+	struct queue_ticket *t;
+
+	if (q->scheduled || q->closed)
+		return;
+	TAILQ_FOREACH(t, &q->active, link) {
+		if (t->slice_told || !queue_must_yield(t))
+			continue;
+		end = t->slice_start_ms + q->cfg.quantum_ms;
+		if (end < due)
+			due = end;
+	}
+	if (due == UINT64_MAX)
+		uv_timer_stop(&q->timer);
+	else
+		uv_timer_start(&q->timer, queue_dispatch, due > now ?
+		    due - now : 0, 0);
+}
+
+/*
+ * Hands free slots to the next peers in turn, ends the slices that are
+ * over, then tells everyone.
+ */
 static void
 queue_dispatch(uv_timer_t *timer)
 {
@@ -232,11 +307,13 @@ queue_dispatch(uv_timer_t *timer)
 		queue_ring_tail(q, p);
 		t->active = true;
 		t->slice_start_ms = uv_now(q->loop);
+		t->slice_told = false;
 		t->grant_pending = true;
 		TAILQ_INSERT_TAIL(&q->active, t, link);
 		q->nactive++;
 		queue_notify_add(t);
 	}
+	queue_slices(q);
 	(void)queue_order(q, queue_set_pos, NULL);
 	/* A callback may leave or yield; leaving takes it off this list. */
 	while ((t = TAILQ_FIRST(&q->notify)) != NULL) {
@@ -246,11 +323,16 @@ queue_dispatch(uv_timer_t *timer)
 			t->grant_pending = false;
 			t->sent_pos = 0;
 			t->cb(t->owner, QUEUE_GRANTED, 0);
+		} else if (t->slice_pending) {
+			t->slice_pending = false;
+			if (t->active)
+				t->cb(t->owner, QUEUE_SLICE_OVER, 0);
 		} else if (!t->active && t->pos != t->sent_pos) {
 			t->sent_pos = t->pos;
 			t->cb(t->owner, QUEUE_POSITION, t->pos);
 		}
 	}
+	queue_slice_timer(q);
 }
 
 /* The peer with this key, created if new; NULL when out of memory. */
@@ -362,13 +444,9 @@ bool
 queue_slice_over(const struct queue_ticket *t, uint64_t slice_bytes)
 {
 	const struct queue *q = t->q;
-	bool other;
 
-	if (!t->active || q->nactive < q->cfg.max_active)
-		return false;
 	/* Only this peer's own requests waiting: no reason to stop. */
-	other = q->nring > 1 || (q->nring == 1 && !t->peer->in_ring);
-	if (!other)
+	if (!queue_must_yield(t))
 		return false;
 	return slice_bytes >= q->cfg.quantum_bytes ||
 	    uv_now(q->loop) - t->slice_start_ms >= q->cfg.quantum_ms;
@@ -387,6 +465,12 @@ queue_yield(struct queue_ticket *t)
 	t->active = false;
 	t->paused = true;
 	t->sent_pos = 0;
+	/* Nothing is owed now; the next dispatch works out its place. */
+	t->slice_pending = false;
+	if (t->in_notify) {
+		TAILQ_REMOVE(&q->notify, t, notify);
+		t->in_notify = false;
+	}
 	/* First in its peer's line, but the peer's turn has just been. */
 	TAILQ_INSERT_HEAD(&p->waiting, t, link);
 	p->nwaiting++;

@@ -6,11 +6,14 @@
  * the peers in turn (round robin), and within one peer to its requests in
  * arrival order. A transfer that has held its slot for a quantum while
  * another peer waits yields it and takes its place at the head of its own
- * peer's line.
+ * peer's line. The owner learns of a slice's end in two ways: it asks at
+ * each frame boundary (queue_slice_over()), and, since a peer that reads
+ * slowly may take far longer than a quantum to reach the next boundary,
+ * the queue tells it when the quantum's time is up (QUEUE_SLICE_OVER).
  *
- * Callbacks never run inside a queue_* call: grants and position changes
- * are worked out on the next loop iteration, so the owner may enter, leave
- * or yield from anywhere, its callback included.
+ * Callbacks never run inside a queue_* call: grants, slice ends and
+ * position changes are worked out on a later loop iteration, so the owner
+ * may enter, leave or yield from anywhere, its callback included.
  *
  * Ownership: the server creates the queue, calls queue_close() when it
  * shuts down and queue_free() after the done callback ran. A ticket belongs
@@ -41,6 +44,9 @@ struct queue_config {
 enum queue_event {
 	QUEUE_GRANTED = 1,	/* the ticket holds a slot now */
 	QUEUE_POSITION,		/* its place in line changed (1 = next) */
+	QUEUE_SLICE_OVER,	/* the slot was held for quantum_ms while
+				   another peer waits: yield now, even
+				   in the middle of a frame */
 };
 
 typedef void (*queue_cb)(void *owner, enum queue_event ev, uint32_t position);
@@ -104,7 +110,8 @@ bool	queue_slice_over(const struct queue_ticket *t, uint64_t slice_bytes);
 
 /*
  * Gives up the slot and waits again at the head of the ticket's own peer's
- * line; QUEUE_GRANTED follows when its turn comes.
+ * line; QUEUE_GRANTED follows when its turn comes. The owner may still
+ * finish sending a frame it had begun, but starts no new one until then.
  */
 void	queue_yield(struct queue_ticket *t);
 

@@ -47,7 +47,11 @@ truncate -s 64M "$REPO/q/stall"
 truncate -s 2G "$REPO/q/big"
 
 step "fairness: round robin across 3 declared peers, FIFO within each"
-daemon_start -v --test-declared-peer --stall-timeout 2
+# A reader that stops yields the slot after a quantum when others wait (see
+# slice.sh). Here it must keep the slot until it is dropped, so that
+# everyone queues behind it first: a quantum longer than the stall timeout.
+LONG_QUANTUM=(--quantum-ms 60000)
+daemon_start -v --test-declared-peer --stall-timeout 2 "${LONG_QUANTUM[@]}"
 qc "name=blocker,peer=9,path=/q/stall,read=stop" \
     "name=1a,peer=1,path=/q/1a" "name=1b,peer=1,path=/q/1b" \
     "name=1c,peer=1,path=/q/1c" "name=2a,peer=2,path=/q/2a" \
@@ -106,7 +110,7 @@ daemon_stop
 
 step "limits: BUSY past --max-queue and --max-per-peer"
 daemon_start --test-declared-peer --max-queue 2 --max-per-peer 2 \
-    --stall-timeout 3
+    --stall-timeout 3 "${LONG_QUANTUM[@]}"
 python3 "$QC" "$SOCK" --timeout 60 "name=blocker,peer=9,path=/q/stall,read=stop" \
     "name=a,peer=1,path=/q/1a" "name=b,peer=2,path=/q/2a" \
     >"$T/limits.out" 2>&1 &
@@ -141,7 +145,8 @@ ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 	fail "cannot raise the descriptor limit to 4200 for 1000 clients (it is $(ulimit -n))"
 {
 	# The blocker stalls for 12 s: long enough for one keepalive QUEUED.
-	daemon_start --max-queue 2000 --test-declared-peer --stall-timeout 12
+	daemon_start --max-queue 2000 --test-declared-peer --stall-timeout 12 \
+	    "${LONG_QUANTUM[@]}"
 	rss0=$(awk '/^VmRSS/ { print $2 }' "/proc/$DAEMON_PID/status")
 	specs=("name=blocker,peer=100000,path=/q/stall,read=stop")
 	for ((i = 1; i <= 1000; i++)); do

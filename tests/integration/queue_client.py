@@ -8,7 +8,10 @@ Each SPEC is one connection, comma-separated key=value pairs:
     peer=N      declared_peer in HELLO (default 0: none)
     path=P      the GET path (required)
     read=MODE   normal (default); stop: read nothing after META (a stalled
-                client); rate:BYTES_PER_SECOND: read no faster than that
+                client); rate:BYTES_PER_SECOND: read no faster than that, in
+                recv()s of at most that many bytes (SIGUSR1 lifts the limit
+                of every rate-limited reader)
+    rcvbuf=N    SO_RCVBUF of the connection, set before it connects
     drop=S      close the connection S seconds after all are opened
     hold=S      read=stop only: drain no earlier than S seconds after all
                 are opened (default: as soon as the others have ended)
@@ -31,6 +34,7 @@ a connection could not be made. DATA_ZSTD is never asked for.
 import hashlib
 import json
 import selectors
+import signal
 import socket
 import struct
 import sys
@@ -69,6 +73,7 @@ class Conn:
         self.queued = []
         self.result = None
         self.bytes = 0
+        self.rx = 0
         self.ok = False
         self.t = None
         self.meta = False
@@ -76,6 +81,9 @@ class Conn:
         self.read_start = None
         self.sha = hashlib.sha256()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if "rcvbuf" in spec:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
+                                 int(spec["rcvbuf"]))
         self.sock.connect(path)
         hello = struct.pack(">HHII", 1, 1, 7, self.peer) + wire_str("queue-test")
         get = struct.pack(">QI", 0, 0) + wire_str(spec["path"])
@@ -118,7 +126,8 @@ class Conn:
         if self.mode == "stop" and self.meta:
             return False
         if self.mode == "rate" and self.read_start is not None:
-            return self.bytes < self.rate * (time.monotonic() - self.read_start)
+            # Bytes received, whole frames or not: frames are 1 MiB.
+            return self.rx < self.rate * (time.monotonic() - self.read_start)
         return True
 
     def read(self):
@@ -126,12 +135,14 @@ class Conn:
         if self.mode == "rate" and self.read_start is None:
             self.read_start = time.monotonic()
         try:
-            data = self.sock.recv(1 << 20 if self.mode != "rate" else 1 << 16)
+            data = self.sock.recv(1 << 20 if self.mode != "rate" else
+                                  min(1 << 16, self.rate))
         except (ConnectionResetError, BrokenPipeError):
             data = b""
         if not data:
             self.finish("closed")
             return False
+        self.rx += len(data)
         self.buf += data
         self.parse()
         return self.result is None
@@ -146,6 +157,13 @@ class Conn:
         return json.dumps(d)
 
 
+def unlimit(conns):
+    """SIGUSR1: rate-limited readers read as fast as they can from now on."""
+    for c in conns:
+        if c.mode == "rate":
+            c.mode = "normal"
+
+
 def main():
     args = sys.argv[1:]
     if len(args) < 2:
@@ -158,6 +176,7 @@ def main():
         args = args[2:]
     t0 = time.monotonic()
     conns = []
+    signal.signal(signal.SIGUSR1, lambda *_: unlimit(conns))
     for a in args:
         spec = dict(kv.split("=", 1) for kv in a.split(","))
         c = Conn(path, spec, t0)
