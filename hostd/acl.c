@@ -255,6 +255,20 @@ acl_check(const struct acl *acl, const struct acl_peer *peer,
 	}
 }
 
+bool
+acl_restricts(const struct acl *acl, const struct acl_peer *peer)
+{
+	if (acl == NULL)
+		return false;
+	if (!acl->default_allow)
+		return true;
+	for (size_t i = 0; i < acl->n; i++)
+		if (!acl->rules[i].allow &&
+		    acl_rule_matches_peer(&acl->rules[i], peer))
+			return true;
+	return false;
+}
+
 /* True if prefix lies strictly beneath rel, whole components. */
 static bool
 acl_beneath(const char *prefix, const char *rel)
