@@ -73,15 +73,7 @@ check_all
 daemon_stop
 
 step "a relay checks its own rules on the paths its parent resolves"
-L0=$T/l0.sock
-mkdir -p "$T/l0state" "$T/l0cache"
-"$PORTHOLED" -l "unix:$L0" -c "$T/l0.ctl" --state-dir "$T/l0state" \
-    --cache-dir "$T/l0cache" -r "$REPO" --libvirt none </dev/null \
-    >>"$T/l0.log" 2>&1 &
-L0_PID=$!
-track "$L0_PID"
-wait_for 20 "$PORTHOLE" -e "unix:$L0" ping ||
-	fail "the parent daemon does not answer: $(cat "$T/l0.log")"
+parent_start
 STATE=$T/state-relay
 mkdir -p "$STATE"
 daemon_start --no-repo --upstream "unix:$L0" --test-declared-peer \
@@ -90,10 +82,6 @@ ok phctl acl add deny cid:7 /secret
 ok phctl acl add allow '*' /
 check_all
 daemon_stop
-kill -TERM "$L0_PID"
-wait "$L0_PID" || fail "the parent daemon exited with status $?"
-if grep -qE 'Sanitizer|runtime error:' "$T/l0.log"; then
-	fail "sanitizer report in the parent daemon's log"
-fi
+parent_stop
 
 pass
