@@ -32,7 +32,7 @@ struct repo {
 struct repo_dir {
 	int	 rootfd;	/* a duplicate of the repository's fd */
 	int	 fd;		/* the listed directory */
-	char	*rel;		/* where it really is in the repository */
+	char	*rel;		/* its real path in the repository */
 	char	**names;	/* sorted */
 	size_t	 count;
 	size_t	 cap;

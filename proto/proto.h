@@ -208,8 +208,8 @@ struct ph_list_entry {
 };
 
 struct ph_path {		/* PATH */
-	uint16_t	entry;		/* 0: the request; i: LIST entry i-1 */
-	char		path[PH_MAX_PATH + 1];	/* normalised, "." the root */
+	uint16_t	entry;		/* 0: the request; i: entry i-1 */
+	char		path[PH_MAX_PATH + 1];	/* normalised */
 };
 
 struct ph_ctl {

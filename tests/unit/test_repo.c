@@ -28,10 +28,10 @@
 
 /* What the fstat64() wrapper is to do, and what it saw. */
 static struct {
-	bool	armed;		/* swap when the file below is described */
+	bool	armed;		/* swap when this file is described */
 	dev_t	dev;
 	ino_t	ino;
-	int	dirfd;		/* where "fifo" is renamed over "f.txt" */
+	int	dirfd;		/* where "fifo" replaces "f.txt" */
 	int	swaps;
 	int	fifo_opens;	/* a FIFO described through a real open */
 } race;
