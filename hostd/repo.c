@@ -137,6 +137,20 @@ repo_open_plain(int dirfd, bool *no_openat2, const char *rel, int flags)
 	return repo_walk(dirfd, rel, flags);
 }
 
+/* True for a name the protocol can carry and a client could fetch. */
+static bool
+repo_name_ok(const char *name)
+{
+	char norm[PH_MAX_NAME + 1];
+	size_t len = strlen(name);
+
+	if (len == 0 || len > PH_MAX_NAME)
+		return false;
+	if (ph_path_normalize(name, len, norm, sizeof(norm)) < 0)
+		return false;
+	return strcmp(norm, name) == 0;
+}
+
 /* Appends the component comp (len bytes) to the resolved path. */
 static int
 repo_real_push(char *real, size_t *rlen, const char *comp, size_t len)
@@ -238,6 +252,12 @@ repo_follow(int dirfd, const char *rel, char real[PH_MAX_PATH + 1])
 		}
 		if ((err = repo_real_push(real, &rlen, comp, len)) < 0)
 			goto fail;
+		/* A name no request could carry (LIST hides it) is none. */
+		if (!repo_name_ok(real + rlen - len)) {
+			repo_real_pop(real, &rlen);
+			err = -ENOENT;
+			goto fail;
+		}
 		fd = openat(cur, real + rlen - len, O_PATH | O_NOFOLLOW |
 		    O_CLOEXEC);
 		if (fd < 0 || fstat(fd, &st) < 0) {
@@ -493,20 +513,6 @@ static int
 repo_name_cmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* True for a name the protocol can carry and a client could fetch. */
-static bool
-repo_name_ok(const char *name)
-{
-	char norm[PH_MAX_NAME + 1];
-	size_t len = strlen(name);
-
-	if (len == 0 || len > PH_MAX_NAME)
-		return false;
-	if (ph_path_normalize(name, len, norm, sizeof(norm)) < 0)
-		return false;
-	return strcmp(norm, name) == 0;
 }
 
 /* Appends a copy of name to the listing. */

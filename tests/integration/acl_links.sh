@@ -3,7 +3,9 @@
 # directory, a symlink to a denied file and every way of writing them are
 # refused for GET, STAT and LIST, a LIST hides a link into a denied tree,
 # and a relay with its own rules does the same with what its parent says
-# the paths lead to (PATH frames). Peers are --test-declared-peer clients.
+# the paths lead to (PATH frames), also behind another relay; behind a
+# parent that does not say, it serves only the peers its rules restrict in
+# nothing. Peers are --test-declared-peer clients.
 . "$(dirname "$0")/lib.sh"
 
 PC=$LIB_DIR/peer_client.py
@@ -37,6 +39,22 @@ ln -s ../secret/key.txt "$REPO/pub/keylink"
 ln -s ../secret/none "$REPO/pub/dangling"
 KEY_SHA=$(sha_of "$REPO/secret/key.txt")
 
+# check_some: the links, through a chain of relays.
+check_some() {
+	local p
+	for p in /alias/key.txt /pub/keylink /alias/missing; do
+		expect_denied 7 get "$p"
+	done
+	expect_denied 7 stat /alias
+	expect_denied 7 list /alias
+	assert_eq "$(listed 7 /)" "pub" "LIST / as CID 7"
+	assert_eq "$(listed 7 /pub)" "ok.txt" "LIST /pub as CID 7"
+	expect_ok 8 get /pub/keylink
+	jcheck "$OUT" "docs[0]['sha256'] == '$KEY_SHA'"
+	assert_eq "$(listed 8 /pub)" "dangling keylink ok.txt" \
+	    "LIST /pub as CID 8"
+}
+
 # check_all: peer 7 is refused the secret in every spelling, peer 8 is not.
 check_all() {
 	local p
@@ -65,10 +83,16 @@ check_all() {
 	    "LIST /pub as CID 8"
 }
 
+# serve [--no-repo --upstream ENDPOINT]: the daemon under test, as peers
+# declare themselves, with the rules of the setup.
+serve() {
+	daemon_start "$@" --test-declared-peer --libvirt none
+	ok phctl acl add deny cid:7 /secret
+	ok phctl acl add allow '*' /
+}
+
 step "the daemon checks its rules on where a path really leads"
-daemon_start --test-declared-peer --libvirt none
-ok phctl acl add deny cid:7 /secret
-ok phctl acl add allow '*' /
+serve
 check_all
 daemon_stop
 
@@ -76,12 +100,43 @@ step "a relay checks its own rules on the paths its parent resolves"
 parent_start
 STATE=$T/state-relay
 mkdir -p "$STATE"
-daemon_start --no-repo --upstream "unix:$L0" --test-declared-peer \
-    --libvirt none
-ok phctl acl add deny cid:7 /secret
-ok phctl acl add allow '*' /
+serve --no-repo --upstream "unix:$L0"
 check_all
 daemon_stop
+
+step "behind a relay without rules, the paths still come through"
+mkdir -p "$T/l1state" "$T/l1cache"
+"$PORTHOLED" -l "unix:$T/l1.sock" -c "$T/l1.ctl" --state-dir "$T/l1state" \
+    --cache-dir "$T/l1cache" --upstream "unix:$L0" --libvirt none \
+    </dev/null >>"$T/l1.log" 2>&1 &
+L1_PID=$!
+track "$L1_PID"
+wait_for 20 "$PORTHOLE" -e "unix:$T/l1.sock" ping ||
+	fail "the middle relay does not answer: $(cat "$T/l1.log")"
+STATE=$T/state-relay2
+mkdir -p "$STATE"
+serve --no-repo --upstream "unix:$T/l1.sock"
+check_some
+daemon_stop
+kill -TERM "$L1_PID"
+wait "$L1_PID" || fail "the middle relay exited with status $?"
+! grep -qE 'Sanitizer|runtime error:' "$T/l1.log" ||
+	fail "sanitizer report in the middle relay's log"
 parent_stop
+
+step "a parent that does not say where paths lead: restricted peers refused"
+python3 "$LIB_DIR/fake_parent.py" "$T/fake.sock" 2>>"$T/fake.log" &
+track $!
+wait_for 10 test -S "$T/fake.sock" || fail "the fake parent did not start"
+STATE=$T/state-relay3
+mkdir -p "$STATE"
+serve --no-repo --upstream "unix:$T/fake.sock"
+for op in get stat; do
+	as 7 "$op" /good
+	jcheck "$OUT" 'docs[0]["result"] == "ERROR" and docs[0]["code"] == 6'
+	assert_out_has "does not report where /good leads"
+done
+expect_ok 8 stat /good
+daemon_stop
 
 pass

@@ -108,6 +108,9 @@ setup(void **state)
 	link_to(f, "../..", "pub/up");
 	link_to(f, "loop2", "pub/loop1");
 	link_to(f, "loop1", "pub/loop2");
+	/* A name with a control byte, which no request can carry. */
+	put(f, "secret/bad\001", "bad\n");
+	link_to(f, "../secret/bad\001", "pub/weird");
 	assert_int_equal(repo_open(f->dir, &f->repo), 0);
 	*state = f;
 	return 0;
@@ -173,6 +176,9 @@ test_failures_say_where(void **state)
 	assert_int_equal(real_of(f, "pub/up", real), -EXDEV);
 	assert_int_equal(real_of(f, "pub/loop1", real), -ELOOP);
 	assert_int_equal(real_of(f, "nothing/here", real), -ENOENT);
+	/* Only names the protocol can carry end up in a real path. */
+	assert_int_equal(real_of(f, "pub/weird", real), -ENOENT);
+	assert_string_equal(real, "secret");
 }
 
 static void
