@@ -716,8 +716,8 @@ conn_page_free(struct conn_page *pg)
 
 /*
  * Adds an entry and its link target (NULL or "" if none) to the page.
- * Returns false when the page is full (or, without memory for the target,
- * the entry was left out).
+ * Returns false when the page is full. Without memory for the target the
+ * entry is left out, as if it had vanished.
  */
 static bool
 conn_page_add(struct conn_page *pg, const struct ph_list_entry *e,

@@ -1077,14 +1077,16 @@ relay_on_stat(void *arg, int status, const struct upstream_error *e,
 	int err;
 
 	r->ureq = NULL;
+	if (status == -ECANCELED || (status == -EREMOTE &&
+	    relay_gate(r, paths))) {
+		relay_error(r, status, e);
+		goto done;
+	}
 	if (status != 0) {
-		if (status == -EREMOTE && !relay_gate(r, paths))
-			goto done;
 		/* A cached copy does not say where its path leads. */
-		if (status == -EREMOTE || status == -ECANCELED ||
-		    !relay_gate(r, NULL) || !relay_fallback(r))
-			if (r->res.code != PH_ERR_FORBIDDEN)
-				relay_error(r, status, e);
+		if (status != -EREMOTE && relay_gate(r, NULL) &&
+		    !relay_fallback(r))
+			relay_error(r, status, e);
 		goto done;
 	}
 	if (!relay_gate(r, paths))
@@ -1135,9 +1137,8 @@ relay_stat(struct store_req *r)
 	    &r->ureq);
 	if (err == 0)
 		return r;
-	if (err != -EHOSTDOWN || !relay_gate(r, NULL) || !relay_fallback(r))
-		if (r->res.code != PH_ERR_FORBIDDEN)
-			relay_error(r, err, NULL);
+	if (err != -EHOSTDOWN || (relay_gate(r, NULL) && !relay_fallback(r)))
+		relay_error(r, err, NULL);
 	req_done(r);
 	return NULL;
 }
