@@ -210,16 +210,17 @@ on_stat(void *arg, int status, const struct upstream_error *e,
 	struct probe *p = arg;
 	char hex[65], sb[16];
 
-	(void)paths;
 	if (status == 0) {
 		if (meta->has_digest)
 			ph_sha256_hex(meta->sha256, hex);
 		else
 			snprintf(hex, sizeof(hex), "-");
+		/* Where the parent says the path leads; "-" if it does not. */
 		printf("stat status=OK size=%" PRIu64 " mtime=%" PRId64
-		    " mode=%o ftype=%u digest=%s ms=%" PRIu64 "\n",
+		    " mode=%o ftype=%u digest=%s real=%s ms=%" PRIu64 "\n",
 		    meta->size, meta->mtime_ns, (unsigned int)meta->mode,
-		    (unsigned int)meta->ftype, hex, probe_ms(p));
+		    (unsigned int)meta->ftype, hex, paths->known ?
+		    paths->real : "-", probe_ms(p));
 	} else
 		printf("stat status=%s code=%u ms=%" PRIu64 " msg=%s\n",
 		    status_name(status, sb, sizeof(sb)), e->code,
