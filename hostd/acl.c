@@ -255,6 +255,28 @@ acl_check(const struct acl *acl, const struct acl_peer *peer,
 	}
 }
 
+/*
+ * Walks the peer's rules in order: a deny decides some path; an allow of
+ * the whole tree decides every path no earlier rule did.
+ */
+bool
+acl_restricts(const struct acl *acl, const struct acl_peer *peer)
+{
+	if (acl == NULL)
+		return false;
+	for (size_t i = 0; i < acl->n; i++) {
+		const struct acl_rule *r = &acl->rules[i];
+
+		if (!acl_rule_matches_peer(r, peer))
+			continue;
+		if (!r->allow)
+			return true;
+		if (strcmp(r->prefix, ".") == 0)
+			return false;
+	}
+	return !acl->default_allow;
+}
+
 /* True if prefix lies strictly beneath rel, whole components. */
 static bool
 acl_beneath(const char *prefix, const char *rel)

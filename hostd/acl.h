@@ -121,6 +121,15 @@ void	acl_check_browse(const struct acl *acl, const struct acl_peer *peer,
 	    const char *rel, struct acl_verdict *out);
 
 /*
+ * True if some path may be refused to peer: a deny rule names it before
+ * any rule allowing it the whole tree, or none of its rules covers the
+ * whole tree and the default policy denies. A relay that cannot learn
+ * where a path really leads serves only peers the rules do not restrict.
+ * acl NULL restricts nobody.
+ */
+bool	acl_restricts(const struct acl *acl, const struct acl_peer *peer);
+
+/*
  * True if the rule's MATCH names the peer. A name or UUID rule never
  * matches a peer libvirt did not name.
  */

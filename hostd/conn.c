@@ -35,6 +35,7 @@
 #include "state.h"
 #include "store.h"
 #include "transfer.h"
+#include "upstream.h"
 #include "vmmap.h"
 #include "wbuf.h"
 
@@ -532,11 +533,15 @@ conn_put_meta(struct conn *c, const struct stat *st, const uint8_t *sha256)
 
 /*
  * Asks the access rules whether the peer may read rel (normalised), or
- * with browse (STAT, LIST) also pass through it to something it may read;
- * if not, answers FORBIDDEN naming the rule. Returns true when allowed.
+ * with browse (STAT, LIST) also pass through it to something it may read.
+ * rel NULL is a path whose real place is unknown (a relay's parent did not
+ * say): allowed only to a peer the rules restrict in nothing. A refusal
+ * is recorded for the audit trail and explained in msg, naming the path
+ * the peer asked for (shown), never where a link leads.
  */
 static bool
-conn_allowed(struct conn *c, const char *rel, bool browse)
+conn_check(struct conn *c, const char *rel, const char *shown, bool browse,
+    char *msg, size_t cap)
 {
 	char d[PH_MAX_PATH + 2];
 	struct acl_verdict v;
@@ -544,37 +549,108 @@ conn_allowed(struct conn *c, const char *rel, bool browse)
 
 	conn_identify(c);
 	conn_acl_peer(c, &p);
-	if (browse)
+	if (rel == NULL) {
+		v.allow = !acl_restricts(server_acl(c->srv), &p);
+		v.rule = 0;
+	} else if (browse)
 		acl_check_browse(server_acl(c->srv), &p, rel, &v);
 	else
 		acl_check(server_acl(c->srv), &p, rel, &v);
 	if (v.allow)
 		return true;
-	snprintf(d, sizeof(d), "/%s", strcmp(rel, ".") == 0 ? "" : rel);
+	snprintf(d, sizeof(d), "/%s", strcmp(shown, ".") == 0 ? "" : shown);
 	c->req.denied = true;
 	c->req.denied_by = v.rule;
-	if (v.rule != 0)
-		conn_reply_error(c, PH_ERR_FORBIDDEN, "access denied by rule "
-		    "%u: %s", v.rule, d);
+	if (rel == NULL)
+		snprintf(msg, cap, "access denied: the upstream server does "
+		    "not report where %s leads, so this relay's rules cannot "
+		    "be checked", d);
+	else if (v.rule != 0)
+		snprintf(msg, cap, "access denied by rule %u: %s", v.rule, d);
 	else
-		conn_reply_error(c, PH_ERR_FORBIDDEN, "access denied by the "
-		    "default policy: %s", d);
+		snprintf(msg, cap, "access denied by the default policy: %s",
+		    d);
 	return false;
 }
 
-/* True if a LIST of dir may show the entry name: it leads somewhere. */
+/*
+ * Checks rel as conn_check() does and, if refused, answers FORBIDDEN.
+ * Returns true when allowed.
+ */
 static bool
-conn_may_see(const struct conn *c, const char *dir, const char *name)
+conn_allowed(struct conn *c, const char *rel, const char *shown,
+    bool browse)
+{
+	char msg[PH_MAX_PATH + 128];
+
+	if (conn_check(c, rel, shown, browse, msg, sizeof(msg)))
+		return true;
+	conn_reply_error(c, PH_ERR_FORBIDDEN, "%s", msg);
+	return false;
+}
+
+/*
+ * Tells a client that asked for PATH frames (a relay, so it can apply its
+ * own rules) where the request, or LIST entry number entry, really leads.
+ * Nothing is said about a refused request. Returns false if the frame
+ * could not be queued (the connection is closing).
+ */
+static bool
+conn_put_path(struct conn *c, uint16_t entry, const char *real)
+{
+	struct ph_msg m;
+
+	if (!(c->features & PH_FEAT_REALPATH) || c->req.denied)
+		return true;
+	m.type = PH_PATH;
+	m.u.path.entry = entry;
+	snprintf(m.u.path.path, sizeof(m.u.path.path), "%s", real);
+	return conn_put(c, &m);
+}
+
+/*
+ * Before the answer to a GET or STAT: the PATH frame, if asked for and
+ * the lookup got that far. An answer whose real path is unknown (a relay
+ * whose own parent does not say) cannot be given to such a client: false
+ * after answering UNAVAILABLE, or when the connection is closing.
+ */
+static bool
+conn_tell_path(struct conn *c, const struct store_res *res)
+{
+	if (!(c->features & PH_FEAT_REALPATH) || c->req.denied)
+		return true;
+	if (res->real[0] != '\0')
+		return conn_put_path(c, 0, res->real);
+	if (res->code != PH_OK)
+		return true;
+	conn_reply_error(c, PH_ERR_UNAVAILABLE, "the upstream server does not "
+	    "report where paths lead, which this client needs");
+	return false;
+}
+
+/* The store's gate: GET reads the real path, STAT browses it. */
+static bool
+conn_gate(void *arg, const char *real, char *msg, size_t cap)
+{
+	struct conn *c = arg;
+
+	return conn_check(c, real, c->req.rel, c->req.op != PH_GET, msg, cap);
+}
+
+/* True if the rules let a LIST show path, the way to something readable. */
+static bool
+conn_may_pass(const struct conn *c, const char *dir, const char *name)
 {
 	char child[PH_MAX_PATH + PH_MAX_NAME + 2];
 	struct acl_verdict v;
 	struct acl_peer p;
 	int n;
 
-	if (server_acl(c->srv) == NULL)
-		return true;
-	n = snprintf(child, sizeof(child), "%s%s%s", strcmp(dir, ".") == 0 ?
-	    "" : dir, strcmp(dir, ".") == 0 ? "" : "/", name);
+	if (name[0] == '\0')
+		n = snprintf(child, sizeof(child), "%s", dir);
+	else
+		n = snprintf(child, sizeof(child), "%s%s%s", strcmp(dir, ".") ==
+		    0 ? "" : dir, strcmp(dir, ".") == 0 ? "" : "/", name);
 	/* Too long to ask for is too long to show. */
 	if (n < 0 || (size_t)n > PH_MAX_PATH)
 		return false;
@@ -584,28 +660,151 @@ conn_may_see(const struct conn *c, const char *dir, const char *name)
 }
 
 /*
- * Copies the entries of a LIST page the peer may see into w; returns how
- * many. The page was validated when it was decoded.
+ * True if a LIST of dir (real: where it really is) may show the entry
+ * name: both of its paths lead somewhere, and so does its target, the
+ * real path of a symlink ("" for an entry that is none; NULL: unknown).
  */
-static uint16_t
-conn_list_filter(const struct conn *c, const char *dir,
-    const struct ph_list_reply *page, struct ph_writer *w)
+static bool
+conn_may_see(const struct conn *c, const char *dir, const char *real,
+    const char *name, const char *target)
 {
+	struct acl_peer p;
+
+	if (server_acl(c->srv) == NULL)
+		return true;
+	if (target == NULL) {
+		conn_acl_peer(c, &p);
+		if (acl_restricts(server_acl(c->srv), &p))
+			return false;
+	}
+	return conn_may_pass(c, dir, name) &&
+	    (strcmp(real, dir) == 0 || conn_may_pass(c, real, name)) &&
+	    (target == NULL || target[0] == '\0' ||
+	    conn_may_pass(c, target, ""));
+}
+
+/* A LIST page being built: its entries, and where its symlinks lead. */
+struct conn_page {
+	uint8_t		 buf[CONN_LIST_FRAME - PH_HDR_LEN - 10];
+	struct ph_writer w;
+	uint16_t	 n;
+	char		*target[PH_MAX_LIST_ENTRIES];
+};
+
+/* An empty page, or NULL after closing the connection (no memory). */
+static struct conn_page *
+conn_page_new(struct conn *c)
+{
+	struct conn_page *pg;
+
+	if ((pg = calloc(1, sizeof(*pg))) == NULL) {
+		conn_close(c, "out of memory");
+		return NULL;
+	}
+	ph_writer_init(&pg->w, pg->buf, sizeof(pg->buf));
+	return pg;
+}
+
+static void
+conn_page_free(struct conn_page *pg)
+{
+	if (pg == NULL)
+		return;
+	for (size_t i = 0; i < PH_MAX_LIST_ENTRIES; i++)
+		free(pg->target[i]);
+	free(pg);
+}
+
+/*
+ * Adds an entry and its link target (NULL or "" if none) to the page.
+ * Returns false when the page is full. Without memory for the target the
+ * entry is left out, as if it had vanished.
+ */
+static bool
+conn_page_add(struct conn_page *pg, const struct ph_list_entry *e,
+    const char *target)
+{
+	char *t = NULL;
+
+	if (pg->n >= PH_MAX_LIST_ENTRIES)
+		return false;
+	if (target != NULL && target[0] != '\0' &&
+	    (t = strdup(target)) == NULL)
+		return true;
+	if (ph_list_entry_put(&pg->w, e) < 0) {
+		free(t);
+		return false;
+	}
+	pg->target[pg->n++] = t;
+	return true;
+}
+
+/*
+ * Answers a LIST with the page: for a client that asked for them, PATH
+ * frames first (the directory's real path, NULL if unknown, then each
+ * symlink's target), then LIST_REPLY. Frees the page.
+ */
+static void
+conn_page_send(struct conn *c, struct conn_page *pg, const char *real,
+    uint64_t next_cursor)
+{
+	struct ph_writer hw;
+	uint8_t *p;
+
+	if ((c->features & PH_FEAT_REALPATH) && real == NULL) {
+		conn_reply_error(c, PH_ERR_UNAVAILABLE, "the upstream server "
+		    "does not report where paths lead, which this client "
+		    "needs");
+		goto out;
+	}
+	if (real != NULL && !conn_put_path(c, 0, real))
+		goto out;
+	for (uint16_t i = 0; i < pg->n; i++)
+		if (pg->target[i] != NULL &&
+		    !conn_put_path(c, (uint16_t)(i + 1), pg->target[i]))
+			goto out;
+	if ((p = wbuf_reserve(c->wb, PH_HDR_LEN + 10 + pg->w.off)) == NULL) {
+		conn_close(c, "out of memory");
+		goto out;
+	}
+	ph_header_write(p, PH_LIST_REPLY, (uint32_t)(10 + pg->w.off));
+	ph_writer_init(&hw, p + PH_HDR_LEN, 10);
+	(void)ph_put_u64(&hw, next_cursor);
+	(void)ph_put_u16(&hw, pg->n);
+	memcpy(p + PH_HDR_LEN + 10, pg->buf, pg->w.off);
+	wbuf_commit(c->wb, PH_HDR_LEN + 10 + pg->w.off);
+	c->req.bytes = 0;
+	c->req.final_queued = true;
+out:
+	conn_page_free(pg);
+}
+
+/*
+ * Copies the entries of a parent's LIST page the peer may see into pg.
+ * The page was validated when it was decoded; paths is where its
+ * directory and symlinks lead, as the parent said.
+ */
+static void
+conn_list_filter(const struct conn *c, const char *dir,
+    const struct ph_list_reply *page, const struct upstream_paths *paths,
+    struct conn_page *pg)
+{
+	const char *target;
 	struct ph_list_entry e;
 	struct ph_reader r;
-	uint16_t n = 0;
 
 	ph_reader_init(&r, page->entries, page->entries_len);
 	for (uint16_t i = 0; i < page->count; i++) {
 		if (ph_list_entry_next(&r, &e) < 0)
 			break;
-		if (!conn_may_see(c, dir, e.name))
+		target = !paths->known ? NULL : paths->target[i] != NULL ?
+		    paths->target[i] : "";
+		if (!conn_may_see(c, dir, paths->known ? paths->real : dir,
+		    e.name, target))
 			continue;
-		if (ph_list_entry_put(w, &e) < 0)
+		if (!conn_page_add(pg, &e, target))
 			break;
-		n++;
 	}
-	return n;
 }
 
 /* ---- GET and STAT -------------------------------------------------------- */
@@ -818,6 +1017,8 @@ conn_get_resolved(void *arg, struct store_res *res)
 	struct conn *c = arg;
 
 	c->req.sreq = NULL;
+	if (!conn_tell_path(c, res))
+		goto out;
 	if (res->code != PH_OK) {
 		conn_reply_store_error(c, res);
 		goto out;
@@ -850,7 +1051,9 @@ conn_stat_resolved(void *arg, struct store_res *res)
 	struct conn *c = arg;
 
 	c->req.sreq = NULL;
-	if (res->code != PH_OK)
+	if (!conn_tell_path(c, res))
+		;
+	else if (res->code != PH_OK)
 		conn_reply_store_error(c, res);
 	else if (conn_put_meta(c, &res->st, res->has_digest &&
 	    (c->features & PH_FEAT_SHA256) ? res->sha256 : NULL))
@@ -868,7 +1071,7 @@ conn_handle_get(struct conn *c, const struct ph_get *g)
 	conn_req_begin(c, PH_GET);
 	if (!conn_path(c, g->path, c->req.rel, sizeof(c->req.rel)))
 		return;
-	if (!conn_allowed(c, c->req.rel, false))
+	if (!conn_allowed(c, c->req.rel, c->req.rel, false))
 		return;
 	if (g->offset > 0 && !(c->features & PH_FEAT_RESUME)) {
 		conn_fail(c, PH_GET, PH_ERR_PROTOCOL,
@@ -880,7 +1083,7 @@ conn_handle_get(struct conn *c, const struct ph_get *g)
 	    (c->features & PH_FEAT_ZSTD);
 	c->req.resolving = true;
 	r = store_get(server_store(c->srv), server_repo(c->srv), c->req.rel,
-	    conn_get_resolved, c);
+	    conn_gate, conn_get_resolved, c);
 	c->req.resolving = false;
 	c->req.sreq = r;
 }
@@ -894,11 +1097,11 @@ conn_handle_stat(struct conn *c, const struct ph_path_req *s)
 	conn_req_begin(c, PH_STAT);
 	if (!conn_path(c, s->path, c->req.rel, sizeof(c->req.rel)))
 		return;
-	if (!conn_allowed(c, c->req.rel, true))
+	if (!conn_allowed(c, c->req.rel, c->req.rel, true))
 		return;
 	c->req.resolving = true;
 	r = store_stat(server_store(c->srv), server_repo(c->srv), c->req.rel,
-	    conn_stat_resolved, c);
+	    conn_gate, conn_stat_resolved, c);
 	c->req.resolving = false;
 	c->req.sreq = r;
 }
@@ -908,34 +1111,27 @@ conn_handle_stat(struct conn *c, const struct ph_path_req *s)
 /* A relay's LIST page from its parent: passed on as it came. */
 static void
 conn_list_relayed(void *arg, enum ph_err code, const char *msg,
-    const struct ph_list_reply *page)
+    const struct ph_list_reply *page, const struct upstream_paths *paths)
 {
 	struct conn *c = arg;
-	struct ph_writer w, hw;
-	uint8_t *p;
-	size_t len;
-	uint16_t n;
+	struct conn_page *pg;
 
 	c->req.sreq = NULL;
+	/* Where the parent says the directory is must be allowed too. */
+	if (paths != NULL && (!paths->known || paths->real[0] != '\0') &&
+	    !conn_allowed(c, paths->known ? paths->real : NULL, c->req.rel,
+	    true))
+		goto out;
 	if (code != PH_OK) {
 		conn_reply_error(c, code, "%s", msg);
 		goto out;
 	}
-	len = 10 + (size_t)page->entries_len;
-	if ((p = wbuf_reserve(c->wb, PH_HDR_LEN + len)) == NULL) {
-		conn_close(c, "out of memory");
+	if ((pg = conn_page_new(c)) == NULL)
 		return;
-	}
 	/* Only the names this peer may read (all of them, without rules). */
-	ph_writer_init(&w, p + PH_HDR_LEN + 10, page->entries_len);
-	n = conn_list_filter(c, c->req.rel, page, &w);
-	len = 10 + w.off;
-	ph_header_write(p, PH_LIST_REPLY, (uint32_t)len);
-	ph_writer_init(&hw, p + PH_HDR_LEN, 10);
-	(void)ph_put_u64(&hw, page->next_cursor);
-	(void)ph_put_u16(&hw, n);
-	wbuf_commit(c->wb, PH_HDR_LEN + len);
-	c->req.final_queued = true;
+	conn_list_filter(c, c->req.rel, page, paths, pg);
+	conn_page_send(c, pg, paths->known ? paths->real : NULL,
+	    page->next_cursor);
 out:
 	if (!c->req.resolving)
 		conn_kick(c);
@@ -945,20 +1141,19 @@ out:
 static void
 conn_handle_list(struct conn *c, const struct ph_list *l)
 {
-	char rel[PH_MAX_PATH + 1];
+	char rel[PH_MAX_PATH + 1], real[PH_MAX_PATH + 1];
+	char target[PH_MAX_PATH + 1];
 	struct ph_list_entry e;
-	struct ph_writer w, hw;
+	struct conn_page *pg;
 	struct repo_dir *d = NULL;
 	struct repo *repo;
 	size_t count, i;
-	uint16_t n = 0;
-	uint8_t *p;
 	int err;
 
 	conn_req_begin(c, PH_LIST);
 	if (!conn_path(c, l->path, rel, sizeof(rel)))
 		return;
-	if (!conn_allowed(c, rel, true))
+	if (!conn_allowed(c, rel, rel, true))
 		return;
 	/* A relayed page is filtered against it when it comes back. */
 	snprintf(c->req.rel, sizeof(c->req.rel), "%s", rel);
@@ -974,7 +1169,13 @@ conn_handle_list(struct conn *c, const struct ph_list *l)
 	}
 	if ((repo = conn_repo(c)) == NULL)
 		return;
-	if ((err = repo_dir_read(repo, rel, &d)) < 0) {
+	err = repo_dir_read(repo, rel, &d, real);
+	/* Even "not found" is not said about a place the peer may not see. */
+	if (!conn_allowed(c, real, rel, true)) {
+		repo_dir_free(d);
+		return;
+	}
+	if (err < 0) {
 		if (err == -E2BIG)
 			conn_reply_error(c, PH_ERR_IO,
 			    "directory too large to list");
@@ -982,34 +1183,24 @@ conn_handle_list(struct conn *c, const struct ph_list *l)
 			conn_reply_fs_error(c, err, rel);
 		return;
 	}
-	if ((p = wbuf_reserve(c->wb, CONN_LIST_FRAME)) == NULL) {
+	if ((pg = conn_page_new(c)) == NULL) {
 		repo_dir_free(d);
-		conn_close(c, "out of memory");
 		return;
 	}
 	count = repo_dir_count(d);
-	ph_writer_init(&w, p + PH_HDR_LEN + 10, CONN_LIST_FRAME -
-	    PH_HDR_LEN - 10);
 	i = l->cursor < count ? (size_t)l->cursor : count;
-	for (; i < count && n < PH_MAX_LIST_ENTRIES; i++) {
+	for (; i < count; i++) {
 		/* An entry that vanished since the read is skipped. */
-		if (repo_dir_entry(d, i, &e) < 0)
+		if (repo_dir_entry(d, i, &e, target) < 0)
 			continue;
 		/* A LIST never shows a name the peer may not read. */
-		if (!conn_may_see(c, rel, e.name))
+		if (!conn_may_see(c, rel, real, e.name, target))
 			continue;
-		if (ph_list_entry_put(&w, &e) < 0)
+		if (!conn_page_add(pg, &e, target))
 			break;
-		n++;
 	}
 	repo_dir_free(d);
-	ph_header_write(p, PH_LIST_REPLY, (uint32_t)(10 + w.off));
-	ph_writer_init(&hw, p + PH_HDR_LEN, 10);
-	(void)ph_put_u64(&hw, i < count ? (uint64_t)i : 0);
-	(void)ph_put_u16(&hw, n);
-	wbuf_commit(c->wb, PH_HDR_LEN + 10 + w.off);
-	c->req.bytes = 0;
-	c->req.final_queued = true;
+	conn_page_send(c, pg, real, i < count ? (uint64_t)i : 0);
 }
 
 /* ---- HELLO and PING ------------------------------------------------------ */
@@ -1034,7 +1225,7 @@ conn_handle_hello(struct conn *c, const struct ph_hello *h)
 		    h->max_version);
 		return;
 	}
-	c->features = h->features & PH_FEAT_ALL;
+	c->features = h->features & (PH_FEAT_ALL | PH_FEAT_REALPATH);
 	log_debug(c->log, "peer=%s hello agent=%s features=0x%x "
 	    "declared_peer=%u (%s)", c->peer, log_escape(h->agent,
 	    strlen(h->agent), false, agent, sizeof(agent)), h->features,

@@ -577,7 +577,7 @@ ctl_repo_ls(struct ctl_conn *cc, bool json, const char *path)
 		    "no repository configured");
 		return PH_ERR_UNAVAILABLE;
 	}
-	if ((err = repo_dir_read(repo, rel, &d)) < 0)
+	if ((err = repo_dir_read(repo, rel, &d, NULL)) < 0)
 		return ctl_fs_error(cc, json, err, "list", shown, true);
 	text_init(&t, CTL_BODY_MAX);
 	if (json) {
@@ -587,7 +587,7 @@ ctl_repo_ls(struct ctl_conn *cc, bool json, const char *path)
 	}
 	count = repo_dir_count(d);
 	for (i = 0; i < count; i++) {
-		if (repo_dir_entry(d, i, &e) < 0)
+		if (repo_dir_entry(d, i, &e, NULL) < 0)
 			continue;
 		if (!ctl_ls_entry(&t, json, listed == 0, &e))
 			break;

@@ -420,6 +420,9 @@ repo_error_text(int err, char *buf, size_t cap)
 		snprintf(buf, cap, "no such directory");
 	else if (err == -ENOTDIR)
 		snprintf(buf, cap, "not a directory");
+	else if (err == -ENOSYS)
+		snprintf(buf, cap, "/proc is not mounted (files are opened "
+		    "through /proc/self/fd)");
 	else
 		snprintf(buf, cap, "%s", strerror(-err));
 	return buf;

@@ -20,6 +20,8 @@
 
 /* openat2() retries when a concurrent rename makes it return EAGAIN. */
 #define REPO_OPENAT2_TRIES	16
+/* Symlinks followed in one lookup, as many as the kernel allows. */
+#define REPO_MAX_LINKS		40
 
 struct repo {
 	int	 dirfd;
@@ -30,8 +32,7 @@ struct repo {
 struct repo_dir {
 	int	 rootfd;	/* a duplicate of the repository's fd */
 	int	 fd;		/* the listed directory */
-	bool	 no_openat2;
-	char	*rel;		/* the listed directory, normalised */
+	char	*rel;		/* its real path in the repository */
 	char	**names;	/* sorted */
 	size_t	 count;
 	size_t	 cap;
@@ -107,11 +108,12 @@ repo_walk(int dirfd, const char *rel, int flags)
 }
 
 /*
- * Opens rel beneath dirfd so that nothing (symlinks, "..", magic links)
- * can resolve outside it. Returns the fd or a negative errno.
+ * Opens rel beneath dirfd with openat2() when no symlink is on the way, so
+ * the common case costs one call. Returns the fd, -ELOOP when a symlink
+ * is met (the caller then walks), or another negative errno.
  */
 static int
-repo_resolve(int dirfd, bool *no_openat2, const char *rel, int flags)
+repo_open_plain(int dirfd, bool *no_openat2, const char *rel, int flags)
 {
 	struct open_how how;
 	long fd;
@@ -119,7 +121,7 @@ repo_resolve(int dirfd, bool *no_openat2, const char *rel, int flags)
 	if (!*no_openat2) {
 		memset(&how, 0, sizeof(how));
 		how.flags = (uint64_t)flags;
-		how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+		how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
 		for (int i = 0; i < REPO_OPENAT2_TRIES; i++) {
 			fd = syscall(SYS_openat2, dirfd, rel, &how,
 			    sizeof(how));
@@ -133,6 +135,220 @@ repo_resolve(int dirfd, bool *no_openat2, const char *rel, int flags)
 		*no_openat2 = true;
 	}
 	return repo_walk(dirfd, rel, flags);
+}
+
+/* True for a name the protocol can carry and a client could fetch. */
+static bool
+repo_name_ok(const char *name)
+{
+	char norm[PH_MAX_NAME + 1];
+	size_t len = strlen(name);
+
+	if (len == 0 || len > PH_MAX_NAME)
+		return false;
+	if (ph_path_normalize(name, len, norm, sizeof(norm)) < 0)
+		return false;
+	return strcmp(norm, name) == 0;
+}
+
+/* Appends the component comp (len bytes) to the resolved path. */
+static int
+repo_real_push(char *real, size_t *rlen, const char *comp, size_t len)
+{
+	size_t need = *rlen + (*rlen > 0) + len;
+
+	if (need > PH_MAX_PATH)
+		return -ENAMETOOLONG;
+	if (*rlen > 0)
+		real[(*rlen)++] = '/';
+	memcpy(real + *rlen, comp, len);
+	*rlen = need;
+	real[need] = '\0';
+	return 0;
+}
+
+/* Drops the last component of the resolved path. */
+static void
+repo_real_pop(char *real, size_t *rlen)
+{
+	char *slash = strrchr(real, '/');
+
+	*rlen = slash != NULL ? (size_t)(slash - real) : 0;
+	real[*rlen] = '\0';
+}
+
+/*
+ * Puts the symlink target link in front of the components still to
+ * resolve, pend[*pos..], in place.
+ */
+static int
+repo_splice(char *pend, size_t cap, size_t *pos, const char *link)
+{
+	size_t llen = strlen(link), rest = strlen(pend + *pos);
+
+	if (llen + 1 + rest + 1 > cap)
+		return -ENAMETOOLONG;
+	memmove(pend + llen + 1, pend + *pos, rest + 1);
+	memcpy(pend, link, llen);
+	pend[llen] = '/';
+	*pos = 0;
+	return 0;
+}
+
+/*
+ * Resolves rel the way the kernel would beneath dirfd, one component at
+ * a time, following symlinks only while they stay inside, and builds the
+ * path the object really has in the repository. Every step opens one
+ * name with O_NOFOLLOW relative to the directory found by the step
+ * before, so the descriptor returned is the object that path names.
+ * Returns an O_PATH fd, or a negative errno (-EXDEV: a link leads
+ * outside; -ELOOP: too many links). real gets the path either way: on
+ * failure, as far as it resolved and the name that failed.
+ */
+static int
+repo_follow(int dirfd, const char *rel, char real[PH_MAX_PATH + 1])
+{
+	char pend[2 * PH_MAX_PATH + 2], link[PH_MAX_PATH + 1];
+	size_t pos = 0, rlen = 0, len;
+	int cur = dirfd, fd = -1, links = 0, err;
+	const char *comp;
+	struct stat st;
+	ssize_t n;
+
+	real[0] = '\0';
+	snprintf(pend, sizeof(pend), "%s", strcmp(rel, ".") == 0 ? "" : rel);
+	for (;;) {
+		while (pend[pos] == '/')
+			pos++;
+		if (pend[pos] == '\0')
+			break;
+		comp = pend + pos;
+		len = strcspn(comp, "/");
+		pos += len;
+		if (len == 1 && comp[0] == '.')
+			continue;
+		if (len == 2 && comp[0] == '.' && comp[1] == '.') {
+			/* Climbing above the root is leaving it. */
+			if (rlen == 0) {
+				err = -EXDEV;
+				goto fail;
+			}
+			repo_real_pop(real, &rlen);
+			/* Back along the resolved path: no links on it. */
+			if (cur != dirfd)
+				close(cur);
+			cur = repo_walk(dirfd, rlen > 0 ? real : ".",
+			    O_PATH | O_DIRECTORY | O_CLOEXEC);
+			if (cur < 0) {
+				err = cur;
+				cur = dirfd;
+				goto fail;
+			}
+			continue;
+		}
+		if (len > PH_MAX_NAME) {
+			err = -ENAMETOOLONG;
+			goto fail;
+		}
+		if ((err = repo_real_push(real, &rlen, comp, len)) < 0)
+			goto fail;
+		/* A name no request could carry (LIST hides it) is none. */
+		if (!repo_name_ok(real + rlen - len)) {
+			repo_real_pop(real, &rlen);
+			err = -ENOENT;
+			goto fail;
+		}
+		fd = openat(cur, real + rlen - len, O_PATH | O_NOFOLLOW |
+		    O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			err = -errno;
+			goto fail;
+		}
+		if (S_ISLNK(st.st_mode)) {
+			if (++links > REPO_MAX_LINKS) {
+				err = -ELOOP;
+				goto fail;
+			}
+			n = readlinkat(fd, "", link, sizeof(link));
+			if (n < 0 || (size_t)n >= sizeof(link)) {
+				err = n < 0 ? -errno : -ENAMETOOLONG;
+				goto fail;
+			}
+			link[n] = '\0';
+			/* An absolute target names something outside. */
+			if (link[0] == '/' || n == 0) {
+				err = link[0] == '/' ? -EXDEV : -ENOENT;
+				goto fail;
+			}
+			if ((err = repo_splice(pend, sizeof(pend), &pos,
+			    link)) < 0)
+				goto fail;
+			repo_real_pop(real, &rlen);
+			close(fd);
+			fd = -1;
+			continue;
+		}
+		/* Something follows: this must be a directory. */
+		if (pend[pos + strspn(pend + pos, "/")] != '\0' &&
+		    !S_ISDIR(st.st_mode)) {
+			err = -ENOTDIR;
+			goto fail;
+		}
+		if (cur != dirfd)
+			close(cur);
+		cur = fd;
+		fd = -1;
+	}
+	if (rlen == 0)
+		snprintf(real, PH_MAX_PATH + 1, ".");
+	if (cur == dirfd && (cur = fcntl(dirfd, F_DUPFD_CLOEXEC, 0)) < 0)
+		return -errno;
+	return cur;
+
+fail:
+	if (fd >= 0)
+		close(fd);
+	if (cur != dirfd)
+		close(cur);
+	if (real[0] == '\0')
+		snprintf(real, PH_MAX_PATH + 1, ".");
+	return err;
+}
+
+/*
+ * Finds rel beneath dirfd without following any symlink out of it and
+ * returns an O_PATH fd of the object; real (never NULL here) gets its
+ * path in the repository, which differs from rel when a symlink was on
+ * the way. Returns the fd or a negative errno.
+ */
+static int
+repo_resolve(int dirfd, bool *no_openat2, const char *rel,
+    char real[PH_MAX_PATH + 1])
+{
+	int fd;
+
+	fd = repo_open_plain(dirfd, no_openat2, rel, O_PATH | O_CLOEXEC);
+	if (fd != -ELOOP) {
+		snprintf(real, PH_MAX_PATH + 1, "%s", rel);
+		return fd;
+	}
+	return repo_follow(dirfd, rel, real);
+}
+
+/*
+ * Opens for real the object an O_PATH descriptor holds, through its
+ * /proc/self/fd link: the same inode, whatever its name means by now.
+ */
+static int
+repo_reopen(int pathfd, int flags)
+{
+	char proc[40];
+	int fd;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pathfd);
+	if ((fd = open(proc, flags | O_CLOEXEC)) < 0)
+		return errno == ENOENT ? -ENOSYS : -errno;
+	return fd;
 }
 
 /* Opens and checks the repository directory. */
@@ -161,6 +377,10 @@ repo_open(const char *path, struct repo **out)
 		err = -errno;
 		goto fail_fd;
 	}
+	/* Files are opened through /proc/self/fd: make sure it is there. */
+	if ((err = repo_reopen(fd, O_RDONLY | O_DIRECTORY)) < 0)
+		goto fail_fd;
+	close(err);
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		err = -ENOMEM;
 		goto fail_fd;
@@ -200,12 +420,22 @@ repo_path(const struct repo *r)
 	return r->path;
 }
 
-int
-repo_stat(struct repo *r, const char *rel, struct stat *st)
+/* The path for a caller that does not want it. */
+static char *
+repo_real_buf(char *real, char *scratch)
 {
+	return real != NULL ? real : scratch;
+}
+
+int
+repo_stat(struct repo *r, const char *rel, struct stat *st,
+    char real[PH_MAX_PATH + 1])
+{
+	char scratch[PH_MAX_PATH + 1];
 	int fd, err = 0;
 
-	fd = repo_resolve(r->dirfd, &r->no_openat2, rel, O_PATH | O_CLOEXEC);
+	fd = repo_resolve(r->dirfd, &r->no_openat2, rel,
+	    repo_real_buf(real, scratch));
 	if (fd < 0)
 		return fd;
 	if (fstat(fd, st) < 0)
@@ -225,37 +455,56 @@ repo_need_regular(mode_t mode)
 	return 0;
 }
 
-/* Opens a regular file beneath the repository for reading. */
+/*
+ * Opens a regular file beneath the repository for reading: looks at it
+ * through O_PATH (opening a device or a FIFO can have side effects), then
+ * reopens that very descriptor, never the name again, so nothing swapped
+ * in between is ever opened.
+ */
 int
-repo_open_file(struct repo *r, const char *rel, int *fdp, struct stat *st)
+repo_open_file(struct repo *r, const char *rel, int *fdp, struct stat *st,
+    char real[PH_MAX_PATH + 1])
 {
-	int fd, err;
+	char scratch[PH_MAX_PATH + 1];
+	struct stat now;
+	int pfd, fd = -1, err;
 
 	*fdp = -1;
-	/*
-	 * Look first through O_PATH, so a device node is never opened (an
-	 * open can have side effects), then open the regular file for real.
-	 */
-	if ((err = repo_stat(r, rel, st)) < 0)
-		return err;
-	if ((err = repo_need_regular(st->st_mode)) < 0)
-		return err;
-	fd = repo_resolve(r->dirfd, &r->no_openat2, rel,
-	    O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return fd;
-	if (fstat(fd, st) < 0) {
+	pfd = repo_resolve(r->dirfd, &r->no_openat2, rel,
+	    repo_real_buf(real, scratch));
+	if (pfd < 0)
+		return pfd;
+	if (fstat(pfd, st) < 0) {
 		err = -errno;
 		goto fail;
 	}
-	/* Replaced between the two opens by something that is not a file. */
 	if ((err = repo_need_regular(st->st_mode)) < 0)
 		goto fail;
+	fd = repo_reopen(pfd, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		err = fd;
+		goto fail;
+	}
+	if (fstat(fd, &now) < 0) {
+		err = -errno;
+		goto fail;
+	}
+	/* The same inode by construction; say so rather than assume it. */
+	if (now.st_dev != st->st_dev || now.st_ino != st->st_ino) {
+		err = -ESTALE;
+		goto fail;
+	}
+	if ((err = repo_need_regular(now.st_mode)) < 0)
+		goto fail;
+	*st = now;
 	*fdp = fd;
+	close(pfd);
 	return 0;
 
 fail:
-	close(fd);
+	if (fd >= 0)
+		close(fd);
+	close(pfd);
 	return err;
 }
 
@@ -264,20 +513,6 @@ static int
 repo_name_cmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* True for a name the protocol can carry and a client could fetch. */
-static bool
-repo_name_ok(const char *name)
-{
-	char norm[PH_MAX_NAME + 1];
-	size_t len = strlen(name);
-
-	if (len == 0 || len > PH_MAX_NAME)
-		return false;
-	if (ph_path_normalize(name, len, norm, sizeof(norm)) < 0)
-		return false;
-	return strcmp(norm, name) == 0;
 }
 
 /* Appends a copy of name to the listing. */
@@ -305,28 +540,34 @@ repo_dir_add(struct repo_dir *d, const char *name)
 
 /* Reads, filters and sorts the names of a directory. */
 int
-repo_dir_read(struct repo *r, const char *rel, struct repo_dir **out)
+repo_dir_read(struct repo *r, const char *rel, struct repo_dir **out,
+    char real[PH_MAX_PATH + 1])
 {
+	char scratch[PH_MAX_PATH + 1], *rp = repo_real_buf(real, scratch);
 	struct repo_dir *d;
 	struct dirent *de;
 	DIR *dir = NULL;
-	int fd, err;
+	int fd, pfd, err;
 
 	*out = NULL;
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return -ENOMEM;
 	d->rootfd = d->fd = -1;
-	if ((d->rel = strdup(rel)) == NULL) {
+	if ((pfd = repo_resolve(r->dirfd, &r->no_openat2, rel, rp)) < 0) {
+		err = pfd;
+		goto fail;
+	}
+	/* The directory found, opened through its own descriptor. */
+	d->fd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	err = -errno;
+	close(pfd);
+	if (d->fd < 0)
+		goto fail;
+	/* Entries are named from where the directory really is. */
+	if ((d->rel = strdup(rp)) == NULL) {
 		err = -ENOMEM;
 		goto fail;
 	}
-	d->fd = repo_resolve(r->dirfd, &r->no_openat2, rel,
-	    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (d->fd < 0) {
-		err = d->fd;
-		goto fail;
-	}
-	d->no_openat2 = r->no_openat2;
 	d->rootfd = fcntl(r->dirfd, F_DUPFD_CLOEXEC, 0);
 	if (d->rootfd < 0) {
 		err = -errno;
@@ -404,14 +645,17 @@ repo_entry_fill(struct ph_list_entry *e, const struct stat *st)
 
 /* Describes one entry, following symlinks only inside the repository. */
 int
-repo_dir_entry(struct repo_dir *d, size_t i, struct ph_list_entry *e)
+repo_dir_entry(struct repo_dir *d, size_t i, struct ph_list_entry *e,
+    char target[PH_MAX_PATH + 1])
 {
-	char path[PH_MAX_PATH + PH_MAX_NAME + 2];
+	char path[PH_MAX_PATH + PH_MAX_NAME + 2], scratch[PH_MAX_PATH + 1];
+	char *tp = repo_real_buf(target, scratch);
 	const char *name = d->names[i];
-	struct stat st, target;
+	struct stat st, to;
 	int fd, n;
 
 	memset(e, 0, sizeof(*e));
+	tp[0] = '\0';
 	strcpy(e->name, name);
 	if (fstatat(d->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
@@ -426,13 +670,16 @@ repo_dir_entry(struct repo_dir *d, size_t i, struct ph_list_entry *e)
 		n = snprintf(path, sizeof(path), "%s", name);
 	else
 		n = snprintf(path, sizeof(path), "%s/%s", d->rel, name);
-	if (n < 0 || (size_t)n >= sizeof(path))
+	/* Too long to resolve: nothing to describe, nowhere it leads. */
+	if (n < 0 || (size_t)n > PH_MAX_PATH) {
+		snprintf(tp, PH_MAX_PATH + 1, "%s", d->rel);
 		return 0;
-	fd = repo_resolve(d->rootfd, &d->no_openat2, path, O_PATH | O_CLOEXEC);
+	}
+	fd = repo_follow(d->rootfd, path, tp);
 	if (fd < 0)
 		return 0;
-	if (fstat(fd, &target) == 0)
-		repo_entry_fill(e, &target);
+	if (fstat(fd, &to) == 0)
+		repo_entry_fill(e, &to);
 	close(fd);
 	return 0;
 }

@@ -102,6 +102,7 @@ struct store_req {
 	uint8_t		 op;		/* PH_GET, PH_STAT, PH_LIST */
 	char		*rel;
 	store_cb	*cb;
+	store_gate	*gate;
 	store_list_cb	*list_cb;
 	void		*arg;
 	struct store_res res;
@@ -350,6 +351,24 @@ req_free(struct store_req *r)
 	store_res_release(&r->res);
 	free(r->rel);
 	free(r);
+}
+
+/*
+ * Asks the request's gate about what it really names (NULL: unknown);
+ * false when it refused, with the request's result set to say so.
+ */
+static bool
+req_gate(struct store_req *r, const char *real)
+{
+	char msg[sizeof(r->res.msg)];
+
+	if (r->gate == NULL || r->gate(r->arg, real, msg, sizeof(msg)))
+		return true;
+	store_res_release(&r->res);
+	r->res.fs_err = 0;
+	r->res.has_digest = false;
+	res_error(&r->res, PH_ERR_FORBIDDEN, "%s", msg);
+	return false;
 }
 
 /* Delivers the result and frees the request. */
@@ -1121,7 +1140,12 @@ get_local(struct store_req *r, struct repo *repo)
 	struct fill *f;
 	int err;
 
-	if ((err = repo_open_file(repo, r->rel, &r->res.fd, &r->res.st)) < 0) {
+	err = repo_open_file(repo, r->rel, &r->res.fd, &r->res.st,
+	    r->res.real);
+	/* Refused or not found, a place the peer may not see is refused. */
+	if (!req_gate(r, r->res.real))
+		goto done;
+	if (err < 0) {
 		r->res.code = PH_ERR_IO;
 		r->res.fs_err = err;
 		goto done;
@@ -1168,10 +1192,15 @@ static struct store_req *
 stat_local(struct store_req *r, struct repo *repo)
 {
 	struct store *s = r->s;
+	char real[PH_MAX_PATH + 1];
 	struct cache_cat e;
+	struct stat st;
 	int err, fd;
 
-	if ((err = repo_stat(repo, r->rel, &r->res.st)) < 0) {
+	err = repo_stat(repo, r->rel, &r->res.st, r->res.real);
+	if (!req_gate(r, r->res.real))
+		goto done;
+	if (err < 0) {
 		r->res.code = PH_ERR_IO;
 		r->res.fs_err = err;
 		goto done;
@@ -1185,8 +1214,14 @@ stat_local(struct store_req *r, struct repo *repo)
 		goto done;
 	}
 	/* An unreadable file still has metadata, only no digest. */
-	if (repo_open_file(repo, r->rel, &fd, &r->res.st) < 0)
+	if (repo_open_file(repo, r->rel, &fd, &st, real) < 0)
 		goto done;
+	/* A link that moved in between leads elsewhere: no digest. */
+	if (strcmp(real, r->res.real) != 0) {
+		close(fd);
+		goto done;
+	}
+	r->res.st = st;
 	r->res.fd = fd;
 	return req_hash(r);
 
@@ -1240,10 +1275,27 @@ relay_error(struct store_req *r, int status, const struct upstream_error *e)
 		    store_disp(r->rel, d, sizeof(d)));
 }
 
+/*
+ * Asks the gate about what the parent says the path leads to: the real
+ * path it reported, or NULL when it reports none (an old parent, or no
+ * parent at all: a cached copy). A parent that failed before it resolved
+ * the path has nothing to check. False when refused.
+ */
+static bool
+relay_gate(struct store_req *r, const struct upstream_paths *paths)
+{
+	if (paths != NULL && paths->known && paths->real[0] == '\0')
+		return true;
+	if (paths != NULL && paths->known)
+		snprintf(r->res.real, sizeof(r->res.real), "%s", paths->real);
+	return req_gate(r, paths != NULL && paths->known ? paths->real :
+	    NULL);
+}
+
 /* The parent's STAT answer, for a relay GET or STAT. */
 static void
 relay_on_stat(void *arg, int status, const struct upstream_error *e,
-    const struct ph_meta *meta)
+    const struct ph_meta *meta, const struct upstream_paths *paths)
 {
 	struct store_req *r = arg;
 	struct store *s = r->s;
@@ -1253,12 +1305,20 @@ relay_on_stat(void *arg, int status, const struct upstream_error *e,
 	int err;
 
 	r->ureq = NULL;
+	if (status == -ECANCELED || (status == -EREMOTE &&
+	    relay_gate(r, paths))) {
+		relay_error(r, status, e);
+		goto done;
+	}
 	if (status != 0) {
-		if (status == -EREMOTE || status == -ECANCELED ||
+		/* A cached copy does not say where its path leads. */
+		if (status != -EREMOTE && relay_gate(r, NULL) &&
 		    !relay_fallback(r))
 			relay_error(r, status, e);
 		goto done;
 	}
+	if (!relay_gate(r, paths))
+		goto done;
 	meta_to_stat(meta, &r->res.st);
 	r->res.has_digest = meta->has_digest;
 	memcpy(r->res.sha256, meta->sha256, PH_SHA256_LEN);
@@ -1311,7 +1371,7 @@ relay_stat(struct store_req *r)
 	    &r->ureq);
 	if (err == 0)
 		return r;
-	if (err != -EHOSTDOWN || !relay_fallback(r))
+	if (err != -EHOSTDOWN || (relay_gate(r, NULL) && !relay_fallback(r)))
 		relay_error(r, err, NULL);
 	req_done(r);
 	return NULL;
@@ -1319,16 +1379,16 @@ relay_stat(struct store_req *r)
 
 static void
 relay_on_list(void *arg, int status, const struct upstream_error *e,
-    const struct ph_list_reply *page)
+    const struct ph_list_reply *page, const struct upstream_paths *paths)
 {
 	struct store_req *r = arg;
 
 	r->ureq = NULL;
 	if (status != 0) {
 		relay_error(r, status, e);
-		r->list_cb(r->arg, r->res.code, r->res.msg, NULL);
+		r->list_cb(r->arg, r->res.code, r->res.msg, NULL, paths);
 	} else
-		r->list_cb(r->arg, PH_OK, "", page);
+		r->list_cb(r->arg, PH_OK, "", page, paths);
 	r->list_cb = NULL;
 	req_free(r);
 }
@@ -1341,7 +1401,7 @@ store_list(struct store *s, const char *rel, uint64_t cursor,
 	int err;
 
 	if ((r = req_new(s, PH_LIST, rel, arg)) == NULL) {
-		cb(arg, PH_ERR_INTERNAL, "out of memory", NULL);
+		cb(arg, PH_ERR_INTERNAL, "out of memory", NULL, NULL);
 		return NULL;
 	}
 	r->list_cb = cb;
@@ -1350,7 +1410,7 @@ store_list(struct store *s, const char *rel, uint64_t cursor,
 	if (err == 0)
 		return r;
 	relay_error(r, err, NULL);
-	cb(arg, r->res.code, r->res.msg, NULL);
+	cb(arg, r->res.code, r->res.msg, NULL, NULL);
 	req_free(r);
 	return NULL;
 }
@@ -1360,7 +1420,7 @@ store_list(struct store *s, const char *rel, uint64_t cursor,
 /* Common start of GET and STAT. */
 static struct store_req *
 store_resolve(struct store *s, struct repo *repo, uint8_t op,
-    const char *rel, store_cb *cb, void *arg)
+    const char *rel, store_gate *gate, store_cb *cb, void *arg)
 {
 	struct store_res res;
 	struct store_req *r;
@@ -1377,6 +1437,7 @@ store_resolve(struct store *s, struct repo *repo, uint8_t op,
 		return NULL;
 	}
 	r->cb = cb;
+	r->gate = gate;
 	if (s->upstream != NULL)
 		return relay_stat(r);
 	if (repo == NULL) {
@@ -1389,17 +1450,17 @@ store_resolve(struct store *s, struct repo *repo, uint8_t op,
 }
 
 struct store_req *
-store_get(struct store *s, struct repo *repo, const char *rel, store_cb *cb,
-    void *arg)
+store_get(struct store *s, struct repo *repo, const char *rel,
+    store_gate *gate, store_cb *cb, void *arg)
 {
-	return store_resolve(s, repo, PH_GET, rel, cb, arg);
+	return store_resolve(s, repo, PH_GET, rel, gate, cb, arg);
 }
 
 struct store_req *
-store_stat(struct store *s, struct repo *repo, const char *rel, store_cb *cb,
-    void *arg)
+store_stat(struct store *s, struct repo *repo, const char *rel,
+    store_gate *gate, store_cb *cb, void *arg)
 {
-	return store_resolve(s, repo, PH_STAT, rel, cb, arg);
+	return store_resolve(s, repo, PH_STAT, rel, gate, cb, arg);
 }
 
 /* ---- Compression at rest ------------------------------------------------ */

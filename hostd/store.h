@@ -93,6 +93,11 @@ struct store_res {
 	int		 fd;		/* a repository file, or -1 */
 	struct cache_blob *blob;
 	struct fill	*fill;
+	/* Where the path leads in the repository (real path, "." for the
+	 * root), when known: set by a lookup that got that far, even if it
+	 * then failed; "" when not known (a relay whose parent does not
+	 * report it, or no lookup yet). */
+	char		 real[PH_MAX_PATH + 1];
 };
 
 /* Called once with the result; res is the caller's until it returns,
@@ -100,21 +105,38 @@ struct store_res {
 typedef void store_cb(void *arg, struct store_res *res);
 
 /*
+ * The access check on what a GET or STAT really names, asked once the
+ * lookup knows (or cannot learn) its real path and before any content is
+ * read or fetched: real is that path, or NULL when it cannot be known
+ * (relay mode, a parent that does not report it). Returns true to go on;
+ * false with a message in msg ends the request with PH_ERR_FORBIDDEN.
+ */
+typedef bool store_gate(void *arg, const char *real, char *msg,
+    size_t cap);
+
+/*
  * Resolves GET rel (normalised) in repo (NULL in relay mode or without a
- * repository). cb may run before this returns; then NULL is returned.
- * Otherwise the returned handle may be given to store_cancel() until cb
- * runs. Returns NULL also when cb ran with an error.
+ * repository), asking gate (if not NULL) before anything is read. cb may
+ * run before this returns; then NULL is returned. Otherwise the returned
+ * handle may be given to store_cancel() until cb runs. Returns NULL also
+ * when cb ran with an error.
  */
 struct store_req *store_get(struct store *s, struct repo *repo,
-	    const char *rel, store_cb *cb, void *arg);
+	    const char *rel, store_gate *gate, store_cb *cb, void *arg);
 
 /* Resolves STAT rel: metadata, with the digest of a regular file. */
 struct store_req *store_stat(struct store *s, struct repo *repo,
-	    const char *rel, store_cb *cb, void *arg);
+	    const char *rel, store_gate *gate, store_cb *cb, void *arg);
 
-/* LIST through upstream (relay mode): the parent's page, or an error. */
+/*
+ * LIST through upstream (relay mode): the parent's page, or an error.
+ * paths says where the directory and the page's symlinks lead, as the
+ * parent reported them (upstream.h); its known is false when the parent
+ * does not report them. paths is NULL when the parent was not reached.
+ */
+struct upstream_paths;
 typedef void store_list_cb(void *arg, enum ph_err code, const char *msg,
-    const struct ph_list_reply *page);
+    const struct ph_list_reply *page, const struct upstream_paths *paths);
 struct store_req *store_list(struct store *s, const char *rel,
 	    uint64_t cursor, store_list_cb *cb, void *arg);
 

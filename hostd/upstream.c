@@ -104,6 +104,7 @@ struct memo {
 	uint16_t	 count;
 	uint32_t	 entries_len;
 	uint8_t		*entries;
+	struct upstream_paths *paths;	/* where they lead, a copy */
 	size_t		 cost;
 	char		 path[];
 };
@@ -127,6 +128,8 @@ struct upstream_req {
 	struct ph_meta	 meta;
 	uint64_t	 received;
 	uint8_t		 digest[PH_SHA256_LEN];
+	/* The parent's PATH frames, or a memo's copy of them. */
+	struct upstream_paths paths;
 	/* A memo answer waiting in u->done. */
 	struct ph_meta	 rmeta;
 	struct ph_list_reply rpage;
@@ -224,11 +227,45 @@ status_code(int status)
 	}
 }
 
+/* Frees the link targets of p and forgets everything it said. */
+static void
+paths_clear(struct upstream_paths *p)
+{
+	for (size_t i = 0; i < PH_MAX_LIST_ENTRIES; i++) {
+		free(p->target[i]);
+		p->target[i] = NULL;
+	}
+	p->known = false;
+	p->real[0] = '\0';
+}
+
+/* A deep copy of src into dst (cleared); its bytes, or 0 without memory. */
+static size_t
+paths_copy(struct upstream_paths *dst, const struct upstream_paths *src)
+{
+	size_t cost = sizeof(*dst);
+
+	paths_clear(dst);
+	dst->known = src->known;
+	memcpy(dst->real, src->real, sizeof(dst->real));
+	for (size_t i = 0; i < PH_MAX_LIST_ENTRIES; i++) {
+		if (src->target[i] == NULL)
+			continue;
+		if ((dst->target[i] = strdup(src->target[i])) == NULL) {
+			paths_clear(dst);
+			return 0;
+		}
+		cost += strlen(src->target[i]) + 1;
+	}
+	return cost;
+}
+
 static void
 req_free(struct upstream_req *r)
 {
 	if (r == NULL)
 		return;
+	paths_clear(&r->paths);
 	free(r->rentries);
 	free(r);
 }
@@ -248,10 +285,12 @@ req_fail(struct upstream_req *r, int status, const struct upstream_error *e)
 			r->gcbs.on_end(r->arg, status, e, NULL);
 			break;
 		case PH_STAT:
-			r->stat_cb(r->arg, status, e, NULL);
+			r->stat_cb(r->arg, status, e, NULL,
+			    status == -EREMOTE ? &r->paths : NULL);
 			break;
 		case PH_LIST:
-			r->list_cb(r->arg, status, e, NULL);
+			r->list_cb(r->arg, status, e, NULL,
+			    status == -EREMOTE ? &r->paths : NULL);
 			break;
 		default:
 			break;		/* our own keepalive PING */
@@ -304,6 +343,9 @@ memo_remove(struct upstream *u, struct memo *m)
 	TAILQ_REMOVE(&u->memo_age, m, age);
 	u->memo_n--;
 	u->memo_bytes -= m->cost;
+	if (m->paths != NULL)
+		paths_clear(m->paths);
+	free(m->paths);
 	free(m->entries);
 	free(m);
 }
@@ -344,25 +386,42 @@ memo_find(struct upstream *u, uint8_t op, uint64_t cursor, const char *path)
  */
 static void
 memo_put(struct upstream *u, uint8_t op, uint64_t cursor, const char *path,
-    const struct ph_meta *meta, const struct ph_list_reply *page)
+    const struct ph_meta *meta, const struct ph_list_reply *page,
+    const struct upstream_paths *paths)
 {
-	size_t plen = strlen(path), cost;
+	size_t plen = strlen(path), cost, pcost;
+	struct upstream_paths *pc;
 	struct memo *m, *old;
 	uint64_t now = uv_now(u->loop);
 
+	/* What the paths say is part of the answer: no copy, no memo. */
+	if ((pc = calloc(1, sizeof(*pc))) == NULL)
+		return;
+	if ((pcost = paths_copy(pc, paths)) == 0) {
+		free(pc);
+		return;
+	}
+
 	if ((old = memo_find(u, op, cursor, path)) != NULL)
 		memo_remove(u, old);
-	cost = sizeof(*m) + plen + 1 + (page != NULL ? page->entries_len : 0);
+	cost = sizeof(*m) + plen + 1 + (page != NULL ? page->entries_len : 0) +
+	    pcost;
 	/* Entries share one TTL, so the oldest is also the first to expire. */
 	while ((old = TAILQ_FIRST(&u->memo_age)) != NULL &&
 	    (old->expires_ms <= now || u->memo_n >= UP_MEMO_MAX ||
 	    u->memo_bytes + cost > UP_MEMO_MAX_BYTES))
 		memo_remove(u, old);
 	if (cost > UP_MEMO_MAX_BYTES || (m = calloc(1, sizeof(*m) + plen +
-	    1)) == NULL)
+	    1)) == NULL) {
+		paths_clear(pc);
+		free(pc);
 		return;
+	}
+	m->paths = pc;
 	if (page != NULL && page->entries_len > 0) {
 		if ((m->entries = malloc(page->entries_len)) == NULL) {
+			paths_clear(pc);
+			free(pc);
 			free(m);
 			return;
 		}
@@ -400,6 +459,8 @@ memo_answer(struct upstream *u, struct upstream_req *r)
 	if ((m = memo_find(u, r->op, r->op == PH_LIST ? r->arg64 : 0,
 	    r->path)) == NULL)
 		return false;
+	if (paths_copy(&r->paths, m->paths) == 0)
+		return false;
 	if (r->op == PH_STAT) {
 		r->rmeta = m->meta;
 		return true;
@@ -422,9 +483,9 @@ req_answer(struct upstream_req *r)
 {
 	r->where = REQ_ENDING;
 	if (r->op == PH_STAT)
-		r->stat_cb(r->arg, 0, NULL, &r->rmeta);
+		r->stat_cb(r->arg, 0, NULL, &r->rmeta, &r->paths);
 	else
-		r->list_cb(r->arg, 0, NULL, &r->rpage);
+		r->list_cb(r->arg, 0, NULL, &r->rpage, &r->paths);
 	req_free(r);
 }
 
@@ -637,7 +698,7 @@ up_send_hello(struct upstream *u)
 	u->out->type = PH_HELLO;
 	u->out->u.hello.min_version = PH_PROTO_MIN_VERSION;
 	u->out->u.hello.max_version = PH_PROTO_VERSION;
-	u->out->u.hello.features = PH_FEAT_ALL;
+	u->out->u.hello.features = PH_FEAT_ALL | PH_FEAT_REALPATH;
 	snprintf(u->out->u.hello.agent, sizeof(u->out->u.hello.agent),
 	    "portholed/%s relay", PORTHOLE_VERSION);
 	u->state = UP_HELLO;
@@ -839,7 +900,8 @@ up_on_hello_reply(struct upstream *u, const struct ph_msg *m)
 		    "SHA-256 digests");
 		return;
 	}
-	u->features = m->u.hello_ack.features & PH_FEAT_ALL;
+	u->features = m->u.hello_ack.features & (PH_FEAT_ALL |
+	    PH_FEAT_REALPATH);
 	u->state = UP_READY;
 	u->attempting = false;
 	up_report_up(u, m->u.hello_ack.agent);
@@ -878,6 +940,7 @@ up_remote_error(struct upstream *u, struct upstream_req *r,
 	memset(&e, 0, sizeof(e));
 	e.code = pe->code;
 	memcpy(e.message, pe->message, sizeof(e.message));
+	r->paths.known = (u->features & PH_FEAT_REALPATH) != 0;
 	req_fail(r, -EREMOTE, &e);
 }
 
@@ -905,6 +968,68 @@ up_integrity(struct upstream *u, struct upstream_req *r, const char *fmt,
 	req_fail(r, -EILSEQ, &e);
 }
 
+/*
+ * A PATH frame for the request in flight: where its path, or a symlink on
+ * the LIST page to come, really leads. Each is said once, normalised.
+ */
+static void
+up_path_frame(struct upstream *u, struct upstream_req *r,
+    const struct ph_path *p)
+{
+	char norm[PH_MAX_PATH + 1];
+	size_t i = (size_t)p->entry - 1;
+
+	if (!(u->features & PH_FEAT_REALPATH) || r->op == PH_PING) {
+		up_violation(u, "PATH that was not asked for");
+		return;
+	}
+	if (ph_path_normalize(p->path, strlen(p->path), norm,
+	    sizeof(norm)) < 0 || strcmp(norm, p->path) != 0) {
+		up_violation(u, "PATH that is not a normalised path");
+		return;
+	}
+	if (p->entry == 0) {
+		if (r->paths.real[0] != '\0') {
+			up_violation(u, "a second PATH for the request");
+			return;
+		}
+		snprintf(r->paths.real, sizeof(r->paths.real), "%s", p->path);
+		return;
+	}
+	if (r->op != PH_LIST || i >= PH_MAX_LIST_ENTRIES ||
+	    r->paths.target[i] != NULL) {
+		up_violation(u, "PATH for LIST entry %u", p->entry);
+		return;
+	}
+	if ((r->paths.target[i] = strdup(p->path)) == NULL)
+		up_lost(u, -ENOMEM, "out of memory");
+}
+
+/*
+ * The final answer to a STAT or LIST is here: what the PATH frames said
+ * is complete. False (the connection reset) when the parent promised PATH
+ * frames and sent none, or named an entry the page does not have.
+ */
+static bool
+up_paths_done(struct upstream *u, struct upstream_req *r, uint16_t count)
+{
+	r->paths.known = (u->features & PH_FEAT_REALPATH) != 0;
+	if (!r->paths.known)
+		return true;
+	if (r->paths.real[0] == '\0') {
+		up_violation(u, "%s without a PATH", ph_type_name(u->in->type));
+		return false;
+	}
+	for (size_t i = count; i < PH_MAX_LIST_ENTRIES; i++) {
+		if (r->paths.target[i] != NULL) {
+			up_violation(u, "PATH for LIST entry %zu of %u", i + 1,
+			    (unsigned int)count);
+			return false;
+		}
+	}
+	return true;
+}
+
 static void
 up_stat_frame(struct upstream *u, struct upstream_req *r,
     const struct ph_msg *m)
@@ -912,13 +1037,19 @@ up_stat_frame(struct upstream *u, struct upstream_req *r,
 	switch (m->type) {
 	case PH_QUEUED:
 		return;
+	case PH_PATH:
+		up_path_frame(u, r, &m->u.path);
+		return;
 	case PH_META:
+		if (!up_paths_done(u, r, 0))
+			return;
 		if (r->memo_gen == u->memo_gen)
-			memo_put(u, PH_STAT, 0, r->path, &m->u.meta, NULL);
+			memo_put(u, PH_STAT, 0, r->path, &m->u.meta, NULL,
+			    &r->paths);
 		up_answered(u);
 		r->where = REQ_ENDING;
 		if (!r->cancelled)
-			r->stat_cb(r->arg, 0, NULL, &m->u.meta);
+			r->stat_cb(r->arg, 0, NULL, &m->u.meta, &r->paths);
 		req_free(r);
 		return;
 	case PH_ERROR:
@@ -936,14 +1067,20 @@ up_list_frame(struct upstream *u, struct upstream_req *r,
 	switch (m->type) {
 	case PH_QUEUED:
 		return;
+	case PH_PATH:
+		up_path_frame(u, r, &m->u.path);
+		return;
 	case PH_LIST_REPLY:
+		if (!up_paths_done(u, r, m->u.list_reply.count))
+			return;
 		if (r->memo_gen == u->memo_gen)
 			memo_put(u, PH_LIST, r->arg64, r->path, NULL,
-			    &m->u.list_reply);
+			    &m->u.list_reply, &r->paths);
 		up_answered(u);
 		r->where = REQ_ENDING;
 		if (!r->cancelled)
-			r->list_cb(r->arg, 0, NULL, &m->u.list_reply);
+			r->list_cb(r->arg, 0, NULL, &m->u.list_reply,
+			    &r->paths);
 		req_free(r);
 		return;
 	case PH_ERROR:
@@ -1119,6 +1256,10 @@ up_get_frame(struct upstream *u, struct upstream_req *r,
 	switch (m->type) {
 	case PH_QUEUED:
 		return;		/* waiting in the parent's queue: a keepalive */
+	case PH_PATH:
+		/* The STAT before this GET was checked; only well-formed. */
+		up_path_frame(u, r, &m->u.path);
+		return;
 	case PH_META:
 		up_get_meta(u, r, &m->u.meta);
 		return;

@@ -3,8 +3,8 @@
  *
  * With --upstream ENDPOINT, portholed's repository is another portholed.
  * This module keeps one persistent connection to it (HELLO with features
- * ZSTD|RESUME|SHA256), reconnecting with exponential backoff (100 ms
- * doubling to 5 s) whenever it drops, and runs requests on it one at a
+ * ZSTD|RESUME|SHA256|REALPATH), reconnecting with exponential backoff
+ * (100 ms doubling to 5 s) whenever it drops, and runs requests on it one at a
  * time, in the order they were made (the protocol allows one request in
  * flight per connection). STAT and LIST replies are remembered for a short
  * TTL so a tree walk does not cost a round trip per name.
@@ -63,14 +63,31 @@ struct upstream_get_cbs {
 		    const uint8_t *sha256);
 };
 
-/* STAT result: meta valid when status is 0. */
+/*
+ * Where a STAT's or LIST's path really leads in the parent's repository,
+ * and where the symlinks on a LIST page lead, from the parent's PATH
+ * frames. known is false when the parent does not report them (it did not
+ * negotiate REALPATH); then nothing else is set. real is "" when the
+ * parent answered ERROR before it resolved the path. target[i] is the real
+ * path of entry i of the page when it is a symlink, else NULL.
+ */
+struct upstream_paths {
+	bool		 known;
+	char		 real[PH_MAX_PATH + 1];
+	char		*target[PH_MAX_LIST_ENTRIES];
+};
+
+/* STAT result: meta valid when status is 0; paths when status is 0 or
+ * -EREMOTE, else NULL. */
 typedef void upstream_stat_cb(void *arg, int status,
-    const struct upstream_error *e, const struct ph_meta *meta);
+    const struct upstream_error *e, const struct ph_meta *meta,
+    const struct upstream_paths *paths);
 
 /* LIST result: one page, as the parent sent it (its entries are valid
- * during the call only). */
+ * during the call only); paths as for STAT. */
 typedef void upstream_list_cb(void *arg, int status,
-    const struct upstream_error *e, const struct ph_list_reply *page);
+    const struct upstream_error *e, const struct ph_list_reply *page,
+    const struct upstream_paths *paths);
 
 struct upstream_config {
 	const char	*endpoint;	/* "vsock:2:7390", "unix:/path" */

@@ -67,6 +67,9 @@ type_max_payload(uint8_t type)
 	case PH_LIST_REPLY:
 		max = 8 + 2 + PH_MAX_LIST_ENTRIES * LIST_ENTRY_MAX;
 		break;
+	case PH_PATH:
+		max = 2 + STR_MAX(PH_MAX_PATH);
+		break;
 	case PH_CTL_REPLY:
 		max = PH_MAX_PAYLOAD;
 		break;

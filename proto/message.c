@@ -260,6 +260,11 @@ decode_payload(uint8_t type, struct ph_reader *r, struct ph_msg *m)
 		return 0;
 	case PH_LIST_REPLY:
 		return decode_list_reply(r, &m->u.list_reply);
+	case PH_PATH:
+		if ((rc = ph_get_u16(r, &m->u.path.entry)) != 0)
+			return rc;
+		return ph_get_str(r, m->u.path.path, sizeof(m->u.path.path),
+		    PH_MAX_PATH);
 	case PH_CTL_REPLY:
 		return decode_ctl_reply(r, &m->u.ctl_reply);
 	default:
@@ -289,6 +294,7 @@ member_size(uint8_t type)
 	case PH_END:		return sizeof(m->u.end);
 	case PH_ERROR:		return sizeof(m->u.error);
 	case PH_LIST_REPLY:	return sizeof(m->u.list_reply);
+	case PH_PATH:		return sizeof(m->u.path);
 	case PH_CTL_REPLY:	return sizeof(m->u.ctl_reply);
 	default:		return 0;
 	}
@@ -438,6 +444,7 @@ encode_check(const struct ph_msg *m)
 	case PH_PING:
 	case PH_PONG:
 	case PH_QUEUED:
+	case PH_PATH:
 		break;
 	default:
 		return -EINVAL;
@@ -523,6 +530,11 @@ encode_payload(const struct ph_msg *m, struct ph_writer *w)
 			return rc;
 		return ph_put_bytes(w, m->u.list_reply.entries,
 		    m->u.list_reply.entries_len);
+	case PH_PATH:
+		if ((rc = ph_put_u16(w, m->u.path.entry)) != 0)
+			return rc;
+		return put_str_max(w, m->u.path.path, sizeof(m->u.path.path),
+		    PH_MAX_PATH);
 	case PH_CTL_REPLY:
 		if ((rc = ph_put_u16(w, m->u.ctl_reply.status)) != 0 ||
 		    (rc = ph_put_u32(w, m->u.ctl_reply.body_len)) != 0)
@@ -635,6 +647,7 @@ ph_type_name(uint8_t type)
 	case PH_ERROR:		return "ERROR";
 	case PH_LIST_REPLY:	return "LIST_REPLY";
 	case PH_PONG:		return "PONG";
+	case PH_PATH:		return "PATH";
 	case PH_CTL_REPLY:	return "CTL_REPLY";
 	default:		return "?";
 	}

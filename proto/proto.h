@@ -68,6 +68,7 @@ enum ph_type {
 	PH_ERROR	= 0x87,
 	PH_LIST_REPLY	= 0x88,
 	PH_PONG		= 0x89,
+	PH_PATH		= 0x8a,	/* only with PH_FEAT_REALPATH */
 	PH_CTL_REPLY	= 0x90,	/* control socket only */
 };
 
@@ -76,6 +77,8 @@ enum ph_type {
 #define PH_FEAT_RESUME		(1u << 1)	/* GET with a non-zero offset */
 #define PH_FEAT_SHA256		(1u << 2)	/* META and END carry digests */
 #define PH_FEAT_ALL		(PH_FEAT_ZSTD | PH_FEAT_RESUME | PH_FEAT_SHA256)
+/* PATH frames say where a request's path really leads (relays ask). */
+#define PH_FEAT_REALPATH	(1u << 3)
 
 /* GET flags. */
 #define PH_GET_WANT_ZSTD	(1u << 0)	/* the client accepts DATA_ZSTD */
@@ -204,6 +207,11 @@ struct ph_list_entry {
 	char		name[PH_MAX_NAME + 1];
 };
 
+struct ph_path {		/* PATH */
+	uint16_t	entry;		/* 0: the request; i: entry i-1 */
+	char		path[PH_MAX_PATH + 1];	/* normalised */
+};
+
 struct ph_ctl {
 	uint8_t		flags;		/* PH_CTL_* */
 	uint16_t	argc;
@@ -235,6 +243,7 @@ struct ph_msg {
 		struct ph_end		end;
 		struct ph_error		error;
 		struct ph_list_reply	list_reply;
+		struct ph_path		path;
 		struct ph_ctl		ctl;
 		struct ph_ctl_reply	ctl_reply;
 	} u;

@@ -328,15 +328,7 @@ assert_err_has "the audit trail is off"
 daemon_stop
 
 step "a relay applies its own rules to the pages its parent lists"
-L0=$T/l0.sock
-mkdir -p "$T/l0state" "$T/l0cache"
-"$PORTHOLED" -l "unix:$L0" -c "$T/l0.ctl" --state-dir "$T/l0state" \
-    --cache-dir "$T/l0cache" -r "$REPO" --libvirt none </dev/null \
-    >>"$T/l0.log" 2>&1 &
-L0_PID=$!
-track "$L0_PID"
-wait_for 20 "$PORTHOLE" -e "unix:$L0" ping ||
-	fail "the parent daemon does not answer: $(cat "$T/l0.log")"
+parent_start
 STATE=$T/state-relay
 mkdir -p "$STATE"
 daemon_start --no-repo --upstream "unix:$L0" --test-declared-peer \
@@ -349,7 +341,6 @@ assert_eq "$(listed 6 /tools)" "a.txt" "LIST /tools through the relay"
 expect_denied 5 get /secret/s.txt 1
 expect_ok 6 get /secret/s.txt
 daemon_stop
-kill -TERM "$L0_PID"
-wait "$L0_PID" || fail "the parent daemon exited with status $?"
+parent_stop
 
 pass

@@ -1,13 +1,21 @@
 #!/usr/bin/env python3
 """A misbehaving parent daemon for the upstream client's tests.
 
-Usage: fake_parent.py SOCKET [--nosha]
+Usage: fake_parent.py SOCKET [--nosha | --realpath]
        fake_parent.py --content-sha   (prints the SHA-256 of its file)
 
 Listens on the unix SOCKET and speaks just enough of the protocol: HELLO is
-answered with HELLO_ACK (every feature, or all but SHA256 with --nosha),
-PING with PONG, STAT with a small file's META. What a GET gets depends on
-its path, one case per name:
+answered with HELLO_ACK (ZSTD, RESUME and SHA256, all but SHA256 with
+--nosha, those and REALPATH with --realpath), PING with PONG, STAT with a
+small file's META. With --realpath a STAT gets PATH frames first, by name:
+
+  nopath       none
+  twopath      two for the request
+  badpath      one that is not a normalised path ("../x")
+  entrypath    one for a LIST entry, which a STAT has not
+  anything     one saying it really is "real/" followed by the name
+
+What a GET gets depends on its path, one case per name:
 
   good         a correct reply (DATA frames)
   zstd         a correct reply in DATA_ZSTD frames (when the client asked)
@@ -41,6 +49,8 @@ HELLO_ACK, QUEUED, META, DATA, DATA_ZSTD, END, ERROR, LIST_REPLY, PONG = (
     0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89)
 ALL_FEATURES = 7
 SHA256 = 4
+REALPATH = 8
+PATH = 0x8a
 
 CONTENT = b"".join(b"line %06d of the fake parent's file\n" % i
                    for i in range(20000))
@@ -59,6 +69,23 @@ def wstr(s):
 def meta(size, digest, ftype=1, mode=0o644):
     return frame(META, struct.pack(">QqIBB", size, MTIME_NS, mode, ftype,
                                    1 if digest else 0) + (digest or bytes(32)))
+
+
+def path_frame(entry, path):
+    return frame(PATH, struct.pack(">H", entry) + wstr(path))
+
+
+def stat_paths(path):
+    """The PATH frames a --realpath parent sends before a STAT's META."""
+    if path == "nopath":
+        return b""
+    if path == "twopath":
+        return path_frame(0, "a") + path_frame(0, "b")
+    if path == "badpath":
+        return path_frame(0, "../x")
+    if path == "entrypath":
+        return path_frame(0, "a") + path_frame(1, "b")
+    return path_frame(0, "real/" + path)
 
 
 def end(nbytes, digest):
@@ -162,6 +189,8 @@ class Handler(socketserver.BaseRequestHandler):
                 p = self.recv_exact(length)
                 if ftype == HELLO:
                     feats = ALL_FEATURES & ~SHA256 if NOSHA else ALL_FEATURES
+                    if REALPATH_MODE:
+                        feats |= REALPATH
                     s.sendall(frame(HELLO_ACK, struct.pack(
                         ">HII", 1, feats, 1 << 20) + wstr("fake-parent")))
                 elif ftype == PING:
@@ -175,7 +204,9 @@ class Handler(socketserver.BaseRequestHandler):
                         s.sendall(frame(LIST_REPLY, struct.pack(">QH", 0, 0)))
                         return
                     else:
-                        s.sendall(meta(3, hashlib.sha256(b"abc").digest()))
+                        s.sendall((stat_paths(path) if REALPATH_MODE
+                                   else b"") +
+                                  meta(3, hashlib.sha256(b"abc").digest()))
                 elif ftype == GET:
                     offset, flags, n = struct.unpack(">QIH", p[:14])
                     path = p[14:14 + n].decode()
@@ -193,10 +224,11 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
 
 NOSHA = False
+REALPATH_MODE = False
 
 
 def main():
-    global NOSHA
+    global NOSHA, REALPATH_MODE
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
@@ -204,6 +236,7 @@ def main():
         print(hashlib.sha256(CONTENT).hexdigest())
         return 0
     NOSHA = "--nosha" in sys.argv[2:]
+    REALPATH_MODE = "--realpath" in sys.argv[2:]
     path = sys.argv[1]
     if os.path.exists(path):
         os.unlink(path)

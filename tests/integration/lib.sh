@@ -313,6 +313,29 @@ daemon_start() {
 	fail "portholed did not answer ping within ${START_TIMEOUT}s"
 }
 
+# parent_start: a plain portholed serving $REPO on unix:$L0 ($T/l0.sock),
+# for a relay started with daemon_start to use as its parent; sets L0_PID.
+parent_start() {
+	L0=$T/l0.sock
+	mkdir -p "$T/l0state" "$T/l0cache"
+	"$PORTHOLED" -l "unix:$L0" -c "$T/l0.ctl" --state-dir "$T/l0state" \
+	    --cache-dir "$T/l0cache" -r "$REPO" --libvirt none </dev/null \
+	    >>"$T/l0.log" 2>&1 &
+	L0_PID=$!
+	track "$L0_PID"
+	wait_for 20 "$PORTHOLE" -e "unix:$L0" ping ||
+		fail "the parent daemon does not answer: $(cat "$T/l0.log")"
+}
+
+# parent_stop: stops it; it must exit 0 without a sanitizer report.
+parent_stop() {
+	kill -TERM "$L0_PID"
+	wait "$L0_PID" || fail "the parent daemon exited with status $?"
+	if grep -qE 'Sanitizer|runtime error:' "$T/l0.log"; then
+		fail "sanitizer report in the parent daemon's log"
+	fi
+}
+
 # True while the daemon process is alive.
 daemon_alive() {
 	[[ -n $DAEMON_PID ]] && kill -0 "$DAEMON_PID" 2>/dev/null

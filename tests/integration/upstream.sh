@@ -76,6 +76,7 @@ for i in $(seq -w 1 300); do
 	printf '%s\n' "$i" >"$REPO/many/f$i"
 done
 printf 'one' >"$REPO/memo.txt"
+ln -s text.txt "$REPO/link.txt"
 
 daemon_start
 P=unix:$SOCK
@@ -109,6 +110,11 @@ expect_field status OK
 expect_field size "$(fsize "$REPO/text.txt")"
 expect_field ftype 1
 expect_field digest "$(sha_of "$REPO/text.txt")"
+expect_field real text.txt
+# The parent says where a symlink leads (PATH frames).
+probe stat link.txt
+expect_field status OK
+expect_field real text.txt
 probe list many
 expect_field status OK
 expect_field count 300
@@ -250,6 +256,23 @@ probe get short
 expect_field status EILSEQ
 probe get changed
 expect_field status EILSEQ
+probe_stop
+
+step "a parent's PATH frames are checked like any other frame"
+python3 "$LIB_DIR/fake_parent.py" "$T/realpath.sock" --realpath \
+    2>>"$T/fake.log" &
+track $!
+wait_for 10 test -S "$T/realpath.sock" || fail "the fake parent did not start"
+probe_start "unix:$T/realpath.sock"
+probe stat some/file
+expect_field status OK
+expect_field real real/some/file
+for c in nopath twopath badpath entrypath; do
+	probe stat $c
+	expect_field status EBADMSG
+	probe stat good
+	expect_field status OK
+done
 probe_stop
 
 step "a parent without SHA-256 is no parent"

@@ -205,7 +205,7 @@ static const struct upstream_get_cbs get_cbs = {
 
 static void
 on_stat(void *arg, int status, const struct upstream_error *e,
-    const struct ph_meta *meta)
+    const struct ph_meta *meta, const struct upstream_paths *paths)
 {
 	struct probe *p = arg;
 	char hex[65], sb[16];
@@ -215,10 +215,12 @@ on_stat(void *arg, int status, const struct upstream_error *e,
 			ph_sha256_hex(meta->sha256, hex);
 		else
 			snprintf(hex, sizeof(hex), "-");
+		/* Where the parent says the path leads; "-" if it does not. */
 		printf("stat status=OK size=%" PRIu64 " mtime=%" PRId64
-		    " mode=%o ftype=%u digest=%s ms=%" PRIu64 "\n",
+		    " mode=%o ftype=%u digest=%s real=%s ms=%" PRIu64 "\n",
 		    meta->size, meta->mtime_ns, (unsigned int)meta->mode,
-		    (unsigned int)meta->ftype, hex, probe_ms(p));
+		    (unsigned int)meta->ftype, hex, paths->known ?
+		    paths->real : "-", probe_ms(p));
 	} else
 		printf("stat status=%s code=%u ms=%" PRIu64 " msg=%s\n",
 		    status_name(status, sb, sizeof(sb)), e->code,
@@ -227,12 +229,13 @@ on_stat(void *arg, int status, const struct upstream_error *e,
 }
 
 static void	on_list(void *arg, int status, const struct upstream_error *e,
-		    const struct ph_list_reply *page);
+		    const struct ph_list_reply *page,
+		    const struct upstream_paths *paths);
 
 /* Appends one page's entries to the text, then asks for the next. */
 static void
 on_list(void *arg, int status, const struct upstream_error *e,
-    const struct ph_list_reply *page)
+    const struct ph_list_reply *page, const struct upstream_paths *paths)
 {
 	struct probe *p = arg;
 	struct ph_list_entry ent;
@@ -240,6 +243,7 @@ on_list(void *arg, int status, const struct upstream_error *e,
 	char sb[16], item[PH_MAX_NAME + 64];
 	int err, n;
 
+	(void)paths;
 	if (status != 0) {
 		printf("list status=%s code=%u msg=%s\n",
 		    status_name(status, sb, sizeof(sb)), e->code, e->message);
@@ -283,12 +287,13 @@ done:
 
 static void
 on_burst_stat(void *arg, int status, const struct upstream_error *e,
-    const struct ph_meta *meta)
+    const struct ph_meta *meta, const struct upstream_paths *paths)
 {
 	struct probe *p = arg;
 
 	(void)e;
 	(void)meta;
+	(void)paths;
 	if (status == 0)
 		p->burst_ok++;
 	else

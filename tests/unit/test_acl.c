@@ -281,6 +281,50 @@ test_browse(void **state)
 	assert_true(v.allow);
 }
 
+/*
+ * Which peers some rule may refuse something: a relay that cannot learn
+ * where a path leads serves only the others.
+ */
+static void
+test_restricts(void **state)
+{
+	struct acl_peer seven = { 7, NULL, NULL };
+	struct acl_peer eight = { 8, "web1", NULL };
+	struct acl_rule rules[2];
+	struct acl *acl;
+
+	(void)state;
+	assert_false(acl_restricts(NULL, &seven));
+	assert_int_equal(acl_new(true, &acl), 0);
+	assert_false(acl_restricts(acl, &seven));
+	rules[0] = rule("deny", "cid:7", "/secret");
+	rules[1] = rule("allow", "*", "/");
+	assert_int_equal(acl_set_rules(acl, rules, 2), 0);
+	assert_true(acl_restricts(acl, &seven));
+	assert_false(acl_restricts(acl, &eight));
+	rules[0] = rule("deny", "web1", "/x");
+	assert_int_equal(acl_set_rules(acl, rules, 1), 0);
+	assert_false(acl_restricts(acl, &seven));
+	assert_true(acl_restricts(acl, &eight));
+	/* An allow of the whole tree first: a later deny never decides. */
+	rules[0] = rule("allow", "*", "/");
+	rules[1] = rule("deny", "cid:7", "/secret");
+	assert_int_equal(acl_set_rules(acl, rules, 2), 0);
+	assert_false(acl_restricts(acl, &seven));
+	acl_free(acl);
+	/* A default of deny: only a rule for the whole tree lifts it. */
+	assert_int_equal(acl_new(false, &acl), 0);
+	assert_true(acl_restricts(acl, &eight));
+	rules[0] = rule("allow", "*", "/pub");
+	assert_int_equal(acl_set_rules(acl, rules, 1), 0);
+	assert_true(acl_restricts(acl, &eight));
+	rules[0] = rule("allow", "cid:8", "/");
+	assert_int_equal(acl_set_rules(acl, rules, 1), 0);
+	assert_false(acl_restricts(acl, &eight));
+	assert_true(acl_restricts(acl, &seven));
+	acl_free(acl);
+}
+
 int
 main(void)
 {
@@ -291,6 +335,7 @@ main(void)
 		cmocka_unit_test(test_matches_peer),
 		cmocka_unit_test(test_first_match_wins),
 		cmocka_unit_test(test_browse),
+		cmocka_unit_test(test_restricts),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,7 +22,7 @@
 static const uint8_t all_types[] = {
 	PH_HELLO, PH_GET, PH_STAT, PH_LIST, PH_PING, PH_CTL,
 	PH_HELLO_ACK, PH_QUEUED, PH_META, PH_DATA, PH_DATA_ZSTD, PH_END,
-	PH_ERROR, PH_LIST_REPLY, PH_PONG, PH_CTL_REPLY,
+	PH_ERROR, PH_LIST_REPLY, PH_PONG, PH_PATH, PH_CTL_REPLY,
 };
 #define NTYPES	(sizeof(all_types) / sizeof(all_types[0]))
 
@@ -89,6 +89,10 @@ sample(uint8_t type)
 	case PH_PING:
 	case PH_PONG:
 		m->u.ping_nonce = 0xfedcba9876543210ull;
+		break;
+	case PH_PATH:
+		m->u.path.entry = 256;
+		memcpy(m->u.path.path, "a/b", 4);
 		break;
 	case PH_CTL:
 		m->u.ctl.flags = PH_CTL_JSON;
@@ -213,6 +217,10 @@ assert_same(const struct ph_msg *a, const struct ph_msg *b)
 	case PH_PING:
 	case PH_PONG:
 		assert_true(a->u.ping_nonce == b->u.ping_nonce);
+		break;
+	case PH_PATH:
+		assert_int_equal(a->u.path.entry, b->u.path.entry);
+		assert_string_equal(a->u.path.path, b->u.path.path);
 		break;
 	case PH_CTL:
 		assert_int_equal(a->u.ctl.flags, b->u.ctl.flags);
@@ -389,7 +397,7 @@ test_header_faults(void **state)
 	struct ph_header	h;
 	size_t			i;
 	static const uint8_t	unknown[] = { 0x00, 0x06, 0x0f, 0x11, 0x7f,
-	    0x80, 0x8a, 0x8f, 0x91, 0xff };
+	    0x80, 0x8b, 0x8f, 0x91, 0xff };
 
 	(void)state;
 	ph_header_write(hdr, PH_PING, 8);
@@ -462,7 +470,7 @@ test_type_limits(void **state)
 		{ PH_HELLO_ACK, 1036 }, { PH_QUEUED, 4 }, { PH_META, 54 },
 		{ PH_DATA, 1048576 }, { PH_DATA_ZSTD, 1048576 },
 		{ PH_END, 41 }, { PH_ERROR, 1028 }, { PH_LIST_REPLY, 71178 },
-		{ PH_PONG, 8 }, { PH_CTL_REPLY, 1048576 },
+		{ PH_PONG, 8 }, { PH_PATH, 4100 }, { PH_CTL_REPLY, 1048576 },
 	};
 	uint8_t			hdr[PH_HDR_LEN];
 	struct ph_header	h;
