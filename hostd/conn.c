@@ -90,6 +90,7 @@ struct conn_req {
 	bool		 zstd;		/* GET may answer with DATA_ZSTD */
 	bool		 has_digest;
 	uint8_t		 sha256[PH_SHA256_LEN];
+	bool		 stale;		/* a copy not revalidated upstream */
 	struct transfer	*xfer;
 	struct queue_ticket *ticket;	/* its place in the transfer queue */
 	uint32_t	 position;	/* last place in line we heard of */
@@ -507,9 +508,14 @@ conn_repo(struct conn *c)
 	return r;
 }
 
-/* Queues META for st; sha256 NULL when there is no digest. */
+/*
+ * Queues META for st; sha256 NULL when there is no digest; stale when the
+ * copy could not be revalidated (said only to a client that negotiated
+ * STALE: an older one refuses the bit).
+ */
 static bool
-conn_put_meta(struct conn *c, const struct stat *st, const uint8_t *sha256)
+conn_put_meta(struct conn *c, const struct stat *st, const uint8_t *sha256,
+    bool stale)
 {
 	struct ph_msg m;
 
@@ -524,6 +530,7 @@ conn_put_meta(struct conn *c, const struct stat *st, const uint8_t *sha256)
 		m.u.meta.has_digest = 1;
 		memcpy(m.u.meta.sha256, sha256, PH_SHA256_LEN);
 	}
+	m.u.meta.stale = stale && (c->features & PH_FEAT_STALE);
 	return conn_put(c, &m);
 }
 
@@ -664,7 +671,7 @@ conn_get_stream(struct conn *c)
 	    fill_status(c->req.fill, c->req.sha256, &code, &msg) == 1)
 		c->req.has_digest = true;
 	if (!conn_put_meta(c, &c->req.st, c->req.has_digest && digest ?
-	    c->req.sha256 : NULL))
+	    c->req.sha256 : NULL, c->req.stale))
 		return;
 	memset(&p, 0, sizeof(p));
 	p.fd = c->req.fd;
@@ -683,6 +690,8 @@ conn_get_stream(struct conn *c)
 	p.wake = conn_on_fill;
 	p.wake_arg = c;
 	p.send_digest = digest;
+	p.send_stale = (c->features & PH_FEAT_STALE) != 0;
+	p.stale = c->req.stale;
 	p.has_digest = c->req.has_digest;
 	memcpy(p.sha256, c->req.sha256, PH_SHA256_LEN);
 	c->req.stream_ns = uv_hrtime();
@@ -802,6 +811,7 @@ conn_get_resolved(void *arg, struct store_res *res)
 	}
 	c->req.st = res->st;
 	c->req.has_digest = res->has_digest;
+	c->req.stale = res->stale;
 	memcpy(c->req.sha256, res->sha256, PH_SHA256_LEN);
 	c->req.fd = res->fd;
 	c->req.blob = res->blob;
@@ -831,7 +841,7 @@ conn_stat_resolved(void *arg, struct store_res *res)
 	if (res->code != PH_OK)
 		conn_reply_store_error(c, res);
 	else if (conn_put_meta(c, &res->st, res->has_digest &&
-	    (c->features & PH_FEAT_SHA256) ? res->sha256 : NULL))
+	    (c->features & PH_FEAT_SHA256) ? res->sha256 : NULL, res->stale))
 		c->req.final_queued = true;
 	if (!c->req.resolving)
 		conn_kick(c);
@@ -857,8 +867,9 @@ conn_handle_get(struct conn *c, const struct ph_get *g)
 	c->req.zstd = (g->flags & PH_GET_WANT_ZSTD) &&
 	    (c->features & PH_FEAT_ZSTD);
 	c->req.resolving = true;
+	/* Honoured even unnegotiated: it costs the client nothing. */
 	r = store_get(server_store(c->srv), server_repo(c->srv), c->req.rel,
-	    conn_get_resolved, c);
+	    (g->flags & PH_GET_REVERIFY) != 0, conn_get_resolved, c);
 	c->req.resolving = false;
 	c->req.sreq = r;
 }

@@ -122,6 +122,7 @@ struct upstream_req {
 	void		*arg;
 	uint64_t	 memo_gen;	/* u->memo_gen when it was sent */
 	/* A GET's progress. */
+	bool		 reverify;	/* send PH_GET_REVERIFY */
 	bool		 zstd;
 	bool		 have_meta;
 	struct ph_meta	 meta;
@@ -996,33 +997,41 @@ up_get_bytes(struct upstream *u, struct upstream_req *r, const uint8_t *b,
 /*
  * Unpacks one DATA_ZSTD frame into the chunk buffer. The declared size is
  * checked before any decompression, so a hostile frame can neither overrun
- * the buffer nor make us work for bytes we would refuse.
+ * the buffer nor make us work for bytes we would refuse. A frame that
+ * arrived whole but does not decode is damaged data (the parent's cached
+ * copy gone bad), not a broken stream: the GET fails with an integrity
+ * error (-EILSEQ), and the connection is reset because what follows cannot
+ * be trusted either.
  */
 static void
 up_get_zstd(struct upstream *u, struct upstream_req *r,
     const struct ph_data *d)
 {
 	unsigned long long declared;
+	char why[UP_WHY_LEN];
 	size_t n;
 
 	declared = ZSTD_getFrameContentSize(d->bytes, d->len);
 	if (declared == ZSTD_CONTENTSIZE_UNKNOWN ||
 	    declared == ZSTD_CONTENTSIZE_ERROR || declared == 0 ||
 	    declared > PH_DATA_CHUNK) {
-		up_violation(u, "DATA_ZSTD content size unknown or not "
-		    "1..%d bytes", PH_DATA_CHUNK);
+		up_lost(u, -EILSEQ, "damaged data from the parent: DATA_ZSTD "
+		    "content size unknown or out of range");
 		return;
 	}
 	n = ZSTD_findFrameCompressedSize(d->bytes, d->len);
 	if (ZSTD_isError(n) || n != d->len) {
-		up_violation(u, "DATA_ZSTD is not exactly one zstd frame");
+		up_lost(u, -EILSEQ, "damaged data from the parent: DATA_ZSTD "
+		    "is not exactly one zstd frame");
 		return;
 	}
 	n = ZSTD_decompressDCtx(u->dctx, u->chunk, PH_DATA_CHUNK, d->bytes,
 	    d->len);
 	if (ZSTD_isError(n) || n != declared) {
-		up_violation(u, "DATA_ZSTD does not decompress: %s",
-		    ZSTD_isError(n) ? ZSTD_getErrorName(n) : "wrong size");
+		snprintf(why, sizeof(why), "damaged data from the parent: "
+		    "DATA_ZSTD does not decompress: %s", ZSTD_isError(n) ?
+		    ZSTD_getErrorName(n) : "wrong size");
+		up_lost(u, -EILSEQ, why);
 		return;
 	}
 	(void)up_get_bytes(u, r, u->chunk, n);
@@ -1350,6 +1359,8 @@ up_send_req(struct upstream *u, struct upstream_req *r)
 		r->zstd = (u->features & PH_FEAT_ZSTD) != 0;
 		m->u.get.offset = r->arg64;
 		m->u.get.flags = r->zstd ? PH_GET_WANT_ZSTD : 0;
+		if (r->reverify && (u->features & PH_FEAT_REVERIFY))
+			m->u.get.flags |= PH_GET_REVERIFY;
 		memcpy(m->u.get.path, r->path, sizeof(m->u.get.path));
 		break;
 	case PH_STAT:
@@ -1599,6 +1610,13 @@ upstream_get(struct upstream *u, const char *path, uint64_t offset,
 	if ((err = up_request(u, PH_GET, path, offset, arg, out)) == 0)
 		(*out)->gcbs = *cbs;
 	return err;
+}
+
+void
+upstream_get_reverify(struct upstream_req *r)
+{
+	if (r->op == PH_GET && r->where == REQ_WAITING)
+		r->reverify = true;
 }
 
 int
