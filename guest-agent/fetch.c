@@ -16,6 +16,14 @@
  * are renamed, and each directory is fsynced once at the end of the run.
  * One file alone is fsynced as before. Files are reported (verified line,
  * JSON) when their group is done, in the order they were asked for.
+ *
+ * A copy that fails its check (SHA-256, a DATA_ZSTD frame that does not
+ * decode, or the host's ERROR INTEGRITY) is asked for once more from the
+ * start with GET flag REVERIFY, when the host offers it: the host then
+ * re-checks its cached copy and, if it is damaged, drops it and sends the
+ * file from its repository (or its parent). Nothing of the failed attempt
+ * is kept. A copy the host could not revalidate (a relay whose parent is
+ * down) is kept with a warning, or refused with --fresh.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -82,6 +90,9 @@ struct transfer {
 	struct dest	*dest;
 	bool		 get_sent;
 	bool		 want_zstd;	/* GET asked for DATA_ZSTD */
+	bool		 damaged;	/* the bytes failed their check */
+	bool		 retried;	/* asked once more after that */
+	bool		 stale;		/* META or END said not revalidated */
 	bool		 have_meta;
 	struct ph_meta	 meta;
 	uint64_t	 offset;	/* GET offset: bytes already local */
@@ -144,7 +155,8 @@ open_error(struct fetcher *f, const char *local, int err)
 enum px_exit
 fetcher_new(const struct fetch_opts *o, struct fetcher **out)
 {
-	uint32_t features = PH_FEAT_RESUME | PH_FEAT_SHA256;
+	uint32_t features = PH_FEAT_RESUME | PH_FEAT_SHA256 |
+	    PH_FEAT_REVERIFY | PH_FEAT_STALE;
 	struct fetcher *f;
 	enum px_exit ex;
 
@@ -298,6 +310,8 @@ send_get(struct fetcher *f, struct transfer *t)
 	t->want_zstd = f->o->zstd &&
 	    (client_features(f->conn) & PH_FEAT_ZSTD) != 0;
 	m.u.get.flags = t->want_zstd ? PH_GET_WANT_ZSTD : 0;
+	if (t->retried && (client_features(f->conn) & PH_FEAT_REVERIFY))
+		m.u.get.flags |= PH_GET_REVERIFY;
 	snprintf(m.u.get.path, sizeof(m.u.get.path), "%s", t->remote);
 	return client_send(f->conn, &m);
 }
@@ -308,6 +322,37 @@ abandon(struct fetcher *f, enum px_exit ex)
 {
 	client_set_broken(f->conn);
 	return ex;
+}
+
+/* --fresh and the host could not revalidate its copy: exit 6. */
+static enum px_exit
+refuse_stale(struct fetcher *f, const struct transfer *t)
+{
+	say(f, t->shown, "the host could not revalidate its copy (its "
+	    "upstream is unreachable): refused (--fresh)");
+	return PX_CONN;
+}
+
+/*
+ * The bytes of this attempt are damaged: an integrity failure that one
+ * retry with REVERIFY may cure (see the top of the file).
+ */
+static enum px_exit
+damaged(struct fetcher *f, struct transfer *t, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static enum px_exit
+damaged(struct fetcher *f, struct transfer *t, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	say(f, t->shown, "%s", msg);
+	t->damaged = true;
+	return PX_INTEGRITY;
 }
 
 static enum px_exit
@@ -328,6 +373,9 @@ on_meta(struct fetcher *f, struct transfer *t, const struct ph_meta *meta)
 	t->meta = *meta;
 	t->have_meta = true;
 	t->meta_at = progress_now();
+	t->stale = meta->stale;
+	if (t->stale && f->o->fresh)
+		return abandon(f, refuse_stale(f, t));
 	if ((rc = dest_begin(t->dest, t->offset)) < 0)
 		return abandon(f, local_error(f, dest_part_path(t->dest), rc));
 	progress_start(f->progress, t->local, meta->size, t->offset);
@@ -376,24 +424,29 @@ on_zstd(struct fetcher *f, struct transfer *t, const struct ph_data *d,
 	if (!t->want_zstd)
 		return client_protocol_error(f->conn,
 		    "DATA_ZSTD that was not asked for");
+	/*
+	 * The frame arrived whole, so what is wrong inside it is damaged
+	 * data (a cached copy gone bad), not a broken stream: an integrity
+	 * failure. The frames after it cannot be trusted to line up either,
+	 * so the connection is given up.
+	 */
 	declared = ZSTD_getFrameContentSize(d->bytes, d->len);
 	if (declared == ZSTD_CONTENTSIZE_UNKNOWN ||
 	    declared == ZSTD_CONTENTSIZE_ERROR || declared == 0 ||
 	    declared > PH_DATA_CHUNK)
-		return client_protocol_error(f->conn,
-		    "DATA_ZSTD content size unknown or not 1..%d bytes",
-		    PH_DATA_CHUNK);
+		return abandon(f, damaged(f, t, "damaged data: DATA_ZSTD "
+		    "content size unknown or not 1..%d bytes", PH_DATA_CHUNK));
 	/* Exactly one frame: no trailing frames or bytes ride along. */
 	n = ZSTD_findFrameCompressedSize(d->bytes, d->len);
 	if (ZSTD_isError(n) || n != d->len)
-		return client_protocol_error(f->conn,
-		    "DATA_ZSTD is not exactly one zstd frame");
+		return abandon(f, damaged(f, t, "damaged data: DATA_ZSTD is "
+		    "not exactly one zstd frame"));
 	n = ZSTD_decompressDCtx(f->dctx, slot, PH_DATA_CHUNK, d->bytes,
 	    d->len);
 	if (ZSTD_isError(n) || n != declared)
-		return client_protocol_error(f->conn,
-		    "DATA_ZSTD does not decompress: %s", ZSTD_isError(n) ?
-		    ZSTD_getErrorName(n) : "wrong size");
+		return abandon(f, damaged(f, t, "damaged data: DATA_ZSTD does "
+		    "not decompress: %s", ZSTD_isError(n) ?
+		    ZSTD_getErrorName(n) : "wrong size"));
 	return on_bytes(f, t, slot, n);
 }
 
@@ -419,6 +472,14 @@ on_end(struct fetcher *f, struct transfer *t, const struct ph_end *end)
 		say(f, t->shown, "SHA-256 failed");
 		return PX_LOCAL_IO;
 	}
+	if (end->stale && !t->stale) {
+		t->stale = true;
+		/* The bytes of this attempt are not kept, the rest is. */
+		if (f->o->fresh) {
+			(void)dest_begin(t->dest, t->offset);
+			return refuse_stale(f, t);
+		}
+	}
 	if (!f->o->verify)
 		return PX_OK;
 	if (!end->has_digest) {
@@ -434,9 +495,8 @@ on_end(struct fetcher *f, struct transfer *t, const struct ph_end *end)
 	if (memcmp(t->digest, end->sha256, PH_SHA256_LEN) != 0) {
 		ph_sha256_hex(end->sha256, want);
 		ph_sha256_hex(t->digest, got);
-		say(f, t->shown, "SHA-256 mismatch: expected %s, got %s",
+		return damaged(f, t, "SHA-256 mismatch: expected %s, got %s",
 		    want, got);
-		return PX_INTEGRITY;
 	}
 	return PX_OK;
 }
@@ -473,6 +533,12 @@ receive(struct fetcher *f, struct transfer *t)
 			break;
 		case PH_END:
 			return on_end(f, t, &m.u.end);
+		case PH_ERROR:
+			/* The host found its own copy damaged. */
+			if (m.u.error.code == PH_ERR_INTEGRITY)
+				t->damaged = true;
+			return client_remote_error(f->conn, t->shown,
+			    &m.u.error);
 		default:
 			return client_unexpected(f->conn, t->shown, &m);
 		}
@@ -489,6 +555,14 @@ report(struct fetcher *f, const struct transfer *t)
 	char hex[65], rate[FMT_SIZE_LEN];
 
 	progress_clear(f->progress);
+	if (t->ex == PX_OK && t->stale) {
+		/* Even with -q: the file may be out of date. */
+		fputs("porthole: ", stderr);
+		fmt_safe_str(stderr, t->shown);
+		fputs(": warning: the host could not revalidate its copy (its "
+		    "upstream is unreachable); it may be out of date (--fresh "
+		    "refuses such copies)\n", stderr);
+	}
 	if (t->ex == PX_OK) {
 		ph_sha256_hex(t->digest, hex);
 		if (!f->o->quiet) {
@@ -511,8 +585,10 @@ report(struct fetcher *f, const struct transfer *t)
 	fmt_json_str(stdout, t->local != NULL ? t->local : "");
 	if (t->ex == PX_OK)
 		printf(",\"bytes\":%" PRIu64 ",\"sha256\":\"%s\","
-		    "\"verified\":%s,\"seconds\":%.3f}\n", t->meta.size, hex,
-		    f->o->verify ? "true" : "false", seconds);
+		    "\"verified\":%s,\"stale\":%s,\"retried\":%s,"
+		    "\"seconds\":%.3f}\n", t->meta.size, hex,
+		    f->o->verify ? "true" : "false", t->stale ? "true" : "false",
+		    t->retried ? "true" : "false", seconds);
 	else
 		printf(",\"failed\":true,\"exit\":%d}\n", (int)t->ex);
 	fflush(stdout);
@@ -532,6 +608,11 @@ request(struct fetcher *f, struct transfer *t)
 		say(f, client_endpoint(f->conn), "the server offers no "
 		    "SHA-256 digests (--no-verify accepts files unchecked)");
 		return PX_INTEGRITY;
+	}
+	if (f->o->fresh && !(client_features(f->conn) & PH_FEAT_STALE)) {
+		say(f, client_endpoint(f->conn), "the server cannot tell "
+		    "whether its copies are current (it predates --fresh)");
+		return PX_CONN;
 	}
 	if (t->offset > 0 && !(client_features(f->conn) & PH_FEAT_RESUME)) {
 		if (!f->o->quiet)
@@ -732,6 +813,40 @@ transfer_open(struct fetcher *f, struct transfer *t)
 }
 
 /*
+ * Asks once more for a file whose bytes failed their check, from the
+ * start, telling the host (REVERIFY) so that it checks its copy before it
+ * sends it again. Only when the host offers REVERIFY: an older one would
+ * send the same bytes again. Standard output cannot take bytes back.
+ */
+static enum px_exit
+retry(struct fetcher *f, struct transfer *t)
+{
+	enum px_exit ex;
+	int rc;
+
+	if (t->retried || dest_is_stdout(t->dest) ||
+	    !(client_features(f->conn) & PH_FEAT_REVERIFY))
+		return PX_INTEGRITY;
+	t->retried = true;
+	t->damaged = false;
+	t->have_meta = false;
+	t->stale = false;
+	t->received = 0;
+	/* Not a byte of the failed attempt stays, even if this one fails. */
+	if ((rc = dest_begin(t->dest, 0)) < 0)
+		return local_error(f, dest_part_path(t->dest), rc);
+	if ((ex = hash_existing(f, t, false)) != PX_OK)
+		return ex;
+	say(f, t->shown, "retrying once from the start; the host checks "
+	    "its copy first");
+	if ((ex = client_connect(f->conn)) != PX_OK)
+		return ex;
+	if ((ex = request(f, t)) != PX_OK)
+		return ex;
+	return receive(f, t);
+}
+
+/*
  * Downloads one file (see fetch_run()); t comes from transfer_new(), or is
  * NULL to start one for rq. The outcome is reported when its group is
  * done; then rq's result and digest, if not NULL, receive it and the
@@ -759,6 +874,8 @@ fetch_one(struct fetcher *f, struct transfer *t, const struct fetch_req *rq,
 		t->ex = transfer_open(f, t);
 	if (t->ex == PX_OK)
 		t->ex = receive(f, t);
+	if (t->ex == PX_INTEGRITY && t->damaged)
+		t->ex = retry(f, t);
 	/* Without memory for it now, the next file starts the usual way. */
 	if (t->ex == PX_OK && next != NULL && !f->o->resume &&
 	    !client_is_broken(f->conn) &&

@@ -16,6 +16,8 @@ struct fetch_opts {
 	bool		 verify;	/* cleared by --no-verify */
 	bool		 json;		/* --json: one object per file */
 	bool		 zstd;		/* cleared by --no-zstd */
+	bool		 fresh;		/* --fresh: refuse a copy the host
+					   could not revalidate (exit 6) */
 };
 
 /*

@@ -22,7 +22,8 @@ static const char usage_text[] =
 "Fetch files from the host's Porthole repository, verified by SHA-256.\n"
 "\n"
 "Commands:\n"
-"  get [-q] [--resume] [--no-verify] [--json] [--no-zstd] REMOTE [LOCAL]\n"
+"  get [-q] [--resume] [--no-verify] [--json] [--no-zstd] [--fresh]\n"
+"      REMOTE [LOCAL]\n"
 "        Download REMOTE. LOCAL defaults to its name in the current\n"
 "        directory; an existing directory or a name ending in '/' receives\n"
 "        DIR/NAME; '-' writes to standard output. Data goes to LOCAL.part,\n"
@@ -52,6 +53,8 @@ static const char usage_text[] =
 "      --no-verify  Keep the file without comparing its SHA-256.\n"
 "      --json       Print one JSON object per file on standard output.\n"
 "      --no-zstd    Do not ask for compressed transfers.\n"
+"      --fresh      Refuse a copy the host could not revalidate (a relay\n"
+"                   whose own host is down): exit 6 instead.\n"
 "Options of stat and ls:\n"
 "  -l, --long       (ls) Show type, mode, size and mtime.\n"
 "      --json       One JSON object (per entry for ls) per line.\n"
@@ -67,8 +70,10 @@ static const char usage_text[] =
 "  4  forbidden, or the path leads outside the repository\n"
 "  5  busy: the host's transfer queue is full\n"
 "  6  connection: cannot connect, timeout, protocol error, connection\n"
-"     lost, daemon shutting down or without a repository\n"
-"  7  integrity: SHA-256 mismatch, or the file changed on the host\n"
+"     lost, daemon shutting down or without a repository, or (--fresh)\n"
+"     only a copy that could not be revalidated\n"
+"  7  integrity: SHA-256 mismatch or damaged data (after one retry), or\n"
+"     the file changed on the host\n"
 "  8  local I/O error, or a sync hook failed\n"
 "With several files (get, sync) the others are still tried; the exit\n"
 "status is the first failure's.\n";
@@ -104,6 +109,7 @@ enum {
 	OPT_NO_VERIFY,
 	OPT_JSON,
 	OPT_NO_ZSTD,
+	OPT_FRESH,
 	OPT_DRY_RUN,
 };
 
@@ -117,6 +123,7 @@ cmd_get(struct cmd_ctx *ctx)
 		{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "no-zstd", no_argument, NULL, OPT_NO_ZSTD },
+		{ "fresh", no_argument, NULL, OPT_FRESH },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -143,6 +150,9 @@ cmd_get(struct cmd_ctx *ctx)
 			break;
 		case OPT_NO_ZSTD:
 			o.zstd = false;
+			break;
+		case OPT_FRESH:
+			o.fresh = true;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);

@@ -22,6 +22,8 @@ print_features(uint32_t features)
 		{ PH_FEAT_ZSTD, "zstd" },
 		{ PH_FEAT_RESUME, "resume" },
 		{ PH_FEAT_SHA256, "sha256" },
+		{ PH_FEAT_REVERIFY, "reverify" },
+		{ PH_FEAT_STALE, "stale" },
 	};
 	const char *sep = "";
 	size_t i;
@@ -55,6 +57,9 @@ print_stat_text(const char *shown, const struct ph_meta *meta)
 		ph_sha256_hex(meta->sha256, hex);
 		printf("sha256: %s\n", hex);
 	}
+	if (meta->stale)
+		puts("stale:  the host could not revalidate this with its "
+		    "upstream");
 }
 
 static void
@@ -69,9 +74,10 @@ print_stat_json(const char *shown, const struct ph_meta *meta)
 	    meta->size, meta->mode & 07777, meta->mtime_ns);
 	if (meta->has_digest) {
 		ph_sha256_hex(meta->sha256, hex);
-		printf("\"%s\"}\n", hex);
+		printf("\"%s\"", hex);
 	} else
-		fputs("null}\n", stdout);
+		fputs("null", stdout);
+	printf(",\"stale\":%s}\n", meta->stale ? "true" : "false");
 }
 
 enum px_exit

@@ -91,6 +91,7 @@ struct conn_req {
 	bool		 zstd;		/* GET may answer with DATA_ZSTD */
 	bool		 has_digest;
 	uint8_t		 sha256[PH_SHA256_LEN];
+	bool		 stale;		/* a copy not revalidated upstream */
 	struct transfer	*xfer;
 	struct queue_ticket *ticket;	/* its place in the transfer queue */
 	uint32_t	 position;	/* last place in line we heard of */
@@ -509,9 +510,14 @@ conn_repo(struct conn *c)
 	return r;
 }
 
-/* Queues META for st; sha256 NULL when there is no digest. */
+/*
+ * Queues META for st; sha256 NULL when there is no digest; stale when the
+ * copy could not be revalidated (said only to a client that negotiated
+ * STALE: an older one refuses the bit).
+ */
 static bool
-conn_put_meta(struct conn *c, const struct stat *st, const uint8_t *sha256)
+conn_put_meta(struct conn *c, const struct stat *st, const uint8_t *sha256,
+    bool stale)
 {
 	struct ph_msg m;
 
@@ -526,6 +532,7 @@ conn_put_meta(struct conn *c, const struct stat *st, const uint8_t *sha256)
 		m.u.meta.has_digest = 1;
 		memcpy(m.u.meta.sha256, sha256, PH_SHA256_LEN);
 	}
+	m.u.meta.stale = stale && (c->features & PH_FEAT_STALE);
 	return conn_put(c, &m);
 }
 
@@ -611,21 +618,18 @@ conn_put_path(struct conn *c, uint16_t entry, const char *real)
 /*
  * Before the answer to a GET or STAT: the PATH frame, if asked for and
  * the lookup got that far. An answer whose real path is unknown (a relay
- * whose own parent does not say) cannot be given to such a client: false
- * after answering UNAVAILABLE, or when the connection is closing.
+ * whose own parent does not say, or a cached copy while it is down) gets
+ * an empty PATH, so that the client's own rules treat it as unknown.
+ * False when the connection is closing.
  */
 static bool
 conn_tell_path(struct conn *c, const struct store_res *res)
 {
 	if (!(c->features & PH_FEAT_REALPATH) || c->req.denied)
 		return true;
-	if (res->real[0] != '\0')
+	if (res->real[0] != '\0' || res->code == PH_OK)
 		return conn_put_path(c, 0, res->real);
-	if (res->code != PH_OK)
-		return true;
-	conn_reply_error(c, PH_ERR_UNAVAILABLE, "the upstream server does not "
-	    "report where paths lead, which this client needs");
-	return false;
+	return true;
 }
 
 /* The store's gate: GET reads the real path, STAT browses it. */
@@ -741,8 +745,8 @@ conn_page_add(struct conn_page *pg, const struct ph_list_entry *e,
 
 /*
  * Answers a LIST with the page: for a client that asked for them, PATH
- * frames first (the directory's real path, NULL if unknown, then each
- * symlink's target), then LIST_REPLY. Frees the page.
+ * frames first (the directory's real path, empty when real is NULL:
+ * unknown; then each symlink's target), then LIST_REPLY. Frees the page.
  */
 static void
 conn_page_send(struct conn *c, struct conn_page *pg, const char *real,
@@ -751,15 +755,10 @@ conn_page_send(struct conn *c, struct conn_page *pg, const char *real,
 	struct ph_writer hw;
 	uint8_t *p;
 
-	if ((c->features & PH_FEAT_REALPATH) && real == NULL) {
-		conn_reply_error(c, PH_ERR_UNAVAILABLE, "the upstream server "
-		    "does not report where paths lead, which this client "
-		    "needs");
+	/* Unknown (a relay behind a parent that does not say): empty. */
+	if (!conn_put_path(c, 0, real != NULL ? real : ""))
 		goto out;
-	}
-	if (real != NULL && !conn_put_path(c, 0, real))
-		goto out;
-	for (uint16_t i = 0; i < pg->n; i++)
+	for (uint16_t i = 0; real != NULL && i < pg->n; i++)
 		if (pg->target[i] != NULL &&
 		    !conn_put_path(c, (uint16_t)(i + 1), pg->target[i]))
 			goto out;
@@ -864,7 +863,7 @@ conn_get_stream(struct conn *c)
 	    fill_status(c->req.fill, c->req.sha256, &code, &msg) == 1)
 		c->req.has_digest = true;
 	if (!conn_put_meta(c, &c->req.st, c->req.has_digest && digest ?
-	    c->req.sha256 : NULL))
+	    c->req.sha256 : NULL, c->req.stale))
 		return;
 	memset(&p, 0, sizeof(p));
 	p.fd = c->req.fd;
@@ -883,6 +882,8 @@ conn_get_stream(struct conn *c)
 	p.wake = conn_on_fill;
 	p.wake_arg = c;
 	p.send_digest = digest;
+	p.send_stale = (c->features & PH_FEAT_STALE) != 0;
+	p.stale = c->req.stale;
 	p.has_digest = c->req.has_digest;
 	memcpy(p.sha256, c->req.sha256, PH_SHA256_LEN);
 	c->req.stream_ns = uv_hrtime();
@@ -1025,6 +1026,7 @@ conn_get_resolved(void *arg, struct store_res *res)
 	}
 	c->req.st = res->st;
 	c->req.has_digest = res->has_digest;
+	c->req.stale = res->stale;
 	memcpy(c->req.sha256, res->sha256, PH_SHA256_LEN);
 	c->req.fd = res->fd;
 	c->req.blob = res->blob;
@@ -1056,7 +1058,7 @@ conn_stat_resolved(void *arg, struct store_res *res)
 	else if (res->code != PH_OK)
 		conn_reply_store_error(c, res);
 	else if (conn_put_meta(c, &res->st, res->has_digest &&
-	    (c->features & PH_FEAT_SHA256) ? res->sha256 : NULL))
+	    (c->features & PH_FEAT_SHA256) ? res->sha256 : NULL, res->stale))
 		c->req.final_queued = true;
 	if (!c->req.resolving)
 		conn_kick(c);
@@ -1082,8 +1084,10 @@ conn_handle_get(struct conn *c, const struct ph_get *g)
 	c->req.zstd = (g->flags & PH_GET_WANT_ZSTD) &&
 	    (c->features & PH_FEAT_ZSTD);
 	c->req.resolving = true;
+	/* Honoured even unnegotiated: it costs the client nothing. */
 	r = store_get(server_store(c->srv), server_repo(c->srv), c->req.rel,
-	    conn_gate, conn_get_resolved, c);
+	    (g->flags & PH_GET_REVERIFY) != 0, conn_gate, conn_get_resolved,
+	    c);
 	c->req.resolving = false;
 	c->req.sreq = r;
 }

@@ -38,6 +38,8 @@
 #define STORE_CATALOG_DB	"cache.db"
 /* Readers of a relay fill are woken every this many new bytes. */
 #define STORE_NOTIFY_STEP	(256u * 1024)
+/* A blob that passed a client-reported check is not re-read for so long. */
+#define STORE_CHECKED_MS	30000
 
 enum fill_state {
 	FILL_RUNNING,
@@ -79,6 +81,7 @@ struct fill {
 	/* From upstream, on the loop. */
 	struct upstream_req *ureq;
 	struct ph_meta	 umeta;
+	bool		 stale;		/* the parent's META said stale */
 	int		 write_err;
 	uint64_t	 notified;	/* written when readers last heard */
 	/* Readers following the fill. */
@@ -100,6 +103,11 @@ struct store_req {
 	LIST_ENTRY(store_req) link;
 	struct store	*s;
 	uint8_t		 op;		/* PH_GET, PH_STAT, PH_LIST */
+	bool		 reverify;	/* the client found its last copy bad */
+	bool		 reverified;	/* the blob was re-hashed for it */
+	bool		 fallback;	/* a relay's copy, its parent down */
+	struct blob_check *check;	/* the re-hash it waits for */
+	LIST_ENTRY(store_req) check_link; /* in check->waiters */
 	char		*rel;
 	store_cb	*cb;
 	store_gate	*gate;
@@ -108,6 +116,21 @@ struct store_req {
 	struct store_res res;
 	struct digest_wait *dw;
 	struct upstream_req *ureq;
+};
+
+/*
+ * A cached blob re-hashed on the pool before the GETs that reported a bad
+ * copy of it get it: one check per blob at a time, however many report it
+ * meanwhile (each waiter keeps its own pin; the check has one for the
+ * worker). A request that goes away only leaves the waiters.
+ */
+struct blob_check {
+	LIST_ENTRY(blob_check) link;	/* in s->checks */
+	struct store	*s;
+	struct cache_blob *b;
+	LIST_HEAD(, store_req) waiters;
+	uv_work_t	 work;
+	int		 status;
 };
 
 /* ---- Small helpers ----------------------------------------------------- */
@@ -348,6 +371,8 @@ req_free(struct store_req *r)
 	LIST_REMOVE(r, link);
 	digest_cancel(r->dw);
 	upstream_cancel(r->ureq);
+	if (r->check != NULL)
+		LIST_REMOVE(r, check_link);
 	store_res_release(&r->res);
 	free(r->rel);
 	free(r);
@@ -400,6 +425,12 @@ int
 fill_fd(const struct fill *f)
 {
 	return f->read_fd;
+}
+
+bool
+fill_stale(const struct fill *f)
+{
+	return f->stale;
 }
 
 int
@@ -860,6 +891,7 @@ ufill_on_meta(void *arg, const struct ph_meta *meta)
 	struct fill *f = arg;
 
 	f->umeta = *meta;
+	f->stale = meta->stale;
 	if (meta->size != f->size || (meta->has_digest && f->has_expect &&
 	    memcmp(meta->sha256, f->expect, PH_SHA256_LEN) != 0)) {
 		f->write_err = -ESTALE;
@@ -1130,6 +1162,172 @@ req_hash(struct store_req *r)
 	return NULL;
 }
 
+/* ---- Re-checking a blob a client reported ------------------------------ */
+
+static struct store_req *get_local_miss(struct store_req *r);
+static void	relay_fetch(struct store_req *r);
+
+/*
+ * The reported blob turned out bad and is gone: the GET goes on as a miss,
+ * from the repository file still open, or from the parent. A relay whose
+ * parent is down has nothing else to offer. Returns r while that goes on,
+ * NULL once the result was delivered.
+ */
+static struct store_req *
+check_bad(struct store_req *r)
+{
+	char d[PH_MAX_PATH + 2];
+
+	r->reverified = true;
+	cache_blob_put(r->res.blob);
+	r->res.blob = NULL;
+	if (r->s->stopping) {
+		res_error(&r->res, PH_ERR_SHUTDOWN, "the daemon is stopping");
+		store_res_release(&r->res);
+	} else if (r->res.fd >= 0)
+		return get_local_miss(r);
+	else if (r->fallback)
+		res_error(&r->res, PH_ERR_UNAVAILABLE, "upstream unavailable "
+		    "and the cached copy of %s is damaged",
+		    store_disp(r->rel, d, sizeof(d)));
+	else
+		relay_fetch(r);
+	req_done(r);
+	return NULL;
+}
+
+/* True if the blob with this digest passed a check a moment ago. */
+static bool
+check_recent(struct store *s, const uint8_t *sha256)
+{
+	uint64_t now = uv_now(s->loop);
+
+	for (size_t i = 0; i < STORE_CHECKED_N; i++)
+		if (s->checked[i].at_ms != 0 &&
+		    now - s->checked[i].at_ms < STORE_CHECKED_MS &&
+		    memcmp(s->checked[i].sha256, sha256, PH_SHA256_LEN) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Loop: a sound blob is served to every waiter as it is (and remembered
+ * for a while, so that reports cannot make us re-read it over and over);
+ * a bad one is removed first and every waiter goes on as a miss.
+ */
+static void
+check_after(uv_work_t *w, int status)
+{
+	struct blob_check *k = w->data;
+	struct store *s = k->s;
+	struct store_req *r;
+	char hex[PH_SHA256_LEN * 2 + 1];
+	bool ok = status == 0 && k->status == 0;
+
+	LIST_REMOVE(k, link);
+	ph_sha256_hex(cache_blob_sha256(k->b), hex);
+	if (ok) {
+		memcpy(s->checked[s->checked_next].sha256,
+		    cache_blob_sha256(k->b), PH_SHA256_LEN);
+		s->checked[s->checked_next].at_ms = uv_now(s->loop);
+		s->checked_next = (s->checked_next + 1) % STORE_CHECKED_N;
+		log_info(s->log, "a client reported a bad copy: cached blob "
+		    "sha256:%s checks out, sent again", hex);
+	} else if (status == 0 && k->status != -ECANCELED) {
+		log_warn(s->log, "a client reported a bad copy: cached blob "
+		    "sha256:%s is corrupt (%s): removed", hex,
+		    k->status == -EBADMSG ? "digest mismatch" :
+		    strerror(-k->status));
+		(void)cache_blob_remove(k->b);
+	}
+	while ((r = LIST_FIRST(&k->waiters)) != NULL) {
+		LIST_REMOVE(r, check_link);
+		r->check = NULL;
+		r->reverified = true;
+		if (!ok) {
+			(void)check_bad(r);
+			continue;
+		}
+		if (r->res.fd >= 0)
+			close(r->res.fd);
+		r->res.fd = -1;
+		req_done(r);
+	}
+	cache_blob_put(k->b);
+	free(k);
+}
+
+/* Worker: the blob's whole content against its digest. */
+static void
+check_work(uv_work_t *w)
+{
+	struct blob_check *k = w->data;
+
+	k->status = cache_blob_verify(k->b);
+}
+
+/*
+ * Starts (or joins) the check of r's blob. Returns false when it cannot,
+ * for want of memory: the blob is then served unchecked.
+ */
+static bool
+check_start(struct store_req *r)
+{
+	struct store *s = r->s;
+	const uint8_t *sha256 = cache_blob_sha256(r->res.blob);
+	struct blob_check *k;
+
+	LIST_FOREACH(k, &s->checks, link)
+		if (memcmp(cache_blob_sha256(k->b), sha256,
+		    PH_SHA256_LEN) == 0)
+			goto join;
+	if ((k = calloc(1, sizeof(*k))) == NULL)
+		return false;
+	k->s = s;
+	LIST_INIT(&k->waiters);
+	k->work.data = k;
+	if (cache_blob_pin(s->cache, sha256, &k->b) < 0 ||
+	    uv_queue_work(s->loop, &k->work, check_work, check_after) < 0) {
+		cache_blob_put(k->b);
+		free(k);
+		return false;
+	}
+	LIST_INSERT_HEAD(&s->checks, k, link);
+join:
+	LIST_INSERT_HEAD(&k->waiters, r, check_link);
+	r->check = k;
+	return true;
+}
+
+/*
+ * Delivers a GET's result, unless its client reported a bad copy and the
+ * result is a cached blob: that blob is re-hashed on the pool first, unless
+ * it passed a check moments ago. Returns r while the check runs, NULL once
+ * the result was delivered. A local GET keeps its repository file open
+ * until then (res.fd beside res.blob), in case the blob is bad.
+ */
+static struct store_req *
+req_deliver(struct store_req *r)
+{
+	const uint8_t *sha256;
+
+	if (r->reverify && !r->reverified && r->res.code == PH_OK &&
+	    r->res.blob != NULL) {
+		sha256 = cache_blob_sha256(r->res.blob);
+		/* Removed since we pinned it: found bad by someone else. */
+		if (!cache_blob_has(r->s->cache, sha256))
+			return check_bad(r);
+		if (!check_recent(r->s, sha256) && check_start(r))
+			return r;
+	}
+	if (r->res.blob != NULL && r->res.fd >= 0) {
+		close(r->res.fd);
+		r->res.fd = -1;
+	}
+	req_done(r);
+	return NULL;
+}
+
 /* GET from the repository: cache hit, fill, or the file itself. */
 static struct store_req *
 get_local(struct store_req *r, struct repo *repo)
@@ -1137,31 +1335,40 @@ get_local(struct store_req *r, struct repo *repo)
 	struct store *s = r->s;
 	struct cache_cat e;
 	struct cache_blob *b = NULL;
-	struct fill *f;
 	int err;
 
 	err = repo_open_file(repo, r->rel, &r->res.fd, &r->res.st,
 	    r->res.real);
 	/* Refused or not found, a place the peer may not see is refused. */
-	if (!req_gate(r, r->res.real))
-		goto done;
-	if (err < 0) {
-		r->res.code = PH_ERR_IO;
-		r->res.fs_err = err;
-		goto done;
+	if (!req_gate(r, r->res.real) || err < 0) {
+		if (err < 0 && r->res.code == PH_OK) {
+			r->res.code = PH_ERR_IO;
+			r->res.fs_err = err;
+		}
+		req_done(r);
+		return NULL;
 	}
 	if (cache_cat_get(s->cache, r->rel, &e) == 0 &&
 	    cat_matches(&e, &r->res.st)) {
 		r->res.has_digest = true;
 		memcpy(r->res.sha256, e.sha256, PH_SHA256_LEN);
 		if (cache_blob_get(s->cache, e.sha256, &b) == 0) {
-			close(r->res.fd);
-			r->res.fd = -1;
 			r->res.blob = b;
-			goto done;
+			return req_deliver(r);
 		}
 	} else
 		s->cat_misses++;
+	return get_local_miss(r);
+}
+
+/* A local GET the cache cannot serve: a fill, or the file itself. */
+static struct store_req *
+get_local_miss(struct store_req *r)
+{
+	struct store *s = r->s;
+	struct fill *f;
+	int err;
+
 	f = fill_start_local(s, r->rel, r->res.fd, &r->res.st,
 	    r->res.has_digest ? r->res.sha256 : NULL, &err);
 	if (f != NULL) {
@@ -1249,6 +1456,9 @@ relay_fallback(struct store_req *r)
 	} else if (!cache_blob_has(s->cache, e.sha256))
 		return false;
 	cat_to_stat(&e, &r->res.st);
+	/* Served, but nobody could say it is still the parent's file. */
+	r->res.stale = true;
+	r->fallback = true;
 	r->res.has_digest = true;
 	memcpy(r->res.sha256, e.sha256, PH_SHA256_LEN);
 	r->res.code = PH_OK;
@@ -1300,9 +1510,7 @@ relay_on_stat(void *arg, int status, const struct upstream_error *e,
 	struct store_req *r = arg;
 	struct store *s = r->s;
 	struct cache_blob *b = NULL;
-	struct fill *f;
 	char d[PH_MAX_PATH + 2];
-	int err;
 
 	r->ureq = NULL;
 	if (status == -ECANCELED || (status == -EREMOTE &&
@@ -1315,12 +1523,14 @@ relay_on_stat(void *arg, int status, const struct upstream_error *e,
 		if (status != -EREMOTE && relay_gate(r, NULL) &&
 		    !relay_fallback(r))
 			relay_error(r, status, e);
-		goto done;
+		(void)req_deliver(r);
+		return;
 	}
 	if (!relay_gate(r, paths))
 		goto done;
 	meta_to_stat(meta, &r->res.st);
 	r->res.has_digest = meta->has_digest;
+	r->res.stale = meta->stale;
 	memcpy(r->res.sha256, meta->sha256, PH_SHA256_LEN);
 	if (r->op == PH_STAT || meta->ftype != PH_FT_REGULAR) {
 		if (r->op == PH_GET)
@@ -1335,30 +1545,49 @@ relay_on_stat(void *arg, int status, const struct upstream_error *e,
 	}
 	if (cache_blob_get(s->cache, meta->sha256, &b) == 0) {
 		r->res.blob = b;
-		goto done;
+		(void)req_deliver(r);
+		return;
 	}
-	if ((f = fill_start_upstream(s, r->rel, meta->size, meta->sha256,
+	relay_fetch(r);
+done:
+	req_done(r);
+}
+
+/*
+ * Fetches a relay GET's file (size and digest in r->res, from the parent's
+ * META) from the parent into the cache; r->res says how it went.
+ */
+static void
+relay_fetch(struct store_req *r)
+{
+	uint64_t size = (uint64_t)r->res.st.st_size;
+	char d[PH_MAX_PATH + 2];
+	struct fill *f;
+	int err;
+
+	if ((f = fill_start_upstream(r->s, r->rel, size, r->res.sha256,
 	    &err)) == NULL) {
 		if (err == -EFBIG)
 			res_error(&r->res, PH_ERR_IO, "%s (%" PRIu64 " bytes) "
 			    "is larger than this relay's cache (--cache-size) "
 			    "and than it streams uncached", store_disp(r->rel,
-			    d, sizeof(d)), meta->size);
+			    d, sizeof(d)), size);
 		else if (err == -ENOSPC)
 			res_error(&r->res, PH_ERR_IO, "no room to cache %s "
 			    "(%" PRIu64 " bytes), and it is more than this "
 			    "relay streams uncached now", store_disp(r->rel, d,
-			    sizeof(d)), meta->size);
+			    sizeof(d)), size);
 		else if (err == -EHOSTDOWN)
 			relay_error(r, err, NULL);
 		else
 			res_error(&r->res, PH_ERR_IO, "cannot cache %s: %s",
 			    store_disp(r->rel, d, sizeof(d)), strerror(-err));
-		goto done;
+		return;
 	}
+	/* Our requester's report goes on to the parent's cache. */
+	if (r->reverify && f->ureq != NULL)
+		upstream_get_reverify(f->ureq);
 	r->res.fill = f;
-done:
-	req_done(r);
 }
 
 /* Asks the parent for the STAT behind a relay GET or STAT. */
@@ -1373,8 +1602,7 @@ relay_stat(struct store_req *r)
 		return r;
 	if (err != -EHOSTDOWN || (relay_gate(r, NULL) && !relay_fallback(r)))
 		relay_error(r, err, NULL);
-	req_done(r);
-	return NULL;
+	return req_deliver(r);
 }
 
 static void
@@ -1420,7 +1648,8 @@ store_list(struct store *s, const char *rel, uint64_t cursor,
 /* Common start of GET and STAT. */
 static struct store_req *
 store_resolve(struct store *s, struct repo *repo, uint8_t op,
-    const char *rel, store_gate *gate, store_cb *cb, void *arg)
+    const char *rel, bool reverify, store_gate *gate, store_cb *cb,
+    void *arg)
 {
 	struct store_res res;
 	struct store_req *r;
@@ -1438,6 +1667,7 @@ store_resolve(struct store *s, struct repo *repo, uint8_t op,
 	}
 	r->cb = cb;
 	r->gate = gate;
+	r->reverify = reverify;
 	if (s->upstream != NULL)
 		return relay_stat(r);
 	if (repo == NULL) {
@@ -1450,17 +1680,17 @@ store_resolve(struct store *s, struct repo *repo, uint8_t op,
 }
 
 struct store_req *
-store_get(struct store *s, struct repo *repo, const char *rel,
+store_get(struct store *s, struct repo *repo, const char *rel, bool reverify,
     store_gate *gate, store_cb *cb, void *arg)
 {
-	return store_resolve(s, repo, PH_GET, rel, gate, cb, arg);
+	return store_resolve(s, repo, PH_GET, rel, reverify, gate, cb, arg);
 }
 
 struct store_req *
 store_stat(struct store *s, struct repo *repo, const char *rel,
     store_gate *gate, store_cb *cb, void *arg)
 {
-	return store_resolve(s, repo, PH_STAT, rel, gate, cb, arg);
+	return store_resolve(s, repo, PH_STAT, rel, false, gate, cb, arg);
 }
 
 /* ---- Compression at rest ------------------------------------------------ */
@@ -1551,6 +1781,7 @@ store_new(uv_loop_t *loop, struct log *log, struct digest *digest,
 	s->digest = digest;
 	LIST_INIT(&s->fills);
 	LIST_INIT(&s->reqs);
+	LIST_INIT(&s->checks);
 	TAILQ_INIT(&s->packs);
 	s->cache_disk.fd = s->state_disk.fd = -1;
 	if ((r = fsutil_mkdirs(cfg->state_dir, 0750)) < 0) {

@@ -88,6 +88,9 @@ struct store_res {
 	struct stat	 st;		/* for META: size, mtime, mode */
 	bool		 has_digest;
 	uint8_t		 sha256[PH_SHA256_LEN];
+	bool		 stale;		/* a relay's cached copy that its parent
+					   could not confirm (it is down, or
+					   said stale itself) */
 	/* GET only, exactly one set when code is PH_OK; the caller owns it
 	 * and passes it to transfer_new() (or releases it). */
 	int		 fd;		/* a repository file, or -1 */
@@ -120,9 +123,15 @@ typedef bool store_gate(void *arg, const char *real, char *msg,
  * run before this returns; then NULL is returned. Otherwise the returned
  * handle may be given to store_cancel() until cb runs. Returns NULL also
  * when cb ran with an error.
+ *
+ * reverify: the client says its last copy of rel from us failed its
+ * check. A cached blob is then re-hashed on the pool before it is used;
+ * one that fails is removed (logged) and the GET is served as a miss, and
+ * a relay passes the flag to its parent. The claim alone removes nothing.
  */
 struct store_req *store_get(struct store *s, struct repo *repo,
-	    const char *rel, store_gate *gate, store_cb *cb, void *arg);
+	    const char *rel, bool reverify, store_gate *gate, store_cb *cb,
+	    void *arg);
 
 /* Resolves STAT rel: metadata, with the digest of a regular file. */
 struct store_req *store_stat(struct store *s, struct repo *repo,
@@ -160,6 +169,9 @@ int	fill_fd(const struct fill *f);
  */
 int	fill_status(const struct fill *f, uint8_t sha256[PH_SHA256_LEN],
 	    enum ph_err *code, const char **msg);
+
+/* True once a relay fill's parent said its copy was not revalidated. */
+bool	fill_stale(const struct fill *f);
 
 /* Asks for cb(arg) on the loop whenever the fill grows or ends; one
  * watcher per reference. NULL cb stops it. */

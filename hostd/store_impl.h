@@ -10,6 +10,9 @@
 #include <sys/queue.h>
 #include <uv.h>
 
+#define STORE_CHECKED_N	8	/* blobs remembered as checked */
+
+struct blob_check;
 struct cache;
 struct digest;
 struct fill;
@@ -38,6 +41,14 @@ struct store {
 	LIST_HEAD(, fill) fills;	/* in progress: single flight */
 	size_t		 nfills;
 	LIST_HEAD(, store_req) reqs;
+	LIST_HEAD(, blob_check) checks;	/* blobs a client reported, being
+					   re-hashed: single flight */
+	/* Blobs that passed such a check lately: not re-read again soon. */
+	struct {
+		uint8_t	 sha256[32];
+		uint64_t at_ms;
+	}		 checked[STORE_CHECKED_N];
+	size_t		 checked_next;
 	TAILQ_HEAD(, pack_job) packs;	/* compression at rest, in order */
 	bool		 packing;	/* the first job is on the pool */
 	uv_timer_t	 sync_timer;

@@ -37,6 +37,8 @@ struct transfer {
 	uint64_t	 zframes;
 	bool		 has_digest;
 	bool		 send_digest;	/* SHA256 was negotiated */
+	bool		 send_stale;	/* STALE was negotiated */
+	bool		 stale;
 	uint8_t		 sha256[PH_SHA256_LEN];
 	enum ph_err	 result;
 };
@@ -62,6 +64,8 @@ transfer_new(const struct transfer_params *p, struct transfer **out)
 	t->cctx = p->cctx;
 	t->dctx = p->dctx;
 	t->send_digest = p->send_digest;
+	t->send_stale = p->send_stale;
+	t->stale = p->stale;
 	t->has_digest = p->has_digest && p->send_digest;
 	memcpy(t->sha256, p->sha256, PH_SHA256_LEN);
 	if (p->fd >= 0) {
@@ -160,10 +164,28 @@ transfer_finish(struct transfer *t, struct wbuf *w)
 	m.u.end.has_digest = t->has_digest;
 	if (t->has_digest)
 		memcpy(m.u.end.sha256, t->sha256, PH_SHA256_LEN);
+	m.u.end.stale = t->send_stale &&
+	    (t->stale || (t->fill != NULL && fill_stale(t->fill)));
 	if (wbuf_put_msg(w, &m) < 0)
 		return -ENOMEM;
 	t->result = PH_OK;
 	return 0;
+}
+
+/*
+ * The zstd blob does not decode: it is damaged on disk. It leaves the
+ * cache now (our own finding, not a client's claim) and the client hears
+ * INTEGRITY, which its retry answers with a fresh copy.
+ */
+static int
+transfer_damaged(struct transfer *t, struct wbuf *w, const char *what)
+{
+	char msg[160];
+
+	(void)cache_blob_remove(t->blob);
+	snprintf(msg, sizeof(msg), "the cached copy is damaged (%s): removed "
+	    "from the cache; ask again", what);
+	return transfer_error(t, w, PH_ERR_INTEGRITY, msg);
 }
 
 /* Grows the compressed-chunk buffer to n bytes. */
@@ -240,8 +262,7 @@ transfer_fill_frame(struct transfer *t, struct wbuf *w)
 	    CACHE_CHUNK;
 	skip = (size_t)(t->pos - base);
 	if (cache_blob_frame(t->blob, idx, &zoff, &zlen) < 0)
-		return transfer_error(t, w, PH_ERR_IO,
-		    "cached blob has no frame for this offset");
+		return transfer_damaged(t, w, "no frame for this offset");
 	if (t->want_zstd && skip == 0 && zlen <= PH_MAX_PAYLOAD) {
 		if ((p = wbuf_reserve(w, PH_HDR_LEN)) == NULL)
 			return -ENOMEM;
@@ -255,20 +276,24 @@ transfer_fill_frame(struct transfer *t, struct wbuf *w)
 	}
 	/* A frame larger than the chunk bound is a corrupt index. */
 	if (zlen > ZSTD_compressBound(CACHE_CHUNK))
-		return transfer_error(t, w, PH_ERR_IO, "corrupt cached blob");
+		return transfer_damaged(t, w, "a frame larger than its chunk");
 	if (t->dctx == NULL || transfer_zbuf(t, zlen) < 0)
 		return -ENOMEM;
-	if ((err = ph_pread_full(t->fd, t->zbuf, zlen, zoff)) < 0)
-		return transfer_error(t, w, PH_ERR_IO, err == -ENODATA ?
-		    "cached blob is truncated" : strerror(-err));
+	if ((err = ph_pread_full(t->fd, t->zbuf, zlen, zoff)) < 0) {
+		if (err == -ENODATA)
+			return transfer_damaged(t, w, "truncated");
+		return transfer_error(t, w, PH_ERR_IO, strerror(-err));
+	}
 	declared = ZSTD_getFrameContentSize(t->zbuf, zlen);
 	if (declared != clen)
-		return transfer_error(t, w, PH_ERR_IO, "corrupt cached blob");
+		return transfer_damaged(t, w, "a frame of the wrong size");
 	if ((p = wbuf_reserve(w, PH_HDR_LEN + clen)) == NULL)
 		return -ENOMEM;
 	n = ZSTD_decompressDCtx(t->dctx, p + PH_HDR_LEN, clen, t->zbuf, zlen);
-	if (ZSTD_isError(n) || n != clen)
-		return transfer_error(t, w, PH_ERR_IO, "corrupt cached blob");
+	if (ZSTD_isError(n) || n != clen) {
+		/* Nothing of the reserved frame was committed. */
+		return transfer_damaged(t, w, "a frame does not decompress");
+	}
 	if (skip > 0)
 		memmove(p + PH_HDR_LEN, p + PH_HDR_LEN + skip, clen - skip);
 	ph_header_write(p, PH_DATA, (uint32_t)(clen - skip));

@@ -10,7 +10,9 @@
  * size or mtime moved, the transfer ends with ERROR CHANGED instead of END.
  * A cached blob in zstd form goes out as its stored frames to a client that
  * takes DATA_ZSTD (no compression per request), decoded for one that does
- * not; a raw blob goes out with sendfile.
+ * not; a raw blob goes out with sendfile. A zstd blob that does not decode
+ * is damaged: it is removed from the cache at once and the transfer ends
+ * with ERROR INTEGRITY, so that the client's retry is served afresh.
  */
 #ifndef HOSTD_TRANSFER_H
 #define HOSTD_TRANSFER_H
@@ -45,6 +47,10 @@ struct transfer_params {
 	void		(*wake)(void *); /* a fill grew or ended */
 	void		*wake_arg;
 	bool		 send_digest;	/* SHA256 negotiated: END has one */
+	bool		 send_stale;	/* STALE negotiated: END may say so */
+	bool		 stale;		/* the copy was not revalidated (END
+					   also says so if a fill's parent
+					   does) */
 	bool		 has_digest;	/* sha256 is known now */
 	uint8_t		 sha256[PH_SHA256_LEN];
 };

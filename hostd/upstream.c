@@ -123,6 +123,7 @@ struct upstream_req {
 	void		*arg;
 	uint64_t	 memo_gen;	/* u->memo_gen when it was sent */
 	/* A GET's progress. */
+	bool		 reverify;	/* send PH_GET_REVERIFY */
 	bool		 zstd;
 	bool		 have_meta;
 	struct ph_meta	 meta;
@@ -236,6 +237,7 @@ paths_clear(struct upstream_paths *p)
 		p->target[i] = NULL;
 	}
 	p->known = false;
+	p->told = false;
 	p->real[0] = '\0';
 }
 
@@ -247,6 +249,7 @@ paths_copy(struct upstream_paths *dst, const struct upstream_paths *src)
 
 	paths_clear(dst);
 	dst->known = src->known;
+	dst->told = src->told;
 	memcpy(dst->real, src->real, sizeof(dst->real));
 	for (size_t i = 0; i < PH_MAX_LIST_ENTRIES; i++) {
 		if (src->target[i] == NULL)
@@ -940,7 +943,9 @@ up_remote_error(struct upstream *u, struct upstream_req *r,
 	memset(&e, 0, sizeof(e));
 	e.code = pe->code;
 	memcpy(e.message, pe->message, sizeof(e.message));
-	r->paths.known = (u->features & PH_FEAT_REALPATH) != 0;
+	/* No PATH: the lookup failed before it resolved anything. */
+	r->paths.known = (u->features & PH_FEAT_REALPATH) != 0 &&
+	    !(r->paths.told && r->paths.real[0] == '\0');
 	req_fail(r, -EREMOTE, &e);
 }
 
@@ -983,16 +988,26 @@ up_path_frame(struct upstream *u, struct upstream_req *r,
 		up_violation(u, "PATH that was not asked for");
 		return;
 	}
+	/* An empty PATH for the request: the parent cannot tell either. */
+	if (p->entry == 0 && p->path[0] == '\0') {
+		if (r->paths.told) {
+			up_violation(u, "a second PATH for the request");
+			return;
+		}
+		r->paths.told = true;
+		return;
+	}
 	if (ph_path_normalize(p->path, strlen(p->path), norm,
 	    sizeof(norm)) < 0 || strcmp(norm, p->path) != 0) {
 		up_violation(u, "PATH that is not a normalised path");
 		return;
 	}
 	if (p->entry == 0) {
-		if (r->paths.real[0] != '\0') {
+		if (r->paths.told) {
 			up_violation(u, "a second PATH for the request");
 			return;
 		}
+		r->paths.told = true;
 		snprintf(r->paths.real, sizeof(r->paths.real), "%s", p->path);
 		return;
 	}
@@ -1013,13 +1028,14 @@ up_path_frame(struct upstream *u, struct upstream_req *r,
 static bool
 up_paths_done(struct upstream *u, struct upstream_req *r, uint16_t count)
 {
-	r->paths.known = (u->features & PH_FEAT_REALPATH) != 0;
-	if (!r->paths.known)
+	if (!(u->features & PH_FEAT_REALPATH))
 		return true;
-	if (r->paths.real[0] == '\0') {
+	if (!r->paths.told) {
 		up_violation(u, "%s without a PATH", ph_type_name(u->in->type));
 		return false;
 	}
+	/* An empty PATH: known stays false, as behind an older parent. */
+	r->paths.known = r->paths.real[0] != '\0';
 	for (size_t i = count; i < PH_MAX_LIST_ENTRIES; i++) {
 		if (r->paths.target[i] != NULL) {
 			up_violation(u, "PATH for LIST entry %zu of %u", i + 1,
@@ -1133,33 +1149,41 @@ up_get_bytes(struct upstream *u, struct upstream_req *r, const uint8_t *b,
 /*
  * Unpacks one DATA_ZSTD frame into the chunk buffer. The declared size is
  * checked before any decompression, so a hostile frame can neither overrun
- * the buffer nor make us work for bytes we would refuse.
+ * the buffer nor make us work for bytes we would refuse. A frame that
+ * arrived whole but does not decode is damaged data (the parent's cached
+ * copy gone bad), not a broken stream: the GET fails with an integrity
+ * error (-EILSEQ), and the connection is reset because what follows cannot
+ * be trusted either.
  */
 static void
 up_get_zstd(struct upstream *u, struct upstream_req *r,
     const struct ph_data *d)
 {
 	unsigned long long declared;
+	char why[UP_WHY_LEN];
 	size_t n;
 
 	declared = ZSTD_getFrameContentSize(d->bytes, d->len);
 	if (declared == ZSTD_CONTENTSIZE_UNKNOWN ||
 	    declared == ZSTD_CONTENTSIZE_ERROR || declared == 0 ||
 	    declared > PH_DATA_CHUNK) {
-		up_violation(u, "DATA_ZSTD content size unknown or not "
-		    "1..%d bytes", PH_DATA_CHUNK);
+		up_lost(u, -EILSEQ, "damaged data from the parent: DATA_ZSTD "
+		    "content size unknown or out of range");
 		return;
 	}
 	n = ZSTD_findFrameCompressedSize(d->bytes, d->len);
 	if (ZSTD_isError(n) || n != d->len) {
-		up_violation(u, "DATA_ZSTD is not exactly one zstd frame");
+		up_lost(u, -EILSEQ, "damaged data from the parent: DATA_ZSTD "
+		    "is not exactly one zstd frame");
 		return;
 	}
 	n = ZSTD_decompressDCtx(u->dctx, u->chunk, PH_DATA_CHUNK, d->bytes,
 	    d->len);
 	if (ZSTD_isError(n) || n != declared) {
-		up_violation(u, "DATA_ZSTD does not decompress: %s",
-		    ZSTD_isError(n) ? ZSTD_getErrorName(n) : "wrong size");
+		snprintf(why, sizeof(why), "damaged data from the parent: "
+		    "DATA_ZSTD does not decompress: %s", ZSTD_isError(n) ?
+		    ZSTD_getErrorName(n) : "wrong size");
+		up_lost(u, -EILSEQ, why);
 		return;
 	}
 	(void)up_get_bytes(u, r, u->chunk, n);
@@ -1491,6 +1515,8 @@ up_send_req(struct upstream *u, struct upstream_req *r)
 		r->zstd = (u->features & PH_FEAT_ZSTD) != 0;
 		m->u.get.offset = r->arg64;
 		m->u.get.flags = r->zstd ? PH_GET_WANT_ZSTD : 0;
+		if (r->reverify && (u->features & PH_FEAT_REVERIFY))
+			m->u.get.flags |= PH_GET_REVERIFY;
 		memcpy(m->u.get.path, r->path, sizeof(m->u.get.path));
 		break;
 	case PH_STAT:
@@ -1740,6 +1766,13 @@ upstream_get(struct upstream *u, const char *path, uint64_t offset,
 	if ((err = up_request(u, PH_GET, path, offset, arg, out)) == 0)
 		(*out)->gcbs = *cbs;
 	return err;
+}
+
+void
+upstream_get_reverify(struct upstream_req *r)
+{
+	if (r->op == PH_GET && r->where == REQ_WAITING)
+		r->reverify = true;
 }
 
 int

@@ -2,8 +2,8 @@
  * upstream.h: a relay's connection to its parent daemon.
  *
  * With --upstream ENDPOINT, portholed's repository is another portholed.
- * This module keeps one persistent connection to it (HELLO with features
- * ZSTD|RESUME|SHA256|REALPATH), reconnecting with exponential backoff
+ * This module keeps one persistent connection to it (HELLO with every
+ * feature, PH_FEAT_ALL, and REALPATH), reconnecting with exponential backoff
  * (100 ms doubling to 5 s) whenever it drops, and runs requests on it one at a
  * time, in the order they were made (the protocol allows one request in
  * flight per connection). STAT and LIST replies are remembered for a short
@@ -35,7 +35,9 @@ struct upstream_req;
  *   -ECONNRESET  the connection dropped while this request was in flight;
  *   -EBADMSG     the parent broke the protocol (the connection is reset);
  *   -EILSEQ      GET only: the bytes do not match the digest (or their
- *                count does not match META/END): integrity error;
+ *                count does not match META/END), or a DATA_ZSTD frame
+ *                does not decode (the connection is reset then):
+ *                integrity error;
  *   -ETIMEDOUT   no frame from the parent for the stall timeout (30 s);
  *   -ECANCELED   upstream_free() ran first.
  * e is NULL on success and set on every failure: for -EREMOTE the parent's
@@ -72,7 +74,8 @@ struct upstream_get_cbs {
  * path of entry i of the page when it is a symlink, else NULL.
  */
 struct upstream_paths {
-	bool		 known;
+	bool		 known;		/* real and target say where it leads */
+	bool		 told;		/* the request's PATH arrived */
 	char		 real[PH_MAX_PATH + 1];
 	char		*target[PH_MAX_LIST_ENTRIES];
 };
@@ -128,6 +131,13 @@ const char *upstream_endpoint(const struct upstream *u);
 int	upstream_get(struct upstream *u, const char *path, uint64_t offset,
 	    const struct upstream_get_cbs *cbs, void *arg,
 	    struct upstream_req **out);
+
+/*
+ * Makes a GET that upstream_get() just returned carry PH_GET_REVERIFY, when
+ * the parent offers it: our requester found the bytes damaged, so the
+ * parent is asked to re-check its cached copy before it sends it.
+ */
+void	upstream_get_reverify(struct upstream_req *r);
 
 /* STAT path; answered from the memo when fresh. Same returns. */
 int	upstream_stat(struct upstream *u, const char *path,

@@ -50,18 +50,26 @@ name_valid(const char *name)
 	return strcmp(norm, name) == 0;
 }
 
-/* Decodes the digest pair shared by META and END. */
+/*
+ * Decodes the flags byte and digest shared by META and END. Bits other
+ * than PH_DIGEST_VALID and PH_DIGEST_STALE are malformed, as they were for
+ * every older peer, so a new bit needs a feature first.
+ */
 static int
-get_digest(struct ph_reader *r, uint8_t *has_digest, uint8_t sha[PH_SHA256_LEN])
+get_digest(struct ph_reader *r, uint8_t *has_digest, uint8_t *stale,
+    uint8_t sha[PH_SHA256_LEN])
 {
+	uint8_t	flags;
 	int	rc;
 
-	if ((rc = ph_get_u8(r, has_digest)) != 0)
+	if ((rc = ph_get_u8(r, &flags)) != 0)
 		return rc;
 	if ((rc = ph_get_bytes(r, sha, PH_SHA256_LEN)) != 0)
 		return rc;
-	if (*has_digest > 1)
+	if ((flags & ~(PH_DIGEST_VALID | PH_DIGEST_STALE)) != 0)
 		return -EPROTO;
+	*has_digest = (flags & PH_DIGEST_VALID) != 0;
+	*stale = (flags & PH_DIGEST_STALE) != 0;
 	if (*has_digest == 0 && !all_zero(sha, PH_SHA256_LEN))
 		return -EPROTO;
 	return 0;
@@ -110,7 +118,7 @@ decode_get(struct ph_reader *r, struct ph_get *g)
 	    (rc = ph_get_u32(r, &g->flags)) != 0 ||
 	    (rc = ph_get_str(r, g->path, sizeof(g->path), PH_MAX_PATH)) != 0)
 		return rc;
-	if ((g->flags & ~PH_GET_WANT_ZSTD) != 0)
+	if ((g->flags & ~PH_GET_FLAGS) != 0)
 		return -EPROTO;
 	return 0;
 }
@@ -125,7 +133,8 @@ decode_meta(struct ph_reader *r, struct ph_meta *mt)
 	    (rc = ph_get_u64(r, &mtime)) != 0 ||
 	    (rc = ph_get_u32(r, &mt->mode)) != 0 ||
 	    (rc = ph_get_u8(r, &mt->ftype)) != 0 ||
-	    (rc = get_digest(r, &mt->has_digest, mt->sha256)) != 0)
+	    (rc = get_digest(r, &mt->has_digest, &mt->stale,
+	    mt->sha256)) != 0)
 		return rc;
 	mt->mtime_ns = (int64_t)mtime;
 	if (mt->mode > MODE_MAX || !ftype_valid(mt->ftype))
@@ -249,7 +258,8 @@ decode_payload(uint8_t type, struct ph_reader *r, struct ph_msg *m)
 	case PH_END:
 		if ((rc = ph_get_u64(r, &m->u.end.bytes)) != 0)
 			return rc;
-		return get_digest(r, &m->u.end.has_digest, m->u.end.sha256);
+		return get_digest(r, &m->u.end.has_digest, &m->u.end.stale,
+		    m->u.end.sha256);
 	case PH_ERROR:
 		if ((rc = ph_get_u16(r, &m->u.error.code)) != 0 ||
 		    (rc = ph_get_str(r, m->u.error.message,
@@ -349,16 +359,18 @@ put_str_max(struct ph_writer *w, const char *s, size_t cap, size_t max)
 	return ph_put_str(w, s);
 }
 
+/* Writes the flags byte and digest of META and END. */
 static int
-put_digest(struct ph_writer *w, uint8_t has_digest,
+put_digest(struct ph_writer *w, uint8_t has_digest, uint8_t stale,
     const uint8_t sha[PH_SHA256_LEN])
 {
 	static const uint8_t	zero[PH_SHA256_LEN];
 	int			rc;
 
-	if (has_digest > 1)
+	if (has_digest > 1 || stale > 1)
 		return -EINVAL;
-	if ((rc = ph_put_u8(w, has_digest)) != 0)
+	if ((rc = ph_put_u8(w, (uint8_t)((has_digest ? PH_DIGEST_VALID : 0) |
+	    (stale ? PH_DIGEST_STALE : 0)))) != 0)
 		return rc;
 	return ph_put_bytes(w, has_digest ? sha : zero, PH_SHA256_LEN);
 }
@@ -384,7 +396,7 @@ encode_check(const struct ph_msg *m)
 			return -EINVAL;
 		break;
 	case PH_GET:
-		if ((m->u.get.flags & ~PH_GET_WANT_ZSTD) != 0)
+		if ((m->u.get.flags & ~PH_GET_FLAGS) != 0)
 			return -EINVAL;
 		break;
 	case PH_CTL:
@@ -396,11 +408,11 @@ encode_check(const struct ph_msg *m)
 	case PH_META:
 		if (m->u.meta.mode > MODE_MAX ||
 		    !ftype_valid(m->u.meta.ftype) ||
-		    m->u.meta.has_digest > 1)
+		    m->u.meta.has_digest > 1 || m->u.meta.stale > 1)
 			return -EINVAL;
 		break;
 	case PH_END:
-		if (m->u.end.has_digest > 1)
+		if (m->u.end.has_digest > 1 || m->u.end.stale > 1)
 			return -EINVAL;
 		break;
 	case PH_DATA:
@@ -511,14 +523,16 @@ encode_payload(const struct ph_msg *m, struct ph_writer *w)
 		    (rc = ph_put_u32(w, m->u.meta.mode)) != 0 ||
 		    (rc = ph_put_u8(w, m->u.meta.ftype)) != 0)
 			return rc;
-		return put_digest(w, m->u.meta.has_digest, m->u.meta.sha256);
+		return put_digest(w, m->u.meta.has_digest, m->u.meta.stale,
+		    m->u.meta.sha256);
 	case PH_DATA:
 	case PH_DATA_ZSTD:
 		return ph_put_bytes(w, m->u.data.bytes, m->u.data.len);
 	case PH_END:
 		if ((rc = ph_put_u64(w, m->u.end.bytes)) != 0)
 			return rc;
-		return put_digest(w, m->u.end.has_digest, m->u.end.sha256);
+		return put_digest(w, m->u.end.has_digest, m->u.end.stale,
+		    m->u.end.sha256);
 	case PH_ERROR:
 		if ((rc = ph_put_u16(w, m->u.error.code)) != 0)
 			return rc;

@@ -76,12 +76,28 @@ enum ph_type {
 #define PH_FEAT_ZSTD		(1u << 0)	/* DATA_ZSTD frames may be sent */
 #define PH_FEAT_RESUME		(1u << 1)	/* GET with a non-zero offset */
 #define PH_FEAT_SHA256		(1u << 2)	/* META and END carry digests */
-#define PH_FEAT_ALL		(PH_FEAT_ZSTD | PH_FEAT_RESUME | PH_FEAT_SHA256)
+#define PH_FEAT_REVERIFY	(1u << 3)	/* GET may carry PH_GET_REVERIFY */
+#define PH_FEAT_STALE		(1u << 4)	/* META and END may say stale */
+#define PH_FEAT_ALL		(PH_FEAT_ZSTD | PH_FEAT_RESUME | \
+				 PH_FEAT_SHA256 | PH_FEAT_REVERIFY | \
+				 PH_FEAT_STALE)
 /* PATH frames say where a request's path really leads (relays ask). */
-#define PH_FEAT_REALPATH	(1u << 3)
+#define PH_FEAT_REALPATH	(1u << 5)
 
 /* GET flags. */
 #define PH_GET_WANT_ZSTD	(1u << 0)	/* the client accepts DATA_ZSTD */
+#define PH_GET_REVERIFY		(1u << 1)	/* our last copy of this path
+						   failed its check: re-check
+						   the cached copy first */
+#define PH_GET_FLAGS		(PH_GET_WANT_ZSTD | PH_GET_REVERIFY)
+
+/*
+ * The flags byte of META and END (it was has_digest, 0 or 1, which is
+ * still what a peer without PH_FEAT_STALE may send or accept).
+ */
+#define PH_DIGEST_VALID		(1u << 0)	/* sha256 is valid */
+#define PH_DIGEST_STALE		(1u << 1)	/* the copy could not be
+						   revalidated upstream */
 
 /* CTL flags. */
 #define PH_CTL_JSON		(1u << 0)	/* reply body is JSON, not text */
@@ -105,7 +121,8 @@ enum ph_err {
 	PH_ERR_CHANGED		= 11,	/* the file changed while being sent */
 	PH_ERR_BAD_OFFSET	= 12,	/* resume offset past the end */
 	PH_ERR_UNAVAILABLE	= 13,	/* no repository, or upstream down */
-	PH_ERR_INTEGRITY	= 14,	/* digest mismatch upstream */
+	PH_ERR_INTEGRITY	= 14,	/* digest mismatch upstream, or a
+					   damaged cached copy */
 	PH_ERR_TIMEOUT		= 15,
 	PH_ERR_SHUTDOWN		= 16,	/* the daemon is stopping */
 	PH_ERR_USAGE		= 17,	/* CTL: bad command or arguments */
@@ -170,7 +187,10 @@ struct ph_meta {
 	int64_t		mtime_ns;
 	uint32_t	mode;		/* permission bits, 07777 */
 	uint8_t		ftype;		/* enum ph_ftype */
-	uint8_t		has_digest;
+	uint8_t		has_digest;	/* 0 or 1: PH_DIGEST_VALID */
+	uint8_t		stale;		/* 0 or 1: PH_DIGEST_STALE, a relay
+					   whose parent is down serves its
+					   cached copy unrevalidated */
 	uint8_t		sha256[PH_SHA256_LEN];
 };
 
@@ -182,7 +202,8 @@ struct ph_data {		/* DATA and DATA_ZSTD */
 struct ph_end {
 	uint64_t	bytes;		/* file bytes sent in this transfer,
 					   decompressed, from the GET offset */
-	uint8_t		has_digest;
+	uint8_t		has_digest;	/* 0 or 1, as in META */
+	uint8_t		stale;		/* 0 or 1, as in META */
 	uint8_t		sha256[PH_SHA256_LEN];	/* of the whole file */
 };
 

@@ -40,7 +40,7 @@ _porthole()
 	case $cmd in
 	get)
 		if [[ $cur == -* ]]; then
-			mapfile -t COMPREPLY < <(compgen -W '-q --quiet --resume --no-verify --json --no-zstd' -- "$cur")
+			mapfile -t COMPREPLY < <(compgen -W '-q --quiet --resume --no-verify --json --no-zstd --fresh' -- "$cur")
 		else
 			_filedir
 		fi

@@ -44,6 +44,36 @@ walk_entries(const struct ph_list_reply *lr)
 		violated("entry walk disagrees with decode", PH_LIST_REPLY);
 }
 
+/*
+ * The flag fields a decoder accepted hold only defined bits, split into
+ * fields of 0 or 1 (META and END: digest and stale), so that an old peer's
+ * has_digest byte and a new peer's flags byte read the same.
+ */
+static void
+check_flags(const struct ph_msg *m)
+{
+	uint8_t	has, stale;
+
+	switch (m->type) {
+	case PH_GET:
+		if ((m->u.get.flags & ~PH_GET_FLAGS) != 0)
+			violated("undefined GET flag accepted", m->type);
+		return;
+	case PH_META:
+		has = m->u.meta.has_digest;
+		stale = m->u.meta.stale;
+		break;
+	case PH_END:
+		has = m->u.end.has_digest;
+		stale = m->u.end.stale;
+		break;
+	default:
+		return;
+	}
+	if (has > 1 || stale > 1)
+		violated("digest flags not split into 0/1 fields", m->type);
+}
+
 /* Decodes payload as type and, if it decodes, checks the round trip. */
 static void
 check_decode(uint8_t type, const uint8_t *payload, size_t len,
@@ -64,6 +94,7 @@ check_decode(uint8_t type, const uint8_t *payload, size_t len,
 		walk_entries(&m->u.list_reply);
 	if (type == PH_ERROR)
 		(void)ph_err_text(m->u.error.code);
+	check_flags(m);
 	n = ph_encode(m, out, outcap);
 	if (n < 0)
 		violated("decoded message does not encode in its own size",

@@ -17,21 +17,6 @@ blob_files() {
 	    grep -E '/[0-9a-f]{64}(\.zst)?$' || true
 }
 
-# A text file that zstd shrinks a lot, SIZE MiB.
-mktext() {
-	python3 - "$1" "$2" <<'EOF'
-import random, sys
-words = "porthole vsock guest host cache blob digest frame queue relay".split()
-rng = random.Random(7)
-with open(sys.argv[1], "w") as f:
-    n = 0
-    while n < int(sys.argv[2]) * 1048576:
-        line = " ".join(rng.choice(words) for _ in range(12)) + "\n"
-        f.write(line)
-        n += len(line)
-EOF
-}
-
 mkdir -p "$REPO/c" "$T/dl"
 mkrand "$REPO/c/one" 3M
 for i in 1 2 3 4 5; do

@@ -49,7 +49,7 @@ HELLO_ACK, QUEUED, META, DATA, DATA_ZSTD, END, ERROR, LIST_REPLY, PONG = (
     0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89)
 ALL_FEATURES = 7
 SHA256 = 4
-REALPATH = 8
+REALPATH = 0x20
 PATH = 0x8a
 
 CONTENT = b"".join(b"line %06d of the fake parent's file\n" % i

@@ -260,6 +260,22 @@ mkrand() {
 	head -c "$2" /dev/urandom >"$1" || fail "cannot create $1"
 }
 
+# mktext FILE MIB: a text file that zstd shrinks a lot, MIB MiB.
+mktext() {
+	mkdir -p "$(dirname "$1")"
+	python3 - "$1" "$2" <<'EOF_MKTEXT' || fail "cannot create $1"
+import random, sys
+words = "porthole vsock guest host cache blob digest frame queue relay".split()
+rng = random.Random(7)
+with open(sys.argv[1], "w") as f:
+    n = 0
+    while n < int(sys.argv[2]) * 1048576:
+        line = " ".join(rng.choice(words) for _ in range(12)) + "\n"
+        f.write(line)
+        n += len(line)
+EOF_MKTEXT
+}
+
 # Size of a file in bytes, 0 if missing.
 fsize() {
 	stat -c %s "$1" 2>/dev/null || echo 0

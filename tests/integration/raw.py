@@ -57,6 +57,10 @@ def parse(buf):
         elif ftype == 0x89 and length == 8:
             (nonce,) = struct.unpack(">Q", payload)
             lines.append(f"pong nonce={nonce}")
+        elif (ftype, length) in ((0x83, 54), (0x86, 41)):
+            # The flags byte: bit 0 digest, bit 1 stale.
+            name, flags = ("meta", payload[21]) if ftype == 0x83 else ("end", payload[8])
+            lines.append(f"{name} flags={flags}")
         elif ftype == 0x81 and length >= 10:
             ver, feat, maxp = struct.unpack(">HII", payload[:10])
             lines.append(f"hello_ack version={ver} features={feat} max_payload={maxp}")

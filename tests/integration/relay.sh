@@ -4,6 +4,8 @@
 # cache. Pulls at L3 cold and warm, the same tree at every level, L0 going
 # away and coming back, and a middle relay killed with SIGKILL mid-transfer:
 # the requester fails, a retry succeeds, and no cache holds a corrupt blob.
+# With L0 down a cached copy comes with a warning that it could not be
+# revalidated (STALE, through every level); --fresh refuses it.
 . "$(dirname "$0")/lib.sh"
 
 LEVELS=(0 1 2 3)
@@ -141,9 +143,10 @@ step "warm pulls at L3 come from L3's cache"
 l0_gets=$(gets 0)
 l2_gets=$(gets 2)
 for f in "${FILES[@]}"; do
-	ok at 3 get --json "$f" "$T/pulled/warm-${f//\//_}"
+	ok at 3 get --json --fresh "$f" "$T/pulled/warm-${f//\//_}"
 	assert_same_file "$T/pulled/warm-${f//\//_}" "$REPO/$f"
-	jcheck "$OUT" "docs[0]['sha256'] == '$(sha_of "$REPO/$f")' and docs[0]['verified']"
+	jcheck "$OUT" "docs[0]['sha256'] == '$(sha_of "$REPO/$f")' and docs[0]['verified'] and docs[0]['stale'] is False"
+	assert_file_lacks "$ERR" "revalidate"
 done
 [[ $(gets 0) == "$l0_gets" ]] || fail "warm pulls reached L0 ($l0_gets -> $(gets 0) GETs)"
 [[ $(gets 2) == "$l2_gets" ]] || fail "warm pulls reached L2 ($l2_gets -> $(gets 2) GETs)"
@@ -178,11 +181,43 @@ ok at 3 ls etc
 
 step "L0 down: cached files still served, others 'upstream unavailable'"
 lvl_stop 0
+# The relays remember STAT answers for 2 s; then L1 falls back on its cache.
+wait_for 10 bash -c "'$PORTHOLE' -e 'unix:$(lsock 3)' stat --json bin/small | grep -q '\"stale\":true'" ||
+	fail "STAT at L3 does not say stale with L0 down$(lvl_log 1)"
 for f in "${FILES[@]}"; do
 	rm -f "$T/pulled/down"
 	ok at 3 get "$f" "$T/pulled/down"
 	assert_same_file "$T/pulled/down" "$REPO/$f"
+	assert_err_has "warning: the host could not revalidate its copy"
 done
+
+step "L0 down: --json says stale, --fresh refuses the copy (6)"
+rm -f "$T/pulled/down"
+ok at 3 get -q --json bin/tool.bin "$T/pulled/down"
+jcheck "$OUT" "docs[0]['stale'] is True and docs[0]['verified']"
+assert_err_has "may be out of date"
+assert_same_file "$T/pulled/down" "$REPO/bin/tool.bin"
+rm -f "$T/pulled/down"
+expect_rc 6 at 3 get --fresh bin/tool.bin "$T/pulled/down"
+assert_err_has "could not revalidate its copy (its upstream is unreachable): refused (--fresh)"
+assert_no_file "$T/pulled/down"
+assert_no_file "$T/pulled/down.part"
+# A client that predates STALE (features 7) never sees the bit; one that
+# offers it (0x1f) sees it in META and END.
+RAW_SOCK=$(lsock 3) raw 2 "$(hello_hex)" "$(get_hex bin/small)"
+assert_out_has "hello_ack version=1 features=7 "
+assert_out_has "meta flags=1"
+assert_out_has "end flags=1"
+RAW_SOCK=$(lsock 3) raw 2 "$(frame 01 "$(printf '%04x%04x%08x%08x' 1 1 31 0)$(hex_str raw-test)")" \
+    "$(get_hex bin/small)"
+assert_out_has "hello_ack version=1 features=31 "
+assert_out_has "meta flags=3"
+assert_out_has "end flags=3"
+# L1, whose own parent is down, says the same first hand.
+expect_rc 6 at 1 get --fresh --json etc/words.txt "$T/pulled/down"
+jcheck "$OUT" "docs[0]['failed'] and docs[0]['exit'] == 6"
+ok at 1 stat etc/words.txt
+assert_out_has "stale:"
 expect_rc 6 at 3 get later.bin "$T/pulled/later"
 assert_err_has "upstream unavailable"
 assert_no_file "$T/pulled/later"

@@ -76,7 +76,7 @@ sample(uint8_t type)
 		break;
 	case PH_GET:
 		m->u.get.offset = 0x1122334455667788ull;
-		m->u.get.flags = PH_GET_WANT_ZSTD;
+		m->u.get.flags = PH_GET_WANT_ZSTD | PH_GET_REVERIFY;
 		strcpy(m->u.get.path, "/a/b/c.deb");
 		break;
 	case PH_STAT:
@@ -116,6 +116,7 @@ sample(uint8_t type)
 		m->u.meta.mode = 0755;
 		m->u.meta.ftype = PH_FT_REGULAR;
 		m->u.meta.has_digest = 1;
+		m->u.meta.stale = 1;
 		for (i = 0; i < PH_SHA256_LEN; i++)
 			m->u.meta.sha256[i] = (uint8_t)(i + 1);
 		break;
@@ -127,6 +128,7 @@ sample(uint8_t type)
 	case PH_END:
 		m->u.end.bytes = 99;
 		m->u.end.has_digest = 1;
+		m->u.end.stale = 1;
 		for (i = 0; i < PH_SHA256_LEN; i++)
 			m->u.end.sha256[i] = (uint8_t)(0xff - i);
 		break;
@@ -685,11 +687,18 @@ test_fields_out_of_range(void **state)
 	assert_int_equal(decode_meta_like(PH_META, 0, 0644, 0, 0), -EPROTO);
 	assert_int_equal(decode_meta_like(PH_META, 4, 0644, 0, 0), -EPROTO);
 	assert_int_equal(decode_meta_like(PH_META, 1, 010000, 0, 0), -EPROTO);
-	assert_int_equal(decode_meta_like(PH_META, 1, 0644, 2, 0), -EPROTO);
+	assert_int_equal(decode_meta_like(PH_META, 1, 0644, 4, 0), -EPROTO);
+	assert_int_equal(decode_meta_like(PH_META, 1, 0644, 0x80, 0), -EPROTO);
 	assert_int_equal(decode_meta_like(PH_META, 1, 0644, 0, 1), -EPROTO);
+	/* The stale bit, with or without a digest; never digest bytes alone. */
+	assert_int_equal(decode_meta_like(PH_META, 1, 0644, 2, 0), 0);
+	assert_int_equal(decode_meta_like(PH_META, 1, 0644, 3, 9), 0);
+	assert_int_equal(decode_meta_like(PH_META, 1, 0644, 2, 9), -EPROTO);
 	assert_int_equal(decode_meta_like(PH_END, 0, 0, 1, 1), 0);
 	assert_int_equal(decode_meta_like(PH_END, 0, 0, 0, 0), 0);
-	assert_int_equal(decode_meta_like(PH_END, 0, 0, 2, 0), -EPROTO);
+	assert_int_equal(decode_meta_like(PH_END, 0, 0, 3, 1), 0);
+	assert_int_equal(decode_meta_like(PH_END, 0, 0, 4, 0), -EPROTO);
+	assert_int_equal(decode_meta_like(PH_END, 0, 0, 7, 1), -EPROTO);
 	assert_int_equal(decode_meta_like(PH_END, 0, 0, 0, 7), -EPROTO);
 
 	/* ERROR codes 0 and past the last. */
@@ -711,9 +720,12 @@ test_fields_out_of_range(void **state)
 	/* GET and CTL flags outside the defined bits. */
 	ph_writer_init(&w, buf, sizeof(buf));
 	ph_put_u64(&w, 0);
-	ph_put_u32(&w, 2);
+	ph_put_u32(&w, 4);
 	ph_put_u16(&w, 0);
 	assert_int_equal(ph_decode(PH_GET, buf, w.off, d), -EPROTO);
+	buf[11] = PH_GET_WANT_ZSTD | PH_GET_REVERIFY;
+	assert_int_equal(ph_decode(PH_GET, buf, w.off, d), 0);
+	assert_int_equal(d->u.get.flags, PH_GET_WANT_ZSTD | PH_GET_REVERIFY);
 	ph_writer_init(&w, buf, sizeof(buf));
 	ph_put_u8(&w, 0x80);
 	ph_put_u16(&w, 0);
@@ -955,6 +967,24 @@ test_encode_limits(void **state)
 	assert_int_equal(ph_encode(m, buf, FRAME_CAP), PH_HDR_LEN + 54);
 	for (i = 22; i < 54; i++)
 		assert_int_equal(buf[PH_HDR_LEN + i], 0);
+	/* The flags byte: bit 0 the digest, bit 1 stale; both are 0 or 1. */
+	m->u.meta.stale = 1;
+	assert_int_equal(ph_encode(m, buf, FRAME_CAP), PH_HDR_LEN + 54);
+	assert_int_equal(buf[PH_HDR_LEN + 21], PH_DIGEST_STALE);
+	m->u.meta.has_digest = 1;
+	assert_int_equal(ph_encode(m, buf, FRAME_CAP), PH_HDR_LEN + 54);
+	assert_int_equal(buf[PH_HDR_LEN + 21],
+	    PH_DIGEST_VALID | PH_DIGEST_STALE);
+	m->u.meta.stale = 2;
+	assert_int_equal(ph_encode(m, buf, FRAME_CAP), -EINVAL);
+
+	memset(m, 0, sizeof(*m));
+	m->type = PH_END;
+	m->u.end.stale = 1;
+	assert_int_equal(ph_encode(m, buf, FRAME_CAP), PH_HDR_LEN + 41);
+	assert_int_equal(buf[PH_HDR_LEN + 8], PH_DIGEST_STALE);
+	m->u.end.has_digest = 2;
+	assert_int_equal(ph_encode(m, buf, FRAME_CAP), -EINVAL);
 
 	memset(m, 0, sizeof(*m));
 	m->type = PH_CTL_REPLY;
