@@ -134,6 +134,11 @@ open_error(struct fetcher *f, const char *local, int err)
 		why = "not a regular file";
 	else if (err == -ELOOP)
 		why = "is a symbolic link";
+	else if (err == -ESTALE) {
+		/* The stream itself, not its .part. */
+		say(f, local, "was replaced while it was being opened");
+		return PX_LOCAL_IO;
+	}
 	if (why == NULL || asprintf(&part, "%s.part", local) == -1)
 		return local_error(f, local, err);
 	say(f, part, "%s", why);
@@ -617,7 +622,13 @@ flush(struct fetcher *f)
 	group_sync(f);
 	for (i = 0; i < f->npending; i++) {
 		t = f->pending[i];
-		if (held(t) && (rc = dest_rename(t->dest, f->dirs)) < 0)
+		if (!held(t) || (rc = dest_rename(t->dest, f->dirs)) == 0)
+			continue;
+		if (rc == -EEXIST) {
+			say(f, t->local, "is no longer a regular file: left "
+			    "alone");
+			t->ex = PX_LOCAL_IO;
+		} else
 			t->ex = local_error(f, t->local, rc);
 	}
 	for (i = 0; i < f->npending; i++) {

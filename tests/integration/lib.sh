@@ -350,6 +350,28 @@ daemon_serving() {
 	[[ $RC == 0 ]] || fail "portholed does not answer ping$(last_run)"
 }
 
+# queue_has TEXT: true when `portholectl queue` shows TEXT.
+queue_has() {
+	phctl queue 2>/dev/null | grep -qF -- "$1"
+}
+
+# hold_slot OUT [SPEC...]: runs queue_client.py in the background with a
+# first connection (peer 9) that takes the transfer slot for /q/stall and
+# stops reading, then the SPECs; output in OUT, pid in $HOLD_PID. Returns
+# once the daemon shows that transfer. Needs a $REPO/q/stall big enough to
+# fill the socket buffers (64 MiB) and a daemon with --test-declared-peer;
+# its --stall-timeout says when the slot is free again.
+hold_slot() {
+	local out=$1
+	shift
+	python3 "$LIB_DIR/queue_client.py" "$SOCK" --timeout 60 \
+	    "name=blocker,peer=9,path=/q/stall,read=stop" "$@" >"$out" 2>&1 &
+	HOLD_PID=$!
+	track "$HOLD_PID"
+	wait_for 10 queue_has "/q/stall" ||
+		fail "the stalled reader never got the slot: $(phctl queue)"
+}
+
 # Log lines for one operation (GET, STAT, ...) so far.
 log_ops() {
 	grep -E "op=$1( |\$)" "$DLOG" || true
