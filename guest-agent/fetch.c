@@ -30,6 +30,7 @@
 #include <openssl/crypto.h>
 #include <zstd.h>
 
+#include "backoff.h"
 #include "client.h"
 #include "dest.h"
 #include "fetch.h"
@@ -177,7 +178,8 @@ fetcher_new(const struct fetch_opts *o, struct fetcher **out)
 	}
 	if (o->zstd)
 		features |= PH_FEAT_ZSTD;
-	if ((ex = client_new(o->endpoint, features, &f->conn)) != PX_OK)
+	if ((ex = client_new(o->endpoint, features, o->wait_s, &f->conn)) !=
+	    PX_OK)
 		goto fail;
 	client_set_progress(f->conn, f->progress);
 	*out = f;
@@ -446,10 +448,43 @@ on_end(struct fetcher *f, struct transfer *t, const struct ph_end *end)
 	return PX_OK;
 }
 
-/* Reads the reply stream to a GET until END (verified) or a failure. */
+/*
+ * Checks that the connection can serve t as asked, then sends its GET.
+ * A .part the server cannot resume is hashed again from the start.
+ */
+static enum px_exit
+request(struct fetcher *f, struct transfer *t)
+{
+	enum px_exit ex;
+
+	if (f->o->verify &&
+	    !(client_features(f->conn) & PH_FEAT_SHA256)) {
+		say(f, client_endpoint(f->conn), "the server offers no "
+		    "SHA-256 digests (--no-verify accepts files unchecked)");
+		return PX_INTEGRITY;
+	}
+	if (t->offset > 0 && !(client_features(f->conn) & PH_FEAT_RESUME)) {
+		if (!f->o->quiet)
+			say(f, t->local, "the server cannot resume; "
+			    "downloading from the start");
+		if ((ex = hash_existing(f, t, false)) != PX_OK)
+			return ex;
+	}
+	if ((ex = send_get(f, t)) != PX_OK)
+		return ex;
+	t->get_sent = true;
+	return PX_OK;
+}
+
+/*
+ * Reads the reply stream to a GET until END (verified) or a failure. A GET
+ * the host turns away (BUSY, before META) is sent again while the
+ * connection's wait allows.
+ */
 static enum px_exit
 receive(struct fetcher *f, struct transfer *t)
 {
+	struct backoff b = { .running = false };
 	struct ph_msg m;
 	enum px_exit ex;
 	uint8_t *slot;
@@ -478,6 +513,14 @@ receive(struct fetcher *f, struct transfer *t)
 			break;
 		case PH_END:
 			return on_end(f, t, &m.u.end);
+		case PH_ERROR:
+			if (!client_reply_busy(&m) || t->have_meta ||
+			    !client_wait_more(f->conn, &b))
+				return client_unexpected(f->conn, t->shown, &m);
+			/* The server may have closed it meanwhile. */
+			if ((ex = client_connect(f->conn)) == PX_OK)
+				ex = request(f, t);
+			break;
 		default:
 			return client_unexpected(f->conn, t->shown, &m);
 		}
@@ -521,34 +564,6 @@ report(struct fetcher *f, const struct transfer *t)
 	else
 		printf(",\"failed\":true,\"exit\":%d}\n", (int)t->ex);
 	fflush(stdout);
-}
-
-/*
- * Checks that the connection can serve t as asked, then sends its GET.
- * A .part the server cannot resume is hashed again from the start.
- */
-static enum px_exit
-request(struct fetcher *f, struct transfer *t)
-{
-	enum px_exit ex;
-
-	if (f->o->verify &&
-	    !(client_features(f->conn) & PH_FEAT_SHA256)) {
-		say(f, client_endpoint(f->conn), "the server offers no "
-		    "SHA-256 digests (--no-verify accepts files unchecked)");
-		return PX_INTEGRITY;
-	}
-	if (t->offset > 0 && !(client_features(f->conn) & PH_FEAT_RESUME)) {
-		if (!f->o->quiet)
-			say(f, t->local, "the server cannot resume; "
-			    "downloading from the start");
-		if ((ex = hash_existing(f, t, false)) != PX_OK)
-			return ex;
-	}
-	if ((ex = send_get(f, t)) != PX_OK)
-		return ex;
-	t->get_sent = true;
-	return PX_OK;
 }
 
 /* Whether t is verified and waits, under LOCAL.part, to be made durable. */

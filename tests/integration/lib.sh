@@ -406,6 +406,31 @@ ping_hex() {
 	frame 05 "$(printf '%016x' "$1")"
 }
 
+# Replies a scripted server (raw.py --serve) sends to the client.
+
+# Hex of a u64 field.
+u64() { printf '%016x' "$1"; }
+
+# HELLO_ACK: version 1, RESUME|SHA256 (no ZSTD, so DATA stays plain).
+hello_ack_hex() {
+	frame 81 "$(printf '%04x%08x%08x' 1 6 1048576)$(hex_str fake-server)"
+}
+
+# digest_hex DIGEST_HEX|-: the has-digest byte, then 32 digest bytes
+# (zeros for -, no digest).
+digest_hex() {
+	if [[ $1 == - ]]; then
+		printf '00%064d' 0
+	else
+		printf '01%s' "$1"
+	fi
+}
+
+# meta_hex SIZE DIGEST_HEX|-: a regular file, mode 0640, mtime 1 s.
+meta_hex() {
+	frame 83 "$(u64 "$1")$(u64 1000000000)$(printf '%08x' 416)01$(digest_hex "$2")"
+}
+
 # raw HOLD HEX...: sends the frames on a fresh connection to $SOCK (or
 # $RAW_SOCK), reads for up to HOLD seconds; the description lands in $OUT
 # (see raw.py).
