@@ -11,6 +11,7 @@
 
 #include <linux/vm_sockets.h>
 
+#include "backoff.h"
 #include "client.h"
 #include "config.h"
 #include "fmt.h"
@@ -39,11 +40,19 @@ struct client {
 	char		*endpoint;
 	struct ph_endpoint ep;
 	uint32_t	 features_offered;
+	uint32_t	 wait_ms;	/* --wait: how long to keep trying */
+	bool		 gave_up;	/* a wait ran out; the host is silent */
+	bool		 said_busy;	/* "host busy, retrying" printed */
+	int		 connect_err;	/* the last try's connect() error */
+	bool		 hello_busy;	/* the last try's HELLO got BUSY */
+	struct ph_error	 busy;		/* ... and this is what it said */
 	struct progress	*progress;	/* not owned; cleared before messages */
 	uint8_t		*rbuf;		/* CLIENT_RBUF_LEN bytes */
 	size_t		 rpos;		/* next unread byte in rbuf */
 	size_t		 rend;		/* end of the bytes read into rbuf */
 	uint8_t		 wbuf[PH_HDR_LEN + PH_MAX_REQUEST_PAYLOAD];
+	/* client_request()'s request, kept to be sent again after BUSY. */
+	uint8_t		 rq[PH_HDR_LEN + PH_MAX_REQUEST_PAYLOAD];
 };
 
 enum px_exit
@@ -145,21 +154,37 @@ report_io_error(struct client *c, const char *doing, int err)
 	return PX_CONN;
 }
 
+/*
+ * Encodes m into buf (cap bytes) and sets *len. A request that does not
+ * encode is ours to blame (a path over the limit): printed, PX_USAGE.
+ */
+static enum px_exit
+client_encode(const struct ph_msg *m, uint8_t *buf, size_t cap, size_t *len)
+{
+	ssize_t n;
+
+	*len = 0;
+	if ((n = ph_encode(m, buf, cap)) < 0) {
+		fprintf(stderr, "porthole: request too large to send: %s\n",
+		    strerror((int)-n));
+		return PX_USAGE;
+	}
+	*len = (size_t)n;
+	return PX_OK;
+}
+
 enum px_exit
 client_send(struct client *c, const struct ph_msg *m)
 {
+	enum px_exit ex;
+	size_t len;
 	int rc;
 
 	if (c->broken)
 		return report_io_error(c, "send", -ECONNRESET);
-	rc = ph_send_msg(c->fd, m, c->wbuf, sizeof(c->wbuf));
-	if (rc == -EMSGSIZE || rc == -ENOBUFS || rc == -EINVAL) {
-		/* Our own request did not encode: a path over the limit. */
-		fprintf(stderr, "porthole: request too large to send: %s\n",
-		    strerror(-rc));
-		return PX_USAGE;
-	}
-	if (rc < 0)
+	if ((ex = client_encode(m, c->wbuf, sizeof(c->wbuf), &len)) != PX_OK)
+		return ex;
+	if ((rc = ph_write_all(c->fd, c->wbuf, len)) < 0)
 		return report_io_error(c, "send", rc);
 	return PX_OK;
 }
@@ -275,6 +300,9 @@ client_recv_data(struct client *c, struct ph_msg *m, uint8_t *data,
 	rc = recv_frame(c, m, data, cap);
 	switch (rc) {
 	case 0:
+		/* A host that answers is there: a later wait may be long. */
+		if (!client_reply_busy(m))
+			c->gave_up = false;
 		return PX_OK;
 	case -EPROTO:
 	case -EBADMSG:
@@ -332,7 +360,11 @@ set_rcvbuf(int fd, enum ph_ep_kind kind)
 	    sizeof(vsz));
 }
 
-/* Sends HELLO and checks the HELLO_ACK that must answer it. */
+/*
+ * Sends HELLO and checks the HELLO_ACK that must answer it. A BUSY answer
+ * is kept in c, not printed, and the connection closed at once: the caller
+ * may try again later.
+ */
 static enum px_exit
 client_hello(struct client *c)
 {
@@ -351,6 +383,14 @@ client_hello(struct client *c)
 		return ex;
 	if ((ex = client_recv(c, &m)) != PX_OK)
 		return ex;
+	if (client_reply_busy(&m)) {
+		c->busy = m.u.error;
+		c->hello_busy = true;
+		close(c->fd);
+		c->fd = -1;
+		c->broken = true;
+		return PX_BUSY;
+	}
 	if (m.type != PH_HELLO_ACK)
 		return client_unexpected(c, c->endpoint, &m);
 	if (m.u.hello_ack.version < PH_PROTO_MIN_VERSION ||
@@ -366,7 +406,8 @@ client_hello(struct client *c)
 }
 
 enum px_exit
-client_new(const char *endpoint, uint32_t features, struct client **out)
+client_new(const char *endpoint, uint32_t features, unsigned int wait_s,
+    struct client **out)
 {
 	struct client *c;
 
@@ -375,6 +416,8 @@ client_new(const char *endpoint, uint32_t features, struct client **out)
 		goto nomem;
 	c->fd = -1;
 	c->features_offered = features;
+	c->wait_ms = wait_s > CLIENT_WAIT_MAX ? CLIENT_WAIT_MAX * 1000u :
+	    wait_s * 1000u;
 	if ((c->endpoint = strdup(endpoint)) == NULL ||
 	    (c->rbuf = malloc(CLIENT_RBUF_LEN)) == NULL)
 		goto nomem;
@@ -394,35 +437,95 @@ nomem:
 	return PX_LOCAL_IO;
 }
 
-enum px_exit
-client_connect(struct client *c)
+bool
+client_reply_busy(const struct ph_msg *m)
+{
+	return m->type == PH_ERROR && m->u.error.code == PH_ERR_BUSY;
+}
+
+bool
+client_wait_more(struct client *c, struct backoff *b)
+{
+	int64_t now = (int64_t)(progress_now() * 1000.0), pause;
+
+	/* After a wait that ran out, do not wait again for a silent host. */
+	if (!b->running)
+		backoff_start(b, now, c->gave_up ? 0 : c->wait_ms);
+	if ((pause = backoff_next(b, now, backoff_random())) < 0) {
+		c->gave_up = true;
+		return false;
+	}
+	if (!c->said_busy && isatty(STDERR_FILENO)) {
+		progress_clear(c->progress);
+		fputs("porthole: host busy, retrying\n", stderr);
+		c->said_busy = true;
+	}
+	backoff_sleep(pause);
+	return true;
+}
+
+/*
+ * Whether a connect() that failed with err may work later: nobody listens
+ * yet (no socket file; refused, which vsock reports as a reset), or the
+ * listener's backlog stayed full (EAGAIN, which ph_endpoint_connect()
+ * retries until its timeout).
+ */
+static bool
+client_connect_retryable(int err)
+{
+	return err == -ECONNREFUSED || err == -ENOENT || err == -ETIMEDOUT ||
+	    err == -EAGAIN || err == -ECONNRESET;
+}
+
+/* Prints why c could not connect, the way the last try failed. */
+static enum px_exit
+client_connect_failed(struct client *c)
+{
+	if (c->hello_busy)
+		return client_remote_error(c, c->endpoint, &c->busy);
+	progress_clear(c->progress);
+	fputs("porthole: cannot connect to ", stderr);
+	fmt_safe_str(stderr, c->endpoint);
+	fprintf(stderr, ": %s\n", strerror(-c->connect_err));
+	return PX_CONN;
+}
+
+/*
+ * One try at connecting and exchanging HELLO. Returns PX_OK; or sets
+ * *again and returns the exit code of a failure that may pass, unprinted
+ * (the connect error is in c->connect_err, a BUSY answer in c->busy); or
+ * prints any other failure and returns its exit code.
+ */
+static enum px_exit
+client_connect_once(struct client *c, bool *again)
 {
 	enum px_exit ex;
 	int fd, rc;
 
-	if (c->ready && !c->broken)
-		return PX_OK;
+	*again = false;
 	if (c->fd != -1)
 		close(c->fd);
 	c->fd = -1;
 	c->ready = false;
 	c->broken = false;
+	c->connect_err = 0;
+	c->hello_busy = false;
 	/* Whatever was read ahead belonged to the old connection. */
 	c->rpos = c->rend = 0;
 	fd = ph_endpoint_connect(&c->ep, CLIENT_CONNECT_TIMEOUT_MS);
 	if (fd < 0) {
-		progress_clear(c->progress);
-		fputs("porthole: cannot connect to ", stderr);
-		fmt_safe_str(stderr, c->endpoint);
-		fprintf(stderr, ": %s\n", strerror(-fd));
 		c->broken = true;
-		return PX_CONN;
+		c->connect_err = fd;
+		if ((*again = client_connect_retryable(fd)))
+			return PX_CONN;
+		return client_connect_failed(c);
 	}
 	c->fd = fd;
 	set_rcvbuf(fd, c->ep.kind);
 	if ((rc = sockopt_io_timeout(fd, CLIENT_IO_TIMEOUT_MS)) < 0)
 		return report_io_error(c, "setsockopt", rc);
 	if ((ex = client_hello(c)) != PX_OK) {
+		*again = c->hello_busy;
 		c->broken = true;
 		return ex;
 	}
@@ -431,11 +534,49 @@ client_connect(struct client *c)
 }
 
 enum px_exit
-client_open(const char *endpoint, uint32_t features, struct client **out)
+client_connect(struct client *c)
+{
+	struct backoff b = { .running = false };
+	enum px_exit ex;
+	bool again;
+
+	if (c->ready && !c->broken)
+		return PX_OK;
+	while ((ex = client_connect_once(c, &again)) != PX_OK && again)
+		if (!client_wait_more(c, &b))
+			return client_connect_failed(c);
+	return ex;
+}
+
+enum px_exit
+client_request(struct client *c, struct ph_msg *m)
+{
+	struct backoff b = { .running = false };
+	enum px_exit ex;
+	size_t len;
+	int rc;
+
+	if ((ex = client_encode(m, c->rq, sizeof(c->rq), &len)) != PX_OK)
+		return ex;
+	do {
+		/* A server may also close a connection it turned away. */
+		if ((ex = client_connect(c)) != PX_OK)
+			return ex;
+		if ((rc = ph_write_all(c->fd, c->rq, len)) < 0)
+			return report_io_error(c, "send", rc);
+		if ((ex = client_recv(c, m)) != PX_OK)
+			return ex;
+	} while (client_reply_busy(m) && client_wait_more(c, &b));
+	return PX_OK;
+}
+
+enum px_exit
+client_open(const char *endpoint, uint32_t features, unsigned int wait_s,
+    struct client **out)
 {
 	enum px_exit ex;
 
-	if ((ex = client_new(endpoint, features, out)) != PX_OK)
+	if ((ex = client_new(endpoint, features, wait_s, out)) != PX_OK)
 		return ex;
 	if ((ex = client_connect(*out)) != PX_OK) {
 		client_close(*out);

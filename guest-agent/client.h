@@ -29,9 +29,18 @@ enum px_exit {
 	PX_LOCAL_IO	= 8,	/* writing the local file failed */
 };
 
-#define CLIENT_CONNECT_TIMEOUT_MS	5000
+#define CLIENT_CONNECT_TIMEOUT_MS	5000	/* one try */
 #define CLIENT_IO_TIMEOUT_MS		60000	/* without a single byte */
 
+/*
+ * --wait: seconds to keep trying while the host is not listening yet or
+ * turns requests away as BUSY. CLIENT_WAIT_MAX keeps milliseconds in 32
+ * bits.
+ */
+#define CLIENT_WAIT_DEFAULT		60
+#define CLIENT_WAIT_MAX			4294967
+
+struct backoff;
 struct client;
 
 /* The exit code for an error code from an ERROR frame. */
@@ -48,24 +57,53 @@ enum px_exit client_path(const char *arg, char norm[PH_MAX_PATH + 1],
 
 /*
  * Makes a client for endpoint (a string as the user gave it, also used in
- * messages) that will offer features (PH_FEAT_*); nothing is connected
- * yet. Allocates the buffer replies are read into. Returns
- * PX_OK with *out set, or prints why not (a bad endpoint: PX_USAGE) and
- * returns an exit code with *out NULL. Free *out with client_close().
+ * messages) that will offer features (PH_FEAT_*) and keep trying for up to
+ * wait_s seconds (--wait, at most CLIENT_WAIT_MAX; 0: fail at once) each
+ * time the host cannot be reached yet or is busy; nothing is connected
+ * yet. Allocates the buffer replies are read into. Returns PX_OK with *out
+ * set, or prints why not (a bad endpoint: PX_USAGE) and returns an exit
+ * code with *out NULL. Free *out with client_close().
  */
 enum px_exit client_new(const char *endpoint, uint32_t features,
-	    struct client **out);
+	    unsigned int wait_s, struct client **out);
 
 /*
  * Connects and exchanges HELLO / HELLO_ACK, unless c is connected and not
- * broken already; a broken connection is replaced by a new one. Returns
- * PX_OK, or prints why not and returns an exit code (c stays broken).
+ * broken already; a broken connection is replaced by a new one. A connect
+ * that is refused or times out, a unix socket that is not there yet and a
+ * BUSY answer to HELLO are tried again (client_wait_more()) until c's wait
+ * is over. Returns PX_OK, or prints why not (the last try's failure) and
+ * returns an exit code (c stays broken).
  */
 enum px_exit client_connect(struct client *c);
 
 /* client_new() and client_connect() in one; *out is NULL on failure. */
 enum px_exit client_open(const char *endpoint, uint32_t features,
-	    struct client **out);
+	    unsigned int wait_s, struct client **out);
+
+/* True when m is an ERROR BUSY: the host turned the request away. */
+bool	client_reply_busy(const struct ph_msg *m);
+
+/*
+ * Called after a try the host turned away (BUSY, or not listening): while
+ * c's wait, which starts at the first call with a zeroed b, has time
+ * left, pauses (exponential backoff with jitter, see backoff.h) and
+ * returns true: try again. The first pause of c prints "porthole: host
+ * busy, retrying" when stderr is a terminal. Returns false, without a
+ * pause, once the wait is over; after one wait ran out, the next ones end
+ * at once until the host answers a request again.
+ */
+bool	client_wait_more(struct client *c, struct backoff *b);
+
+/*
+ * Sends the request m (STAT, LIST, PING: one reply frame) and receives its
+ * reply into m, connecting first if needed (client_connect()). A BUSY
+ * reply is sent again, as long as client_wait_more() allows, from a copy
+ * kept in c. Returns PX_OK with the reply in m (an ERROR too, BUSY
+ * included once the wait is over: the caller reports it), or prints the
+ * failure and returns its exit code as client_send() and client_recv() do.
+ */
+enum px_exit client_request(struct client *c, struct ph_msg *m);
 
 /*
  * Gives c a progress line to erase before it prints a message, so errors

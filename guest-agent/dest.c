@@ -25,18 +25,19 @@
 
 struct dest {
 	bool	 is_stdout;
+	bool	 stream;	/* stdout, or LOCAL is a device or FIFO */
 	bool	 is_sock;	/* standard output is a socket */
 	bool	 committed;
 	bool	 have_part;	/* LOCAL.part is ours, locked */
 	int	 dirfd;		/* the directory holding LOCAL */
-	int	 fd;		/* LOCAL.part, flocked; or standard output */
+	int	 fd;		/* LOCAL.part, flocked; or the stream */
 	dev_t	 dev;		/* LOCAL.part's file system */
 	uint64_t written;	/* LOCAL.part's size while writing */
 	uint64_t wb_start;	/* bytes before it are being written back */
 	char	*dir;		/* the directory as given, for messages */
 	char	*name;		/* LOCAL's last component */
 	char	*part_name;	/* NAME.part, relative to dirfd */
-	char	*part_path;	/* LOCAL.part as given, for messages */
+	char	*part_path;	/* LOCAL.part (a stream: LOCAL) as given */
 };
 
 struct dirsync_dir {
@@ -139,6 +140,67 @@ open_part_locked(struct dest *d, bool keep)
 	return -EBUSY;
 }
 
+/*
+ * When LOCAL is there and is neither a regular file, a directory nor a
+ * symlink (a device, a FIFO), opens it for writing as d's stream and
+ * returns 1: the bytes go into it, as with a shell redirection, and it is
+ * never replaced. Returns 0 when LOCAL is missing, a regular file or a
+ * symlink (replaced by the rename, as always), or -errno. The type is
+ * that of the object opened, not of a name looked up before: it is
+ * checked on an O_PATH descriptor, and the descriptor opened for writing
+ * must be the same inode.
+ */
+static int
+dest_open_special(struct dest *d)
+{
+	struct stat st, wst;
+	int pfd, flags, rc = 0;
+
+	pfd = openat(d->dirfd, d->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (pfd == -1)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstat(pfd, &st) == -1) {
+		rc = -errno;
+		goto out;
+	}
+	if (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode))
+		goto out;
+	if (S_ISDIR(st.st_mode)) {
+		rc = -EISDIR;
+		goto out;
+	}
+	/*
+	 * A FIFO waits for its reader, as a shell redirection does; nothing
+	 * else may block the open (a tty that waits for carrier).
+	 */
+	flags = O_WRONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC;
+	if (!S_ISFIFO(st.st_mode))
+		flags |= O_NONBLOCK;
+	do
+		d->fd = openat(d->dirfd, d->name, flags);
+	while (d->fd == -1 && errno == EINTR);
+	if (d->fd == -1) {
+		rc = -errno;
+		goto out;
+	}
+	if (fstat(d->fd, &wst) == -1 || fcntl(d->fd, F_SETFL,
+	    fcntl(d->fd, F_GETFL) & ~O_NONBLOCK) == -1) {
+		rc = -errno;
+		goto out;
+	}
+	/* Replaced between the two opens: write into nothing we did not see. */
+	if (wst.st_dev != st.st_dev || wst.st_ino != st.st_ino) {
+		rc = -ESTALE;
+		goto out;
+	}
+	d->stream = true;
+	d->dev = wst.st_dev;
+	rc = 1;
+out:
+	close(pfd);
+	return rc;
+}
+
 int
 dest_open(const char *local, bool resume, struct dest **out)
 {
@@ -152,7 +214,7 @@ dest_open(const char *local, bool resume, struct dest **out)
 	d->dirfd = -1;
 	d->fd = -1;
 	if (strcmp(local, "-") == 0) {
-		d->is_stdout = true;
+		d->is_stdout = d->stream = true;
 		d->fd = STDOUT_FILENO;
 		/* Decided once: only a socket needs send()'s MSG_NOSIGNAL. */
 		d->is_sock = fstat(d->fd, &st) == 0 && S_ISSOCK(st.st_mode);
@@ -161,6 +223,14 @@ dest_open(const char *local, bool resume, struct dest **out)
 	}
 	if ((rc = open_parent(local, &d->dirfd, &d->dir, &d->name)) < 0)
 		goto fail;
+	if ((rc = dest_open_special(d)) != 0) {
+		if (rc < 0 || (d->part_path = strdup(local)) == NULL) {
+			rc = rc < 0 ? rc : -ENOMEM;
+			goto fail;
+		}
+		*out = d;
+		return 0;
+	}
 	if (asprintf(&d->part_name, "%s" PART_SUFFIX, d->name) == -1 ||
 	    asprintf(&d->part_path, "%s" PART_SUFFIX, local) == -1) {
 		d->part_name = d->part_path = NULL;
@@ -182,6 +252,12 @@ dest_is_stdout(const struct dest *d)
 	return d->is_stdout;
 }
 
+bool
+dest_is_stream(const struct dest *d)
+{
+	return d->stream;
+}
+
 const char *
 dest_part_path(const struct dest *d)
 {
@@ -193,7 +269,7 @@ dest_read_part(struct dest *d, uint64_t off, void *buf, size_t cap)
 {
 	ssize_t n;
 
-	if (d->is_stdout || d->fd == -1)
+	if (d->stream || d->fd == -1)
 		return 0;
 	do
 		n = pread(d->fd, buf, cap, (off_t)off);
@@ -206,7 +282,7 @@ dest_begin(struct dest *d, uint64_t offset)
 {
 	struct stat st;
 
-	if (d->is_stdout)
+	if (d->stream)
 		return 0;
 	/* Someone shortened the .part since it was hashed. */
 	if (fstat(d->fd, &st) == -1)
@@ -233,7 +309,7 @@ dest_write(struct dest *d, const void *buf, size_t len)
 	if ((rc = ph_write_full(d->fd, buf, len)) < 0)
 		return rc;
 	d->written += len;
-	if (!d->is_stdout && d->written - d->wb_start >= DEST_WRITEBACK) {
+	if (!d->stream && d->written - d->wb_start >= DEST_WRITEBACK) {
 		/*
 		 * Start writing back, without waiting; errors surface in
 		 * the sync that makes the file durable.
@@ -250,7 +326,7 @@ dest_finish(struct dest *d, uint32_t mode, int64_t mtime_ns)
 {
 	struct timespec ts[2];
 
-	if (d->is_stdout)
+	if (d->stream)
 		return 0;
 	if (d->fd == -1)
 		return -EBADF;
@@ -271,7 +347,7 @@ dest_finish(struct dest *d, uint32_t mode, int64_t mtime_ns)
 int
 dest_sync(struct dest *d)
 {
-	if (d->is_stdout)
+	if (d->stream)
 		return 0;
 	return fsync(d->fd) == -1 ? -errno : 0;
 }
@@ -279,7 +355,7 @@ dest_sync(struct dest *d)
 int
 dest_check_written(struct dest *d)
 {
-	if (d->is_stdout)
+	if (d->stream)
 		return 0;
 	/*
 	 * Waits for writeback already under way (none, after a syncfs) and
@@ -294,7 +370,7 @@ dest_check_written(struct dest *d)
 int
 dest_syncfs(struct dest *d)
 {
-	if (d->is_stdout)
+	if (d->stream)
 		return 0;
 	return syncfs(d->fd) == -1 ? -errno : 0;
 }
@@ -302,7 +378,8 @@ dest_syncfs(struct dest *d)
 bool
 dest_same_fs(const struct dest *a, const struct dest *b)
 {
-	return a->dev == b->dev;
+	/* A stream syncs nothing, so it covers no file's syncfs(). */
+	return !a->stream && !b->stream && a->dev == b->dev;
 }
 
 struct dirsync *
@@ -377,16 +454,43 @@ dirsync_free(struct dirsync *ds)
 	free(ds);
 }
 
+/*
+ * Renames LOCAL.part (still locked, so the name is still our inode's) to
+ * LOCAL, which dest_open() found missing, a regular file or a symlink.
+ * Anything else that has appeared there since (a device, a FIFO) is never
+ * replaced: -EEXIST. RENAME_NOREPLACE makes that exact while LOCAL does not
+ * exist; an existing LOCAL is checked just before it is replaced.
+ */
+static int
+dest_rename_over(struct dest *d)
+{
+	struct stat st;
+
+	if (renameat2(d->dirfd, d->part_name, d->dirfd, d->name,
+	    RENAME_NOREPLACE) == 0)
+		return 0;
+	/* EINVAL, ENOSYS: a file system or kernel without the flag. */
+	if (errno != EEXIST && errno != EINVAL && errno != ENOSYS)
+		return -errno;
+	if (fstatat(d->dirfd, d->name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode))
+		return -EEXIST;
+	if (renameat(d->dirfd, d->part_name, d->dirfd, d->name) == -1)
+		return -errno;
+	return 0;
+}
+
 int
 dest_rename(struct dest *d, struct dirsync *ds)
 {
-	if (d->is_stdout)
+	int rc;
+
+	if (d->stream)
 		return 0;
 	if (d->fd == -1)
 		return -EBADF;
-	/* Still holding the lock, so the name is still our inode's. */
-	if (renameat(d->dirfd, d->part_name, d->dirfd, d->name) == -1)
-		return -errno;
+	if ((rc = dest_rename_over(d)) < 0)
+		return rc;
 	d->committed = true;
 	if (ds != NULL && dirsync_add(ds, d))
 		return 0;
@@ -403,7 +507,10 @@ dest_close(struct dest *d, bool keep_part)
 	if (d == NULL)
 		return;
 	if (!d->is_stdout) {
-		/* Unlink before close: only the lock holder owns the name. */
+		/*
+		 * Unlink before close: only the lock holder owns the name. A
+		 * stream has no .part (have_part is false).
+		 */
 		if (d->have_part && !d->committed && (!keep_part ||
 		    fstat(d->fd, &st) == -1 || st.st_size == 0))
 			unlinkat(d->dirfd, d->part_name, 0);

@@ -3,8 +3,11 @@
  *
  * Bytes go to NAME.part next to the final NAME; only dest_rename() puts
  * them under NAME, once they are durable, so NAME never holds a partial
- * file. "-" writes to standard output instead, with no temporary file.
- * Functions return 0 or a negative errno and print nothing.
+ * file. "-" writes to standard output instead, with no temporary file,
+ * and so does a NAME that is a device or a FIFO (a stream): it is written
+ * into, like a shell redirection, with no .part, no rename and no sync,
+ * and is never unlinked or replaced. Functions return 0 or a negative
+ * errno and print nothing.
  */
 #ifndef PORTHOLE_DEST_H
 #define PORTHOLE_DEST_H
@@ -16,20 +19,31 @@
 struct dest;
 
 /*
- * Prepares to write local ("-" for standard output): opens or creates
- * LOCAL.part in local's directory and locks it against other porthole runs.
- * With resume its contents are kept, to be replayed by dest_read_part() and
- * continued; without, they are discarded. Returns 0 with *out set, or a
- * negative errno with *out NULL: -EISDIR if local names a directory,
- * -EINVAL if LOCAL.part is not a regular file, -EBUSY if another run holds
- * it, -ELOOP if it is a symlink.
+ * Prepares to write local ("-" for standard output). When local exists
+ * and is a device or a FIFO (not a regular file, directory or symlink),
+ * opens it for writing (a FIFO: waiting for a reader) as a stream, the
+ * type checked on the object opened. Otherwise opens or creates
+ * LOCAL.part in local's directory and locks it against other porthole
+ * runs. With resume its contents are kept, to be replayed by
+ * dest_read_part() and continued; without, they are discarded (a stream
+ * has nothing to resume). Returns 0 with *out set, or a negative errno
+ * with *out NULL: -EISDIR if local names a directory, -EINVAL if
+ * LOCAL.part is not a regular file, -EBUSY if another run holds it, -ELOOP
+ * if it is a symlink, -ESTALE if local was replaced while it was opened.
  */
 int	dest_open(const char *local, bool resume, struct dest **out);
 
 /* True when writing to standard output. */
 bool	dest_is_stdout(const struct dest *d);
 
-/* The temporary file's path as the user would write it ("dir/x.part"). */
+/* True for a stream: standard output, or a LOCAL that is a device or a
+ * FIFO. Bytes written to it cannot be taken back. */
+bool	dest_is_stream(const struct dest *d);
+
+/*
+ * The temporary file's path as the user would write it ("dir/x.part"); for
+ * a stream, local itself ("-" for standard output).
+ */
 const char *dest_part_path(const struct dest *d);
 
 /*
@@ -72,7 +86,7 @@ int	dest_write(struct dest *d, const void *buf, size_t len);
  * the rename but before the directory's fsync may find the old LOCAL (and
  * the complete LOCAL.part) again. Once porthole exits 0, every file's data
  * and name are on disk. Writing back starts during dest_write() for large
- * files. Standard output skips all of it.
+ * files. A stream (standard output, a device, a FIFO) skips all of it.
  */
 
 /* Sets mode (& 0777) and mtime. 0 or -errno. */
@@ -113,10 +127,12 @@ int	dirsync_run(struct dirsync *ds, char *failed, size_t cap);
 void	dirsync_free(struct dirsync *ds);
 
 /*
- * Renames LOCAL.part to LOCAL; call it once the data is durable. The
- * directory's fsync is left to dirsync_run() on ds, or done here when ds
- * is NULL or full. 0 or -errno; once the rename is done, d counts as
- * committed even if the directory's fsync then fails.
+ * Renames LOCAL.part to LOCAL; call it once the data is durable. A LOCAL
+ * that has become anything but a regular file or a symlink since
+ * dest_open() is left alone: -EEXIST. The directory's fsync is left to
+ * dirsync_run() on ds, or done here when ds is NULL or full. 0 or -errno;
+ * once the rename is done, d counts as committed even if the directory's
+ * fsync then fails.
  */
 int	dest_rename(struct dest *d, struct dirsync *ds);
 

@@ -38,6 +38,7 @@
 #include <openssl/crypto.h>
 #include <zstd.h>
 
+#include "backoff.h"
 #include "client.h"
 #include "dest.h"
 #include "fetch.h"
@@ -145,6 +146,11 @@ open_error(struct fetcher *f, const char *local, int err)
 		why = "not a regular file";
 	else if (err == -ELOOP)
 		why = "is a symbolic link";
+	else if (err == -ESTALE) {
+		/* The stream itself, not its .part. */
+		say(f, local, "was replaced while it was being opened");
+		return PX_LOCAL_IO;
+	}
 	if (why == NULL || asprintf(&part, "%s.part", local) == -1)
 		return local_error(f, local, err);
 	say(f, part, "%s", why);
@@ -184,7 +190,8 @@ fetcher_new(const struct fetch_opts *o, struct fetcher **out)
 	}
 	if (o->zstd)
 		features |= PH_FEAT_ZSTD;
-	if ((ex = client_new(o->endpoint, features, &f->conn)) != PX_OK)
+	if ((ex = client_new(o->endpoint, features, o->wait_s, &f->conn)) !=
+	    PX_OK)
 		goto fail;
 	client_set_progress(f->conn, f->progress);
 	*out = f;
@@ -501,10 +508,48 @@ on_end(struct fetcher *f, struct transfer *t, const struct ph_end *end)
 	return PX_OK;
 }
 
-/* Reads the reply stream to a GET until END (verified) or a failure. */
+/*
+ * Checks that the connection can serve t as asked, then sends its GET.
+ * A .part the server cannot resume is hashed again from the start.
+ */
+static enum px_exit
+request(struct fetcher *f, struct transfer *t)
+{
+	enum px_exit ex;
+
+	if (f->o->verify &&
+	    !(client_features(f->conn) & PH_FEAT_SHA256)) {
+		say(f, client_endpoint(f->conn), "the server offers no "
+		    "SHA-256 digests (--no-verify accepts files unchecked)");
+		return PX_INTEGRITY;
+	}
+	if (f->o->fresh && !(client_features(f->conn) & PH_FEAT_STALE)) {
+		say(f, client_endpoint(f->conn), "the server cannot tell "
+		    "whether its copies are current (it predates --fresh)");
+		return PX_CONN;
+	}
+	if (t->offset > 0 && !(client_features(f->conn) & PH_FEAT_RESUME)) {
+		if (!f->o->quiet)
+			say(f, t->local, "the server cannot resume; "
+			    "downloading from the start");
+		if ((ex = hash_existing(f, t, false)) != PX_OK)
+			return ex;
+	}
+	if ((ex = send_get(f, t)) != PX_OK)
+		return ex;
+	t->get_sent = true;
+	return PX_OK;
+}
+
+/*
+ * Reads the reply stream to a GET until END (verified) or a failure. A GET
+ * the host turns away (BUSY, before META) is sent again while the
+ * connection's wait allows.
+ */
 static enum px_exit
 receive(struct fetcher *f, struct transfer *t)
 {
+	struct backoff b = { .running = false };
 	struct ph_msg m;
 	enum px_exit ex;
 	uint8_t *slot;
@@ -534,6 +579,13 @@ receive(struct fetcher *f, struct transfer *t)
 		case PH_END:
 			return on_end(f, t, &m.u.end);
 		case PH_ERROR:
+			if (client_reply_busy(&m) && !t->have_meta &&
+			    client_wait_more(f->conn, &b)) {
+				/* The server may have closed it meanwhile. */
+				if ((ex = client_connect(f->conn)) == PX_OK)
+					ex = request(f, t);
+				break;
+			}
 			/* The host found its own copy damaged. */
 			if (m.u.error.code == PH_ERR_INTEGRITY)
 				t->damaged = true;
@@ -592,39 +644,6 @@ report(struct fetcher *f, const struct transfer *t)
 	else
 		printf(",\"failed\":true,\"exit\":%d}\n", (int)t->ex);
 	fflush(stdout);
-}
-
-/*
- * Checks that the connection can serve t as asked, then sends its GET.
- * A .part the server cannot resume is hashed again from the start.
- */
-static enum px_exit
-request(struct fetcher *f, struct transfer *t)
-{
-	enum px_exit ex;
-
-	if (f->o->verify &&
-	    !(client_features(f->conn) & PH_FEAT_SHA256)) {
-		say(f, client_endpoint(f->conn), "the server offers no "
-		    "SHA-256 digests (--no-verify accepts files unchecked)");
-		return PX_INTEGRITY;
-	}
-	if (f->o->fresh && !(client_features(f->conn) & PH_FEAT_STALE)) {
-		say(f, client_endpoint(f->conn), "the server cannot tell "
-		    "whether its copies are current (it predates --fresh)");
-		return PX_CONN;
-	}
-	if (t->offset > 0 && !(client_features(f->conn) & PH_FEAT_RESUME)) {
-		if (!f->o->quiet)
-			say(f, t->local, "the server cannot resume; "
-			    "downloading from the start");
-		if ((ex = hash_existing(f, t, false)) != PX_OK)
-			return ex;
-	}
-	if ((ex = send_get(f, t)) != PX_OK)
-		return ex;
-	t->get_sent = true;
-	return PX_OK;
 }
 
 /* Whether t is verified and waits, under LOCAL.part, to be made durable. */
@@ -698,7 +717,13 @@ flush(struct fetcher *f)
 	group_sync(f);
 	for (i = 0; i < f->npending; i++) {
 		t = f->pending[i];
-		if (held(t) && (rc = dest_rename(t->dest, f->dirs)) < 0)
+		if (!held(t) || (rc = dest_rename(t->dest, f->dirs)) == 0)
+			continue;
+		if (rc == -EEXIST) {
+			say(f, t->local, "is no longer a regular file: left "
+			    "alone");
+			t->ex = PX_LOCAL_IO;
+		} else
 			t->ex = local_error(f, t->local, rc);
 	}
 	for (i = 0; i < f->npending; i++) {
@@ -816,7 +841,8 @@ transfer_open(struct fetcher *f, struct transfer *t)
  * Asks once more for a file whose bytes failed their check, from the
  * start, telling the host (REVERIFY) so that it checks its copy before it
  * sends it again. Only when the host offers REVERIFY: an older one would
- * send the same bytes again. Standard output cannot take bytes back.
+ * send the same bytes again. A stream (standard output, a device, a FIFO)
+ * cannot take bytes back.
  */
 static enum px_exit
 retry(struct fetcher *f, struct transfer *t)
@@ -824,7 +850,7 @@ retry(struct fetcher *f, struct transfer *t)
 	enum px_exit ex;
 	int rc;
 
-	if (t->retried || dest_is_stdout(t->dest) ||
+	if (t->retried || dest_is_stream(t->dest) ||
 	    !(client_features(f->conn) & PH_FEAT_REVERIFY))
 		return PX_INTEGRITY;
 	t->retried = true;

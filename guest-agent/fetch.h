@@ -11,6 +11,7 @@
 
 struct fetch_opts {
 	const char	*endpoint;
+	unsigned int	 wait_s;	/* --wait */
 	bool		 quiet;		/* -q: no progress, no verified line */
 	bool		 resume;	/* --resume: continue LOCAL.part */
 	bool		 verify;	/* cleared by --no-verify */
@@ -42,7 +43,8 @@ enum px_exit fetcher_new(const struct fetch_opts *o, struct fetcher **out);
 
 /*
  * The session's connection, for requests of the caller's own (STAT). Owned
- * by f; client_connect() it before use, as it may be broken.
+ * by f; it may be broken or not connected yet, which client_request()
+ * mends.
  */
 struct client *fetcher_client(struct fetcher *f);
 

@@ -1,6 +1,7 @@
 /*
  * main.c: the porthole command line: global options, then one command.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,8 +17,12 @@
 
 #define ENDPOINT_ENV	"PORTHOLE_ENDPOINT"
 
+/* A number macro as a string literal, for the help text. */
+#define STR(x)		STR_(x)
+#define STR_(x)		#x
+
 static const char usage_text[] =
-"usage: porthole [-e ENDPOINT] COMMAND [ARGS]\n"
+"usage: porthole [-e ENDPOINT] [--wait SECONDS] COMMAND [ARGS]\n"
 "\n"
 "Fetch files from the host's Porthole repository, verified by SHA-256.\n"
 "\n"
@@ -27,7 +32,8 @@ static const char usage_text[] =
 "        Download REMOTE. LOCAL defaults to its name in the current\n"
 "        directory; an existing directory or a name ending in '/' receives\n"
 "        DIR/NAME; '-' writes to standard output. Data goes to LOCAL.part,\n"
-"        which becomes LOCAL only once its SHA-256 matches the host's.\n"
+"        which becomes LOCAL only once its SHA-256 matches the host's. A\n"
+"        device or FIFO at LOCAL is written into, like '-', not replaced.\n"
 "  get [OPTIONS] REMOTE... DIR/\n"
 "        Download several files over one connection into DIR.\n"
 "  stat [--json] REMOTE       Show size, mode, mtime and SHA-256.\n"
@@ -44,6 +50,10 @@ static const char usage_text[] =
 "  -e, --endpoint ENDPOINT  Where portholed listens: vsock:CID:PORT or\n"
 "                           unix:PATH. Default: $" ENDPOINT_ENV ", else\n"
 "                           " PH_DEFAULT_GUEST_ENDPOINT ".\n"
+"      --wait SECONDS       While the host is not listening yet or is busy,\n"
+"                           keep trying for up to SECONDS (default "
+    STR(CLIENT_WAIT_DEFAULT) ";\n"
+"                           0: fail at once). Every command takes it.\n"
 "  -h, --help               Show this help.\n"
 "  -V, --version            Show the version.\n"
 "\n"
@@ -68,19 +78,21 @@ static const char usage_text[] =
 "  2  usage error, a malformed path, or a bad sync manifest\n"
 "  3  not found, not a file, or not a directory\n"
 "  4  forbidden, or the path leads outside the repository\n"
-"  5  busy: the host's transfer queue is full\n"
-"  6  connection: cannot connect, timeout, protocol error, connection\n"
-"     lost, daemon shutting down or without a repository, or (--fresh)\n"
-"     only a copy that could not be revalidated\n"
+"  5  busy: the host was still busy after --wait seconds\n"
+"  6  connection: cannot connect (within --wait seconds), timeout,\n"
+"     protocol error, connection lost, daemon shutting down or without\n"
+"     a repository, or (--fresh) only a copy that could not be\n"
+"     revalidated\n"
 "  7  integrity: SHA-256 mismatch or damaged data (after one retry), or\n"
 "     the file changed on the host\n"
 "  8  local I/O error, or a sync hook failed\n"
 "With several files (get, sync) the others are still tried; the exit\n"
 "status is the first failure's.\n";
 
-/* What every command gets: its arguments and the resolved endpoint. */
+/* What every command gets: its arguments, the endpoint and --wait. */
 struct cmd_ctx {
 	const char	*endpoint;
+	unsigned int	 wait_s;
 	int		 argc;
 	char		**argv;		/* argv[0] is the command's name */
 };
@@ -104,6 +116,23 @@ bad_option(const char *cmd, int ch, char **argv)
 	return (enum px_exit)usage_bad_option("porthole", cmd, ch, argv);
 }
 
+/* Sets ctx's --wait from arg, whole seconds; cmd (may be NULL) for errors. */
+static enum px_exit
+parse_wait(struct cmd_ctx *ctx, const char *cmd, const char *arg)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (*arg < '0' || *arg > '9' || *end != '\0' || errno != 0 ||
+	    v > CLIENT_WAIT_MAX)
+		return usage_fail(cmd, "--wait takes whole seconds, 0 to "
+		    STR(CLIENT_WAIT_MAX), arg);
+	ctx->wait_s = (unsigned int)v;
+	return PX_OK;
+}
+
 enum {
 	OPT_RESUME = 256,
 	OPT_NO_VERIFY,
@@ -111,6 +140,7 @@ enum {
 	OPT_NO_ZSTD,
 	OPT_FRESH,
 	OPT_DRY_RUN,
+	OPT_WAIT,
 };
 
 static enum px_exit
@@ -118,6 +148,7 @@ cmd_get(struct cmd_ctx *ctx)
 {
 	static const struct option longopts[] = {
 		{ "endpoint", required_argument, NULL, 'e' },
+		{ "wait", required_argument, NULL, OPT_WAIT },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "resume", no_argument, NULL, OPT_RESUME },
 		{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
@@ -128,6 +159,7 @@ cmd_get(struct cmd_ctx *ctx)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct fetch_opts o = { .verify = true, .zstd = true };
+	enum px_exit ex;
 	int ch, n;
 
 	while ((ch = getopt_long(ctx->argc, ctx->argv, ":e:qh", longopts,
@@ -135,6 +167,10 @@ cmd_get(struct cmd_ctx *ctx)
 		switch (ch) {
 		case 'e':
 			ctx->endpoint = optarg;
+			break;
+		case OPT_WAIT:
+			if ((ex = parse_wait(ctx, "get", optarg)) != PX_OK)
+				return ex;
 			break;
 		case 'q':
 			o.quiet = true;
@@ -162,6 +198,7 @@ cmd_get(struct cmd_ctx *ctx)
 		}
 	}
 	o.endpoint = ctx->endpoint;
+	o.wait_s = ctx->wait_s;
 	n = ctx->argc - optind;
 	if (n < 1)
 		return usage_fail("get", "missing REMOTE", NULL);
@@ -181,11 +218,13 @@ parse_query(struct cmd_ctx *ctx, const char *cmd, bool is_ls,
 {
 	static const struct option longopts[] = {
 		{ "endpoint", required_argument, NULL, 'e' },
+		{ "wait", required_argument, NULL, OPT_WAIT },
 		{ "long", no_argument, NULL, 'l' },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	enum px_exit ex;
 	int ch;
 
 	memset(o, 0, sizeof(*o));
@@ -195,6 +234,10 @@ parse_query(struct cmd_ctx *ctx, const char *cmd, bool is_ls,
 		switch (ch) {
 		case 'e':
 			ctx->endpoint = optarg;
+			break;
+		case OPT_WAIT:
+			if ((ex = parse_wait(ctx, cmd, optarg)) != PX_OK)
+				return ex;
 			break;
 		case 'l':
 			if (!is_ls)
@@ -214,6 +257,7 @@ parse_query(struct cmd_ctx *ctx, const char *cmd, bool is_ls,
 		}
 	}
 	o->endpoint = ctx->endpoint;
+	o->wait_s = ctx->wait_s;
 	if (ctx->argc - optind > 1)
 		return usage_fail(cmd, "only one REMOTE please", NULL);
 	if (ctx->argc - optind < 1 && !is_ls)
@@ -252,10 +296,12 @@ cmd_ping(struct cmd_ctx *ctx)
 {
 	static const struct option longopts[] = {
 		{ "endpoint", required_argument, NULL, 'e' },
+		{ "wait", required_argument, NULL, OPT_WAIT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct query_opts o;
+	enum px_exit ex;
 	int ch;
 
 	memset(&o, 0, sizeof(o));
@@ -264,6 +310,10 @@ cmd_ping(struct cmd_ctx *ctx)
 		switch (ch) {
 		case 'e':
 			ctx->endpoint = optarg;
+			break;
+		case OPT_WAIT:
+			if ((ex = parse_wait(ctx, "ping", optarg)) != PX_OK)
+				return ex;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -276,6 +326,7 @@ cmd_ping(struct cmd_ctx *ctx)
 		return usage_fail("ping", "unexpected argument",
 		    ctx->argv[optind]);
 	o.endpoint = ctx->endpoint;
+	o.wait_s = ctx->wait_s;
 	return query_ping(&o);
 }
 
@@ -284,12 +335,14 @@ cmd_sync(struct cmd_ctx *ctx)
 {
 	static const struct option longopts[] = {
 		{ "endpoint", required_argument, NULL, 'e' },
+		{ "wait", required_argument, NULL, OPT_WAIT },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sync_opts o = { .quiet = false };
+	enum px_exit ex;
 	int ch;
 
 	while ((ch = getopt_long(ctx->argc, ctx->argv, ":e:qh", longopts,
@@ -297,6 +350,10 @@ cmd_sync(struct cmd_ctx *ctx)
 		switch (ch) {
 		case 'e':
 			ctx->endpoint = optarg;
+			break;
+		case OPT_WAIT:
+			if ((ex = parse_wait(ctx, "sync", optarg)) != PX_OK)
+				return ex;
 			break;
 		case 'q':
 			o.quiet = true;
@@ -314,6 +371,7 @@ cmd_sync(struct cmd_ctx *ctx)
 	if (ctx->argc - optind > 1)
 		return usage_fail("sync", "only one MANIFEST please", NULL);
 	o.endpoint = ctx->endpoint;
+	o.wait_s = ctx->wait_s;
 	return sync_run(&o, optind < ctx->argc ? ctx->argv[optind] :
 	    SYNC_DEFAULT_MANIFEST);
 }
@@ -352,11 +410,13 @@ main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "endpoint", required_argument, NULL, 'e' },
+		{ "wait", required_argument, NULL, OPT_WAIT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct cmd_ctx ctx = { .endpoint = NULL };
+	struct cmd_ctx ctx = { .wait_s = CLIENT_WAIT_DEFAULT };
+	enum px_exit ex;
 	size_t i;
 	int ch;
 
@@ -368,6 +428,10 @@ main(int argc, char **argv)
 		switch (ch) {
 		case 'e':
 			ctx.endpoint = optarg;
+			break;
+		case OPT_WAIT:
+			if ((ex = parse_wait(&ctx, NULL, optarg)) != PX_OK)
+				return ex;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);

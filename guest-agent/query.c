@@ -89,13 +89,13 @@ query_stat(const struct query_opts *o, const char *remote)
 	enum px_exit ex;
 
 	if ((ex = client_path(remote, norm, shown)) != PX_OK ||
-	    (ex = client_open(o->endpoint, PH_FEAT_ALL, &c)) != PX_OK)
+	    (ex = client_open(o->endpoint, PH_FEAT_ALL, o->wait_s,
+	    &c)) != PX_OK)
 		goto out;
 	memset(&m, 0, sizeof(m));
 	m.type = PH_STAT;
 	snprintf(m.u.stat.path, sizeof(m.u.stat.path), "%s", norm);
-	if ((ex = client_send(c, &m)) != PX_OK ||
-	    (ex = client_recv(c, &m)) != PX_OK)
+	if ((ex = client_request(c, &m)) != PX_OK)
 		goto out;
 	if (m.type != PH_META) {
 		ex = client_unexpected(c, shown, &m);
@@ -160,15 +160,15 @@ query_ls(const struct query_opts *o, const char *remote)
 	enum px_exit ex;
 
 	if ((ex = client_path(remote, norm, shown)) != PX_OK ||
-	    (ex = client_open(o->endpoint, PH_FEAT_ALL, &c)) != PX_OK)
+	    (ex = client_open(o->endpoint, PH_FEAT_ALL, o->wait_s,
+	    &c)) != PX_OK)
 		goto out;
 	do {
 		memset(&m, 0, sizeof(m));
 		m.type = PH_LIST;
 		m.u.list.cursor = cursor;
 		snprintf(m.u.list.path, sizeof(m.u.list.path), "%s", norm);
-		if ((ex = client_send(c, &m)) != PX_OK ||
-		    (ex = client_recv(c, &m)) != PX_OK)
+		if ((ex = client_request(c, &m)) != PX_OK)
 			goto out;
 		if (m.type != PH_LIST_REPLY) {
 			ex = client_unexpected(c, shown, &m);
@@ -202,7 +202,8 @@ query_ping(const struct query_opts *o)
 	double sent, rtt;
 	enum px_exit ex;
 
-	if ((ex = client_open(o->endpoint, PH_FEAT_ALL, &c)) != PX_OK)
+	if ((ex = client_open(o->endpoint, PH_FEAT_ALL, o->wait_s,
+	    &c)) != PX_OK)
 		goto out;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	nonce = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
@@ -211,8 +212,7 @@ query_ping(const struct query_opts *o)
 	m.type = PH_PING;
 	m.u.ping_nonce = nonce;
 	sent = progress_now();
-	if ((ex = client_send(c, &m)) != PX_OK ||
-	    (ex = client_recv(c, &m)) != PX_OK)
+	if ((ex = client_request(c, &m)) != PX_OK)
 		goto out;
 	rtt = progress_now() - sent;
 	if (m.type != PH_PONG) {

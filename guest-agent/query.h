@@ -10,6 +10,7 @@
 
 struct query_opts {
 	const char	*endpoint;
+	unsigned int	 wait_s;	/* --wait */
 	bool		 json;		/* --json */
 	bool		 long_format;	/* ls -l */
 };

@@ -102,13 +102,10 @@ stat_remote(struct syncer *s, const struct manifest_entry *e,
 	struct ph_msg m;
 	enum px_exit ex;
 
-	if ((ex = client_connect(c)) != PX_OK)
-		goto fail;
 	memset(&m, 0, sizeof(m));
 	m.type = PH_STAT;
 	snprintf(m.u.stat.path, sizeof(m.u.stat.path), "%s", e->remote);
-	if ((ex = client_send(c, &m)) != PX_OK ||
-	    (ex = client_recv(c, &m)) != PX_OK)
+	if ((ex = client_request(c, &m)) != PX_OK)
 		goto fail;
 	if (m.type == PH_ERROR) {
 		ex = client_remote_error(c, e->shown, &m.u.error);
@@ -378,6 +375,7 @@ sync_run(const struct sync_opts *o, const char *path)
 	memset(&s, 0, sizeof(s));
 	s.o = o;
 	s.fo.endpoint = o->endpoint;
+	s.fo.wait_s = o->wait_s;
 	s.fo.quiet = true;
 	s.fo.verify = true;
 	s.fo.zstd = true;

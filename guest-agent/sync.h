@@ -12,6 +12,7 @@
 
 struct sync_opts {
 	const char	*endpoint;
+	unsigned int	 wait_s;	/* --wait */
 	bool		 quiet;		/* -q: print only failures */
 	bool		 dry_run;	/* --dry-run: change nothing */
 };

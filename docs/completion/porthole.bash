@@ -10,7 +10,7 @@ _porthole()
 	local i cmd=
 	for ((i = 1; i < cword; i++)); do
 		case ${words[i]} in
-		-e | --endpoint)
+		-e | --endpoint | --wait)
 			((i++))
 			;;
 		-*) ;;
@@ -28,9 +28,13 @@ _porthole()
 			[[ $cur == unix:* ]] && mapfile -t COMPREPLY < <(compgen -P unix: -f -- "${cur#unix:}")
 			return
 			;;
+		--wait)
+			mapfile -t COMPREPLY < <(compgen -W '0 60 300' -- "$cur")
+			return
+			;;
 		esac
 		if [[ $cur == -* ]]; then
-			mapfile -t COMPREPLY < <(compgen -W '-e --endpoint -h --help -V --version' -- "$cur")
+			mapfile -t COMPREPLY < <(compgen -W '-e --endpoint --wait -h --help -V --version' -- "$cur")
 		else
 			mapfile -t COMPREPLY < <(compgen -W 'get stat ls ping sync' -- "$cur")
 		fi
@@ -40,20 +44,20 @@ _porthole()
 	case $cmd in
 	get)
 		if [[ $cur == -* ]]; then
-			mapfile -t COMPREPLY < <(compgen -W '-q --quiet --resume --no-verify --json --no-zstd --fresh' -- "$cur")
+			mapfile -t COMPREPLY < <(compgen -W '-q --quiet --resume --no-verify --json --no-zstd --fresh --wait' -- "$cur")
 		else
 			_filedir
 		fi
 		;;
 	stat)
-		[[ $cur == -* ]] && mapfile -t COMPREPLY < <(compgen -W '--json' -- "$cur")
+		[[ $cur == -* ]] && mapfile -t COMPREPLY < <(compgen -W '--json --wait' -- "$cur")
 		;;
 	ls)
-		[[ $cur == -* ]] && mapfile -t COMPREPLY < <(compgen -W '-l --long --json' -- "$cur")
+		[[ $cur == -* ]] && mapfile -t COMPREPLY < <(compgen -W '-l --long --json --wait' -- "$cur")
 		;;
 	sync)
 		if [[ $cur == -* ]]; then
-			mapfile -t COMPREPLY < <(compgen -W '-q --quiet --dry-run' -- "$cur")
+			mapfile -t COMPREPLY < <(compgen -W '-q --quiet --dry-run --wait' -- "$cur")
 		else
 			_filedir
 		fi

@@ -158,6 +158,19 @@ damage "$CTL" "$CACHE" /raw.bin raw 1000
 expect_rc 7 ph get --no-zstd "/raw.bin" -
 assert_err_has "SHA-256 mismatch"
 assert_file_lacks "$ERR" "retrying"
+
+step "into a FIFO: no retry either, its reader gets each byte once (7)"
+# The blob is still damaged: nobody reported it.
+mkfifo "$T/dl/fifo"
+cat "$T/dl/fifo" >"$T/dl/fifo.out" &
+reader=$!
+track "$reader"
+expect_rc 7 ph get --no-zstd "/raw.bin" "$T/dl/fifo"
+wait "$reader" || true
+assert_err_has "SHA-256 mismatch"
+assert_file_lacks "$ERR" "retrying"
+assert_eq "$(fsize "$T/dl/fifo.out")" "$(fsize "$REPO/raw.bin")" "bytes the FIFO's reader got"
+[[ -p $T/dl/fifo ]] || fail "the FIFO was replaced"
 daemon_stop
 
 step "the parent's damaged blob through a relay: the report goes on to the parent"

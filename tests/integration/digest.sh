@@ -8,29 +8,6 @@
 
 FAKE=$T/fake.sock
 
-# Hex of a byte count / integer field of N bytes.
-u64() { printf '%016x' "$1"; }
-
-# HELLO_ACK: version 1, RESUME|SHA256 (no ZSTD, so DATA stays plain).
-hello_ack_hex() {
-	frame 81 "$(printf '%04x%08x%08x' 1 6 1048576)$(hex_str fake-server)"
-}
-
-# digest_hex DIGEST_HEX|-: the has-digest byte, then 32 digest bytes
-# (zeros for -, no digest).
-digest_hex() {
-	if [[ $1 == - ]]; then
-		printf '00%064d' 0
-	else
-		printf '01%s' "$1"
-	fi
-}
-
-# meta_hex SIZE DIGEST_HEX|-: a regular file, mode 0640, mtime 1 s.
-meta_hex() {
-	frame 83 "$(u64 "$1")$(u64 1000000000)$(printf '%08x' 416)01$(digest_hex "$2")"
-}
-
 # end_hex BYTES DIGEST_HEX|-
 end_hex() {
 	frame 86 "$(u64 "$1")$(digest_hex "$2")"

@@ -20,14 +20,14 @@ expect_rc 2 "$PORTHOLE" -e "unix:$SOCK" get
 expect_rc 2 "$PORTHOLE" -e "unix:$SOCK" get --no-such-option f.txt
 expect_rc 2 "$PORTHOLE" -e "not-an-endpoint" ping
 
-step "connection errors before the daemon exists: 6"
-expect_rc 6 ph ping
-expect_rc 6 ph get f.txt "$T/dl/"
-expect_rc 6 "$PORTHOLE" -e "unix:$T/no/such/dir/sock" ls /
+step "connection errors before the daemon exists: 6 (--wait 0: at once)"
+expect_rc 6 ph --wait 0 ping
+expect_rc 6 ph --wait 0 get f.txt "$T/dl/"
+expect_rc 6 "$PORTHOLE" -e "unix:$T/no/such/dir/sock" --wait 0 ls /
 # A socket file nobody listens on: ECONNREFUSED.
 python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$T/dead.sock"
-expect_rc 6 "$PORTHOLE" -e "unix:$T/dead.sock" ping
-expect_rc 6 "$PORTHOLE" -e "unix:$T/dead.sock" get f.txt "$T/dl/"
+expect_rc 6 "$PORTHOLE" -e "unix:$T/dead.sock" --wait 0 ping
+expect_rc 6 "$PORTHOLE" -e "unix:$T/dead.sock" get --wait 0 f.txt "$T/dl/"
 assert_no_file "$T/dl/f.txt"
 
 step "portholed usage and startup errors"
@@ -93,6 +93,6 @@ assert_same_file "$T/dl/f.txt" "$REPO/f.txt"
 
 step "the daemon stops; afterwards clients get 6 again"
 daemon_stop
-expect_rc 6 ph ping
+expect_rc 6 ph --wait 0 ping
 
 pass

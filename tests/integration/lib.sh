@@ -389,6 +389,28 @@ daemon_serving() {
 	[[ $RC == 0 ]] || fail "portholed does not answer ping$(last_run)"
 }
 
+# queue_has TEXT: true when `portholectl queue` shows TEXT.
+queue_has() {
+	phctl queue 2>/dev/null | grep -qF -- "$1"
+}
+
+# hold_slot OUT [SPEC...]: runs queue_client.py in the background with a
+# first connection (peer 9) that takes the transfer slot for /q/stall and
+# stops reading, then the SPECs; output in OUT, pid in $HOLD_PID. Returns
+# once the daemon shows that transfer. Needs a $REPO/q/stall big enough to
+# fill the socket buffers (64 MiB) and a daemon with --test-declared-peer;
+# its --stall-timeout says when the slot is free again.
+hold_slot() {
+	local out=$1
+	shift
+	python3 "$LIB_DIR/queue_client.py" "$SOCK" --timeout 60 \
+	    "name=blocker,peer=9,path=/q/stall,read=stop" "$@" >"$out" 2>&1 &
+	HOLD_PID=$!
+	track "$HOLD_PID"
+	wait_for 10 queue_has "/q/stall" ||
+		fail "the stalled reader never got the slot: $(phctl queue)"
+}
+
 # Log lines for one operation (GET, STAT, ...) so far.
 log_ops() {
 	grep -E "op=$1( |\$)" "$DLOG" || true
@@ -421,6 +443,31 @@ get_hex() {
 
 ping_hex() {
 	frame 05 "$(printf '%016x' "$1")"
+}
+
+# Replies a scripted server (raw.py --serve) sends to the client.
+
+# Hex of a u64 field.
+u64() { printf '%016x' "$1"; }
+
+# HELLO_ACK: version 1, RESUME|SHA256 (no ZSTD, so DATA stays plain).
+hello_ack_hex() {
+	frame 81 "$(printf '%04x%08x%08x' 1 6 1048576)$(hex_str fake-server)"
+}
+
+# digest_hex DIGEST_HEX|-: the has-digest byte, then 32 digest bytes
+# (zeros for -, no digest).
+digest_hex() {
+	if [[ $1 == - ]]; then
+		printf '00%064d' 0
+	else
+		printf '01%s' "$1"
+	fi
+}
+
+# meta_hex SIZE DIGEST_HEX|-: a regular file, mode 0640, mtime 1 s.
+meta_hex() {
+	frame 83 "$(u64 "$1")$(u64 1000000000)$(printf '%08x' 416)01$(digest_hex "$2")"
 }
 
 # raw HOLD HEX...: sends the frames on a fresh connection to $SOCK (or

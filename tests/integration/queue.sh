@@ -121,7 +121,7 @@ wait_for 10 queue_has "waiting: 2 " ||
 run phctl queue
 assert_out_has "/q/stall"
 assert_out_has "declared:1"
-expect_rc 5 ph get /q/small "$T/busy"
+expect_rc 5 ph get --wait 0 /q/small "$T/busy"
 assert_err_has "busy"
 assert_no_file "$T/busy"
 wait "$LIM_PID" || fail "limits client failed"

@@ -2,7 +2,7 @@
 """Raw wire client for the malformed-input tests, and a scripted server.
 
 Usage: raw.py SOCKET HOLD_SECONDS HEX [HEX...]
-       raw.py --serve SOCKET HOLD_SECONDS HEX [HEX...]
+       raw.py --serve [--busy N] SOCKET HOLD_SECONDS HEX [HEX...]
 
 Connects to the unix SOCKET, sends each HEX string's bytes (one write per
 argument, a short pause between them), keeps its own write side open and
@@ -29,8 +29,10 @@ frame and answers with that HEX's bytes. It prints one line per request:
 
 then, once the replies are used up, waits for the client to close (at most
 HOLD_SECONDS) and prints "closed", "open", or "eof before request N" when
-the client went away early. Exit status 0 unless it could not listen or no
-client came within HOLD_SECONDS.
+the client went away early. With --busy N it first turns N connections
+away, the way a host at its limit does: it reads one request frame (HELLO),
+answers ERROR BUSY, closes, and prints "turned away type=0x01". Exit status
+0 unless it could not listen or no client came within HOLD_SECONDS.
 """
 
 import os
@@ -81,7 +83,27 @@ def recv_exact(conn, n):
     return data
 
 
-def serve(path, hold, replies):
+def read_frame(conn):
+    """One whole frame's header and payload, or (None, None) at its end."""
+    hdr = recv_exact(conn, 8)
+    if hdr is None:
+        return None, None
+    (length,) = struct.unpack(">I", hdr[4:8])
+    return hdr, recv_exact(conn, length)
+
+
+def turn_away(conn):
+    """Answers the first request with ERROR BUSY and closes."""
+    msg = b"the server is busy: too many connections"
+    hdr, _ = read_frame(conn)
+    if hdr is not None:
+        conn.sendall(struct.pack(">2sBBIHH", b"PH", 1, 0x87, 4 + len(msg), 9,
+                                 len(msg)) + msg)
+        print(f"turned away type=0x{hdr[3]:02x}")
+    conn.close()
+
+
+def serve(path, hold, replies, busy=0):
     """The scripted server of --serve: one connection, one reply per request."""
     try:
         os.unlink(path)
@@ -92,6 +114,10 @@ def serve(path, hold, replies):
     ls.listen(1)
     ls.settimeout(hold)
     try:
+        for _ in range(busy):
+            conn, _ = ls.accept()
+            conn.settimeout(hold)
+            turn_away(conn)
         conn, _ = ls.accept()
     except socket.timeout:
         print("no client", file=sys.stderr)
@@ -100,11 +126,7 @@ def serve(path, hold, replies):
     ended = None
     try:
         for i, reply in enumerate(replies):
-            hdr = recv_exact(conn, 8)
-            payload = None
-            if hdr is not None:
-                (length,) = struct.unpack(">I", hdr[4:8])
-                payload = recv_exact(conn, length)
+            hdr, payload = read_frame(conn)
             if payload is None:
                 ended = f"eof before request {i + 1}"
                 break
@@ -125,8 +147,11 @@ def serve(path, hold, replies):
 
 def main():
     if len(sys.argv) >= 5 and sys.argv[1] == "--serve":
-        return serve(sys.argv[2], float(sys.argv[3]),
-                     [bytes.fromhex(h) for h in sys.argv[4:]])
+        args, busy = sys.argv[2:], 0
+        if args[0] == "--busy":
+            busy, args = int(args[1]), args[2:]
+        return serve(args[0], float(args[1]),
+                     [bytes.fromhex(h) for h in args[2:]], busy)
     if len(sys.argv) < 4:
         print(__doc__, file=sys.stderr)
         return 2

@@ -222,7 +222,7 @@ daemon_stop
 
 step "no daemon: every entry fails with exit 6, nothing changes"
 printf 'a = 4\n' >"$REPO/etc/a.conf"
-expect_rc 6 ph sync "$MAN"
+expect_rc 6 ph --wait 0 sync "$MAN"
 assert_out_has "failed $L/etc/a.conf: connection failed"
 assert_out_has "failed $L/opt/my dir/tool.bin: connection failed"
 assert_eq "$(cat "$L/etc/a.conf")" "a = 3" "a.conf without a daemon"

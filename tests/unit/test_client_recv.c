@@ -214,7 +214,7 @@ test_many_small_frames(void **state)
 		put_pong(buf, cap, &len, i);
 	sc = (struct script){ buf, len, NULL, 0, 0 };
 	server_start(&srv, &sc, 1);
-	assert_int_equal(client_open(srv.endpoint, PH_FEAT_ALL, &c), PX_OK);
+	assert_int_equal(client_open(srv.endpoint, PH_FEAT_ALL, 0, &c), PX_OK);
 	for (i = 0; i < N; i++)
 		expect_pong(c, m, i);
 	client_close(c);
@@ -255,7 +255,7 @@ run_mixed(const size_t *cuts, size_t ncuts, unsigned int pause_us)
 		ncuts--;
 	sc = (struct script){ buf, len, cuts, ncuts, pause_us };
 	server_start(&srv, &sc, 1);
-	assert_int_equal(client_open(srv.endpoint, PH_FEAT_ALL, &c), PX_OK);
+	assert_int_equal(client_open(srv.endpoint, PH_FEAT_ALL, 0, &c), PX_OK);
 
 	expect_pong(c, m, 1);
 	memset(slot, 0, PH_DATA_CHUNK);
@@ -350,7 +350,7 @@ test_oversized_header(void **state)
 	assert_non_null(m);
 	assert_non_null(slot);
 	server_start(&srv, &sc, 1);
-	assert_int_equal(client_open(srv.endpoint, PH_FEAT_ALL, &c), PX_OK);
+	assert_int_equal(client_open(srv.endpoint, PH_FEAT_ALL, 0, &c), PX_OK);
 	assert_int_equal(client_recv_data(c, m, slot, PH_DATA_CHUNK),
 	    PX_CONN);
 	assert_true(client_is_broken(c));
@@ -377,7 +377,7 @@ test_eof_inside_frame(void **state)
 	put_pong(buf, sizeof(buf), &len, 43);
 	sc = (struct script){ buf, len - 3, NULL, 0, 0 };
 	server_start(&srv, &sc, 1);
-	assert_int_equal(client_open(srv.endpoint, PH_FEAT_ALL, &c), PX_OK);
+	assert_int_equal(client_open(srv.endpoint, PH_FEAT_ALL, 0, &c), PX_OK);
 	expect_pong(c, m, 42);
 	assert_int_equal(client_recv(c, m), PX_CONN);
 	client_close(c);
@@ -407,7 +407,7 @@ test_reconnect_drops_readahead(void **state)
 	sc[0] = (struct script){ first, flen, NULL, 0, 0 };
 	sc[1] = (struct script){ second, slen, NULL, 0, 0 };
 	server_start(&srv, sc, 2);
-	assert_int_equal(client_open(srv.endpoint, PH_FEAT_ALL, &c), PX_OK);
+	assert_int_equal(client_open(srv.endpoint, PH_FEAT_ALL, 0, &c), PX_OK);
 	expect_pong(c, m, 1);
 	client_set_broken(c);
 	assert_int_equal(client_connect(c), PX_OK);
