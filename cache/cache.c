@@ -28,8 +28,6 @@
 /* Default at-rest level: zstd's own default, fast to compress and decode. */
 #define DEFAULT_LEVEL	3
 
-static const char hexdig[] = "0123456789abcdef";
-
 /* ---- Small helpers ------------------------------------------------------ */
 
 uint32_t
@@ -43,20 +41,11 @@ void
 cache__ent_name(const struct cache_ent *e, int form,
     char name[CACHE__NAME_MAX])
 {
-	char	*p = name;
-	size_t	 i;
-
-	*p++ = hexdig[e->sha256[0] >> 4];
-	*p++ = hexdig[e->sha256[0] & 0xf];
-	*p++ = '/';
-	for (i = 0; i < CACHE_SHA256_LEN; i++) {
-		*p++ = hexdig[e->sha256[i] >> 4];
-		*p++ = hexdig[e->sha256[i] & 0xf];
-	}
+	ph_hex_encode(e->sha256, 1, name);
+	name[2] = '/';
+	ph_hex_encode(e->sha256, CACHE_SHA256_LEN, name + 3);
 	if (form == CACHE_FORM_ZSTD)
-		memcpy(p, ".zst", 5);
-	else
-		*p = '\0';
+		memcpy(name + 3 + 2 * CACHE_SHA256_LEN, ".zst", 5);
 }
 
 /* Parses n lowercase hex digits into n / 2 bytes; false on anything else. */
@@ -88,7 +77,7 @@ cache__atime(struct cache *c)
 	int64_t		t;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	t = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	t = ph_timespec_ns(&ts);
 	if (t <= c->last_atime)
 		t = c->last_atime + 1;
 	c->last_atime = t;
