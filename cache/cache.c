@@ -444,20 +444,31 @@ fail:
 
 /* ---- Opening ------------------------------------------------------------ */
 
+/* Reads directory fd, which it takes over: closed on failure too. */
+static int
+cache_opendir_fd(int fd, DIR **out)
+{
+	int	err;
+
+	if ((*out = fdopendir(fd)) != NULL)
+		return 0;
+	err = -errno;
+	close(fd);
+	return err;
+}
+
 /* Removes whatever a crash left in DIR/tmp/: none of it is a blob yet. */
 static int
 clean_tmp(struct cache *c)
 {
 	struct dirent	*d;
 	DIR		*dir;
-	int		 fd;
+	int		 fd, rc;
 
 	if ((fd = dup(c->tmpfd)) == -1)
 		return -errno;
-	if ((dir = fdopendir(fd)) == NULL) {
-		close(fd);
-		return -errno;
-	}
+	if ((rc = cache_opendir_fd(fd, &dir)) != 0)
+		return rc;
 	while ((d = readdir(dir)) != NULL) {
 		if (d->d_type == DT_DIR || strcmp(d->d_name, ".") == 0 ||
 		    strcmp(d->d_name, "..") == 0)
@@ -484,16 +495,14 @@ reconcile_dir(struct cache *c, const char *sub, uint8_t first)
 	DIR			*dir;
 	size_t			 len;
 	uint8_t			 sha[CACHE_SHA256_LEN];
-	int			 fd, form;
+	int			 fd, form, rc;
 
 	fd = openat(c->dirfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
 	    O_NOFOLLOW);
 	if (fd == -1)
 		return errno == ENOTDIR || errno == ELOOP ? 0 : -errno;
-	if ((dir = fdopendir(fd)) == NULL) {
-		close(fd);
-		return -errno;
-	}
+	if ((rc = cache_opendir_fd(fd, &dir)) != 0)
+		return rc;
 	while ((d = readdir(dir)) != NULL) {
 		len = strlen(d->d_name);
 		if (len == 2 * CACHE_SHA256_LEN)
@@ -531,10 +540,8 @@ reconcile(struct cache *c)
 
 	if ((fd = dup(c->dirfd)) == -1)
 		return -errno;
-	if ((dir = fdopendir(fd)) == NULL) {
-		close(fd);
-		return -errno;
-	}
+	if ((rc = cache_opendir_fd(fd, &dir)) != 0)
+		return rc;
 	while ((d = readdir(dir)) != NULL) {
 		if (strlen(d->d_name) != 2 || !unhex(d->d_name, 2, &first))
 			continue;

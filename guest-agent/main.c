@@ -100,12 +100,42 @@ bad_option(const char *cmd, int ch, char **argv)
 }
 
 enum {
+	OPT_STOP = -2,		/* from main_next_opt(): return its exit code */
 	OPT_RESUME = 256,
 	OPT_NO_VERIFY,
 	OPT_JSON,
 	OPT_NO_ZSTD,
 	OPT_DRY_RUN,
 };
+
+/*
+ * The next option of command cmd that is its own, after taking the ones
+ * every command shares: -e sets the endpoint, -h prints the help and
+ * OPT_STOP with *ex PX_OK, and an unknown or incomplete option is a usage
+ * error (OPT_STOP with *ex set). -1 after the last option.
+ */
+static int
+main_next_opt(struct cmd_ctx *ctx, const char *cmd, const char *optstring,
+    const struct option *longopts, enum px_exit *ex)
+{
+	int ch;
+
+	while ((ch = getopt_long(ctx->argc, ctx->argv, optstring, longopts,
+	    NULL)) == 'e')
+		ctx->endpoint = optarg;
+	switch (ch) {
+	case 'h':
+		fputs(usage_text, stdout);
+		*ex = PX_OK;
+		return OPT_STOP;
+	case '?':
+	case ':':
+		*ex = bad_option(cmd, ch, ctx->argv);
+		return OPT_STOP;
+	default:
+		return ch;
+	}
+}
 
 static enum px_exit
 cmd_get(struct cmd_ctx *ctx)
@@ -121,14 +151,11 @@ cmd_get(struct cmd_ctx *ctx)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct fetch_opts o = { .verify = true, .zstd = true };
+	enum px_exit ex;
 	int ch, n;
 
-	while ((ch = getopt_long(ctx->argc, ctx->argv, ":e:qh", longopts,
-	    NULL)) != -1) {
+	while ((ch = main_next_opt(ctx, "get", ":e:qh", longopts, &ex)) >= 0) {
 		switch (ch) {
-		case 'e':
-			ctx->endpoint = optarg;
-			break;
 		case 'q':
 			o.quiet = true;
 			break;
@@ -144,13 +171,10 @@ cmd_get(struct cmd_ctx *ctx)
 		case OPT_NO_ZSTD:
 			o.zstd = false;
 			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			return PX_OK;
-		default:
-			return bad_option("get", ch, ctx->argv);
 		}
 	}
+	if (ch == OPT_STOP)
+		return ex;
 	o.endpoint = ctx->endpoint;
 	n = ctx->argc - optind;
 	if (n < 1)
@@ -176,16 +200,13 @@ parse_query(struct cmd_ctx *ctx, const char *cmd, bool is_ls,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	enum px_exit ex;
 	int ch;
 
 	memset(o, 0, sizeof(*o));
 	*helped = false;
-	while ((ch = getopt_long(ctx->argc, ctx->argv, ":e:lh", longopts,
-	    NULL)) != -1) {
+	while ((ch = main_next_opt(ctx, cmd, ":e:lh", longopts, &ex)) >= 0) {
 		switch (ch) {
-		case 'e':
-			ctx->endpoint = optarg;
-			break;
 		case 'l':
 			if (!is_ls)
 				return usage_fail(cmd, "unknown option",
@@ -195,13 +216,11 @@ parse_query(struct cmd_ctx *ctx, const char *cmd, bool is_ls,
 		case OPT_JSON:
 			o->json = true;
 			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			*helped = true;
-			return PX_OK;
-		default:
-			return bad_option(cmd, ch, ctx->argv);
 		}
+	}
+	if (ch == OPT_STOP) {
+		*helped = ex == PX_OK;
+		return ex;
 	}
 	o->endpoint = ctx->endpoint;
 	if (ctx->argc - optind > 1)
@@ -246,22 +265,14 @@ cmd_ping(struct cmd_ctx *ctx)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct query_opts o;
+	enum px_exit ex;
 	int ch;
 
 	memset(&o, 0, sizeof(o));
-	while ((ch = getopt_long(ctx->argc, ctx->argv, ":e:h", longopts,
-	    NULL)) != -1) {
-		switch (ch) {
-		case 'e':
-			ctx->endpoint = optarg;
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			return PX_OK;
-		default:
-			return bad_option("ping", ch, ctx->argv);
-		}
-	}
+	/* ping has no options of its own. */
+	if ((ch = main_next_opt(ctx, "ping", ":e:h", longopts, &ex)) ==
+	    OPT_STOP)
+		return ex;
 	if (optind != ctx->argc)
 		return usage_fail("ping", "unexpected argument",
 		    ctx->argv[optind]);
@@ -280,27 +291,21 @@ cmd_sync(struct cmd_ctx *ctx)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sync_opts o = { .quiet = false };
+	enum px_exit ex;
 	int ch;
 
-	while ((ch = getopt_long(ctx->argc, ctx->argv, ":e:qh", longopts,
-	    NULL)) != -1) {
+	while ((ch = main_next_opt(ctx, "sync", ":e:qh", longopts, &ex)) >= 0) {
 		switch (ch) {
-		case 'e':
-			ctx->endpoint = optarg;
-			break;
 		case 'q':
 			o.quiet = true;
 			break;
 		case OPT_DRY_RUN:
 			o.dry_run = true;
 			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			return PX_OK;
-		default:
-			return bad_option("sync", ch, ctx->argv);
 		}
 	}
+	if (ch == OPT_STOP)
+		return ex;
 	if (ctx->argc - optind > 1)
 		return usage_fail("sync", "only one MANIFEST please", NULL);
 	o.endpoint = ctx->endpoint;
