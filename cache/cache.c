@@ -28,8 +28,6 @@
 /* Default at-rest level: zstd's own default, fast to compress and decode. */
 #define DEFAULT_LEVEL	3
 
-static const char hexdig[] = "0123456789abcdef";
-
 /* ---- Small helpers ------------------------------------------------------ */
 
 uint32_t
@@ -43,20 +41,11 @@ void
 cache__ent_name(const struct cache_ent *e, int form,
     char name[CACHE__NAME_MAX])
 {
-	char	*p = name;
-	size_t	 i;
-
-	*p++ = hexdig[e->sha256[0] >> 4];
-	*p++ = hexdig[e->sha256[0] & 0xf];
-	*p++ = '/';
-	for (i = 0; i < CACHE_SHA256_LEN; i++) {
-		*p++ = hexdig[e->sha256[i] >> 4];
-		*p++ = hexdig[e->sha256[i] & 0xf];
-	}
+	ph_hex_encode(e->sha256, 1, name);
+	name[2] = '/';
+	ph_hex_encode(e->sha256, CACHE_SHA256_LEN, name + 3);
 	if (form == CACHE_FORM_ZSTD)
-		memcpy(p, ".zst", 5);
-	else
-		*p = '\0';
+		memcpy(name + 3 + 2 * CACHE_SHA256_LEN, ".zst", 5);
 }
 
 /* Parses n lowercase hex digits into n / 2 bytes; false on anything else. */
@@ -88,7 +77,7 @@ cache__atime(struct cache *c)
 	int64_t		t;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	t = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	t = ph_timespec_ns(&ts);
 	if (t <= c->last_atime)
 		t = c->last_atime + 1;
 	c->last_atime = t;
@@ -455,20 +444,31 @@ fail:
 
 /* ---- Opening ------------------------------------------------------------ */
 
+/* Reads directory fd, which it takes over: closed on failure too. */
+static int
+cache_opendir_fd(int fd, DIR **out)
+{
+	int	err;
+
+	if ((*out = fdopendir(fd)) != NULL)
+		return 0;
+	err = -errno;
+	close(fd);
+	return err;
+}
+
 /* Removes whatever a crash left in DIR/tmp/: none of it is a blob yet. */
 static int
 clean_tmp(struct cache *c)
 {
 	struct dirent	*d;
 	DIR		*dir;
-	int		 fd;
+	int		 fd, rc;
 
 	if ((fd = dup(c->tmpfd)) == -1)
 		return -errno;
-	if ((dir = fdopendir(fd)) == NULL) {
-		close(fd);
-		return -errno;
-	}
+	if ((rc = cache_opendir_fd(fd, &dir)) != 0)
+		return rc;
 	while ((d = readdir(dir)) != NULL) {
 		if (d->d_type == DT_DIR || strcmp(d->d_name, ".") == 0 ||
 		    strcmp(d->d_name, "..") == 0)
@@ -495,16 +495,14 @@ reconcile_dir(struct cache *c, const char *sub, uint8_t first)
 	DIR			*dir;
 	size_t			 len;
 	uint8_t			 sha[CACHE_SHA256_LEN];
-	int			 fd, form;
+	int			 fd, form, rc;
 
 	fd = openat(c->dirfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
 	    O_NOFOLLOW);
 	if (fd == -1)
 		return errno == ENOTDIR || errno == ELOOP ? 0 : -errno;
-	if ((dir = fdopendir(fd)) == NULL) {
-		close(fd);
-		return -errno;
-	}
+	if ((rc = cache_opendir_fd(fd, &dir)) != 0)
+		return rc;
 	while ((d = readdir(dir)) != NULL) {
 		len = strlen(d->d_name);
 		if (len == 2 * CACHE_SHA256_LEN)
@@ -542,10 +540,8 @@ reconcile(struct cache *c)
 
 	if ((fd = dup(c->dirfd)) == -1)
 		return -errno;
-	if ((dir = fdopendir(fd)) == NULL) {
-		close(fd);
-		return -errno;
-	}
+	if ((rc = cache_opendir_fd(fd, &dir)) != 0)
+		return rc;
 	while ((d = readdir(dir)) != NULL) {
 		if (strlen(d->d_name) != 2 || !unhex(d->d_name, 2, &first))
 			continue;

@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #define CACHE_SHA256_LEN	32
 /* A compressed blob is a run of zstd frames, each this many bytes decoded
@@ -85,6 +86,17 @@ struct cache_cat {
 	uint32_t	mode;		/* permission bits and type (st_mode) */
 	uint8_t		sha256[CACHE_SHA256_LEN];
 };
+
+/*
+ * Fills *e for the file st (its lstat or fstat) whose content has digest
+ * sha256: size, times, inode, device and mode, the fields that tell
+ * whether it changed.
+ */
+void	cache_cat_from_stat(struct cache_cat *e, const struct stat *st,
+	    const uint8_t sha256[CACHE_SHA256_LEN]);
+
+/* True when e still describes the file st (size, times, inode, device). */
+bool	cache_cat_matches(const struct cache_cat *e, const struct stat *st);
 
 /* Looks path up. Returns 0 and fills *out, or -ENOENT. */
 int	cache_cat_get(struct cache *c, const char *path, struct cache_cat *out);

@@ -560,6 +560,29 @@ cat_from_row(sqlite3_stmt *st, int first, struct cache_cat *out)
 	return true;
 }
 
+void
+cache_cat_from_stat(struct cache_cat *e, const struct stat *st,
+    const uint8_t sha256[CACHE_SHA256_LEN])
+{
+	memset(e, 0, sizeof(*e));
+	e->size = (uint64_t)st->st_size;
+	e->mtime_ns = ph_timespec_ns(&st->st_mtim);
+	e->ctime_ns = ph_timespec_ns(&st->st_ctim);
+	e->ino = (uint64_t)st->st_ino;
+	e->dev = (uint64_t)st->st_dev;
+	e->mode = (uint32_t)st->st_mode;
+	memcpy(e->sha256, sha256, CACHE_SHA256_LEN);
+}
+
+bool
+cache_cat_matches(const struct cache_cat *e, const struct stat *st)
+{
+	return e->size == (uint64_t)st->st_size &&
+	    e->mtime_ns == ph_timespec_ns(&st->st_mtim) &&
+	    e->ctime_ns == ph_timespec_ns(&st->st_ctim) &&
+	    e->ino == (uint64_t)st->st_ino && e->dev == (uint64_t)st->st_dev;
+}
+
 int
 cache_cat_get(struct cache *c, const char *path, struct cache_cat *out)
 {

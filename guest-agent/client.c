@@ -326,8 +326,7 @@ client_path(const char *arg, char norm[PH_MAX_PATH + 1],
 
 	rc = ph_path_normalize(arg, strlen(arg), norm, PH_MAX_PATH + 1);
 	if (rc == 0) {
-		snprintf(shown, PH_MAX_PATH + 2, "/%s",
-		    strcmp(norm, ".") == 0 ? "" : norm);
+		ph_path_display(norm, shown, PH_MAX_PATH + 2);
 		return PX_OK;
 	}
 	code = rc == -EPERM ? PH_ERR_PATH_ESCAPE : PH_ERR_BAD_PATH;

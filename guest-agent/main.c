@@ -134,6 +134,7 @@ parse_wait(struct cmd_ctx *ctx, const char *cmd, const char *arg)
 }
 
 enum {
+	OPT_STOP = -2,		/* from main_next_opt(): return its exit code */
 	OPT_RESUME = 256,
 	OPT_NO_VERIFY,
 	OPT_JSON,
@@ -142,6 +143,40 @@ enum {
 	OPT_DRY_RUN,
 	OPT_WAIT,
 };
+
+/*
+ * The next option of command cmd that is its own, after taking the ones
+ * every command shares: -e sets the endpoint, --wait the time to wait for
+ * a busy host, -h prints the help and OPT_STOP with *ex PX_OK, and an
+ * unknown or incomplete option or a bad --wait is a usage error (OPT_STOP
+ * with *ex set). -1 after the last option.
+ */
+static int
+main_next_opt(struct cmd_ctx *ctx, const char *cmd, const char *optstring,
+    const struct option *longopts, enum px_exit *ex)
+{
+	int ch;
+
+	while ((ch = getopt_long(ctx->argc, ctx->argv, optstring, longopts,
+	    NULL)) == 'e' || ch == OPT_WAIT) {
+		if (ch == 'e')
+			ctx->endpoint = optarg;
+		else if ((*ex = parse_wait(ctx, cmd, optarg)) != PX_OK)
+			return OPT_STOP;
+	}
+	switch (ch) {
+	case 'h':
+		fputs(usage_text, stdout);
+		*ex = PX_OK;
+		return OPT_STOP;
+	case '?':
+	case ':':
+		*ex = bad_option(cmd, ch, ctx->argv);
+		return OPT_STOP;
+	default:
+		return ch;
+	}
+}
 
 static enum px_exit
 cmd_get(struct cmd_ctx *ctx)
@@ -162,16 +197,8 @@ cmd_get(struct cmd_ctx *ctx)
 	enum px_exit ex;
 	int ch, n;
 
-	while ((ch = getopt_long(ctx->argc, ctx->argv, ":e:qh", longopts,
-	    NULL)) != -1) {
+	while ((ch = main_next_opt(ctx, "get", ":e:qh", longopts, &ex)) >= 0) {
 		switch (ch) {
-		case 'e':
-			ctx->endpoint = optarg;
-			break;
-		case OPT_WAIT:
-			if ((ex = parse_wait(ctx, "get", optarg)) != PX_OK)
-				return ex;
-			break;
 		case 'q':
 			o.quiet = true;
 			break;
@@ -190,13 +217,10 @@ cmd_get(struct cmd_ctx *ctx)
 		case OPT_FRESH:
 			o.fresh = true;
 			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			return PX_OK;
-		default:
-			return bad_option("get", ch, ctx->argv);
 		}
 	}
+	if (ch == OPT_STOP)
+		return ex;
 	o.endpoint = ctx->endpoint;
 	o.wait_s = ctx->wait_s;
 	n = ctx->argc - optind;
@@ -229,16 +253,8 @@ parse_query(struct cmd_ctx *ctx, const char *cmd, bool is_ls,
 
 	memset(o, 0, sizeof(*o));
 	*helped = false;
-	while ((ch = getopt_long(ctx->argc, ctx->argv, ":e:lh", longopts,
-	    NULL)) != -1) {
+	while ((ch = main_next_opt(ctx, cmd, ":e:lh", longopts, &ex)) >= 0) {
 		switch (ch) {
-		case 'e':
-			ctx->endpoint = optarg;
-			break;
-		case OPT_WAIT:
-			if ((ex = parse_wait(ctx, cmd, optarg)) != PX_OK)
-				return ex;
-			break;
 		case 'l':
 			if (!is_ls)
 				return usage_fail(cmd, "unknown option",
@@ -248,13 +264,11 @@ parse_query(struct cmd_ctx *ctx, const char *cmd, bool is_ls,
 		case OPT_JSON:
 			o->json = true;
 			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			*helped = true;
-			return PX_OK;
-		default:
-			return bad_option(cmd, ch, ctx->argv);
 		}
+	}
+	if (ch == OPT_STOP) {
+		*helped = ex == PX_OK;
+		return ex;
 	}
 	o->endpoint = ctx->endpoint;
 	o->wait_s = ctx->wait_s;
@@ -305,23 +319,10 @@ cmd_ping(struct cmd_ctx *ctx)
 	int ch;
 
 	memset(&o, 0, sizeof(o));
-	while ((ch = getopt_long(ctx->argc, ctx->argv, ":e:h", longopts,
-	    NULL)) != -1) {
-		switch (ch) {
-		case 'e':
-			ctx->endpoint = optarg;
-			break;
-		case OPT_WAIT:
-			if ((ex = parse_wait(ctx, "ping", optarg)) != PX_OK)
-				return ex;
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			return PX_OK;
-		default:
-			return bad_option("ping", ch, ctx->argv);
-		}
-	}
+	/* ping has no options of its own. */
+	if ((ch = main_next_opt(ctx, "ping", ":e:h", longopts, &ex)) ==
+	    OPT_STOP)
+		return ex;
 	if (optind != ctx->argc)
 		return usage_fail("ping", "unexpected argument",
 		    ctx->argv[optind]);
@@ -345,29 +346,18 @@ cmd_sync(struct cmd_ctx *ctx)
 	enum px_exit ex;
 	int ch;
 
-	while ((ch = getopt_long(ctx->argc, ctx->argv, ":e:qh", longopts,
-	    NULL)) != -1) {
+	while ((ch = main_next_opt(ctx, "sync", ":e:qh", longopts, &ex)) >= 0) {
 		switch (ch) {
-		case 'e':
-			ctx->endpoint = optarg;
-			break;
-		case OPT_WAIT:
-			if ((ex = parse_wait(ctx, "sync", optarg)) != PX_OK)
-				return ex;
-			break;
 		case 'q':
 			o.quiet = true;
 			break;
 		case OPT_DRY_RUN:
 			o.dry_run = true;
 			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			return PX_OK;
-		default:
-			return bad_option("sync", ch, ctx->argv);
 		}
 	}
+	if (ch == OPT_STOP)
+		return ex;
 	if (ctx->argc - optind > 1)
 		return usage_fail("sync", "only one MANIFEST please", NULL);
 	o.endpoint = ctx->endpoint;

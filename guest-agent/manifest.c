@@ -374,18 +374,11 @@ manifest_load(const char *path, struct manifest **out,
 		rc = -ENOMEM;
 		goto fail;
 	}
-	while (len <= MANIFEST_MAX_BYTES) {
-		n = read(fd, buf + len, MANIFEST_MAX_BYTES + 1 - len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			rc = -errno;
-			goto fail;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
+	if ((n = ph_read_full(fd, buf, MANIFEST_MAX_BYTES + 1)) < 0) {
+		rc = (int)n;
+		goto fail;
 	}
+	len = (size_t)n;
 	rc = manifest_parse(buf, len, out, err);
 	goto out;
 fail:

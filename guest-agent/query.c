@@ -38,6 +38,24 @@ print_features(uint32_t features)
 		fputs("none", stdout);
 }
 
+/*
+ * Sends the request in *m and reads the reply into *m, trying a busy host
+ * again as client_request() does; a reply of another type than want is
+ * reported with shown (the path or endpoint) in it.
+ */
+static enum px_exit
+query_call(struct client *c, struct ph_msg *m, uint8_t want,
+    const char *shown)
+{
+	enum px_exit ex;
+
+	if ((ex = client_request(c, m)) != PX_OK)
+		return ex;
+	if (m->type != want)
+		return client_unexpected(c, shown, m);
+	return PX_OK;
+}
+
 static void
 print_stat_text(const char *shown, const struct ph_meta *meta)
 {
@@ -95,12 +113,8 @@ query_stat(const struct query_opts *o, const char *remote)
 	memset(&m, 0, sizeof(m));
 	m.type = PH_STAT;
 	snprintf(m.u.stat.path, sizeof(m.u.stat.path), "%s", norm);
-	if ((ex = client_request(c, &m)) != PX_OK)
+	if ((ex = query_call(c, &m, PH_META, shown)) != PX_OK)
 		goto out;
-	if (m.type != PH_META) {
-		ex = client_unexpected(c, shown, &m);
-		goto out;
-	}
 	if (o->json)
 		print_stat_json(shown, &m.u.meta);
 	else
@@ -168,12 +182,8 @@ query_ls(const struct query_opts *o, const char *remote)
 		m.type = PH_LIST;
 		m.u.list.cursor = cursor;
 		snprintf(m.u.list.path, sizeof(m.u.list.path), "%s", norm);
-		if ((ex = client_request(c, &m)) != PX_OK)
+		if ((ex = query_call(c, &m, PH_LIST_REPLY, shown)) != PX_OK)
 			goto out;
-		if (m.type != PH_LIST_REPLY) {
-			ex = client_unexpected(c, shown, &m);
-			goto out;
-		}
 		if ((ex = print_list_reply(o, c, &m.u.list_reply)) != PX_OK)
 			goto out;
 		/* A cursor that does not advance would loop for ever. */
@@ -212,13 +222,9 @@ query_ping(const struct query_opts *o)
 	m.type = PH_PING;
 	m.u.ping_nonce = nonce;
 	sent = progress_now();
-	if ((ex = client_request(c, &m)) != PX_OK)
+	if ((ex = query_call(c, &m, PH_PONG, client_endpoint(c))) != PX_OK)
 		goto out;
 	rtt = progress_now() - sent;
-	if (m.type != PH_PONG) {
-		ex = client_unexpected(c, client_endpoint(c), &m);
-		goto out;
-	}
 	if (m.u.ping_nonce != nonce) {
 		ex = client_protocol_error(c, "PONG carries another nonce");
 		goto out;

@@ -167,11 +167,8 @@ read_local(struct syncer *s, const char *local, struct local_state *ls)
 		goto fail;
 	}
 	for (;;) {
-		n = read(ls->fd, s->buf, SYNC_HASH_BUF);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			rc = -errno;
+		if ((n = ph_read_full(ls->fd, s->buf, SYNC_HASH_BUF)) < 0) {
+			rc = (int)n;
 			goto fail;
 		}
 		if (n == 0)

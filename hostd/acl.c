@@ -129,9 +129,7 @@ acl_rule_parse(const char *action, const char *match, const char *prefix,
 const char *
 acl_prefix_disp(const struct acl_rule *r, char *buf, size_t cap)
 {
-	snprintf(buf, cap, "/%s", strcmp(r->prefix, ".") == 0 ? "" :
-	    r->prefix);
-	return buf;
+	return ph_path_display(r->prefix, buf, cap);
 }
 
 int

@@ -98,24 +98,45 @@ conf_defaults(struct conf *c)
 	return 0;
 }
 
+/* Frees the n strings of a repeatable option and empties it. */
+static void
+conf_list_clear(char **list, size_t *n)
+{
+	for (size_t i = 0; i < *n; i++) {
+		free(list[i]);
+		list[i] = NULL;
+	}
+	*n = 0;
+}
+
+/* Appends a copy of value to a repeatable option of at most max values. */
+static int
+conf_list_add(char **list, size_t *n, size_t max, const char *value,
+    const char *name, char *err, size_t errlen)
+{
+	if (*n == max) {
+		snprintf(err, errlen, "too many %s options (at most %zu)", name,
+		    max);
+		return -E2BIG;
+	}
+	if ((list[*n] = strdup(value)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	(*n)++;
+	return 0;
+}
+
 void
 conf_clear_listen(struct conf *c)
 {
-	for (size_t i = 0; i < c->nlisten; i++) {
-		free(c->listen[i]);
-		c->listen[i] = NULL;
-	}
-	c->nlisten = 0;
+	conf_list_clear(c->listen, &c->nlisten);
 }
 
 void
 conf_clear_vhost_user(struct conf *c)
 {
-	for (size_t i = 0; i < c->nvhost_user; i++) {
-		free(c->vhost_user[i]);
-		c->vhost_user[i] = NULL;
-	}
-	c->nvhost_user = 0;
+	conf_list_clear(c->vhost_user, &c->nvhost_user);
 }
 
 /* Checks a vhost-user device (PATH,cid=N[,name=NAME]) and appends it. */
@@ -130,17 +151,8 @@ conf_add_vhost_user(struct conf *c, const char *value, const char *name,
 		snprintf(err, errlen, "invalid %s '%s': %s", name, value, why);
 		return -EINVAL;
 	}
-	if (c->nvhost_user == CONF_MAX_VHOST_USER) {
-		snprintf(err, errlen, "too many %s options (at most %d)", name,
-		    CONF_MAX_VHOST_USER);
-		return -E2BIG;
-	}
-	if ((c->vhost_user[c->nvhost_user] = strdup(value)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	c->nvhost_user++;
-	return 0;
+	return conf_list_add(c->vhost_user, &c->nvhost_user,
+	    CONF_MAX_VHOST_USER, value, name, err, errlen);
 }
 
 void
@@ -352,17 +364,8 @@ conf_set(struct conf *c, enum conf_opt opt, const char *value,
 			    "vsock:CID:PORT, vsock::PORT or unix:PATH)", value);
 			return -EINVAL;
 		}
-		if (c->nlisten == CONF_MAX_LISTEN) {
-			snprintf(err, errlen, "too many %s options (at most "
-			    "%d)", name, CONF_MAX_LISTEN);
-			return -E2BIG;
-		}
-		if ((c->listen[c->nlisten] = strdup(value)) == NULL) {
-			snprintf(err, errlen, "out of memory");
-			return -ENOMEM;
-		}
-		c->nlisten++;
-		return 0;
+		return conf_list_add(c->listen, &c->nlisten, CONF_MAX_LISTEN,
+		    value, name, err, errlen);
 	case CONF_VHOST_USER:
 		return conf_add_vhost_user(c, value, name, err, errlen);
 	case CONF_REPO:

@@ -436,18 +436,10 @@ conn_path(struct conn *c, const char *raw, char *rel, size_t cap)
 			    "(not UTF-8, or a NUL or control byte)");
 		return false;
 	}
-	snprintf(disp, sizeof(disp), "/%s", strcmp(rel, ".") == 0 ? "" : rel);
+	ph_path_display(rel, disp, sizeof(disp));
 	log_escape(disp, strlen(disp), false, c->req.path,
 	    sizeof(c->req.path));
 	return true;
-}
-
-/* The path as clients see it, for error messages. */
-static const char *
-conn_disp(const char *rel, char *buf, size_t cap)
-{
-	snprintf(buf, cap, "/%s", strcmp(rel, ".") == 0 ? "" : rel);
-	return buf;
 }
 
 /* Answers the request with the error code for a failed file operation. */
@@ -456,7 +448,7 @@ conn_reply_fs_error(struct conn *c, int err, const char *rel)
 {
 	char d[PH_MAX_PATH + 2];
 
-	conn_disp(rel, d, sizeof(d));
+	ph_path_display(rel, d, sizeof(d));
 	switch (err) {
 	case -ENOENT:
 		conn_reply_error(c, PH_ERR_NOT_FOUND,
@@ -565,7 +557,7 @@ conn_check(struct conn *c, const char *rel, const char *shown, bool browse,
 		acl_check(server_acl(c->srv), &p, rel, &v);
 	if (v.allow)
 		return true;
-	snprintf(d, sizeof(d), "/%s", strcmp(shown, ".") == 0 ? "" : shown);
+	ph_path_display(shown, d, sizeof(d));
 	c->req.denied = true;
 	c->req.denied_by = v.rule;
 	if (rel == NULL)

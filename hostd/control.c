@@ -570,8 +570,7 @@ ctl_repo_ls(struct ctl_conn *cc, bool json, const char *path)
 		ctl_error(cc, json, PH_ERR_BAD_PATH, "invalid path");
 		return PH_ERR_BAD_PATH;
 	}
-	snprintf(shown, sizeof(shown), "/%s", strcmp(rel, ".") == 0 ? "" :
-	    rel);
+	ph_path_display(rel, shown, sizeof(shown));
 	if (repo == NULL) {
 		ctl_error(cc, json, PH_ERR_UNAVAILABLE,
 		    "no repository configured");

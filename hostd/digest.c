@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -14,6 +15,7 @@
 #include "digest.h"
 
 #define DIGEST_READ_SIZE	(1024 * 1024)
+#define DIGEST_NONE		SIZE_MAX	/* the end of a bucket's chain */
 
 struct digest_key {
 	dev_t		dev;
@@ -27,6 +29,7 @@ struct digest_memo {
 	struct digest_key key;
 	uint8_t		sha256[PH_SHA256_LEN];
 	bool		used;
+	size_t		next;		/* next slot in its bucket, or DIGEST_NONE */
 };
 
 struct digest_wait {
@@ -51,9 +54,11 @@ struct digest_job {
 
 struct digest {
 	uv_loop_t	*loop;
-	struct digest_memo *memo;
+	struct digest_memo *memo;	/* a ring: the oldest entry goes first */
 	size_t		memo_cap;
 	size_t		memo_next;	/* slot the next new entry takes */
+	size_t		*buckets;	/* first slot of each chain, by inode */
+	size_t		nbuckets;	/* a power of two, at least 2 * memo_cap */
 	TAILQ_HEAD(, digest_job) jobs;
 	size_t		njobs;
 	bool		stopping;
@@ -67,10 +72,8 @@ digest_key_of(const struct stat *st, struct digest_key *k)
 	k->dev = st->st_dev;
 	k->ino = st->st_ino;
 	k->size = st->st_size;
-	k->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 +
-	    st->st_mtim.tv_nsec;
-	k->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 +
-	    st->st_ctim.tv_nsec;
+	k->mtime_ns = ph_timespec_ns(&st->st_mtim);
+	k->ctime_ns = ph_timespec_ns(&st->st_ctim);
 }
 
 /* True when two keys name the same file contents. */
@@ -81,20 +84,70 @@ digest_key_eq(const struct digest_key *a, const struct digest_key *b)
 	    a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
 }
 
+/*
+ * The bucket of a file. The memo holds at most one entry per inode, so
+ * chains are keyed by (dev, inode) alone: a lookup and a replacement both
+ * find the inode's one entry there.
+ */
+static size_t
+digest_bucket(const struct digest *d, const struct digest_key *k)
+{
+	uint64_t h = (uint64_t)k->ino * 0x9e3779b97f4a7c15u ^ (uint64_t)k->dev;
+
+	h ^= h >> 32;
+	h *= 0xd6e8feb86659fd93u;
+	h ^= h >> 32;
+	return (size_t)h & (d->nbuckets - 1);
+}
+
+/* The slot holding the entry of k's inode, or DIGEST_NONE. */
+static size_t
+digest_find_inode(const struct digest *d, const struct digest_key *k)
+{
+	size_t i = d->buckets[digest_bucket(d, k)];
+
+	while (i != DIGEST_NONE && (d->memo[i].key.dev != k->dev ||
+	    d->memo[i].key.ino != k->ino))
+		i = d->memo[i].next;
+	return i;
+}
+
+/* Takes the entry in slot i out of its bucket's chain. */
+static void
+digest_unlink(struct digest *d, size_t i)
+{
+	size_t *pp = &d->buckets[digest_bucket(d, &d->memo[i].key)];
+
+	while (*pp != i)
+		pp = &d->memo[*pp].next;
+	*pp = d->memo[i].next;
+	d->memo[i].used = false;
+}
+
 int
 digest_new(uv_loop_t *loop, size_t max_entries, struct digest **out)
 {
 	struct digest *d;
+	size_t nb = 2;
 
 	*out = NULL;
 	if (max_entries == 0)
 		max_entries = 1;
+	if (max_entries > SIZE_MAX / 4)
+		return -ENOMEM;
+	while (nb < 2 * max_entries)
+		nb *= 2;
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return -ENOMEM;
-	if ((d->memo = calloc(max_entries, sizeof(*d->memo))) == NULL) {
+	if ((d->memo = calloc(max_entries, sizeof(*d->memo))) == NULL ||
+	    (d->buckets = malloc(nb * sizeof(*d->buckets))) == NULL) {
+		free(d->memo);
 		free(d);
 		return -ENOMEM;
 	}
+	for (size_t i = 0; i < nb; i++)
+		d->buckets[i] = DIGEST_NONE;
+	d->nbuckets = nb;
 	d->memo_cap = max_entries;
 	d->loop = loop;
 	TAILQ_INIT(&d->jobs);
@@ -109,6 +162,7 @@ digest_free(struct digest *d)
 		return;
 	if (!TAILQ_EMPTY(&d->jobs))
 		abort();	/* a job still references d */
+	free(d->buckets);
 	free(d->memo);
 	free(d);
 }
@@ -124,35 +178,38 @@ digest_lookup(struct digest *d, const struct stat *st,
     uint8_t sha256[PH_SHA256_LEN])
 {
 	struct digest_key k;
+	size_t i;
 
 	digest_key_of(st, &k);
-	for (size_t i = 0; i < d->memo_cap; i++) {
-		if (d->memo[i].used && digest_key_eq(&d->memo[i].key, &k)) {
-			memcpy(sha256, d->memo[i].sha256, PH_SHA256_LEN);
-			return 1;
-		}
-	}
-	return 0;
+	i = digest_find_inode(d, &k);
+	if (i == DIGEST_NONE || !digest_key_eq(&d->memo[i].key, &k))
+		return 0;
+	memcpy(sha256, d->memo[i].sha256, PH_SHA256_LEN);
+	return 1;
 }
 
-/* Remembers a digest, replacing an older one of the same inode. */
+/*
+ * Remembers a digest. An older one of the same inode is replaced in its
+ * slot and keeps its age; a new inode takes the next slot of the ring,
+ * dropping the oldest entry when the memo is full.
+ */
 static void
 digest_memo_put(struct digest *d, const struct digest_key *k,
     const uint8_t sha256[PH_SHA256_LEN])
 {
-	struct digest_memo *m = NULL;
+	struct digest_memo *m;
+	size_t i, b;
 
-	for (size_t i = 0; i < d->memo_cap; i++) {
-		if (d->memo[i].used && d->memo[i].key.dev == k->dev &&
-		    d->memo[i].key.ino == k->ino) {
-			m = &d->memo[i];
-			break;
-		}
-	}
-	if (m == NULL) {
-		m = &d->memo[d->memo_next];
+	if ((i = digest_find_inode(d, k)) == DIGEST_NONE) {
+		i = d->memo_next;
 		d->memo_next = (d->memo_next + 1) % d->memo_cap;
+		if (d->memo[i].used)
+			digest_unlink(d, i);
+		b = digest_bucket(d, k);
+		d->memo[i].next = d->buckets[b];
+		d->buckets[b] = i;
 	}
+	m = &d->memo[i];
 	m->key = *k;
 	memcpy(m->sha256, sha256, PH_SHA256_LEN);
 	m->used = true;

@@ -3,9 +3,11 @@
  * remembered in memory.
  *
  * The memo is keyed by (dev, inode, size, mtime, ctime), so a file that is
- * rewritten in place gets a new key and is hashed again. It holds a bounded
- * number of entries; the oldest is dropped first. Concurrent requests for
- * the same file share one hashing job.
+ * rewritten in place gets a new key and is hashed again; its new digest
+ * replaces the old one of the same inode. It holds a bounded number of
+ * entries, found through a hash table on (dev, inode); the oldest is
+ * dropped first. Concurrent requests for the same file share one hashing
+ * job.
  */
 #ifndef HOSTD_DIGEST_H
 #define HOSTD_DIGEST_H

@@ -114,7 +114,6 @@ log_debug(struct log *lg, const char *fmt, ...)
 char *
 log_escape(const char *s, size_t len, bool escape_high, char *out, size_t cap)
 {
-	static const char hex[] = "0123456789abcdef";
 	size_t o = 0;
 
 	if (cap == 0)
@@ -147,8 +146,8 @@ log_escape(const char *s, size_t len, bool escape_high, char *out, size_t cap)
 		if (esc) {
 			out[o++] = '\\';
 			out[o++] = 'x';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 15];
+			ph_hex_encode(&c, 1, out + o);	/* its NUL fits: see above */
+			o += 2;
 		} else
 			out[o++] = (char)c;
 	}

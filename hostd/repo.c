@@ -51,7 +51,7 @@ repo_ftype(mode_t mode)
 int64_t
 repo_ns(const struct timespec *ts)
 {
-	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+	return ph_timespec_ns(ts);
 }
 
 /*

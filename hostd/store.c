@@ -151,14 +151,6 @@ res_error(struct store_res *res, enum ph_err code, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* The client's view of a relative path: "/a/b", or "/" for the root. */
-static const char *
-store_disp(const char *rel, char *buf, size_t cap)
-{
-	snprintf(buf, cap, "/%s", strcmp(rel, ".") == 0 ? "" : rel);
-	return buf;
-}
-
 /* ---- Room on the disks ---------------------------------------------------- */
 
 /* Bytes free on d's file system for us, or UINT64_MAX if it cannot tell. */
@@ -282,16 +274,6 @@ store_res_release(struct store_res *res)
 	res->fill = NULL;
 }
 
-/* True if the catalog entry still describes the file st. */
-static bool
-cat_matches(const struct cache_cat *e, const struct stat *st)
-{
-	return e->size == (uint64_t)st->st_size &&
-	    e->mtime_ns == repo_ns(&st->st_mtim) &&
-	    e->ctime_ns == repo_ns(&st->st_ctim) &&
-	    e->ino == (uint64_t)st->st_ino && e->dev == (uint64_t)st->st_dev;
-}
-
 /* Records the digest of the repository file st under rel. */
 static void
 cat_record(struct store *s, const char *rel, const struct stat *st,
@@ -299,14 +281,7 @@ cat_record(struct store *s, const char *rel, const struct stat *st,
 {
 	struct cache_cat e;
 
-	memset(&e, 0, sizeof(e));
-	e.size = (uint64_t)st->st_size;
-	e.mtime_ns = repo_ns(&st->st_mtim);
-	e.ctime_ns = repo_ns(&st->st_ctim);
-	e.ino = (uint64_t)st->st_ino;
-	e.dev = (uint64_t)st->st_dev;
-	e.mode = (uint32_t)st->st_mode;
-	memcpy(e.sha256, sha256, PH_SHA256_LEN);
+	cache_cat_from_stat(&e, st, sha256);
 	if (cache_cat_put(s->cache, rel, &e) < 0)
 		log_debug(s->log, "cannot record the digest of /%s", rel);
 }
@@ -1189,7 +1164,7 @@ check_bad(struct store_req *r)
 	else if (r->fallback)
 		res_error(&r->res, PH_ERR_UNAVAILABLE, "upstream unavailable "
 		    "and the cached copy of %s is damaged",
-		    store_disp(r->rel, d, sizeof(d)));
+		    ph_path_display(r->rel, d, sizeof(d)));
 	else
 		relay_fetch(r);
 	req_done(r);
@@ -1349,7 +1324,7 @@ get_local(struct store_req *r, struct repo *repo)
 		return NULL;
 	}
 	if (cache_cat_get(s->cache, r->rel, &e) == 0 &&
-	    cat_matches(&e, &r->res.st)) {
+	    cache_cat_matches(&e, &r->res.st)) {
 		r->res.has_digest = true;
 		memcpy(r->res.sha256, e.sha256, PH_SHA256_LEN);
 		if (cache_blob_get(s->cache, e.sha256, &b) == 0) {
@@ -1415,7 +1390,7 @@ stat_local(struct store_req *r, struct repo *repo)
 	if (!S_ISREG(r->res.st.st_mode))
 		goto done;
 	if (cache_cat_get(s->cache, r->rel, &e) == 0 &&
-	    cat_matches(&e, &r->res.st)) {
+	    cache_cat_matches(&e, &r->res.st)) {
 		r->res.has_digest = true;
 		memcpy(r->res.sha256, e.sha256, PH_SHA256_LEN);
 		goto done;
@@ -1482,7 +1457,7 @@ relay_error(struct store_req *r, int status, const struct upstream_error *e)
 		    "cannot reach it" : status == -ECONNRESET ?
 		    "connection lost" : status == -ETIMEDOUT ? "no answer" :
 		    status == -EBADMSG ? "protocol error" : strerror(-status),
-		    store_disp(r->rel, d, sizeof(d)));
+		    ph_path_display(r->rel, d, sizeof(d)));
 }
 
 /*
@@ -1535,12 +1510,12 @@ relay_on_stat(void *arg, int status, const struct upstream_error *e,
 	if (r->op == PH_STAT || meta->ftype != PH_FT_REGULAR) {
 		if (r->op == PH_GET)
 			res_error(&r->res, PH_ERR_NOT_FILE, "not a regular "
-			    "file: %s", store_disp(r->rel, d, sizeof(d)));
+			    "file: %s", ph_path_display(r->rel, d, sizeof(d)));
 		goto done;
 	}
 	if (!meta->has_digest) {
 		res_error(&r->res, PH_ERR_INTEGRITY, "upstream sent no "
-		    "SHA-256 for %s", store_disp(r->rel, d, sizeof(d)));
+		    "SHA-256 for %s", ph_path_display(r->rel, d, sizeof(d)));
 		goto done;
 	}
 	if (cache_blob_get(s->cache, meta->sha256, &b) == 0) {
@@ -1570,18 +1545,19 @@ relay_fetch(struct store_req *r)
 		if (err == -EFBIG)
 			res_error(&r->res, PH_ERR_IO, "%s (%" PRIu64 " bytes) "
 			    "is larger than this relay's cache (--cache-size) "
-			    "and than it streams uncached", store_disp(r->rel,
-			    d, sizeof(d)), size);
+			    "and than it streams uncached",
+			    ph_path_display(r->rel, d, sizeof(d)), size);
 		else if (err == -ENOSPC)
 			res_error(&r->res, PH_ERR_IO, "no room to cache %s "
 			    "(%" PRIu64 " bytes), and it is more than this "
-			    "relay streams uncached now", store_disp(r->rel, d,
-			    sizeof(d)), size);
+			    "relay streams uncached now",
+			    ph_path_display(r->rel, d, sizeof(d)), size);
 		else if (err == -EHOSTDOWN)
 			relay_error(r, err, NULL);
 		else
 			res_error(&r->res, PH_ERR_IO, "cannot cache %s: %s",
-			    store_disp(r->rel, d, sizeof(d)), strerror(-err));
+			    ph_path_display(r->rel, d, sizeof(d)),
+			    strerror(-err));
 		return;
 	}
 	/* Our requester's report goes on to the parent's cache. */

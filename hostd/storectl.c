@@ -407,12 +407,7 @@ scan_add(struct ctl_job *j, const char *rel, const struct stat *st)
 	if ((it->rel = strdup(rel)) == NULL)
 		return -ENOMEM;
 	it->st = *st;
-	if ((c = cat_find(j, rel)) != NULL &&
-	    c->e.size == (uint64_t)st->st_size &&
-	    c->e.mtime_ns == repo_ns(&st->st_mtim) &&
-	    c->e.ctime_ns == repo_ns(&st->st_ctim) &&
-	    c->e.ino == (uint64_t)st->st_ino &&
-	    c->e.dev == (uint64_t)st->st_dev) {
+	if ((c = cat_find(j, rel)) != NULL && cache_cat_matches(&c->e, st)) {
 		it->known = true;
 		memcpy(it->cat_sha, c->e.sha256, PH_SHA256_LEN);
 	}
@@ -652,14 +647,7 @@ job_after(uv_work_t *w, int status)
 		if (j->kind == JOB_REPO_SCAN) {
 			struct cache_cat e;
 
-			memset(&e, 0, sizeof(e));
-			e.size = (uint64_t)it->st.st_size;
-			e.mtime_ns = repo_ns(&it->st.st_mtim);
-			e.ctime_ns = repo_ns(&it->st.st_ctim);
-			e.ino = (uint64_t)it->st.st_ino;
-			e.dev = (uint64_t)it->st.st_dev;
-			e.mode = (uint32_t)it->st.st_mode;
-			memcpy(e.sha256, it->sha256, PH_SHA256_LEN);
+			cache_cat_from_stat(&e, &it->st, it->sha256);
 			(void)cache_cat_put(s->cache, it->rel, &e);
 		} else if (memcmp(it->sha256, it->cat_sha, PH_SHA256_LEN) !=
 		    0) {

@@ -663,35 +663,6 @@ conn_send(struct upstream *u)
 	conn_flush(u);
 }
 
-/* Fills a sockaddr for the endpoint; the parent is never "any" CID. */
-static int
-up_sockaddr(const struct ph_endpoint *ep, struct sockaddr_storage *ss,
-    socklen_t *len)
-{
-	struct sockaddr_un *sun = (struct sockaddr_un *)ss;
-	struct sockaddr_vm *svm = (struct sockaddr_vm *)ss;
-	size_t n;
-
-	memset(ss, 0, sizeof(*ss));
-	*len = 0;
-	if (ep->kind == PH_EP_UNIX) {
-		n = strnlen(ep->path, sizeof(ep->path));
-		if (n == 0 || n >= sizeof(sun->sun_path))
-			return -EINVAL;
-		sun->sun_family = AF_UNIX;
-		memcpy(sun->sun_path, ep->path, n);
-		*len = (socklen_t)sizeof(*sun);
-		return 0;
-	}
-	if (ep->kind != PH_EP_VSOCK || ep->cid == PH_VSOCK_CID_ANY)
-		return -EINVAL;
-	svm->svm_family = AF_VSOCK;
-	svm->svm_cid = ep->cid;
-	svm->svm_port = ep->port;
-	*len = (socklen_t)sizeof(*svm);
-	return 0;
-}
-
 /* ---- Connecting -------------------------------------------------------------- */
 
 static void
@@ -722,7 +693,8 @@ up_try_connect(struct upstream *u)
 	bool connected;
 	int fd, err;
 
-	if ((err = up_sockaddr(&u->ep, &ss, &len)) < 0) {
+	/* upstream_new() refused the "any" CID: this is the parent's address. */
+	if ((err = ph_endpoint_sockaddr(&u->ep, &ss, &len)) < 0) {
 		up_attempt_failed(u, -EHOSTDOWN, "bad endpoint");
 		return;
 	}

@@ -114,9 +114,8 @@ ph_endpoint_format(const struct ph_endpoint *ep, char *buf, size_t cap)
 	return 0;
 }
 
-/* Fills a sockaddr for ep; returns its length or -EINVAL. */
-static int
-endpoint_sockaddr(const struct ph_endpoint *ep, struct sockaddr_storage *ss,
+int
+ph_endpoint_sockaddr(const struct ph_endpoint *ep, struct sockaddr_storage *ss,
     socklen_t *sslen)
 {
 	struct sockaddr_un	*sun = (struct sockaddr_un *)ss;
@@ -206,7 +205,7 @@ ph_endpoint_listen(const struct ph_endpoint *ep, int backlog)
 	socklen_t		sslen;
 	int			fd = -1, rc;
 
-	if ((rc = endpoint_sockaddr(ep, &ss, &sslen)) != 0)
+	if ((rc = ph_endpoint_sockaddr(ep, &ss, &sslen)) != 0)
 		return rc;
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0);
@@ -292,7 +291,7 @@ ph_endpoint_connect(const struct ph_endpoint *ep, int timeout_ms)
 
 	if (timeout_ms < 0)
 		return -EINVAL;
-	if ((rc = endpoint_sockaddr(ep, &ss, &sslen)) != 0)
+	if ((rc = ph_endpoint_sockaddr(ep, &ss, &sslen)) != 0)
 		return rc;
 	if (timeout_ms > 0)
 		deadline = now_ms() + timeout_ms;

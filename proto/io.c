@@ -13,72 +13,96 @@
 
 #include "proto.h"
 
-/*
- * Uses send() with MSG_NOSIGNAL where it can, so a peer that went away is
- * an -EPIPE for the caller rather than a SIGPIPE; pipes and files fall back
- * to write().
- */
-int
-ph_write_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t	*p = buf;
-	ssize_t		 n;
+/* The system calls the whole-buffer loops below repeat. */
+enum ph_io_op {
+	PH_IO_SEND,
+	PH_IO_WRITE,
+	PH_IO_READ,
+	PH_IO_PREAD,
+};
 
-	while (len > 0) {
-		n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n == -1 && errno == ENOTSOCK)
-			return ph_write_full(fd, p, len);
+/* One call of op on len bytes at p; off is used by PH_IO_PREAD only. */
+static ssize_t
+ph_io_once(enum ph_io_op op, int fd, uint8_t *p, size_t len, uint64_t off)
+{
+	switch (op) {
+	case PH_IO_SEND:
+		return send(fd, p, len, MSG_NOSIGNAL);
+	case PH_IO_WRITE:
+		return write(fd, p, len);
+	case PH_IO_PREAD:
+		return pread(fd, p, len, (off_t)off);
+	default:
+		return read(fd, p, len);
+	}
+}
+
+/*
+ * Repeats op until len bytes have moved or a call moves none, retrying
+ * EINTR. PH_IO_SEND uses MSG_NOSIGNAL, so a peer that went away is an
+ * -EPIPE for the caller rather than a SIGPIPE, and goes on with write()
+ * on pipes and files. Returns the bytes moved or -errno.
+ */
+static ssize_t
+ph_io_loop(enum ph_io_op op, int fd, uint8_t *p, size_t len, uint64_t off)
+{
+	size_t	done = 0;
+	ssize_t	n;
+
+	while (done < len) {
+		n = ph_io_once(op, fd, p + done, len - done, off + done);
 		if (n == -1 && errno == EINTR)
 			continue;
+		if (n == -1 && errno == ENOTSOCK && op == PH_IO_SEND) {
+			op = PH_IO_WRITE;
+			continue;
+		}
 		if (n == -1)
 			return -errno;
 		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
+			break;
+		done += (size_t)n;
 	}
-	return 0;
+	return (ssize_t)done;
+}
+
+/* ph_io_loop() for exactly len bytes: short_err when fewer moved. */
+static int
+ph_io_all(enum ph_io_op op, int fd, uint8_t *p, size_t len, uint64_t off,
+    int short_err)
+{
+	ssize_t	n = ph_io_loop(op, fd, p, len, off);
+
+	if (n < 0)
+		return (int)n;
+	return (size_t)n == len ? 0 : short_err;
+}
+
+/* The loop only reads buf when it writes, so dropping const is safe. */
+int
+ph_write_all(int fd, const void *buf, size_t len)
+{
+	return ph_io_all(PH_IO_SEND, fd, (uint8_t *)(uintptr_t)buf, len, 0,
+	    -EIO);
 }
 
 int
 ph_write_full(int fd, const void *buf, size_t len)
 {
-	const uint8_t	*p = buf;
-	ssize_t		 n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return ph_io_all(PH_IO_WRITE, fd, (uint8_t *)(uintptr_t)buf, len, 0,
+	    -EIO);
 }
 
 int
 ph_pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
-	uint8_t	*p = buf;
-	ssize_t	 n;
+	return ph_io_all(PH_IO_PREAD, fd, buf, len, off, -ENODATA);
+}
 
-	while (len > 0) {
-		n = pread(fd, p, len, (off_t)off);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return -errno;
-		if (n == 0)
-			return -ENODATA;
-		p += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
+ssize_t
+ph_read_full(int fd, void *buf, size_t len)
+{
+	return ph_io_loop(PH_IO_READ, fd, buf, len, 0);
 }
 
 int
@@ -89,26 +113,6 @@ ph_send_msg(int fd, const struct ph_msg *m, uint8_t *buf, size_t cap)
 	if ((n = ph_encode(m, buf, cap)) < 0)
 		return (int)n;
 	return ph_write_all(fd, buf, (size_t)n);
-}
-
-/* Reads exactly len bytes; end of file at any point is -ECONNRESET. */
-static int
-read_exact(int fd, uint8_t *buf, size_t len)
-{
-	ssize_t	n;
-
-	while (len > 0) {
-		n = read(fd, buf, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return -errno;
-		if (n == 0)
-			return -ECONNRESET;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 /*
@@ -124,13 +128,15 @@ ph_recv_msg(int fd, uint8_t *buf, size_t cap, struct ph_msg *m)
 	m->type = 0;
 	if (buf == NULL || cap < PH_HDR_LEN)
 		return -ENOBUFS;
-	if ((rc = read_exact(fd, buf, PH_HDR_LEN)) != 0)
+	if ((rc = ph_io_all(PH_IO_READ, fd, buf, PH_HDR_LEN, 0,
+	    -ECONNRESET)) != 0)
 		return rc;
 	if ((rc = ph_header_parse(buf, PH_HDR_LEN, &h)) != 0)
 		return rc;
 	if (h.length > cap - PH_HDR_LEN)
 		return -ENOBUFS;
-	if ((rc = read_exact(fd, buf + PH_HDR_LEN, h.length)) != 0)
+	if ((rc = ph_io_all(PH_IO_READ, fd, buf + PH_HDR_LEN,
+	    h.length, 0, -ECONNRESET)) != 0)
 		return rc;
 	return ph_decode(h.type, buf + PH_HDR_LEN, h.length, m);
 }

@@ -1,11 +1,13 @@
 /*
- * path.c: the one repository path normaliser.
+ * path.c: the one repository path normaliser, and the form paths are shown
+ * in.
  *
  * Every component that turns a path from the wire or the command line into
  * something it opens goes through ph_path_normalize(), so there is exactly
  * one place that decides what "inside the repository" means.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "proto.h"
@@ -116,4 +118,11 @@ ph_path_normalize(const char *in, size_t len, char *out, size_t cap)
 		return -ENAMETOOLONG;
 	memcpy(out, tmp, olen + 1);
 	return 0;
+}
+
+const char *
+ph_path_display(const char *rel, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "/%s", strcmp(rel, ".") == 0 ? "" : rel);
+	return buf;
 }

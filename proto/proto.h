@@ -15,8 +15,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 
 /*
  * Bump PH_PROTO_VERSION whenever the bytes on the wire change: a field, a
@@ -423,6 +425,14 @@ int	ph_path_normalize(const char *in, size_t len, char *out, size_t cap);
  */
 size_t	ph_utf8_seq_len(const uint8_t *p, size_t n);
 
+/*
+ * The path as clients see it: "/" for the root (rel is "." or ""), else
+ * "/" and rel, for rel as ph_path_normalize() writes it. Writes at most
+ * cap bytes with the NUL (cut short like snprintf; nothing when cap is 0)
+ * and returns buf. PH_MAX_PATH + 2 bytes always suffice.
+ */
+const char *ph_path_display(const char *rel, char *buf, size_t cap);
+
 /* ---- Endpoints --------------------------------------------------------- */
 
 enum ph_ep_kind {
@@ -450,6 +460,16 @@ int	ph_endpoint_parse(const char *s, struct ph_endpoint *ep);
 int	ph_endpoint_format(const struct ph_endpoint *ep, char *buf, size_t cap);
 
 /*
+ * Fills *ss and *len with the socket address of ep, for socket(),
+ * connect() or bind(): sockaddr_un for unix (the path must be non-empty
+ * and fit sun_path), sockaddr_vm for vsock (PH_VSOCK_CID_ANY becomes
+ * VMADDR_CID_ANY, which only a listener wants). Returns 0, or -EINVAL
+ * with *ss zeroed and *len 0.
+ */
+int	ph_endpoint_sockaddr(const struct ph_endpoint *ep,
+	    struct sockaddr_storage *ss, socklen_t *len);
+
+/*
  * Creates a listening, non-blocking, close-on-exec socket for ep. A unix
  * socket file already present is removed only if nothing answers on it
  * (a stale socket); a live one is -EADDRINUSE. Returns the fd or -errno.
@@ -463,6 +483,13 @@ int	ph_endpoint_listen(const struct ph_endpoint *ep, int backlog);
 int	ph_endpoint_connect(const struct ph_endpoint *ep, int timeout_ms);
 
 /* ---- Blocking frame I/O (clients) --------------------------------------- */
+
+/*
+ * Reads from fd until len bytes are in buf or end of file, retrying on
+ * EINTR. Returns the bytes read (fewer than len only at end of file) or
+ * -errno; bytes read before an error are lost to the caller.
+ */
+ssize_t	ph_read_full(int fd, void *buf, size_t len);
 
 /* Writes all len bytes to a blocking fd, retrying on EINTR. 0 or -errno. */
 int	ph_write_all(int fd, const void *buf, size_t len);
@@ -543,8 +570,17 @@ void	ph_mode_string(uint8_t ftype, uint32_t mode, char buf[PH_MODE_STRLEN]);
  */
 void	ph_time_string(int64_t ns, char *buf, size_t cap);
 
+/*
+ * Lowercase hex of the n bytes at src: writes 2 * n digits and a NUL, so
+ * out must have room for 2 * n + 1 bytes. src and out must not overlap.
+ */
+void	ph_hex_encode(const void *src, size_t n, char *out);
+
 /* Lowercase hex of a digest into out (65 bytes with the NUL). */
 void	ph_sha256_hex(const uint8_t digest[PH_SHA256_LEN], char out[65]);
+
+/* Nanoseconds since 1970 of a timespec (st_mtim, st_ctim, a clock). */
+int64_t	ph_timespec_ns(const struct timespec *ts);
 
 /*
  * Parses a size with an optional K, M, G or T suffix (powers of 1024), as

@@ -34,51 +34,46 @@ ph_get_u8(struct ph_reader *r, uint8_t *v)
 	return 0;
 }
 
+/* Takes n big-endian bytes as a number; the cursor moves only on success. */
+static int
+ph_reader_get_be(struct ph_reader *r, size_t n, uint64_t *v)
+{
+	uint64_t	x = 0;
+
+	*v = 0;
+	if (ph_reader_left(r) < n)
+		return -EBADMSG;
+	for (size_t i = 0; i < n; i++)
+		x = x << 8 | r->buf[r->off + i];
+	*v = x;
+	r->off += n;
+	return 0;
+}
+
 int
 ph_get_u16(struct ph_reader *r, uint16_t *v)
 {
-	const uint8_t	*p;
+	uint64_t	x;
+	int		rc = ph_reader_get_be(r, 2, &x);
 
-	*v = 0;
-	if (ph_reader_left(r) < 2)
-		return -EBADMSG;
-	p = r->buf + r->off;
-	*v = (uint16_t)((uint16_t)p[0] << 8 | p[1]);
-	r->off += 2;
-	return 0;
+	*v = (uint16_t)x;
+	return rc;
 }
 
 int
 ph_get_u32(struct ph_reader *r, uint32_t *v)
 {
-	const uint8_t	*p;
+	uint64_t	x;
+	int		rc = ph_reader_get_be(r, 4, &x);
 
-	*v = 0;
-	if (ph_reader_left(r) < 4)
-		return -EBADMSG;
-	p = r->buf + r->off;
-	*v = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	    (uint32_t)p[2] << 8 | (uint32_t)p[3];
-	r->off += 4;
-	return 0;
+	*v = (uint32_t)x;
+	return rc;
 }
 
 int
 ph_get_u64(struct ph_reader *r, uint64_t *v)
 {
-	const uint8_t	*p;
-	uint64_t	 x = 0;
-	int		 i;
-
-	*v = 0;
-	if (ph_reader_left(r) < 8)
-		return -EBADMSG;
-	p = r->buf + r->off;
-	for (i = 0; i < 8; i++)
-		x = x << 8 | p[i];
-	*v = x;
-	r->off += 8;
-	return 0;
+	return ph_reader_get_be(r, 8, v);
 }
 
 int
@@ -157,38 +152,33 @@ ph_put_u8(struct ph_writer *w, uint8_t v)
 	return 0;
 }
 
+/* Appends the low n bytes of v, big-endian, if they all fit. */
+static int
+ph_writer_put_be(struct ph_writer *w, uint64_t v, size_t n)
+{
+	if (writer_left(w) < n)
+		return -ENOBUFS;
+	while (n-- > 0)
+		w->buf[w->off++] = (uint8_t)(v >> (n * 8));
+	return 0;
+}
+
 int
 ph_put_u16(struct ph_writer *w, uint16_t v)
 {
-	if (writer_left(w) < 2)
-		return -ENOBUFS;
-	w->buf[w->off++] = (uint8_t)(v >> 8);
-	w->buf[w->off++] = (uint8_t)v;
-	return 0;
+	return ph_writer_put_be(w, v, 2);
 }
 
 int
 ph_put_u32(struct ph_writer *w, uint32_t v)
 {
-	int	i;
-
-	if (writer_left(w) < 4)
-		return -ENOBUFS;
-	for (i = 3; i >= 0; i--)
-		w->buf[w->off++] = (uint8_t)(v >> (i * 8));
-	return 0;
+	return ph_writer_put_be(w, v, 4);
 }
 
 int
 ph_put_u64(struct ph_writer *w, uint64_t v)
 {
-	int	i;
-
-	if (writer_left(w) < 8)
-		return -ENOBUFS;
-	for (i = 7; i >= 0; i--)
-		w->buf[w->off++] = (uint8_t)(v >> (i * 8));
-	return 0;
+	return ph_writer_put_be(w, v, 8);
 }
 
 int

@@ -9,16 +9,29 @@
 #include "proto.h"
 
 void
-ph_sha256_hex(const uint8_t digest[PH_SHA256_LEN], char out[65])
+ph_hex_encode(const void *src, size_t n, char *out)
 {
 	static const char	hex[] = "0123456789abcdef";
+	const uint8_t		*p = src;
 	size_t			i;
 
-	for (i = 0; i < PH_SHA256_LEN; i++) {
-		out[i * 2] = hex[digest[i] >> 4];
-		out[i * 2 + 1] = hex[digest[i] & 0x0f];
+	for (i = 0; i < n; i++) {
+		out[i * 2] = hex[p[i] >> 4];
+		out[i * 2 + 1] = hex[p[i] & 0x0f];
 	}
-	out[PH_SHA256_LEN * 2] = '\0';
+	out[n * 2] = '\0';
+}
+
+void
+ph_sha256_hex(const uint8_t digest[PH_SHA256_LEN], char out[65])
+{
+	ph_hex_encode(digest, PH_SHA256_LEN, out);
+}
+
+int64_t
+ph_timespec_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
 /*

@@ -163,10 +163,8 @@ tblob_path(const struct tdir *t, const uint8_t *sha, int form, char *out,
     size_t cap)
 {
 	char	hex[2 * CACHE_SHA256_LEN + 1];
-	size_t	i;
 
-	for (i = 0; i < CACHE_SHA256_LEN; i++)
-		snprintf(hex + 2 * i, 3, "%02x", sha[i]);
+	ph_hex_encode(sha, CACHE_SHA256_LEN, hex);
 	snprintf(out, cap, "%s/%.2s/%s%s", t->blobs, hex, hex,
 	    form == CACHE_FORM_ZSTD ? ".zst" : "");
 }

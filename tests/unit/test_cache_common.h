@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "cache.h"
+#include "proto.h"
 
 struct tdir {
 	char	root[256];

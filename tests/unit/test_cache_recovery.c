@@ -45,12 +45,9 @@ exists(const char *path)
 static void
 sql_hex(const uint8_t *sha, char out[70])
 {
-	size_t	i;
-
 	out[0] = 'x';
 	out[1] = '\'';
-	for (i = 0; i < CACHE_SHA256_LEN; i++)
-		snprintf(out + 2 + 2 * i, 3, "%02x", sha[i]);
+	ph_hex_encode(sha, CACHE_SHA256_LEN, out + 2);
 	out[66] = '\'';
 	out[67] = '\0';
 }

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <linux/vm_sockets.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -379,6 +381,61 @@ test_unix_connect_timeout(void **state)
 	close(lfd);
 }
 
+/*
+ * The socket address behind each endpoint kind, the longest unix path that
+ * fits and the ones that do not, and a bad kind, which leaves nothing
+ * behind. Only fills structures: no vsock socket is opened.
+ */
+static void
+test_sockaddr(void **state)
+{
+	struct sockaddr_storage	 ss, zero;
+	struct sockaddr_un	*sun = (struct sockaddr_un *)&ss;
+	struct sockaddr_vm	*svm = (struct sockaddr_vm *)&ss;
+	struct ph_endpoint	 ep;
+	socklen_t		 len;
+
+	(void)state;
+	memset(&zero, 0, sizeof(zero));
+	assert_int_equal(ph_endpoint_parse("unix:/run/x.sock", &ep), 0);
+	memset(&ss, 0xa5, sizeof(ss));
+	assert_int_equal(ph_endpoint_sockaddr(&ep, &ss, &len), 0);
+	assert_int_equal(len, sizeof(struct sockaddr_un));
+	assert_int_equal(sun->sun_family, AF_UNIX);
+	assert_string_equal(sun->sun_path, "/run/x.sock");
+	/* The rest of the structure is zeroed, not left as it was. */
+	assert_int_equal(sun->sun_path[sizeof(sun->sun_path) - 1], 0);
+
+	assert_int_equal(ph_endpoint_parse("vsock:3:7390", &ep), 0);
+	assert_int_equal(ph_endpoint_sockaddr(&ep, &ss, &len), 0);
+	assert_int_equal(len, sizeof(struct sockaddr_vm));
+	assert_int_equal(svm->svm_family, AF_VSOCK);
+	assert_int_equal(svm->svm_cid, 3);
+	assert_int_equal(svm->svm_port, 7390);
+	assert_int_equal(ph_endpoint_parse("vsock::5", &ep), 0);
+	assert_int_equal(ph_endpoint_sockaddr(&ep, &ss, &len), 0);
+	assert_int_equal(svm->svm_cid, VMADDR_CID_ANY);
+	assert_int_equal(svm->svm_port, 5);
+
+	/* sun_path holds 107 bytes and the NUL. */
+	memset(&ep, 0, sizeof(ep));
+	ep.kind = PH_EP_UNIX;
+	memset(ep.path, 'p', 107);
+	assert_int_equal(ph_endpoint_sockaddr(&ep, &ss, &len), 0);
+	assert_int_equal(strlen(sun->sun_path), 107);
+	memset(ep.path, 'p', sizeof(ep.path));
+	len = 99;
+	assert_int_equal(ph_endpoint_sockaddr(&ep, &ss, &len), -EINVAL);
+	assert_int_equal(len, 0);
+	assert_memory_equal(&ss, &zero, sizeof(ss));
+	memset(ep.path, 0, sizeof(ep.path));
+	assert_int_equal(ph_endpoint_sockaddr(&ep, &ss, &len), -EINVAL);
+	ep.kind = (enum ph_ep_kind)0;
+	assert_int_equal(ph_endpoint_sockaddr(&ep, &ss, &len), -EINVAL);
+	assert_int_equal(len, 0);
+	assert_memory_equal(&ss, &zero, sizeof(ss));
+}
+
 int
 main(void)
 {
@@ -388,6 +445,7 @@ main(void)
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_unix_path_length),
 		cmocka_unit_test(test_format_bad_kind),
+		cmocka_unit_test(test_sockaddr),
 		cmocka_unit_test_setup_teardown(test_unix_listen_connect,
 		    dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(test_unix_stale_socket,

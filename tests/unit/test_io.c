@@ -297,6 +297,33 @@ test_pipe(void **state)
 	free(out);
 }
 
+/*
+ * ph_read_full() gathers what arrives in pieces until the buffer is full,
+ * returns less only at end of file, and an error as -errno.
+ */
+static void
+test_read_full(void **state)
+{
+	uint8_t	buf[16];
+	int	p[2];
+
+	(void)state;
+	assert_int_equal(pipe(p), 0);
+	/* Two writes, one read: a pipe returns them in two pieces. */
+	assert_int_equal(ph_write_full(p[1], "abcd", 4), 0);
+	assert_int_equal(ph_write_full(p[1], "efgh", 4), 0);
+	assert_int_equal(ph_read_full(p[0], buf, 6), 6);
+	assert_memory_equal(buf, "abcdef", 6);
+	assert_int_equal(ph_read_full(p[0], buf, 0), 0);
+	close(p[1]);
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(ph_read_full(p[0], buf, sizeof(buf)), 2);
+	assert_memory_equal(buf, "gh", 2);
+	assert_int_equal(ph_read_full(p[0], buf, sizeof(buf)), 0);
+	close(p[0]);
+	assert_int_equal(ph_read_full(p[0], buf, sizeof(buf)), -EBADF);
+}
+
 /* Three uneven pieces of one buffer, as a receive chain might be. */
 static void
 iov_three(uint8_t *mem, struct iovec iov[3])
@@ -382,6 +409,7 @@ main(void)
 		    io_setup, io_teardown),
 		cmocka_unit_test_setup_teardown(test_pipe,
 		    io_setup, io_teardown),
+		cmocka_unit_test(test_read_full),
 		cmocka_unit_test(test_iov_slice),
 		cmocka_unit_test(test_iov_copy),
 	};

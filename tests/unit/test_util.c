@@ -1,5 +1,6 @@
 /*
- * test_util.c: digest formatting and size parsing.
+ * test_util.c: hex and digest formatting, the display form of paths,
+ * timespecs in nanoseconds and size parsing.
  */
 #include <stdlib.h>
 #include <time.h>
@@ -33,6 +34,72 @@ test_sha256_hex(void **state)
 	ph_sha256_hex(d, out);
 	assert_string_equal(out,
 	    "0000000000000000000000000000000000000000000000000000000000000000");
+}
+
+static void
+test_hex_encode(void **state)
+{
+	static const uint8_t	in[] = { 0x00, 0x01, 0x7f, 0x80, 0xab, 0xff };
+	char			out[2 * sizeof(in) + 2];
+
+	(void)state;
+	memset(out, 'Z', sizeof(out));
+	ph_hex_encode(in, sizeof(in), out);
+	assert_string_equal(out, "00017f80abff");
+	/* 2 * n digits and the NUL, not a byte more. */
+	assert_int_equal(out[sizeof(out) - 1], 'Z');
+	memset(out, 'Z', sizeof(out));
+	ph_hex_encode(in + 4, 1, out);
+	assert_memory_equal(out, "ab\0Z", 4);
+	memset(out, 'Z', sizeof(out));
+	ph_hex_encode(NULL, 0, out);
+	assert_memory_equal(out, "\0Z", 2);
+}
+
+static void
+test_path_display(void **state)
+{
+	static char	long_rel[PH_MAX_PATH + 1];
+	char		buf[PH_MAX_PATH + 2];
+
+	(void)state;
+	assert_string_equal(ph_path_display(".", buf, sizeof(buf)), "/");
+	assert_string_equal(ph_path_display("", buf, sizeof(buf)), "/");
+	assert_string_equal(ph_path_display("a", buf, sizeof(buf)), "/a");
+	assert_string_equal(ph_path_display("tools/a.deb", buf, sizeof(buf)),
+	    "/tools/a.deb");
+	/* Only the root is ".": other dot names are names. */
+	assert_string_equal(ph_path_display("./x", buf, sizeof(buf)), "/./x");
+	assert_string_equal(ph_path_display("..", buf, sizeof(buf)), "/..");
+	assert_ptr_equal(ph_path_display("a", buf, sizeof(buf)), buf);
+	/* Cut short like snprintf, NUL included; nothing at cap 0. */
+	assert_string_equal(ph_path_display("abc", buf, 3), "/a");
+	assert_string_equal(ph_path_display("abc", buf, 1), "");
+	assert_string_equal(ph_path_display(".", buf, 1), "");
+	buf[0] = 'Z';
+	ph_path_display("abc", buf, 0);
+	assert_int_equal(buf[0], 'Z');
+	/* The longest normalised path fits PH_MAX_PATH + 2 bytes. */
+	memset(long_rel, 'n', PH_MAX_PATH);
+	ph_path_display(long_rel, buf, sizeof(buf));
+	assert_int_equal(strlen(buf), PH_MAX_PATH + 1);
+	assert_memory_equal(buf + 1, long_rel, PH_MAX_PATH);
+}
+
+static void
+test_timespec_ns(void **state)
+{
+	struct timespec	ts = { .tv_sec = 0, .tv_nsec = 0 };
+
+	(void)state;
+	assert_int_equal(ph_timespec_ns(&ts), 0);
+	ts.tv_sec = 1700000000;
+	ts.tv_nsec = 999999999;
+	assert_int_equal(ph_timespec_ns(&ts), 1700000000999999999ll);
+	/* Before 1970: tv_nsec still counts forwards. */
+	ts.tv_sec = -1;
+	ts.tv_nsec = 500000000;
+	assert_int_equal(ph_timespec_ns(&ts), -500000000ll);
 }
 
 struct size_case {
@@ -144,6 +211,9 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sha256_hex),
+		cmocka_unit_test(test_hex_encode),
+		cmocka_unit_test(test_path_display),
+		cmocka_unit_test(test_timespec_ns),
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_mode_string),
 		cmocka_unit_test(test_time_string),
