@@ -25,7 +25,11 @@
 
 /* Send buffer asked for on unix data connections. */
 #define SERVER_SNDBUF		(4 * 1024 * 1024)
-#define SERVER_BACKLOG		128
+/*
+ * Connections the kernel holds for us while we are busy: a burst of clients
+ * larger than this finds the queue full and fails to connect.
+ */
+#define SERVER_BACKLOG		SOMAXCONN
 /* Connections accepted per wakeup of one listener. */
 #define SERVER_ACCEPT_BATCH	64
 /* Pause after accept() ran out of descriptors or memory. */
