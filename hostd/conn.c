@@ -163,6 +163,7 @@ struct conn {
 
 static void	conn_close(struct conn *c, const char *why);
 static void	conn_kick(struct conn *c);
+static void	conn_limit_peer(struct conn *c);
 static void	conn_on_linger(uv_timer_t *t);
 static void	conn_on_poll(uv_poll_t *h, int status, int events);
 
@@ -1042,6 +1043,10 @@ conn_handle_hello(struct conn *c, const struct ph_hello *h)
 		c->peer_base = strlen(c->peer);
 		c->vm_gen = UINT64_MAX;
 		conn_identify(c);
+		/* Counted as that guest from now on. */
+		conn_limit_peer(c);
+		if (c->close_after)
+			return;
 	}
 	memset(&m, 0, sizeof(m));
 	m.type = PH_HELLO_ACK;
@@ -1684,6 +1689,63 @@ conn_alloc(struct server *srv, struct conn_list *list, const char *peer,
 	return c;
 }
 
+/* ---- Connection accounting --------------------------------------------- */
+
+/* Made a request and has none in flight nor half read: safe to close. */
+static bool
+conn_is_idle(const struct conn *c)
+{
+	return !c->closing && !c->close_after && c->served &&
+	    !c->req.active && c->rlen == 0 && wbuf_empty(c->wb);
+}
+
+/* Closes the oldest idle connection of like's peer, or of any peer. */
+bool
+conn_shed_idle(struct conn_list *list, const struct conn *like)
+{
+	struct conn *c;
+
+	TAILQ_FOREACH(c, list, link) {
+		if (c == like || !conn_is_idle(c) || (like != NULL &&
+		    strcmp(c->qpeer, like->qpeer) != 0))
+			continue;
+		log_info(c->log, "peer=%s closing an idle connection: %s",
+		    c->peer, like != NULL ? "the client opened one more than "
+		    "its limit" : "the daemon is short of descriptors");
+		conn_close(c, "idle, making room");
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Holds c's peer, now that c's identity is known, to its number of open
+ * connections: its oldest idle ones make room for c; if none is idle, c
+ * gets ERROR BUSY once its HELLO arrives.
+ */
+static void
+conn_limit_peer(struct conn *c)
+{
+	uint32_t max = server_config(c->srv)->max_conns_per_peer;
+	struct conn *o;
+	size_t n = 0;
+
+	if (max == 0 || c->closing || c->close_after)
+		return;
+	TAILQ_FOREACH(o, c->list, link)
+		if (!o->closing && !o->close_after &&
+		    strcmp(o->qpeer, c->qpeer) == 0)
+			n++;
+	while (n > max && conn_shed_idle(c->list, c))
+		n--;
+	if (n <= max)
+		return;
+	log_info(c->log, "peer=%s has %zu connections open, none idle "
+	    "(limit %" PRIu32 "): refusing one", c->peer, n - 1, max);
+	conn_fail(c, PH_HELLO, PH_ERR_BUSY, "too many connections from this "
+	    "client (limit %" PRIu32 "): try again later", max);
+}
+
 /* Links a set-up connection into the table and starts its clock. */
 static void
 conn_link(struct conn *c)
@@ -1721,6 +1783,7 @@ conn_new(struct server *srv, struct conn_list *list, int fd,
 		return err;
 	}
 	c->poll_events = UV_READABLE;
+	conn_limit_peer(c);
 	return 0;
 }
 
@@ -1736,6 +1799,7 @@ conn_new_port(struct server *srv, struct conn_list *list, const char *peer,
 	c->pops = ops;
 	c->port = port;
 	conn_link(c);
+	conn_limit_peer(c);
 	*out = c;
 	return 0;
 }

@@ -37,6 +37,8 @@ struct server_config {
 						   from its first byte */
 	uint64_t	 idle_timeout_ms;	/* after the last request */
 	uint64_t	 stall_timeout_ms;	/* a slot holder not reading */
+	uint32_t	 max_conns_per_peer;	/* open connections of one
+						   peer; 0: no limit */
 	bool		 trust_declared;	/* test only: unix listeners
 						   take HELLO's declared_peer
 						   as the peer identity */

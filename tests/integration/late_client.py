@@ -22,11 +22,17 @@ Usage:
       HELLO, PING and PONG, then a GET of PATH one byte every 0.25 s.
   late_client.py pings SOCKET COUNT INTERVAL
       HELLO, then COUNT PINGs, INTERVAL seconds apart.
+  late_client.py hold SOCKET COUNT SECONDS [hello]
+      Opens COUNT connections (each says HELLO and PING at once, or with
+      "hello" only HELLO, so that none is idle), prints "opened N" once
+      all were tried, and keeps them SECONDS seconds.
 
 Each connection ends as one JSON line on stdout: name, result ("END",
 "PONG" for pings, "ERROR <code>", "closed", "open"), bytes (DATA bytes),
 sha256 (of the DATA bytes), t (seconds from its first request byte to the
-end). Exit status 0 unless a connection could not be made.
+end). hold prints one line: opened, ponged, busy (ERROR 9 received),
+closed (by the server) and open at the end. Exit status 0 unless a
+connection could not be made.
 """
 
 import fcntl
@@ -279,6 +285,47 @@ def cmd_pings(sock, count, interval):
     print(json.dumps(rep))
 
 
+def cmd_hold(sock, count, seconds, only_hello):
+    conns = []
+    for i in range(count):
+        try:
+            c = Conn(sock, "h%d" % i, timeout=2)
+            c.sock.sendall(hello() + (b"" if only_hello else ping(i + 1)))
+            c.sock.setblocking(False)
+            conns.append(c)
+        except OSError:
+            # Refused or timed out: the daemon is not taking more.
+            pass
+    print("opened %d" % len(conns), flush=True)
+    sel = selectors.DefaultSelector()
+    for c in conns:
+        sel.register(c.sock, selectors.EVENT_READ, c)
+    ponged = busy = closed = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for key, _ in sel.select(max(0, deadline - time.monotonic())):
+            c = key.data
+            try:
+                data = c.sock.recv(65536)
+            except OSError:
+                data = b""
+            if data:
+                c.buf += data
+                if struct.pack(">BI", PONG, 8) in c.buf:
+                    ponged += 1
+                    c.buf = b""
+                if c.buf[3:4] == bytes([ERROR]) and c.buf[8:10] == b"\x00\x09":
+                    busy += 1
+                    c.buf = b""
+                continue
+            sel.unregister(c.sock)
+            closed += 1
+    sel.close()
+    print(json.dumps({"opened": len(conns), "ponged": ponged, "busy": busy,
+                      "closed": closed, "open": len(conns) - closed}),
+          flush=True)
+
+
 def main():
     a = sys.argv[1:]
     if len(a) == 2 and a[0] == "gate":
@@ -291,6 +338,8 @@ def main():
         cmd_trickle(a[1], a[2])
     elif len(a) == 4 and a[0] == "pings":
         cmd_pings(a[1], int(a[2]), float(a[3]))
+    elif len(a) in (4, 5) and a[0] == "hold" and a[4:] in ([], ["hello"]):
+        cmd_hold(a[1], int(a[2]), float(a[3]), a[4:] == ["hello"])
     else:
         print(__doc__, file=sys.stderr)
         return 2

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A busy host: requests sent in time are served however late the daemon
-# reads them, partial frames do not hold a connection, and 1000 clients
-# beside two CPU hogs are all served.
+# reads them, partial frames do not hold a connection, 1000 clients beside
+# two CPU hogs are all served, and one client with hundreds of connections
+# locks nobody else out.
 . "$(dirname "$0")/lib.sh"
 
 LC=$LIB_DIR/late_client.py
@@ -27,6 +28,40 @@ cat >"$T/gated.sh" <<EOF
 exec "$PORTHOLED" "\$@" 2> >(exec python3 "$LC" gate "$T/gate.pid")
 EOF
 chmod +x "$T/gated.sh"
+
+# $T/limited.sh: portholed with 256 descriptors.
+cat >"$T/limited.sh" <<EOF
+#!/bin/sh
+ulimit -n 256 || exit 1
+exec "$PORTHOLED" "\$@"
+EOF
+chmod +x "$T/limited.sh"
+
+# crowd MAX ARGS...: 300 connections of one client against a
+# 256-descriptor daemon; another client's pull and `portholectl status` get
+# through, and the daemon keeps at most MAX data connections open.
+crowd() {
+	local max=$1
+	shift
+	PORTHOLED=$T/limited.sh daemon_start "$@"
+	python3 "$LC" hold "$SOCK" 300 20 >"$T/hold.out" 2>&1 &
+	HOLD_PID=$!
+	track "$HOLD_PID"
+	wait_for 30 grep -q '^opened' "$T/hold.out" ||
+		fail "the crowd did not connect: $(cat "$T/hold.out")"
+	start=$SECONDS
+	run timeout 15 "$PORTHOLE" -e "unix:$SOCK" get /small "$T/other"
+	[[ $RC == 0 ]] || fail "another client's pull failed$(last_run)"
+	assert_same_file "$T/other" "$REPO/small"
+	run timeout 15 "$PORTHOLECTL" -s "$CTL" --json status
+	[[ $RC == 0 ]] || fail "portholectl status failed$(last_run)"
+	jcheck "$OUT" "docs[0]['connections'] <= $max"
+	((SECONDS - start <= 10)) ||
+		fail "the pull and the status took $((SECONDS - start)) s"
+	rm -f "$T/other"
+	kill "$HOLD_PID" 2>/dev/null || true
+	wait "$HOLD_PID" 2>/dev/null || true
+}
 
 mkrand "$REPO/small" 4096
 SMALL_SHA=$(sha_of "$REPO/small")
@@ -127,6 +162,25 @@ fi
 n=$(cd "$T/many" && sha256sum $(seq 1 1000) | grep -c "^$SMALL_SHA ")
 assert_eq "$n" 1000 "clients that got the right file"
 daemon_serving
+daemon_stop
+
+step "300 connections of one client, 256 descriptors: the others get in"
+crowd 16
+assert_file_has "$DLOG" "closing an idle connection: the client opened one more than its limit"
+daemon_stop
+
+step "without a per-client limit, the descriptor reserve lets them in"
+crowd 230 --max-conns-per-peer 1000
+assert_file_has "$DLOG" "closing an idle connection: the daemon is short of descriptors"
+daemon_stop
+
+step "a client over its limit with no idle connection gets BUSY"
+daemon_start --max-conns-per-peer 2
+# HELLO only: no connection is idle, the third one is refused.
+lc hold "$SOCK" 3 2 hello
+tail -n 1 "$OUT" >"$T/hold.json"
+jcheck "$T/hold.json" 'docs[0]["busy"] == 1 and docs[0]["open"] == 2'
+assert_file_has "$DLOG" "has 2 connections open, none idle (limit 2): refusing one"
 daemon_stop
 
 pass
