@@ -26,6 +26,7 @@
 #define CONF_DEF_REQ_TIMEOUT	3
 #define CONF_DEF_IDLE_TIMEOUT	900
 #define CONF_DEF_STALL_TIMEOUT 30
+#define CONF_DEF_MAX_CONNS_PER_PEER 16
 #define CONF_DEF_LIBVIRT	"qemu:///system"
 #define CONF_DEF_AUDIT_ROWS	100000
 #define CONF_DEF_AUDIT_DAYS	90
@@ -55,6 +56,7 @@ static const struct conf_key {
 	{ "limits", "request-timeout", CONF_REQUEST_TIMEOUT },
 	{ "limits", "idle-timeout", CONF_IDLE_TIMEOUT },
 	{ "limits", "stall-timeout", CONF_STALL_TIMEOUT },
+	{ "limits", "max-conns-per-peer", CONF_MAX_CONNS_PER_PEER },
 	{ "daemon", "libvirt", CONF_LIBVIRT },
 	{ "access", "acl-default", CONF_ACL_DEFAULT },
 	{ "access", "audit-max-rows", CONF_AUDIT_MAX_ROWS },
@@ -87,6 +89,7 @@ conf_defaults(struct conf *c)
 	c->srv.request_timeout_ms = CONF_DEF_REQ_TIMEOUT * 1000;
 	c->srv.idle_timeout_ms = CONF_DEF_IDLE_TIMEOUT * 1000;
 	c->srv.stall_timeout_ms = CONF_DEF_STALL_TIMEOUT * 1000;
+	c->srv.max_conns_per_peer = CONF_DEF_MAX_CONNS_PER_PEER;
 	c->audit_max_rows = CONF_DEF_AUDIT_ROWS;
 	c->audit_max_days = CONF_DEF_AUDIT_DAYS;
 	if ((c->libvirt = strdup(CONF_DEF_LIBVIRT)) == NULL)
@@ -250,9 +253,13 @@ conf_set_num(struct conf *c, enum conf_opt opt, const char *value,
 		s->queue.max_queue = (uint32_t)v;
 		return 0;
 	case CONF_MAX_PER_PEER:
+	case CONF_MAX_CONNS_PER_PEER:
 		if (!conf_num(value, 1, 1000000, &v))
 			goto bad;
-		s->queue.max_per_peer = (uint32_t)v;
+		if (opt == CONF_MAX_PER_PEER)
+			s->queue.max_per_peer = (uint32_t)v;
+		else
+			s->max_conns_per_peer = (uint32_t)v;
 		return 0;
 	case CONF_QUANTUM_BYTES:
 		if (!conf_num(value, 1, UINT64_MAX, &v))
@@ -301,6 +308,7 @@ bad:
 		    value);
 		break;
 	case CONF_MAX_PER_PEER:
+	case CONF_MAX_CONNS_PER_PEER:
 		snprintf(err, errlen, "invalid %s '%s' (1 to 1000000)", name,
 		    value);
 		break;

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -45,6 +46,8 @@
 #define CONN_LINGER_MS		5000
 /* While a GET waits for its digest or a slot, a QUEUED frame this often. */
 #define CONN_KEEPALIVE_MS	10000
+/* A port's connection looks at its input once more before a deadline. */
+#define CONN_AGAIN_MS		1
 /* How often a connection holding a slot checks that its peer still reads. */
 #define CONN_STALL_TICK_MS	500
 /* The input buffer: one maximal request. */
@@ -63,7 +66,8 @@ enum conn_state {
 /* What the connection's one timer is doing. */
 enum conn_tmode {
 	CONN_TM_NONE,
-	CONN_TM_REQUEST,	/* the first request is due */
+	CONN_TM_REQUEST,	/* the first request is due, or the rest
+				   of a frame that has begun */
 	CONN_TM_IDLE,		/* between requests */
 	CONN_TM_KEEPALIVE,	/* hashing, or waiting for a slot */
 	CONN_TM_SLOT,		/* holding a slot: is the peer reading? */
@@ -114,7 +118,14 @@ struct conn {
 	uint64_t	 connect_ms;	/* uv_now() at accept */
 	uint64_t	 progress_ms;	/* uv_now() when bytes last left, or
 					   when output began to wait */
+	uint64_t	 ack_ms;	/* uv_now() when HELLO_ACK left */
+	uint64_t	 frame_ms;	/* uv_now() when the input buffer got
+					   its first byte */
 	bool		 served;	/* a request after HELLO was read */
+	uint64_t	 nreq;		/* whole frames read, HELLO too */
+	uint64_t	 tm_nreq;	/* nreq when the timer was aimed */
+	bool		 tm_again;	/* the deadline passed once: one more
+					   look at the input first */
 	bool		 trust_declared; /* HELLO's declared_peer names it */
 	int		 fd;		/* the socket; -1 for a port */
 	const struct conn_port_ops *pops; /* a port's calls, or NULL */
@@ -155,6 +166,7 @@ struct conn {
 
 static void	conn_close(struct conn *c, const char *why);
 static void	conn_kick(struct conn *c);
+static void	conn_limit_peer(struct conn *c);
 static void	conn_on_linger(uv_timer_t *t);
 static void	conn_on_poll(uv_poll_t *h, int status, int events);
 
@@ -314,8 +326,10 @@ conn_req_end(struct conn *c)
 	conn_req_log(c, ph_err_name(c->req.result));
 	if (c->req.op != PH_HELLO)
 		server_count(c->srv, c->req.bytes);
-	if (c->req.op == PH_HELLO && c->req.result == PH_OK)
+	if (c->req.op == PH_HELLO && c->req.result == PH_OK) {
 		c->state = CONN_READY;
+		c->ack_ms = uv_now(server_loop(c->srv));
+	}
 	conn_req_release(c);
 	c->req.active = false;
 	wbuf_trim(c->wb);
@@ -1238,6 +1252,10 @@ conn_handle_hello(struct conn *c, const struct ph_hello *h)
 		c->peer_base = strlen(c->peer);
 		c->vm_gen = UINT64_MAX;
 		conn_identify(c);
+		/* Counted as that guest from now on. */
+		conn_limit_peer(c);
+		if (c->close_after)
+			return;
 	}
 	memset(&m, 0, sizeof(m));
 	m.type = PH_HELLO_ACK;
@@ -1342,6 +1360,7 @@ conn_process_one(struct conn *c)
 		free(c->rbuf);
 		c->rbuf = NULL;
 	}
+	c->nreq++;
 	if (h.type != PH_HELLO)
 		c->served = true;
 	/*
@@ -1392,8 +1411,11 @@ conn_peer_done(struct conn *c)
 		conn_close(c, "peer closed the connection");
 }
 
-/* Reads what the socket has, up to the room in the input buffer. */
-static void
+/*
+ * Reads what the socket has, up to the room in the input buffer. Returns
+ * the bytes read, 0 when there were none (or the connection is closing).
+ */
+static ssize_t
 conn_read(struct conn *c)
 {
 	uint8_t scratch[4096];
@@ -1408,26 +1430,29 @@ conn_read(struct conn *c)
 	} else {
 		if (c->rbuf == NULL && (c->rbuf = malloc(CONN_RBUF)) == NULL) {
 			conn_close(c, "out of memory");
-			return;
+			return 0;
 		}
 		dst = c->rbuf + c->rlen;
 		room = CONN_RBUF - c->rlen;
 	}
 	if (room == 0)
-		return;
+		return 0;
 	n = recv(c->fd, dst, room, 0);
 	if (n < 0) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-			return;
-		conn_close(c, strerror(errno));
-		return;
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			conn_close(c, strerror(errno));
+		return 0;
 	}
 	if (n == 0) {
 		conn_peer_done(c);
-		return;
+		return 0;
 	}
-	if (!c->close_after)
+	if (!c->close_after) {
+		if (c->rlen == 0)
+			c->frame_ms = uv_now(server_loop(c->srv));
 		c->rlen += (size_t)n;
+	}
+	return n;
 }
 
 /* ---- Output -------------------------------------------------------------- */
@@ -1551,8 +1576,10 @@ static void	conn_on_timer(uv_timer_t *t);
 static enum conn_tmode
 conn_want_tmode(const struct conn *c)
 {
+	/* Bytes of a frame do not make a request: only a whole frame does. */
 	if (!c->req.active)
-		return c->served ? CONN_TM_IDLE : CONN_TM_REQUEST;
+		return c->served && c->rlen == 0 ? CONN_TM_IDLE :
+		    CONN_TM_REQUEST;
 	if (c->req.op != PH_GET)
 		return CONN_TM_NONE;
 	if (c->req.sreq != NULL || (c->req.ticket != NULL &&
@@ -1574,17 +1601,25 @@ conn_arm_timer(struct conn *c)
 	if (c->closing || c->close_after || c->tmode == CONN_TM_LINGER)
 		return;
 	want = conn_want_tmode(c);
-	if (want == c->tmode)
+	/* A request answered at once, idle again: the clock restarts. */
+	if (want == c->tmode && c->nreq == c->tm_nreq)
 		return;
 	c->tmode = want;
+	c->tm_nreq = c->nreq;
+	c->tm_again = false;
 	switch (want) {
 	case CONN_TM_NONE:
 		uv_timer_stop(&c->timer);
 		break;
 	case CONN_TM_REQUEST:
-		/* HELLO and the first request, from the accept on. */
+		/*
+		 * HELLO from the accept on, the first request from the
+		 * HELLO_ACK on (the client waits for it), a later request
+		 * from its first byte.
+		 */
 		now = uv_now(server_loop(c->srv));
-		due = c->connect_ms + cfg->request_timeout_ms;
+		due = (c->served ? c->frame_ms : c->state == CONN_READY ?
+		    c->ack_ms : c->connect_ms) + cfg->request_timeout_ms;
 		uv_timer_start(&c->timer, conn_on_timer, due > now ? due - now :
 		    0, 0);
 		break;
@@ -1671,6 +1706,52 @@ conn_on_poll(uv_poll_t *h, int status, int events)
 }
 
 /*
+ * A deadline passed: first takes in what the peer sent, because a late
+ * loop runs its due timers before it polls. A socket is read at once; a
+ * port's input comes through its device, so the port's connection gets
+ * one more turn of the loop. Returns true when the deadline no longer
+ * applies: a whole request arrived, or the connection is going.
+ */
+static bool
+conn_catch_up(struct conn *c)
+{
+	enum conn_tmode was = c->tmode;
+	uint64_t nreq = c->nreq;
+
+	if (c->fd >= 0)
+		while (!c->closing && conn_read(c) > 0)
+			;
+	if (!c->closing)
+		conn_kick(c);
+	if (c->closing || c->close_after || c->nreq != nreq ||
+	    c->tmode != was)
+		return true;
+	if (c->pops != NULL && !c->tm_again) {
+		c->tm_again = true;
+		uv_timer_start(&c->timer, conn_on_timer, CONN_AGAIN_MS, 0);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * True while the client has not read all we sent, the HELLO_ACK it waits
+ * for before its first request: it has not had a turn since, so the
+ * request deadline waits, as long as for a stalled reader.
+ */
+static bool
+conn_ack_unread(const struct conn *c, uint64_t now)
+{
+	const struct server_config *cfg = server_config(c->srv);
+	int queued = 0;
+
+	if (c->fd < 0 || c->served || c->state != CONN_READY ||
+	    now - c->ack_ms >= cfg->stall_timeout_ms)
+		return false;
+	return ioctl(c->fd, TIOCOUTQ, &queued) == 0 && queued > 0;
+}
+
+/*
  * Request and idle deadlines, and the check that a peer holding a slot
  * still reads: one that stopped loses the slot and its connection.
  */
@@ -1683,15 +1764,34 @@ conn_on_timer(uv_timer_t *t)
 
 	switch (c->tmode) {
 	case CONN_TM_REQUEST:
-		log_info(c->log, "peer=%s no request within %" PRIu64 " ms of "
-		    "connecting: closing", c->peer, cfg->request_timeout_ms);
-		conn_fail(c, c->state == CONN_HELLO ? PH_HELLO : 0,
-		    PH_ERR_TIMEOUT, "no request within %" PRIu64 " ms",
-		    cfg->request_timeout_ms);
+		if (conn_catch_up(c))
+			break;
+		if (conn_ack_unread(c, now)) {
+			uv_timer_start(&c->timer, conn_on_timer,
+			    CONN_STALL_TICK_MS, 0);
+			break;
+		}
+		if (c->served) {
+			log_info(c->log, "peer=%s request still incomplete %"
+			    PRIu64 " ms after its first byte: closing",
+			    c->peer, cfg->request_timeout_ms);
+			conn_fail(c, c->rlen > 3 ? c->rbuf[3] : 0,
+			    PH_ERR_TIMEOUT, "request incomplete after %"
+			    PRIu64 " ms", cfg->request_timeout_ms);
+		} else {
+			log_info(c->log, "peer=%s no request within %" PRIu64
+			    " ms of %s: closing", c->peer,
+			    cfg->request_timeout_ms, c->state == CONN_HELLO ?
+			    "connecting" : "the HELLO_ACK");
+			conn_fail(c, c->state == CONN_HELLO ? PH_HELLO : 0,
+			    PH_ERR_TIMEOUT, "no request within %" PRIu64 " ms",
+			    cfg->request_timeout_ms);
+		}
 		conn_kick(c);
 		break;
 	case CONN_TM_IDLE:
-		conn_close(c, "idle timeout");
+		if (!conn_catch_up(c))
+			conn_close(c, "idle timeout");
 		break;
 	case CONN_TM_SLOT:
 		/*
@@ -1812,6 +1912,63 @@ conn_alloc(struct server *srv, struct conn_list *list, const char *peer,
 	return c;
 }
 
+/* ---- Connection accounting --------------------------------------------- */
+
+/* Made a request and has none in flight nor half read: safe to close. */
+static bool
+conn_is_idle(const struct conn *c)
+{
+	return !c->closing && !c->close_after && c->served &&
+	    !c->req.active && c->rlen == 0 && wbuf_empty(c->wb);
+}
+
+/* Closes the oldest idle connection of like's peer, or of any peer. */
+bool
+conn_shed_idle(struct conn_list *list, const struct conn *like)
+{
+	struct conn *c;
+
+	TAILQ_FOREACH(c, list, link) {
+		if (c == like || !conn_is_idle(c) || (like != NULL &&
+		    strcmp(c->qpeer, like->qpeer) != 0))
+			continue;
+		log_info(c->log, "peer=%s closing an idle connection: %s",
+		    c->peer, like != NULL ? "the client opened one more than "
+		    "its limit" : "the daemon is short of descriptors");
+		conn_close(c, "idle, making room");
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Holds c's peer, now that c's identity is known, to its number of open
+ * connections: its oldest idle ones make room for c; if none is idle, c
+ * gets ERROR BUSY once its HELLO arrives.
+ */
+static void
+conn_limit_peer(struct conn *c)
+{
+	uint32_t max = server_config(c->srv)->max_conns_per_peer;
+	struct conn *o;
+	size_t n = 0;
+
+	if (max == 0 || c->closing || c->close_after)
+		return;
+	TAILQ_FOREACH(o, c->list, link)
+		if (!o->closing && !o->close_after &&
+		    strcmp(o->qpeer, c->qpeer) == 0)
+			n++;
+	while (n > max && conn_shed_idle(c->list, c))
+		n--;
+	if (n <= max)
+		return;
+	log_info(c->log, "peer=%s has %zu connections open, none idle "
+	    "(limit %" PRIu32 "): refusing one", c->peer, n - 1, max);
+	conn_fail(c, PH_HELLO, PH_ERR_BUSY, "too many connections from this "
+	    "client (limit %" PRIu32 "): try again later", max);
+}
+
 /* Links a set-up connection into the table and starts its clock. */
 static void
 conn_link(struct conn *c)
@@ -1849,6 +2006,7 @@ conn_new(struct server *srv, struct conn_list *list, int fd,
 		return err;
 	}
 	c->poll_events = UV_READABLE;
+	conn_limit_peer(c);
 	return 0;
 }
 
@@ -1864,6 +2022,7 @@ conn_new_port(struct server *srv, struct conn_list *list, const char *peer,
 	c->pops = ops;
 	c->port = port;
 	conn_link(c);
+	conn_limit_peer(c);
 	*out = c;
 	return 0;
 }
@@ -1885,6 +2044,8 @@ conn_port_write(struct conn *c, const struct iovec *iov, size_t niov,
 		return -ENOMEM;
 	}
 	n = ph_iov_read(iov, niov, 0, c->rbuf + c->rlen, CONN_RBUF - c->rlen);
+	if (c->rlen == 0 && n > 0)
+		c->frame_ms = uv_now(server_loop(c->srv));
 	c->rlen += n;
 	if (n < len)
 		c->input_blocked = true;

@@ -30,7 +30,10 @@ TAILQ_HEAD(conn_list, conn);
  * with peer its display form ("unix:uid=0,pid=1" or "vsock:3"), and appends
  * the connection to list. peer is also its identity in the transfer queue,
  * unless trust_declared (test listeners only) lets the HELLO's
- * declared_peer replace it. Returns 0 or a negative errno.
+ * declared_peer replace it. A peer keeps at most max_conns_per_peer
+ * connections: over it, its oldest idle one is closed, or if none is idle
+ * this one is answered ERROR BUSY and closed. Returns 0 or a negative
+ * errno.
  */
 int	conn_new(struct server *srv, struct conn_list *list, int fd,
 	    const char *peer, bool trust_declared);
@@ -55,8 +58,8 @@ struct conn_port_ops {
 };
 
 /*
- * Like conn_new(), on a port: appends the connection to list and sets
- * *out. Returns 0 or -ENOMEM.
+ * Like conn_new(), on a port (the same limit per peer applies): appends
+ * the connection to list and sets *out. Returns 0 or -ENOMEM.
  */
 int	conn_new_port(struct server *srv, struct conn_list *list,
 	    const char *peer, const struct conn_port_ops *ops, void *port,
@@ -99,6 +102,14 @@ struct conn_xfer_info {
 
 /* Fills out for c's request in flight. */
 void	conn_xfer_info(const struct conn *c, struct conn_xfer_info *out);
+
+/*
+ * Closes the oldest idle connection in list (one that has made a request
+ * and has none in flight) of the same peer as like, or of any peer when
+ * like is NULL; like itself is never chosen. Returns true if it closed
+ * one (it leaves the list in its close callback).
+ */
+bool	conn_shed_idle(struct conn_list *list, const struct conn *like);
 
 /* First of list, or the one after c, for walking the table. */
 struct conn *conn_first(struct conn_list *list);

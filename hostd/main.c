@@ -58,6 +58,7 @@ enum {
 	OPT_QUANTUM_MS,
 	OPT_REQUEST_TIMEOUT,
 	OPT_IDLE_TIMEOUT,
+	OPT_MAX_CONNS_PER_PEER,
 	OPT_STALL_TIMEOUT,
 	OPT_LIBVIRT,
 	OPT_ACL_DEFAULT,
@@ -136,12 +137,17 @@ usage(FILE *f, const struct conf *d)
 "      --quantum-bytes N   a transfer yields its slot to another waiting\n"
 "                          client after N bytes (default %llu) ...\n"
 "      --quantum-ms N      ... or after N milliseconds (default %llu)\n"
-"      --request-timeout S seconds a new connection gets to send HELLO\n"
-"                          and its first request (default %llu)\n"
+"      --request-timeout S seconds a new connection gets to send HELLO,\n"
+"                          then its first request, and a request to\n"
+"                          arrive whole (default %llu)\n"
 "      --idle-timeout S    seconds an idle connection stays open between\n"
 "                          requests (default %llu)\n"
 "      --stall-timeout S   seconds a client holding a transfer slot may\n"
 "                          stop reading before it is dropped (default %llu)\n"
+"      --max-conns-per-peer N\n"
+"                          connections one client (VM) may keep open; a\n"
+"                          new one closes its oldest idle one, or gets\n"
+"                          BUSY (default %u)\n"
 "      --libvirt URI       name vsock peers after the libvirt domains with\n"
 "                          their CIDs (default %s; none turns it off)\n"
 "      --acl-default allow|deny\n"
@@ -180,7 +186,8 @@ usage(FILE *f, const struct conf *d)
 	    (unsigned long long)(d->srv.request_timeout_ms / 1000),
 	    (unsigned long long)(d->srv.idle_timeout_ms / 1000),
 	    (unsigned long long)(d->srv.stall_timeout_ms / 1000),
-	    d->libvirt, d->acl_deny ? "deny" : "allow",
+	    d->srv.max_conns_per_peer, d->libvirt,
+	    d->acl_deny ? "deny" : "allow",
 	    (unsigned long long)d->audit_max_rows,
 	    (unsigned long long)d->audit_max_days);
 }
@@ -231,6 +238,8 @@ arg_opt(int ch, enum conf_opt *opt)
 	case OPT_REQUEST_TIMEOUT: *opt = CONF_REQUEST_TIMEOUT; return true;
 	case OPT_IDLE_TIMEOUT: *opt = CONF_IDLE_TIMEOUT; return true;
 	case OPT_STALL_TIMEOUT: *opt = CONF_STALL_TIMEOUT; return true;
+	case OPT_MAX_CONNS_PER_PEER: *opt = CONF_MAX_CONNS_PER_PEER;
+		return true;
 	case OPT_LIBVIRT: *opt = CONF_LIBVIRT; return true;
 	case OPT_ACL_DEFAULT: *opt = CONF_ACL_DEFAULT; return true;
 	case OPT_AUDIT_MAX_ROWS: *opt = CONF_AUDIT_MAX_ROWS; return true;
@@ -268,6 +277,8 @@ parse_args(int argc, char **argv, struct hostd_opts *o)
 		    OPT_REQUEST_TIMEOUT },
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
 		{ "stall-timeout", required_argument, NULL, OPT_STALL_TIMEOUT },
+		{ "max-conns-per-peer", required_argument, NULL,
+		    OPT_MAX_CONNS_PER_PEER },
 		{ "libvirt", required_argument, NULL, OPT_LIBVIRT },
 		{ "acl-default", required_argument, NULL, OPT_ACL_DEFAULT },
 		{ "audit-max-rows", required_argument, NULL,
@@ -920,13 +931,15 @@ main(int argc, char **argv)
 	    (unsigned long long)h.opts.cfg.grace_s);
 	log_debug(h.log, "transfers: %u at once, %u waiting, %u per client, "
 	    "slices of %llu bytes or %llu ms; timeouts: request %llu ms, idle "
-	    "%llu ms, stall %llu ms", h.opts.cfg.srv.queue.max_active,
+	    "%llu ms, stall %llu ms; %u connections per client",
+	    h.opts.cfg.srv.queue.max_active,
 	    h.opts.cfg.srv.queue.max_queue, h.opts.cfg.srv.queue.max_per_peer,
 	    (unsigned long long)h.opts.cfg.srv.queue.quantum_bytes,
 	    (unsigned long long)h.opts.cfg.srv.queue.quantum_ms,
 	    (unsigned long long)h.opts.cfg.srv.request_timeout_ms,
 	    (unsigned long long)h.opts.cfg.srv.idle_timeout_ms,
-	    (unsigned long long)h.opts.cfg.srv.stall_timeout_ms);
+	    (unsigned long long)h.opts.cfg.srv.stall_timeout_ms,
+	    h.opts.cfg.srv.max_conns_per_peer);
 	log_debug(h.log, "access: %zu rules, default %s; audit: %llu rows, "
 	    "%llu days; libvirt %s", acl_count(server_acl(h.srv)),
 	    h.opts.cfg.acl_deny ? "deny" : "allow",

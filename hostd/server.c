@@ -3,11 +3,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stddef.h>
 #include <linux/vm_sockets.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -25,11 +27,21 @@
 
 /* Send buffer asked for on unix data connections. */
 #define SERVER_SNDBUF		(4 * 1024 * 1024)
-#define SERVER_BACKLOG		128
+/*
+ * Connections the kernel holds for us while we are busy: a burst of clients
+ * larger than this finds the queue full and fails to connect.
+ */
+#define SERVER_BACKLOG		SOMAXCONN
 /* Connections accepted per wakeup of one listener. */
 #define SERVER_ACCEPT_BATCH	64
 /* Pause after accept() ran out of descriptors or memory. */
 #define SERVER_ACCEPT_PAUSE_MS	100
+/*
+ * Descriptors data connections leave free, so that the control socket,
+ * the files of running transfers and the database always find one; at
+ * most a quarter of the limit.
+ */
+#define SERVER_FD_RESERVE	32
 /* After the grace time and ERROR SHUTDOWN, how long before a hard close. */
 #define SERVER_KILL_MS		3000
 
@@ -42,6 +54,7 @@ struct listener {
 	char		 name[160];
 	struct ph_endpoint ep;
 	bool		 starved;	/* out of descriptors, said so once */
+	bool		 reserved;	/* at the reserve, said so once */
 	bool		 have_inode;	/* unix: the socket file we made */
 	dev_t		 dev;
 	ino_t		 ino;
@@ -72,6 +85,9 @@ struct server {
 	uint64_t	 requests;
 	uint64_t	 bytes_sent;
 	uint64_t	 started_ms;
+	int		 fd_cap;	/* an accepted descriptor this high
+					   eats into the reserve */
+	bool		 fds_short;	/* one did, and none is free below */
 	enum server_phase phase;
 	uv_timer_t	 grace_timer;
 	uv_timer_t	 kill_timer;
@@ -87,11 +103,20 @@ server_new(uv_loop_t *loop, struct log *log, struct digest *digest,
     const struct server_config *cfg, struct server **out)
 {
 	struct server *srv;
+	struct rlimit rl;
+	rlim_t reserve;
 	int err;
 
 	*out = NULL;
 	if ((srv = calloc(1, sizeof(*srv))) == NULL)
 		return -ENOMEM;
+	srv->fd_cap = INT_MAX;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur <= INT_MAX) {
+		reserve = rl.rlim_cur / 4 < SERVER_FD_RESERVE ?
+		    rl.rlim_cur / 4 : SERVER_FD_RESERVE;
+		srv->fd_cap = (int)(rl.rlim_cur - reserve);
+	}
 	if ((err = queue_new(loop, &cfg->queue, &srv->queue)) < 0) {
 		free(srv);
 		return err;
@@ -314,8 +339,35 @@ server_peer_name(int fd, const struct sockaddr_storage *ss, char *buf,
 }
 
 static void	listener_on_accept(uv_poll_t *h, int status, int events);
+static void	listener_on_retry(uv_timer_t *t);
 
-/* The pause after EMFILE is over: accept again. */
+/*
+ * True while the lowest free descriptor lies in the reserve, so that the
+ * next connection accepted would take one the control socket may need.
+ */
+static bool
+server_fds_low(const struct server *srv, int fd)
+{
+	int probe;
+
+	if ((probe = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		return true;
+	close(probe);
+	return probe >= srv->fd_cap;
+}
+
+/* Stops accepting for a moment; the kernel keeps new clients waiting. */
+static void
+listener_pause(struct listener *l)
+{
+	uv_poll_stop(&l->poll);
+	uv_timer_start(&l->retry, listener_on_retry, SERVER_ACCEPT_PAUSE_MS, 0);
+}
+
+/*
+ * The pause is over: accept again, unless descriptors are still short
+ * (then an idle connection is closed to make room, and we wait again).
+ */
 static void
 listener_on_retry(uv_timer_t *t)
 {
@@ -324,6 +376,14 @@ listener_on_retry(uv_timer_t *t)
 
 	if (l->srv->phase != SERVER_RUNNING)
 		return;
+	if (l->reserved && server_fds_low(l->srv, l->fd)) {
+		(void)conn_shed_idle(&l->srv->conns, NULL);
+		listener_pause(l);
+		return;
+	}
+	if (l->reserved)
+		log_info(l->srv->log, "%s: accepting again", l->name);
+	l->reserved = false;
 	if ((err = uv_poll_start(&l->poll, UV_READABLE,
 	    listener_on_accept)) < 0)
 		log_warn(l->srv->log, "%s: cannot resume accepting: %s",
@@ -371,9 +431,9 @@ listener_on_accept(uv_poll_t *h, int status, int events)
 					    strerror(errno),
 					    SERVER_ACCEPT_PAUSE_MS);
 				l->starved = true;
-				uv_poll_stop(&l->poll);
-				uv_timer_start(&l->retry, listener_on_retry,
-				    SERVER_ACCEPT_PAUSE_MS, 0);
+				/* Nothing else may give one back soon. */
+				(void)conn_shed_idle(&srv->conns, NULL);
+				listener_pause(l);
 				return;
 			default:
 				log_warn(srv->log, "%s: cannot accept: %s",
@@ -398,6 +458,27 @@ listener_on_accept(uv_poll_t *h, int status, int events)
 		    srv->cfg.trust_declared && l->ep.kind == PH_EP_UNIX)) < 0)
 			log_warn(srv->log, "peer=%s cannot set up the "
 			    "connection: %s", peer, strerror(-err));
+		/*
+		 * That one took a descriptor of the reserve (or, while they
+		 * are short, a hole below it that another one left): an idle
+		 * connection gives its own back (once its close callback has
+		 * run: no more this wakeup), or the next clients wait in the
+		 * kernel's queue until one is free.
+		 */
+		srv->fds_short = fd >= srv->fd_cap || (srv->fds_short &&
+		    server_fds_low(srv, l->fd));
+		if (srv->fds_short) {
+			if (conn_shed_idle(&srv->conns, NULL))
+				return;
+			if (!l->reserved)
+				log_warn(srv->log, "%s: descriptor %d of at "
+				    "most %d for connections: waiting for one "
+				    "to close before accepting more", l->name,
+				    fd, srv->fd_cap);
+			l->reserved = true;
+			listener_pause(l);
+			return;
+		}
 	}
 }
 

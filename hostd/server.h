@@ -31,10 +31,14 @@ struct vmmap;
 /* Scheduling and timeouts, fixed at startup. */
 struct server_config {
 	struct queue_config queue;
-	uint64_t	 request_timeout_ms;	/* HELLO and the first request,
-						   from the accept */
-	uint64_t	 idle_timeout_ms;	/* between requests */
+	uint64_t	 request_timeout_ms;	/* HELLO from the accept, the
+						   first request from the
+						   HELLO_ACK, a later one
+						   from its first byte */
+	uint64_t	 idle_timeout_ms;	/* after the last request */
 	uint64_t	 stall_timeout_ms;	/* a slot holder not reading */
+	uint32_t	 max_conns_per_peer;	/* open connections of one
+						   peer; 0: no limit */
 	bool		 trust_declared;	/* test only: unix listeners
 						   take HELLO's declared_peer
 						   as the peer identity */

@@ -58,6 +58,7 @@ quantum-ms = 250
 request-timeout = 4
 idle-timeout = 60
 stall-timeout = 9
+max-conns-per-peer = 5
 EOC
 ok "$PORTHOLED" --config "$CONF" --check-config
 assert_out_has "configuration OK"
@@ -71,7 +72,7 @@ assert_same_file "$T/got2.txt" "$REPO/a.txt"
 ok phctl repo get
 assert_eq "$(cat "$OUT")" "$REPO" "repository from the file"
 # verbose = yes: the debug lines show the file's queue and timeouts.
-assert_file_has "$DLOG" "transfers: 2 at once, 17 waiting, 3 per client, slices of 1048576 bytes or 250 ms; timeouts: request 4000 ms, idle 60000 ms, stall 9000 ms"
+assert_file_has "$DLOG" "transfers: 2 at once, 17 waiting, 3 per client, slices of 1048576 bytes or 250 ms; timeouts: request 4000 ms, idle 60000 ms, stall 9000 ms; 5 connections per client"
 assert_file_has "$DLOG" "shutdown grace 5 s"
 daemon_stop
 

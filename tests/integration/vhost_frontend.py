@@ -19,6 +19,12 @@ Scenarios (exit 0 when the daemon behaved, 1 with a reason on stderr):
   hang-up         connect and send HELLO, then vanish mid-connection
   oversized       a vhost-user message over the size limit: disconnected
   busy            while one front-end is connected, a second is refused
+  late GATE UNIX PATH SHA SECONDS
+                  HELLO, then the daemon hangs in a log line (GATE, the pid
+                  of late_client.py gate on its stderr, is stopped; PINGs on
+                  the unix socket UNIX fill the log) while a GET of PATH
+                  waits in the transmit ring for SECONDS, past the request
+                  deadline: it must still be served, with SHA
 Nothing here opens an AF_VSOCK socket.
 """
 
@@ -26,6 +32,7 @@ import hashlib
 import mmap
 import os
 import select
+import signal
 import socket
 import struct
 import sys
@@ -292,8 +299,17 @@ def do_get(fe, path, want):
     window = 8192
     fe.connect(5001, buf_alloc=window)
     st = Stream(fe, 5001, window)
+    st.write(hello() + get(path))
+    read_file(st, want, window)
+
+
+def get(path):
     p = path.encode()
-    st.write(hello() + frame(0x02, struct.pack(">QIH", 0, 0, len(p)) + p))
+    return frame(0x02, struct.pack(">QIH", 0, 0, len(p)) + p)
+
+
+def read_file(st, want, window):
+    """Reads one GET's reply frames and checks the data against want."""
     h = hashlib.sha256()
     size = None
     while True:
@@ -311,6 +327,26 @@ def do_get(fe, path, want):
     if h.hexdigest() != want:
         raise Fail(f"sha256 {h.hexdigest()}, want {want} (size {size})")
     print(f"got {size} bytes through a {window}-byte window")
+
+
+def do_late(fe, gate, sock, path, want, seconds):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import late_client
+    fe.connect(5006)
+    st = Stream(fe, 5006, 1 << 18)
+    st.write(hello())
+    t, _ = st.frame()
+    if t != 0x81:
+        raise Fail(f"frame {t:#x} instead of HELLO_ACK")
+    os.kill(gate, signal.SIGSTOP)
+    try:
+        held = late_client.block_daemon(sock)
+        st.write(get(path))
+        time.sleep(seconds)
+    finally:
+        os.kill(gate, signal.SIGCONT)
+    read_file(st, want, 1 << 18)
+    del held
 
 
 def expect_silence(fe):
@@ -352,6 +388,9 @@ def main():
         do_ping(fe)
     elif scenario == "get":
         do_get(fe, sys.argv[4], sys.argv[5])
+    elif scenario == "late":
+        do_late(fe, int(sys.argv[4]), sys.argv[5], sys.argv[6], sys.argv[7],
+                float(sys.argv[8]))
     elif scenario == "wrong-port":
         fe.tx(fe.hdr(OP_REQUEST, 5002, dport=22))
         f, _ = fe.expect(OP_RST, "RST for port 22")
