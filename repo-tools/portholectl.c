@@ -1,10 +1,12 @@
 /*
  * portholectl.c: the admin command line for portholed's control socket.
  *
- * One CTL frame out, one CTL_REPLY back; the daemon renders the reply body
- * (text or JSON) and portholectl prints it as it is.
+ * One CTL frame out, one CTL_REPLY back. The reply body is a JSON object:
+ * portholectl prints it as text (ctlshow.c, chosen by the command table)
+ * or, with --json, as it came.
  */
 #include <getopt.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include "config.h"
 #include "ctlcmd.h"
 #include "ctlconn.h"
+#include "ctlshow.h"
 #include "usage.h"
 
 static void
@@ -23,13 +26,12 @@ print_usage(FILE *f)
 	    "Administer portholed through its control socket.\n"
 	    "\n"
 	    "Commands:\n", f);
-	ctlcmd_print_help(f);
-	fputs("Other commands are passed to the daemon as typed.\n"
-	    "\n"
+	ctltab_print_help(f);
+	fputs("\n"
 	    "Options:\n"
 	    "  -s, --socket CONTROL  The control socket\n"
 	    "                        (default " PH_DEFAULT_CONTROL ").\n"
-	    "      --json            Ask the daemon for JSON output.\n"
+	    "      --json            Print the daemon's JSON reply as it is.\n"
 	    "  -h, --help            Show this help.\n"
 	    "  -V, --version         Show the version.\n"
 	    "\n"
@@ -38,24 +40,51 @@ print_usage(FILE *f)
 }
 
 /*
- * Prints the reply body as the daemon wrote it, on stdout for success and
- * stderr otherwise, ending with a newline. Returns the exit code.
+ * Prints the reply on stdout for success and stderr otherwise: the JSON
+ * as it came with json, else as text (an error's message, or the
+ * command's show function). A body that is not JSON (an older daemon's
+ * text) is printed as it is. Returns the exit code.
  */
 static enum cx_exit
-print_reply(const struct ctl_reply *reply)
+print_reply(const struct ctl_request *req, const struct ctl_reply *reply,
+    bool json)
 {
 	FILE *out = reply->status == PH_OK ? stdout : stderr;
+	enum cx_exit ex = CX_OK;
+	json_t *body = NULL;
+	int r = -1;
 
 	if (reply->body_len == 0 && reply->status != PH_OK)
 		fprintf(stderr, "portholectl: %s (%s)\n",
 		    ph_err_text(reply->status), ph_err_name(reply->status));
-	fwrite(reply->body, 1, reply->body_len, out);
-	if (reply->body_len > 0 && reply->body[reply->body_len - 1] != '\n')
-		fputc('\n', out);
+	if (!json && reply->body_len > 0)
+		body = json_loadb((const char *)reply->body, reply->body_len,
+		    0, NULL);
+	if (body != NULL) {
+		if (reply->status != PH_OK &&
+		    json_object_get(body, "error") != NULL)
+			r = ctlshow_error(out, body);
+		else
+			r = ctlshow_for(req->cmd->id)(out, body);
+		json_decref(body);
+	}
+	if (r < 0 && reply->body_len > 0) {
+		if (body != NULL) {
+			fprintf(stderr, "portholectl: the daemon's reply lacks "
+			    "a field %s needs:\n", req->cmd->words);
+			out = stderr;
+			ex = CX_ERROR;
+		}
+		fwrite(reply->body, 1, reply->body_len, out);
+		if (reply->body[reply->body_len - 1] != '\n')
+			fputc('\n', out);
+	}
 	if (fflush(out) == EOF || ferror(out)) {
 		fprintf(stderr, "portholectl: cannot write the reply\n");
 		return CX_ERROR;
 	}
+	if (ex != CX_OK)
+		return ex;
 	switch (reply->status) {
 	case PH_OK:
 		return CX_OK;
@@ -151,8 +180,8 @@ main(int argc, char **argv)
 		return rc;
 	if ((ex = ctlcmd_prepare(nargs, argv + optind, &req)) ==
 	    CX_OK &&
-	    (ex = ctlconn_request(control, &req, json, &reply)) == CX_OK)
-		ex = print_reply(&reply);
+	    (ex = ctlconn_request(control, &req, &reply)) == CX_OK)
+		ex = print_reply(&req, &reply, json);
 	ctl_reply_free(&reply);
 	ctl_request_free(&req);
 	return ex;
