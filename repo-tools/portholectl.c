@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
@@ -40,45 +41,77 @@ print_usage(FILE *f)
 }
 
 /*
- * Prints the reply on stdout for success and stderr otherwise: the JSON
- * as it came with json, else as text (an error's message, or the
- * command's show function). A body that is not JSON (an older daemon's
- * text) is printed as it is. Returns the exit code.
+ * Renders a JSON reply as text into *text (to free): an error's message, or
+ * the command's show function. Returns 0, 1 if the body is not JSON (an
+ * older daemon's text), -1 if a field the text needs is missing.
+ */
+static int
+render_text(const struct ctl_request *req, const struct ctl_reply *reply,
+    char **text, size_t *len)
+{
+	json_t *body;
+	FILE *mem;
+	int r;
+
+	*text = NULL;
+	*len = 0;
+	if ((body = json_loadb((const char *)reply->body, reply->body_len, 0,
+	    NULL)) == NULL)
+		return 1;
+	if ((mem = open_memstream(text, len)) == NULL) {
+		json_decref(body);
+		return -1;
+	}
+	if (reply->status != PH_OK && json_object_get(body, "error") != NULL)
+		r = ctlshow_error(mem, body);
+	else
+		r = ctlshow_for(req->cmd->id)(mem, body);
+	if (fclose(mem) == EOF)
+		r = -1;
+	json_decref(body);
+	if (r < 0) {
+		free(*text);
+		*text = NULL;
+		*len = 0;
+	}
+	return r;
+}
+
+/*
+ * Prints the reply on stdout for success and stderr otherwise: as text,
+ * or the JSON as it came with json (or when it is not JSON). The text is
+ * written at once, like the body, so a reader that stops early (head,
+ * grep -q) has what it wanted before portholectl sees the pipe close.
+ * Returns the exit code.
  */
 static enum cx_exit
 print_reply(const struct ctl_request *req, const struct ctl_reply *reply,
     bool json)
 {
 	FILE *out = reply->status == PH_OK ? stdout : stderr;
+	const char *what = (const char *)reply->body;
+	size_t len = reply->body_len;
 	enum cx_exit ex = CX_OK;
-	json_t *body = NULL;
-	int r = -1;
+	char *text = NULL;
+	int r = 1;
 
 	if (reply->body_len == 0 && reply->status != PH_OK)
 		fprintf(stderr, "portholectl: %s (%s)\n",
 		    ph_err_text(reply->status), ph_err_name(reply->status));
-	if (!json && reply->body_len > 0)
-		body = json_loadb((const char *)reply->body, reply->body_len,
-		    0, NULL);
-	if (body != NULL) {
-		if (reply->status != PH_OK &&
-		    json_object_get(body, "error") != NULL)
-			r = ctlshow_error(out, body);
-		else
-			r = ctlshow_for(req->cmd->id)(out, body);
-		json_decref(body);
+	if (!json && reply->body_len > 0 &&
+	    (r = render_text(req, reply, &text, &len)) == 0)
+		what = text;
+	else if (r < 0) {
+		fprintf(stderr, "portholectl: the daemon's reply lacks a field "
+		    "%s needs:\n", req->cmd->words);
+		out = stderr;
+		ex = CX_ERROR;
+		len = reply->body_len;
 	}
-	if (r < 0 && reply->body_len > 0) {
-		if (body != NULL) {
-			fprintf(stderr, "portholectl: the daemon's reply lacks "
-			    "a field %s needs:\n", req->cmd->words);
-			out = stderr;
-			ex = CX_ERROR;
-		}
-		fwrite(reply->body, 1, reply->body_len, out);
-		if (reply->body[reply->body_len - 1] != '\n')
-			fputc('\n', out);
-	}
+	fwrite(what, 1, len, out);
+	if (len > 0 && what[len - 1] != '\n')
+		fputc('\n', out);
+	free(text);
 	if (fflush(out) == EOF || ferror(out)) {
 		fprintf(stderr, "portholectl: cannot write the reply\n");
 		return CX_ERROR;
