@@ -118,6 +118,7 @@ ctl_audit_query(struct ctl_conn *cc, size_t argc, const char *const *argv,
 	return true;
 }
 
+/* `audit`: the newest matching rows, oldest first, flushed first. */
 void
 ctl_audit_run(struct ctl_conn *cc, size_t argc, const char *const *argv)
 {

@@ -733,6 +733,7 @@ ctl_cache_walk(struct ctl_conn *cc, enum ctl_cache_kind kind)
 	ctl_defer(cc, ctl_cache_cancel, j);
 }
 
+/* `repo scan`: hash what the catalog does not know, on the pool. */
 void
 ctl_cache_repo_scan(struct ctl_conn *cc, size_t argc, const char *const *argv)
 {
@@ -741,6 +742,7 @@ ctl_cache_repo_scan(struct ctl_conn *cc, size_t argc, const char *const *argv)
 	ctl_cache_walk(cc, CTL_CACHE_REPO_SCAN);
 }
 
+/* `repo verify`: re-hash what the catalog knows, on the pool. */
 void
 ctl_cache_repo_verify(struct ctl_conn *cc, size_t argc,
     const char *const *argv)

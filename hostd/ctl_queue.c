@@ -58,6 +58,7 @@ ctl_queue_one(void *arg, const struct queue_view *v, const struct conn *c)
 	(void)ctl_json_list_add(&cq->waiting, o);
 }
 
+/* `queue`: the limits, the slots in use and the line, in one walk. */
 void
 ctl_queue_run(struct ctl_conn *cc, size_t argc, const char *const *argv)
 {

@@ -56,6 +56,7 @@ ctl_repo_body(const struct repo *repo)
 	return json_pack("{s:o}", "repository", ctl_json_str(repo_path(repo)));
 }
 
+/* `repo get`: the repository, unless this daemon is a relay. */
 void
 ctl_repo_get(struct ctl_conn *cc, size_t argc, const char *const *argv)
 {

@@ -53,6 +53,7 @@ ctl_status_listeners(struct server *srv, size_t n)
 	return a;
 }
 
+/* `status`: the daemon at a glance. */
 void
 ctl_status_run(struct ctl_conn *cc, size_t argc, const char *const *argv)
 {

@@ -96,6 +96,7 @@ ctl_vm_request(struct ctl_conn *cc, enum vmmap_op op, const char *domain,
 		ctl_defer(cc, ctl_vm_cancel, req);
 }
 
+/* `vm ls`: every domain libvirt knows. */
 void
 ctl_vm_ls(struct ctl_conn *cc, size_t argc, const char *const *argv)
 {
@@ -104,6 +105,7 @@ ctl_vm_ls(struct ctl_conn *cc, size_t argc, const char *const *argv)
 	ctl_vm_request(cc, VMMAP_LIST, NULL, ctl_vm_ls_done);
 }
 
+/* `vm enable DOMAIN`: add the vsock device from its next boot. */
 void
 ctl_vm_enable(struct ctl_conn *cc, size_t argc, const char *const *argv)
 {
@@ -111,6 +113,7 @@ ctl_vm_enable(struct ctl_conn *cc, size_t argc, const char *const *argv)
 	ctl_vm_request(cc, VMMAP_ENABLE, argv[0], ctl_vm_enable_done);
 }
 
+/* `vm disable DOMAIN`: remove it from its next boot. */
 void
 ctl_vm_disable(struct ctl_conn *cc, size_t argc, const char *const *argv)
 {

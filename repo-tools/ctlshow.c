@@ -152,6 +152,7 @@ ctlshow_vhost(FILE *f, json_t *list)
 	return 0;
 }
 
+/* The lines of `status`, aligned at column 18. */
 int
 ctlshow_status(FILE *f, json_t *r)
 {
@@ -223,6 +224,7 @@ ctlshow_queue_one(FILE *f, json_t *v, bool active)
 	return 0;
 }
 
+/* The slots in use, then the line of waiting requests. */
 int
 ctlshow_queue(FILE *f, json_t *r)
 {
@@ -289,6 +291,7 @@ ctlshow_ftype(const char *name)
 	return PH_FT_OTHER;
 }
 
+/* One `ls -l` style line per entry. */
 int
 ctlshow_repo_ls(FILE *f, json_t *r)
 {
@@ -319,6 +322,7 @@ ctlshow_repo_ls(FILE *f, json_t *r)
 	return 0;
 }
 
+/* The unreadable files (the first 200), then the counts. */
 int
 ctlshow_repo_scan(FILE *f, json_t *r)
 {
@@ -347,6 +351,7 @@ ctlshow_repo_scan(FILE *f, json_t *r)
 	return 0;
 }
 
+/* The mismatched files (the first 200), then the counts. */
 int
 ctlshow_repo_verify(FILE *f, json_t *r)
 {
@@ -372,6 +377,7 @@ ctlshow_repo_verify(FILE *f, json_t *r)
 
 /* ---- cache -------------------------------------------------------------- */
 
+/* The cache and the store's work, sizes in binary units. */
 int
 ctlshow_cache_stats(FILE *f, json_t *r)
 {
@@ -422,6 +428,7 @@ ctlshow_cache_stats(FILE *f, json_t *r)
 	return 0;
 }
 
+/* A table of blobs with their last use in local time. */
 int
 ctlshow_cache_ls(FILE *f, json_t *r)
 {
@@ -464,6 +471,7 @@ ctlshow_cache_clear(FILE *f, json_t *r)
 	return 0;
 }
 
+/* The corrupt blobs (the first 200), then the counts. */
 int
 ctlshow_cache_verify(FILE *f, json_t *r)
 {
@@ -487,6 +495,7 @@ ctlshow_cache_verify(FILE *f, json_t *r)
 
 /* ---- vm ----------------------------------------------------------------- */
 
+/* A table of domains. */
 int
 ctlshow_vm_ls(FILE *f, json_t *r)
 {
@@ -520,6 +529,7 @@ ctlshow_vm_ls(FILE *f, json_t *r)
 	return 0;
 }
 
+/* The outcome libvirt reported, one line. */
 int
 ctlshow_vm_change(FILE *f, json_t *r)
 {
@@ -537,6 +547,7 @@ ctlshow_rule(json_t *v, json_int_t *pos, const char **action,
 	    "action", action, "match", match, "prefix", prefix);
 }
 
+/* The default policy, then one line per rule. */
 int
 ctlshow_acl_ls(FILE *f, json_t *r)
 {
@@ -559,6 +570,7 @@ ctlshow_acl_ls(FILE *f, json_t *r)
 	return 0;
 }
 
+/* "rule N added: ..." or "rule N removed: ...". */
 int
 ctlshow_acl_change(FILE *f, json_t *r)
 {
@@ -586,6 +598,7 @@ ctlshow_dash(json_t *row, const char *key)
 	return s != NULL && s[0] != '\0' ? s : "-";
 }
 
+/* One key=value line per row, then why rows were left out. */
 int
 ctlshow_audit(FILE *f, json_t *r)
 {
