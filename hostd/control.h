@@ -2,10 +2,11 @@
  * control.h: the control socket (portholectl's side of the daemon).
  *
  * A unix socket, mode 0600, that takes CTL frames and answers each with one
- * CTL_REPLY whose body the daemon renders as text or JSON: `status`, `queue`,
- * `repo get`, `repo set PATH`, `repo ls [PATH]`. No handshake; several
- * requests may follow one another on a connection. Anything but a well
- * formed CTL closes that connection after a PROTOCOL reply.
+ * CTL_REPLY whose body is a JSON object. The commands are the table in
+ * common/ctltab.h; their handlers are in ctl_*.c (see ctl.h). No
+ * handshake; several requests may follow one another on a connection.
+ * Anything but a well formed CTL closes that connection after a PROTOCOL
+ * reply.
  *
  * Ownership: main() creates it and calls control_close() when stopping;
  * its memory is released by control_free() after uv_run() returned.

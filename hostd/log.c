@@ -10,7 +10,6 @@
 
 #include "log.h"
 #include "proto.h"
-#include "text.h"
 
 #define LOG_LINE_MAX	4096
 

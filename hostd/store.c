@@ -1871,3 +1871,31 @@ store_repo_reads(const struct store *s)
 {
 	return s->repo_reads;
 }
+
+/* ---- For the control commands (ctl_cache.c) ------------------------------ */
+
+void
+store_counters(const struct store *s, struct store_counters *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->repo_reads = s->repo_reads;
+	out->upstream_fetches = s->upstream_fetches;
+	out->fills_done = s->fills_done;
+	out->fill_failures = s->fill_failures;
+	out->fill_joins = s->fill_joins;
+	out->uncached = s->uncached;
+	out->fills_in_progress = s->nfills;
+}
+
+void
+store_catalog_record(struct store *s, const char *rel, const struct stat *st,
+    const uint8_t sha256[PH_SHA256_LEN])
+{
+	cat_record(s, rel, st, sha256);
+}
+
+int
+store_catalog_forget(struct store *s, const char *rel)
+{
+	return cache_cat_del(s->cache, rel);
+}

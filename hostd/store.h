@@ -46,7 +46,6 @@ struct log;
 struct repo;
 struct store;
 struct store_req;
-struct text;
 struct upstream;
 
 struct store_config {
@@ -185,19 +184,29 @@ void	fill_unref(struct fill *f);
 /* Repository reads started (fills, uncached transfers, hashing passes). */
 uint64_t store_repo_reads(const struct store *s);
 
-/*
- * `cache stats|ls|clear|verify` and `repo scan|verify`: the control
- * request as the client sent it (JSON when its flag says). Writes the body into out (text, or JSON when json) and
- * returns the status, or returns -EINPROGRESS when the reply comes later
- * through done(arg, status, body) (verify and scan hash on the pool); the
- * returned *job may be given to store_ctl_cancel() until then. -ENOENT if
- * argv is not a store command.
- */
-typedef void store_ctl_done(void *arg, enum ph_err status,
-    const struct text *body);
-int	store_ctl(struct store *s, struct repo *repo, const struct ph_ctl *m,
-	    struct text *out, store_ctl_done *done, void *arg, void **job);
+/* What `cache stats` shows of the store's own work. */
+struct store_counters {
+	uint64_t	 repo_reads;	/* reads of repository files started */
+	uint64_t	 upstream_fetches;
+	uint64_t	 fills_done;
+	uint64_t	 fill_failures;
+	uint64_t	 fill_joins;	/* requests that joined a fill */
+	uint64_t	 uncached;	/* GETs served around the cache */
+	size_t		 fills_in_progress;
+};
 
-void	store_ctl_cancel(void *job);
+/* Fills out with the counters since the store was created. */
+void	store_counters(const struct store *s, struct store_counters *out);
+
+/*
+ * The catalog, for `repo scan` and `repo verify` (cache_cat_matches() tells
+ * whether an entry still describes a file): record that the repository
+ * file st at rel (no leading "/") has the digest sha256 (a failure only
+ * costs a re-hash later); forget rel (0, or a negative errno: -ENOENT if it
+ * was not there).
+ */
+void	store_catalog_record(struct store *s, const char *rel,
+	    const struct stat *st, const uint8_t sha256[PH_SHA256_LEN]);
+int	store_catalog_forget(struct store *s, const char *rel);
 
 #endif /* HOSTD_STORE_H */

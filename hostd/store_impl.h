@@ -1,6 +1,6 @@
 /*
- * store_impl.h: the store's state, shared by store.c (requests and fills)
- * and storectl.c (its control commands). Nothing else includes it.
+ * store_impl.h: the store's state. Only store.c includes it; the control
+ * commands (ctl_cache.c) go through the functions in store.h.
  */
 #ifndef HOSTD_STORE_IMPL_H
 #define HOSTD_STORE_IMPL_H
@@ -57,7 +57,6 @@ struct store {
 	struct store_disk cache_disk;	/* blobs */
 	struct store_disk state_disk;	/* the catalog database */
 	uint64_t	 unkept;	/* bytes of relay fills held in memory */
-	void		*ctl_jobs;	/* storectl.c's jobs in flight */
 	/* Counters for `cache stats`. */
 	uint64_t	 repo_reads;	/* reads of repository files started */
 	uint64_t	 upstream_fetches;

@@ -102,7 +102,7 @@ enum ph_type {
 						   revalidated upstream */
 
 /* CTL flags. */
-#define PH_CTL_JSON		(1u << 0)	/* reply body is JSON, not text */
+#define PH_CTL_JSON		(1u << 0)	/* ignored: every reply is JSON */
 
 /* Error codes carried in ERROR frames, and CTL_REPLY status. 0 is success. */
 enum ph_err {
@@ -243,7 +243,7 @@ struct ph_ctl {
 
 struct ph_ctl_reply {
 	uint16_t	status;		/* enum ph_err */
-	const uint8_t	*body;		/* UTF-8 text or JSON, not terminated */
+	const uint8_t	*body;		/* JSON and a newline, not terminated */
 	uint32_t	body_len;
 };
 

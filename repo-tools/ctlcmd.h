@@ -1,17 +1,15 @@
 /*
- * ctlcmd.h: portholectl's command table and the CTL request it builds.
+ * ctlcmd.h: the CTL request portholectl builds from its command line.
  *
- * The daemon implements the commands; portholectl knows only enough about
- * each to catch plain usage mistakes early (a missing PATH) and to prepare
- * arguments that must be resolved on this side (a relative PATH). A command
- * it does not know is passed through unchanged, and the daemon answers
- * USAGE if it does not know it either.
+ * The commands are the daemon's table (common/ctltab.h): portholectl
+ * checks the words and operand counts against it before connecting,
+ * prepares operands that must be resolved on this side (a relative PATH),
+ * and knows from the entry how to print the reply.
  */
 #ifndef PORTHOLE_CTLCMD_H
 #define PORTHOLE_CTLCMD_H
 
-#include <stdio.h>
-
+#include "ctltab.h"
 #include "proto.h"
 
 /* portholectl exit codes. */
@@ -22,8 +20,9 @@ enum cx_exit {
 	CX_UNREACHABLE	= 3,	/* cannot connect, or no reply */
 };
 
-/* The arguments of one CTL frame. */
+/* The arguments of one CTL frame, and the command they name. */
 struct ctl_request {
+	const struct ctltab_cmd *cmd;
 	size_t		 argc;
 	const char	*argv[PH_MAX_CTL_ARGS];
 	char		*owned[PH_MAX_CTL_ARGS];	/* argv[i] made here */
@@ -31,8 +30,9 @@ struct ctl_request {
 
 /*
  * Builds req from the command words and operands on the command line,
- * checking the known commands' operand counts and preparing their
- * operands. Prints a message and returns CX_USAGE or CX_ERROR on failure.
+ * checking them against the command table and preparing the operands.
+ * Prints a message and returns CX_USAGE (an unknown command, a wrong
+ * operand count) or CX_ERROR (a PATH that does not resolve) on failure.
  * req must be released with ctl_request_free() either way.
  */
 enum cx_exit ctlcmd_prepare(int argc, char *const *argv,
@@ -40,8 +40,5 @@ enum cx_exit ctlcmd_prepare(int argc, char *const *argv,
 
 /* Frees the strings req owns. Accepts NULL. */
 void	ctl_request_free(struct ctl_request *req);
-
-/* Prints the known commands, one per line, for --help. */
-void	ctlcmd_print_help(FILE *f);
 
 #endif /* PORTHOLE_CTLCMD_H */

@@ -45,7 +45,7 @@ ctl_connect(const char *path, int *fd)
 }
 
 static enum cx_exit
-ctl_send(int fd, const char *path, const struct ctl_request *req, bool json,
+ctl_send(int fd, const char *path, const struct ctl_request *req,
     struct ph_msg *m)
 {
 	uint8_t buf[PH_HDR_LEN + PH_MAX_REQUEST_PAYLOAD];
@@ -54,7 +54,7 @@ ctl_send(int fd, const char *path, const struct ctl_request *req, bool json,
 
 	memset(m, 0, sizeof(*m));
 	m->type = PH_CTL;
-	m->u.ctl.flags = json ? PH_CTL_JSON : 0;
+	m->u.ctl.flags = 0;	/* the reply is JSON either way */
 	m->u.ctl.argc = (uint16_t)req->argc;
 	for (i = 0; i < req->argc; i++)
 		snprintf(m->u.ctl.argv[i], sizeof(m->u.ctl.argv[i]), "%s",
@@ -112,7 +112,7 @@ ctl_recv(int fd, const char *path, struct ctl_reply *reply, struct ph_msg *m)
 }
 
 enum cx_exit
-ctlconn_request(const char *path, const struct ctl_request *req, bool json,
+ctlconn_request(const char *path, const struct ctl_request *req,
     struct ctl_reply *reply)
 {
 	struct ph_msg *m;
@@ -126,7 +126,7 @@ ctlconn_request(const char *path, const struct ctl_request *req, bool json,
 		return CX_ERROR;
 	}
 	if ((ex = ctl_connect(path, &fd)) == CX_OK &&
-	    (ex = ctl_send(fd, path, req, json, m)) == CX_OK)
+	    (ex = ctl_send(fd, path, req, m)) == CX_OK)
 		ex = ctl_recv(fd, path, reply, m);
 	if (fd != -1)
 		close(fd);

@@ -21,14 +21,14 @@ struct ctl_reply {
 };
 
 /*
- * Connects to the unix socket at path, sends req as one CTL frame (flags
- * PH_CTL_JSON if json) and reads the CTL_REPLY into *reply. Returns CX_OK,
+ * Connects to the unix socket at path, sends req as one CTL frame and
+ * reads the CTL_REPLY (its body is JSON) into *reply. Returns CX_OK,
  * or prints a message and returns CX_UNREACHABLE (no connection, no reply),
  * CX_USAGE (bad socket path, request too large) or CX_ERROR (a malformed
  * or unexpected reply). Release *reply with ctl_reply_free() either way.
  */
 enum cx_exit ctlconn_request(const char *path, const struct ctl_request *req,
-	    bool json, struct ctl_reply *reply);
+	    struct ctl_reply *reply);
 
 /* Frees reply's buffer. Accepts NULL. */
 void	ctl_reply_free(struct ctl_reply *reply);

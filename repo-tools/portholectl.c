@@ -1,18 +1,22 @@
 /*
  * portholectl.c: the admin command line for portholed's control socket.
  *
- * One CTL frame out, one CTL_REPLY back; the daemon renders the reply body
- * (text or JSON) and portholectl prints it as it is.
+ * One CTL frame out, one CTL_REPLY back. The reply body is a JSON object:
+ * portholectl prints it as text (ctlshow.c, chosen by the command table)
+ * or, with --json, as it came.
  */
 #include <getopt.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
 #include "ctlcmd.h"
 #include "ctlconn.h"
+#include "ctlshow.h"
 #include "usage.h"
 
 static void
@@ -23,13 +27,12 @@ print_usage(FILE *f)
 	    "Administer portholed through its control socket.\n"
 	    "\n"
 	    "Commands:\n", f);
-	ctlcmd_print_help(f);
-	fputs("Other commands are passed to the daemon as typed.\n"
-	    "\n"
+	ctltab_print_help(f);
+	fputs("\n"
 	    "Options:\n"
 	    "  -s, --socket CONTROL  The control socket\n"
 	    "                        (default " PH_DEFAULT_CONTROL ").\n"
-	    "      --json            Ask the daemon for JSON output.\n"
+	    "      --json            Print the daemon's JSON reply as it is.\n"
 	    "  -h, --help            Show this help.\n"
 	    "  -V, --version         Show the version.\n"
 	    "\n"
@@ -38,24 +41,83 @@ print_usage(FILE *f)
 }
 
 /*
- * Prints the reply body as the daemon wrote it, on stdout for success and
- * stderr otherwise, ending with a newline. Returns the exit code.
+ * Renders a JSON reply as text into *text (to free): an error's message, or
+ * the command's show function. Returns 0, 1 if the body is not JSON (an
+ * older daemon's text), -1 if a field the text needs is missing.
+ */
+static int
+render_text(const struct ctl_request *req, const struct ctl_reply *reply,
+    char **text, size_t *len)
+{
+	json_t *body;
+	FILE *mem;
+	int r;
+
+	*text = NULL;
+	*len = 0;
+	if ((body = json_loadb((const char *)reply->body, reply->body_len, 0,
+	    NULL)) == NULL)
+		return 1;
+	if ((mem = open_memstream(text, len)) == NULL) {
+		json_decref(body);
+		return -1;
+	}
+	if (reply->status != PH_OK && json_object_get(body, "error") != NULL)
+		r = ctlshow_error(mem, body);
+	else
+		r = ctlshow_for(req->cmd->id)(mem, body);
+	if (fclose(mem) == EOF)
+		r = -1;
+	json_decref(body);
+	if (r < 0) {
+		free(*text);
+		*text = NULL;
+		*len = 0;
+	}
+	return r;
+}
+
+/*
+ * Prints the reply on stdout for success and stderr otherwise: as text,
+ * or the JSON as it came with json (or when it is not JSON). The text is
+ * written at once, like the body, so a reader that stops early (head,
+ * grep -q) has what it wanted before portholectl sees the pipe close.
+ * Returns the exit code.
  */
 static enum cx_exit
-print_reply(const struct ctl_reply *reply)
+print_reply(const struct ctl_request *req, const struct ctl_reply *reply,
+    bool json)
 {
 	FILE *out = reply->status == PH_OK ? stdout : stderr;
+	const char *what = (const char *)reply->body;
+	size_t len = reply->body_len;
+	enum cx_exit ex = CX_OK;
+	char *text = NULL;
+	int r = 1;
 
 	if (reply->body_len == 0 && reply->status != PH_OK)
 		fprintf(stderr, "portholectl: %s (%s)\n",
 		    ph_err_text(reply->status), ph_err_name(reply->status));
-	fwrite(reply->body, 1, reply->body_len, out);
-	if (reply->body_len > 0 && reply->body[reply->body_len - 1] != '\n')
+	if (!json && reply->body_len > 0 &&
+	    (r = render_text(req, reply, &text, &len)) == 0)
+		what = text;
+	else if (r < 0) {
+		fprintf(stderr, "portholectl: the daemon's reply lacks a field "
+		    "%s needs:\n", req->cmd->words);
+		out = stderr;
+		ex = CX_ERROR;
+		len = reply->body_len;
+	}
+	fwrite(what, 1, len, out);
+	if (len > 0 && what[len - 1] != '\n')
 		fputc('\n', out);
+	free(text);
 	if (fflush(out) == EOF || ferror(out)) {
 		fprintf(stderr, "portholectl: cannot write the reply\n");
 		return CX_ERROR;
 	}
+	if (ex != CX_OK)
+		return ex;
 	switch (reply->status) {
 	case PH_OK:
 		return CX_OK;
@@ -151,8 +213,8 @@ main(int argc, char **argv)
 		return rc;
 	if ((ex = ctlcmd_prepare(nargs, argv + optind, &req)) ==
 	    CX_OK &&
-	    (ex = ctlconn_request(control, &req, json, &reply)) == CX_OK)
-		ex = print_reply(&reply);
+	    (ex = ctlconn_request(control, &req, &reply)) == CX_OK)
+		ex = print_reply(&req, &reply, json);
 	ctl_reply_free(&reply);
 	ctl_request_free(&req);
 	return ex;

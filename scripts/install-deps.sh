@@ -9,7 +9,7 @@ PACKAGES=(
 	build-essential clang libclang-rt-14-dev meson ninja-build pkg-config
 	# libraries
 	libuv1-dev libsqlite3-dev libzstd-dev libssl-dev libcmocka-dev
-	libinih-dev libsystemd-dev libvirt-dev libxml2-dev
+	libinih-dev libsystemd-dev libvirt-dev libxml2-dev libjansson-dev
 	# libvirt's test driver (tests/integration/libvirt.sh) is part of libvirt0
 	# test, demo and VM tooling
 	xxd socat python3 procps util-linux busybox-static qemu-system-x86 zstd
