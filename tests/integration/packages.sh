@@ -200,7 +200,7 @@ SH
 run bash "$T/complete.bash" "$T/dest/usr/share/bash-completion/completions"
 [[ $RC == 0 ]] || fail "completion script failed$(last_run)"
 printf '%s\n' "get stat ls ping sync" "get stat ls ping sync" "--resume" \
-    "-l --long --json" "--dry-run" "status queue repo cache vm acl audit" \
+    "-l --long --json --wait" "--dry-run" "status queue repo cache vm acl audit" \
     "get set ls scan verify" >"$T/complete.want"
 diff -u "$T/complete.want" "$OUT" || fail "completions differ from the expected ones"
 
