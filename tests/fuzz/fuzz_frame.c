@@ -2,12 +2,16 @@
  * fuzz_frame.c: libFuzzer harness for every decoder in the protocol
  * library.
  *
- * The input is treated as a frame (header, then payload), as a bare payload
- * of every type, as a path and as an endpoint string. Beyond not crashing,
+ * The input is treated as a frame (header, then payload), as a stream of
+ * frames fed to the framer in pieces, as a bare payload of every type, as
+ * a path and as an endpoint string. Beyond not crashing,
  * whatever decodes must encode back to the same bytes, and whatever the
  * normaliser accepts must be a fixed point of it; a violation aborts, which
- * libFuzzer reports as a crash.
+ * libFuzzer reports as a crash. The framer must cut the stream where a
+ * walk of the whole input with ph_header_parse() does, however it is fed.
  */
+#include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +110,102 @@ check_decode(uint8_t type, const uint8_t *payload, size_t len,
 		violated("re-encoding differs from the input", type);
 }
 
+/* The framer's buffer: small, so that large frames go header first. */
+#define FUZZ_FRAMER_CAP	(PH_HDR_LEN + 4096)
+
+/*
+ * Where the frame at off of the whole input ends, as the framer must see
+ * it: 1 with *h filled for a whole frame, 0 when the input ends first,
+ * or the header's error.
+ */
+static int
+ref_frame(const uint8_t *data, size_t size, size_t off, struct ph_header *h)
+{
+	int	rc;
+
+	if ((rc = ph_header_parse(data + off, size - off, h)) == -EAGAIN)
+		return 0;
+	if (rc < 0)
+		return rc;
+	return size - off - PH_HDR_LEN >= h->length ? 1 : 0;
+}
+
+/*
+ * Feeds the input to a framer in pieces of a size the first byte picks and
+ * checks every frame, header and payload piece it hands out against the
+ * walk of the whole input. Frames that do not fit its buffer, and DATA
+ * frames when the first byte's top bit is set, are taken header first.
+ */
+static void
+check_framer(const uint8_t *data, size_t size, struct ph_msg *m,
+    uint8_t *out, size_t outcap)
+{
+	struct ph_framer	 f;
+	struct ph_header	 h, rh;
+	const uint8_t		*p;
+	uint8_t			*buf;
+	size_t			 step, fed = 0, off = 0, body_end = 0, n;
+	bool			 stream;
+	int			 r;
+
+	if (size == 0 || (buf = malloc(FUZZ_FRAMER_CAP)) == NULL)
+		return;
+	step = (size_t)(data[0] & 0x7f) + 1;
+	stream = (data[0] & 0x80) != 0;
+	ph_framer_init(&f, buf, FUZZ_FRAMER_CAP);
+	for (;;) {
+		if (ph_framer_body_left(&f) > 0) {
+			while ((n = ph_framer_body(&f, SIZE_MAX, &p)) > 0) {
+				if (memcmp(p, data + off, n) != 0)
+					violated("framer body bytes differ",
+					    PH_DATA);
+				off += n;
+			}
+			if (ph_framer_body_left(&f) != body_end - off)
+				violated("framer body count is off", 0);
+			if (off == body_end)
+				continue;
+		} else if ((r = ph_framer_header(&f, &h)) == 0 &&
+		    ((stream && h.type == PH_DATA) ||
+		    PH_HDR_LEN + (size_t)h.length > FUZZ_FRAMER_CAP)) {
+			if (ph_header_parse(data + off, size - off, &rh) != 0 ||
+			    rh.type != h.type || rh.length != h.length ||
+			    ph_framer_take_header(&f, &h) != 0)
+				violated("framer header differs", h.type);
+			off += PH_HDR_LEN;
+			body_end = off + h.length;
+			continue;
+		} else if ((r = ph_framer_next(&f, &h, &p)) == 1) {
+			if (ref_frame(data, size, off, &rh) != 1 ||
+			    rh.type != h.type || rh.length != h.length ||
+			    p < buf || p + h.length > buf + FUZZ_FRAMER_CAP ||
+			    memcmp(p, data + off + PH_HDR_LEN, h.length) != 0)
+				violated("framer frame differs", h.type);
+			check_decode(h.type, p, h.length, m, out, outcap);
+			off += PH_HDR_LEN + h.length;
+			continue;
+		} else if (r < 0) {
+			if (ref_frame(data, size, off, &rh) != r)
+				violated("framer refused a different frame",
+				    h.type);
+			break;
+		}
+		if (fed == size) {
+			if (ph_framer_body_left(&f) == 0 &&
+			    ref_frame(data, size, off, &rh) != 0)
+				violated("framer waits for a whole frame", 0);
+			if (ph_framer_pending(&f) != size - off)
+				violated("framer lost bytes", 0);
+			break;
+		}
+		n = size - fed < step ? size - fed : step;
+		if ((n = ph_framer_feed(&f, data + fed, n)) == 0)
+			violated("framer full without a frame", 0);
+		fed += n;
+	}
+	free(buf);
+}
+
 /* The normaliser's output must be a normal form and a fixed point. */
 static void
 check_path(const uint8_t *data, size_t size)
@@ -175,6 +275,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    h.length <= size - PH_HDR_LEN)
 		check_decode(h.type, data + PH_HDR_LEN, h.length, m, out,
 		    outcap);
+
+	/* As a stream of frames, fed in pieces. */
+	check_framer(data, size, m, out, outcap);
 
 	/* As a bare payload after the header bytes, for every type value. */
 	payload = size > PH_HDR_LEN ? data + PH_HDR_LEN : data;
