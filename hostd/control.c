@@ -1267,15 +1267,20 @@ ctl_protocol_error(struct ctl_conn *cc, const char *why)
 static void
 ctl_process(struct ctl_conn *cc)
 {
+	struct ph_framer f;
 	struct ph_header h;
 	struct ph_msg *m;
-	size_t flen;
+	const uint8_t *payload;
 	enum ph_err result;
 	int r;
 
 	while (!cc->closing && !cc->writing && cc->job == NULL &&
-	    cc->vmreq == NULL && cc->rlen >= PH_HDR_LEN) {
-		if ((r = ph_header_parse(cc->rbuf, cc->rlen, &h)) < 0) {
+	    cc->vmreq == NULL) {
+		ph_framer_init(&f, cc->rbuf, sizeof(cc->rbuf));
+		ph_framer_commit(&f, cc->rlen);
+		if ((r = ph_framer_header(&f, &h)) == -EAGAIN)
+			break;
+		if (r < 0) {
 			ctl_protocol_error(cc, strerror(-r));
 			return;
 		}
@@ -1284,26 +1289,24 @@ ctl_process(struct ctl_conn *cc)
 			    "only CTL frames are valid here");
 			return;
 		}
-		flen = PH_HDR_LEN + h.length;
-		if (flen > sizeof(cc->rbuf)) {
+		if ((r = ph_framer_next(&f, &h, &payload)) < 0) {
 			ctl_protocol_error(cc, "frame too large");
 			return;
 		}
-		if (cc->rlen < flen)
+		if (r == 0)
 			break;
 		/* A decoded CTL is large (32 arguments of 4 KiB): heap. */
 		if ((m = malloc(sizeof(*m))) == NULL) {
 			ctl_conn_close(cc);
 			return;
 		}
-		r = ph_decode(h.type, cc->rbuf + PH_HDR_LEN, h.length, m);
+		r = ph_decode(h.type, payload, h.length, m);
 		if (r < 0) {
 			free(m);
 			ctl_protocol_error(cc, strerror(-r));
 			return;
 		}
-		memmove(cc->rbuf, cc->rbuf + flen, cc->rlen - flen);
-		cc->rlen -= flen;
+		cc->rlen = ph_framer_compact(&f);
 		result = ctl_dispatch(cc, &m->u.ctl);
 		/* A command still running is logged when it ends. */
 		if (cc->job == NULL && cc->vmreq == NULL)
