@@ -239,6 +239,7 @@ recv_frame(struct client *c, struct ph_msg *m, uint8_t *data, size_t cap)
 {
 	struct ph_header h;
 	const uint8_t *p;
+	uint8_t *payload;
 	size_t got;
 	ssize_t n;
 	int rc;
@@ -261,12 +262,12 @@ recv_frame(struct client *c, struct ph_msg *m, uint8_t *data, size_t cap)
 		return ph_decode(h.type, data, h.length, m);
 	}
 	/* The framer's buffer holds any frame the header check allows. */
-	while ((rc = ph_framer_next(&c->in, &h, &p)) == 0)
+	while ((rc = ph_framer_next(&c->in, &h, &payload)) == 0)
 		if ((rc = client_fill(c)) < 0)
 			return rc;
 	if (rc < 0)
 		return rc;
-	return ph_decode(h.type, p, h.length, m);
+	return ph_decode(h.type, payload, h.length, m);
 }
 
 enum px_exit
@@ -283,7 +284,7 @@ client_recv_data(struct client *c, struct ph_msg *m, uint8_t *data,
 
 	/*
 	 * ph_decode() clears the member it fills; clearing all of m would
-	 * cost more than most frames (its CTL arrays are 131 KB).
+	 * cost more than most frames (its path buffers are 4 KB each).
 	 */
 	m->type = 0;
 	if (c->broken)

@@ -1287,7 +1287,7 @@ conn_process_one(struct conn *c)
 	struct ph_framer f;
 	struct ph_header h;
 	struct ph_msg m;
-	const uint8_t *payload;
+	uint8_t *payload;
 	int r;
 
 	if (c->closing || c->close_after) {

@@ -1263,14 +1263,18 @@ ctl_protocol_error(struct ctl_conn *cc, const char *why)
 	ctl_error(cc, false, PH_ERR_PROTOCOL, "protocol error: %s", why);
 }
 
-/* Handles every complete frame in the buffer, one reply at a time. */
+/*
+ * Handles every complete frame in the buffer, one reply at a time. The
+ * arguments are decoded in place, so the frame leaves the buffer only once
+ * the command has read them.
+ */
 static void
 ctl_process(struct ctl_conn *cc)
 {
 	struct ph_framer f;
 	struct ph_header h;
-	struct ph_msg *m;
-	const uint8_t *payload;
+	struct ph_msg m;
+	uint8_t *payload;
 	enum ph_err result;
 	int r;
 
@@ -1295,23 +1299,17 @@ ctl_process(struct ctl_conn *cc)
 		}
 		if (r == 0)
 			break;
-		/* A decoded CTL is large (32 arguments of 4 KiB): heap. */
-		if ((m = malloc(sizeof(*m))) == NULL) {
-			ctl_conn_close(cc);
-			return;
-		}
-		r = ph_decode(h.type, payload, h.length, m);
-		if (r < 0) {
-			free(m);
+		if ((r = ph_decode(h.type, payload, h.length, &m)) < 0) {
 			ctl_protocol_error(cc, strerror(-r));
 			return;
 		}
-		cc->rlen = ph_framer_compact(&f);
-		result = ctl_dispatch(cc, &m->u.ctl);
+		result = ctl_dispatch(cc, &m.u.ctl);
 		/* A command still running is logged when it ends. */
 		if (cc->job == NULL && cc->vmreq == NULL)
-			ctl_log(cc, &m->u.ctl, result);
-		free(m);
+			ctl_log(cc, &m.u.ctl, result);
+		/* Unless the command dropped the input (a protocol error). */
+		if (cc->rlen > 0)
+			cc->rlen = ph_framer_compact(&f);
 	}
 	if (!cc->closing && !cc->writing && cc->job == NULL &&
 	    cc->vmreq == NULL && !cc->reading) {

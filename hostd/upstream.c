@@ -1283,8 +1283,7 @@ up_get_frame(struct upstream *u, struct upstream_req *r,
 
 /* One whole frame from the parent. */
 static void
-up_on_frame(struct upstream *u, const struct ph_header *h,
-    const uint8_t *payload)
+up_on_frame(struct upstream *u, const struct ph_header *h, uint8_t *payload)
 {
 	struct upstream_req *r;
 	int err;
@@ -1352,6 +1351,7 @@ up_parse(struct upstream *u)
 	struct ph_framer *f = &u->frames;
 	struct ph_header h;
 	const uint8_t *p;
+	uint8_t *payload;
 	uint64_t gen = u->gen;
 	size_t n;
 	int err;
@@ -1376,13 +1376,13 @@ up_parse(struct upstream *u)
 			(void)ph_framer_take_header(f, &h);
 			continue;
 		}
-		if ((err = ph_framer_next(f, &h, &p)) == 0)
+		if ((err = ph_framer_next(f, &h, &payload)) == 0)
 			break;
 		if (err < 0) {
 			up_violation(u, "bad frame: %s", strerror(-err));
 			return;
 		}
-		up_on_frame(u, &h, p);
+		up_on_frame(u, &h, payload);
 		if (u->gen != gen)
 			return;
 	}

@@ -116,8 +116,7 @@ ph_framer_header(const struct ph_framer *f, struct ph_header *h)
 }
 
 int
-ph_framer_next(struct ph_framer *f, struct ph_header *h,
-    const uint8_t **payload)
+ph_framer_next(struct ph_framer *f, struct ph_header *h, uint8_t **payload)
 {
 	size_t flen;
 	int rc;

@@ -125,7 +125,7 @@ ph_recv_msg(int fd, uint8_t *buf, size_t cap, struct ph_msg *m)
 {
 	struct ph_framer	f;
 	struct ph_header	h;
-	const uint8_t		*payload;
+	uint8_t			*payload;
 	uint8_t			*dst;
 	size_t			need, room;
 	int			rc;

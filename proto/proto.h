@@ -149,9 +149,10 @@ struct ph_header {
 
 /*
  * Messages. Strings are NUL-terminated copies (the wire rejects embedded
- * NULs, so C string functions are safe on them). Byte ranges (DATA, the LIST
- * entry block, CTL reply body) point into the caller's frame buffer and are
- * valid only while that buffer is.
+ * NULs, so C string functions are safe on them), except the CTL arguments,
+ * which are NUL-terminated in the frame itself. Those and the byte ranges
+ * (DATA, the LIST entry block, CTL reply body) point into the caller's frame
+ * buffer and are valid only while that buffer is.
  */
 struct ph_hello {
 	uint16_t	min_version;
@@ -237,9 +238,10 @@ struct ph_path {		/* PATH */
 };
 
 struct ph_ctl {
-	uint8_t		flags;		/* PH_CTL_* */
-	uint16_t	argc;
-	char		argv[PH_MAX_CTL_ARGS][PH_MAX_PATH + 1];
+	uint8_t		 flags;		/* PH_CTL_* */
+	uint16_t	 argc;
+	const char	*argv[PH_MAX_CTL_ARGS];	/* NUL-terminated, in the
+						   frame: see ph_decode() */
 };
 
 struct ph_ctl_reply {
@@ -249,8 +251,8 @@ struct ph_ctl_reply {
 };
 
 /*
- * One decoded message; type selects the member. It is large (the CTL
- * arguments dominate, about 131 KB): keep it off libuv worker-thread stacks.
+ * One decoded message; type selects the member. The path buffers make it
+ * about 4 KB.
  */
 struct ph_msg {
 	uint8_t	type;
@@ -354,9 +356,13 @@ int	ph_header_parse(const uint8_t *buf, size_t len, struct ph_header *h);
  * consumed exactly: trailing bytes are -EBADMSG. Returns -EBADMSG on short or
  * inconsistent input, -EMSGSIZE on an over-limit length field, -EILSEQ on a
  * NUL in a string, -EPROTO on an unknown type or a field out of range.
- * Pointers in m refer into payload.
+ * Pointers in m refer into payload. Only a CTL that decodes changes the
+ * payload: each argument is rewritten in place as a C string (its bytes
+ * moved over its length field, a NUL behind), so the payload no longer
+ * reads as that frame, and m->u.ctl.argv point there. Every other type,
+ * and any payload refused, is left as it was.
  */
-int	ph_decode(uint8_t type, const uint8_t *payload, size_t len,
+int	ph_decode(uint8_t type, uint8_t *payload, size_t len,
 	    struct ph_msg *m);
 
 /*
@@ -478,7 +484,7 @@ int	ph_framer_header(const struct ph_framer *f, struct ph_header *h);
  * *payload is NULL unless 1 is returned.
  */
 int	ph_framer_next(struct ph_framer *f, struct ph_header *h,
-	    const uint8_t **payload);
+	    uint8_t **payload);
 
 /*
  * Bytes still missing before ph_framer_next() (or ph_framer_body(), after a

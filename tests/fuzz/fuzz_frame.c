@@ -78,19 +78,45 @@ check_flags(const struct ph_msg *m)
 		violated("digest flags not split into 0/1 fields", m->type);
 }
 
-/* Decodes payload as type and, if it decodes, checks the round trip. */
+/* CTL arguments are C strings inside the frame they were decoded from. */
+static void
+check_ctl_args(const struct ph_ctl *c, const uint8_t *in, size_t len)
+{
+	const uint8_t	*a;
+
+	for (uint16_t i = 0; i < c->argc; i++) {
+		a = (const uint8_t *)c->argv[i];
+		if (a == NULL || a < in || a >= in + len ||
+		    strnlen(c->argv[i], (size_t)(in + len - a)) ==
+		    (size_t)(in + len - a) || strlen(c->argv[i]) > PH_MAX_PATH)
+			violated("CTL argument not a string in the frame",
+			    PH_CTL);
+	}
+}
+
+/*
+ * Decodes a copy of payload (in has room for len bytes: a CTL is decoded
+ * in place) as type and, if it decodes, checks the round trip against the
+ * original bytes. A refused payload must be left as it was.
+ */
 static void
 check_decode(uint8_t type, const uint8_t *payload, size_t len,
-    struct ph_msg *m, uint8_t *out, size_t outcap)
+    struct ph_msg *m, uint8_t *in, uint8_t *out, size_t outcap)
 {
 	uint8_t	hdr[PH_HDR_LEN];
 	ssize_t	n;
 
-	if (ph_decode(type, payload, len, m) != 0) {
+	if (len > 0)
+		memcpy(in, payload, len);
+	if (ph_decode(type, in, len, m) != 0) {
 		if (m->type != 0)
 			violated("failed decode left a type", type);
+		if (len > 0 && memcmp(in, payload, len) != 0)
+			violated("failed decode changed the payload", type);
 		return;
 	}
+	if (type == PH_CTL)
+		check_ctl_args(&m->u.ctl, in, len);
 	if (m->type != type)
 		violated("decode set the wrong type", type);
 	(void)ph_type_name(type);
@@ -138,12 +164,12 @@ ref_frame(const uint8_t *data, size_t size, size_t off, struct ph_header *h)
  */
 static void
 check_framer(const uint8_t *data, size_t size, struct ph_msg *m,
-    uint8_t *out, size_t outcap)
+    uint8_t *in, uint8_t *out, size_t outcap)
 {
 	struct ph_framer	 f;
 	struct ph_header	 h, rh;
 	const uint8_t		*p;
-	uint8_t			*buf;
+	uint8_t			*buf, *fp;
 	size_t			 step, fed = 0, off = 0, body_end = 0, n;
 	bool			 stream;
 	int			 r;
@@ -175,13 +201,13 @@ check_framer(const uint8_t *data, size_t size, struct ph_msg *m,
 			off += PH_HDR_LEN;
 			body_end = off + h.length;
 			continue;
-		} else if ((r = ph_framer_next(&f, &h, &p)) == 1) {
+		} else if ((r = ph_framer_next(&f, &h, &fp)) == 1) {
 			if (ref_frame(data, size, off, &rh) != 1 ||
 			    rh.type != h.type || rh.length != h.length ||
-			    p < buf || p + h.length > buf + FUZZ_FRAMER_CAP ||
-			    memcmp(p, data + off + PH_HDR_LEN, h.length) != 0)
+			    fp < buf || fp + h.length > buf + FUZZ_FRAMER_CAP ||
+			    memcmp(fp, data + off + PH_HDR_LEN, h.length) != 0)
 				violated("framer frame differs", h.type);
-			check_decode(h.type, p, h.length, m, out, outcap);
+			check_decode(h.type, fp, h.length, m, in, out, outcap);
 			off += PH_HDR_LEN + h.length;
 			continue;
 		} else if (r < 0) {
@@ -253,14 +279,9 @@ check_endpoint(const uint8_t *data, size_t size)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	/*
-	 * Kept across runs: struct ph_msg is large, and allocating it for
-	 * every input made the harness spend its time in the allocator.
-	 */
-	static struct ph_msg	 msg;
-	struct ph_msg		*m = &msg;
+	struct ph_msg		 msg, *m = &msg;
 	struct ph_header	 h;
-	uint8_t			*out;
+	uint8_t			*in, *out;
 	const uint8_t		*payload;
 	size_t			 plen, outcap;
 	unsigned int		 t;
@@ -269,24 +290,30 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	outcap = PH_HDR_LEN + size;
 	if ((out = malloc(outcap)) == NULL)
 		return 0;
+	/* Payloads are decoded from a copy: a CTL is decoded in place. */
+	if ((in = malloc(size + 1)) == NULL) {
+		free(out);
+		return 0;
+	}
 
 	/* As a frame: header first, then the payload it announces. */
 	if (ph_header_parse(data, size, &h) == 0 &&
 	    h.length <= size - PH_HDR_LEN)
-		check_decode(h.type, data + PH_HDR_LEN, h.length, m, out,
+		check_decode(h.type, data + PH_HDR_LEN, h.length, m, in, out,
 		    outcap);
 
 	/* As a stream of frames, fed in pieces. */
-	check_framer(data, size, m, out, outcap);
+	check_framer(data, size, m, in, out, outcap);
 
 	/* As a bare payload after the header bytes, for every type value. */
 	payload = size > PH_HDR_LEN ? data + PH_HDR_LEN : data;
 	plen = size > PH_HDR_LEN ? size - PH_HDR_LEN : size;
 	for (t = 0; t <= 0xff; t++)
-		check_decode((uint8_t)t, payload, plen, m, out, outcap);
+		check_decode((uint8_t)t, payload, plen, m, in, out, outcap);
 
 	check_path(data, size);
 	check_endpoint(data, size);
+	free(in);
 	free(out);
 	return 0;
 }

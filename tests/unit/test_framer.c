@@ -93,7 +93,7 @@ run_split(const struct sample *s, size_t k, size_t step)
 {
 	struct ph_framer	 f;
 	struct ph_header	 h;
-	const uint8_t		*p;
+	uint8_t			*fp;
 	uint8_t			*buf = malloc(FRAMER_CAP);
 	size_t			 fed = 0, got = 0, n;
 	int			 r;
@@ -107,13 +107,13 @@ run_split(const struct sample *s, size_t k, size_t step)
 		/* The buffer holds the largest frame, not the whole stream. */
 		n = ph_framer_feed(&f, s->bytes + fed, n);
 		fed += n;
-		while ((r = ph_framer_next(&f, &h, &p)) == 1) {
-			sample_check(s, got++, &h, p);
+		while ((r = ph_framer_next(&f, &h, &fp)) == 1) {
+			sample_check(s, got++, &h, fp);
 			n++;
 		}
 		assert_true(n > 0);
 		assert_int_equal(r, 0);
-		assert_null(p);
+		assert_null(fp);
 		/* What is missing is exactly the rest of the next frame. */
 		if (got < s->n)
 			assert_true(ph_framer_need(&f) > 0);
@@ -146,7 +146,7 @@ test_truncated(void **state)
 	struct sample		 s;
 	struct ph_framer	 f;
 	struct ph_header	 h;
-	const uint8_t		*p;
+	uint8_t			*fp;
 	uint8_t			 data[600], *buf = malloc(FRAMER_CAP);
 	size_t			 flen;
 
@@ -157,11 +157,11 @@ test_truncated(void **state)
 
 	/* Nothing, then a header short of one byte. */
 	ph_framer_init(&f, buf, FRAMER_CAP);
-	assert_int_equal(ph_framer_next(&f, &h, &p), 0);
+	assert_int_equal(ph_framer_next(&f, &h, &fp), 0);
 	assert_int_equal(ph_framer_header(&f, &h), -EAGAIN);
 	assert_int_equal(ph_framer_need(&f), PH_HDR_LEN);
 	ph_framer_feed(&f, s.bytes, PH_HDR_LEN - 1);
-	assert_int_equal(ph_framer_next(&f, &h, &p), 0);
+	assert_int_equal(ph_framer_next(&f, &h, &fp), 0);
 	assert_int_equal(ph_framer_need(&f), 1);
 
 	/* The header, and a payload short of one byte. */
@@ -169,12 +169,12 @@ test_truncated(void **state)
 	assert_int_equal(ph_framer_header(&f, &h), 0);
 	assert_int_equal(h.type, PH_PING);
 	assert_int_equal(h.length, 8);
-	assert_int_equal(ph_framer_next(&f, &h, &p), 0);
+	assert_int_equal(ph_framer_next(&f, &h, &fp), 0);
 	assert_int_equal(ph_framer_need(&f), 1);
 	assert_int_equal(ph_framer_pending(&f), flen - 1);
 	ph_framer_feed(&f, s.bytes + flen - 1, 1);
-	assert_int_equal(ph_framer_next(&f, &h, &p), 1);
-	sample_check(&s, 0, &h, p);
+	assert_int_equal(ph_framer_next(&f, &h, &fp), 1);
+	sample_check(&s, 0, &h, fp);
 
 	/* A reset forgets a half frame. */
 	ph_framer_feed(&f, s.bytes, 5);
@@ -185,7 +185,7 @@ test_truncated(void **state)
 	/* No storage at all: it needs bytes forever. */
 	ph_framer_init(&f, NULL, 100);
 	assert_int_equal(ph_framer_feed(&f, s.bytes, 8), 0);
-	assert_int_equal(ph_framer_next(&f, &h, &p), 0);
+	assert_int_equal(ph_framer_next(&f, &h, &fp), 0);
 	free(s.bytes);
 	free(buf);
 }
@@ -195,20 +195,20 @@ static int
 next_after_header(const uint8_t hdr[PH_HDR_LEN], struct ph_header *h)
 {
 	struct ph_framer	 f;
-	const uint8_t		*p;
+	uint8_t			*fp;
 	uint8_t			*buf = malloc(PH_HDR_LEN + 64);
 	int			 r;
 
 	assert_non_null(buf);
 	ph_framer_init(&f, buf, PH_HDR_LEN + 64);
 	assert_int_equal(ph_framer_feed(&f, hdr, PH_HDR_LEN), PH_HDR_LEN);
-	r = ph_framer_next(&f, h, &p);
+	r = ph_framer_next(&f, h, &fp);
 	if (r < 0) {
 		/* A refused frame stays unread. */
 		assert_int_equal(ph_framer_pending(&f), PH_HDR_LEN);
 		assert_int_equal(ph_framer_need(&f),
 		    r == -ENOBUFS ? h->length : 0);
-		assert_null(p);
+		assert_null(fp);
 	}
 	free(buf);
 	return r;
@@ -263,6 +263,7 @@ test_header_only(void **state)
 	struct ph_framer	 f;
 	struct ph_header	 h;
 	const uint8_t		*p;
+	uint8_t			*fp;
 	uint8_t			 data[600], out[600];
 	uint8_t			*buf = malloc(PH_HDR_LEN + 100);
 	size_t			 got, n, fed, end;
@@ -273,13 +274,13 @@ test_header_only(void **state)
 	/* The DATA frame (600 bytes) cannot fit, so it is taken header first. */
 	ph_framer_init(&f, buf, PH_HDR_LEN + 100);
 	fed = ph_framer_feed(&f, s.bytes + s.off[2], PH_HDR_LEN + 100);
-	assert_int_equal(ph_framer_next(&f, &h, &p), -ENOBUFS);
+	assert_int_equal(ph_framer_next(&f, &h, &fp), -ENOBUFS);
 	assert_int_equal(ph_framer_body_left(&f), 0);
 	assert_int_equal(ph_framer_take_header(&f, &h), 0);
 	assert_int_equal(h.type, PH_DATA);
 	assert_int_equal(h.length, 600);
 	assert_int_equal(ph_framer_body_left(&f), 600);
-	assert_int_equal(ph_framer_next(&f, &h, &p), -EBUSY);
+	assert_int_equal(ph_framer_next(&f, &h, &fp), -EBUSY);
 	assert_int_equal(ph_framer_header(&f, &h), -EBUSY);
 
 	/* What was read along with the header, at most max at a time. */
@@ -315,8 +316,8 @@ test_header_only(void **state)
 	assert_int_equal(got, 600);
 	assert_memory_equal(out, data, 600);
 	assert_int_equal(ph_framer_body_left(&f), 0);
-	assert_int_equal(ph_framer_next(&f, &h, &p), 1);
-	sample_check(&s, 3, &h, p);
+	assert_int_equal(ph_framer_next(&f, &h, &fp), 1);
+	sample_check(&s, 3, &h, fp);
 
 	/* A skip past the payload is clamped. */
 	ph_framer_reset(&f);
@@ -334,7 +335,7 @@ test_space_and_compact(void **state)
 {
 	struct ph_framer	 f;
 	struct ph_header	 h;
-	const uint8_t		*p;
+	uint8_t			*fp;
 	uint8_t			*buf = malloc(32), *dst, frame[PH_HDR_LEN + 8];
 	size_t			 room;
 
@@ -350,8 +351,8 @@ test_space_and_compact(void **state)
 	memcpy(dst, frame, sizeof(frame));
 	memcpy(dst + sizeof(frame), frame, 4);
 	ph_framer_commit(&f, sizeof(frame) + 4);
-	assert_int_equal(ph_framer_next(&f, &h, &p), 1);
-	assert_ptr_equal(p, buf + PH_HDR_LEN);
+	assert_int_equal(ph_framer_next(&f, &h, &fp), 1);
+	assert_ptr_equal(fp, buf + PH_HDR_LEN);
 
 	/* Enough room behind the unread bytes: nothing moves. */
 	dst = ph_framer_space(&f, 12, &room);
@@ -372,14 +373,14 @@ test_space_and_compact(void **state)
 	ph_framer_reset(&f);
 	ph_framer_feed(&f, frame, sizeof(frame));
 	ph_framer_feed(&f, frame, 3);
-	assert_int_equal(ph_framer_next(&f, &h, &p), 1);
+	assert_int_equal(ph_framer_next(&f, &h, &fp), 1);
 	assert_int_equal(ph_framer_compact(&f), 3);
 	assert_int_equal(ph_framer_pending(&f), 3);
 	assert_memory_equal(buf, frame, 3);
 	/* Nothing unread: the whole buffer is free again. */
 	ph_framer_reset(&f);
 	ph_framer_feed(&f, frame, sizeof(frame));
-	assert_int_equal(ph_framer_next(&f, &h, &p), 1);
+	assert_int_equal(ph_framer_next(&f, &h, &fp), 1);
 	dst = ph_framer_space(&f, 0, &room);
 	assert_ptr_equal(dst, buf);
 	assert_int_equal(room, 32);
