@@ -178,8 +178,8 @@ decode_list_reply(struct ph_reader *r, struct ph_list_reply *lr)
 }
 
 /*
- * Checks every argument first, so a refused CTL leaves payload as it was,
- * then turns each u16-prefixed argument into a C string where it lies: its
+ * Checks every argument, and that nothing follows them, first, so a refused
+ * CTL leaves payload as it was, then turns each u16-prefixed argument into a C string where it lies: its
  * bytes move two to the left, over their length, and a NUL goes behind
  * them, which only ever writes over the argument's own bytes.
  */
@@ -208,6 +208,9 @@ decode_ctl(struct ph_reader *r, uint8_t *payload, struct ph_ctl *c)
 		if (memchr(p[i], '\0', len[i]) != NULL)
 			return -EILSEQ;
 	}
+	/* Trailing bytes are refused before anything is rewritten. */
+	if (ph_reader_left(r) != 0)
+		return -EBADMSG;
 	for (i = 0; i < c->argc; i++) {
 		dst = payload + (p[i] - payload) - 2;
 		memmove(dst, p[i], len[i]);

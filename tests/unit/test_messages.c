@@ -962,6 +962,12 @@ test_ctl_args_in_frame(void **state)
 	/* Cut short inside the last argument. */
 	assert_int_equal(ph_decode(PH_CTL, buf, len - 1, &m), -EBADMSG);
 	assert_memory_equal(buf, before, len);
+	/* Whole arguments, then a byte too many. */
+	len = put_ctl_sample(buf);
+	buf[len] = 'x';
+	memcpy(before, buf, len + 1);
+	assert_int_equal(ph_decode(PH_CTL, buf, len + 1, &m), -EBADMSG);
+	assert_memory_equal(buf, before, len + 1);
 	free(before);
 	free(buf);
 }
