@@ -56,6 +56,7 @@ ph_framer_compact(struct ph_framer *f)
 	return f->end;
 }
 
+/* Moves the unread bytes only when the room behind them is short. */
 uint8_t *
 ph_framer_space(struct ph_framer *f, size_t want, size_t *room)
 {
@@ -75,6 +76,7 @@ ph_framer_commit(struct ph_framer *f, size_t n)
 	f->end += n;
 }
 
+/* ph_framer_space() and ph_framer_commit() for bytes already in memory. */
 size_t
 ph_framer_feed(struct ph_framer *f, const void *src, size_t n)
 {
@@ -115,6 +117,7 @@ ph_framer_header(const struct ph_framer *f, struct ph_header *h)
 	return rc;
 }
 
+/* The header check first, so a length is trusted only once it passed. */
 int
 ph_framer_next(struct ph_framer *f, struct ph_header *h, uint8_t **payload)
 {
@@ -136,6 +139,7 @@ ph_framer_next(struct ph_framer *f, struct ph_header *h, uint8_t **payload)
 	return 1;
 }
 
+/* What is missing of the header, the frame or a taken payload. */
 size_t
 ph_framer_need(const struct ph_framer *f)
 {
@@ -152,6 +156,7 @@ ph_framer_need(const struct ph_framer *f)
 	return have >= want ? 0 : want - have;
 }
 
+/* The payload that follows may be larger than the buffer. */
 int
 ph_framer_take_header(struct ph_framer *f, struct ph_header *h)
 {
@@ -170,6 +175,7 @@ ph_framer_body_left(const struct ph_framer *f)
 	return f->body_left;
 }
 
+/* Hands out buffered payload bytes in place. */
 size_t
 ph_framer_body(struct ph_framer *f, size_t max, const uint8_t **p)
 {
