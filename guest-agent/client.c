@@ -48,8 +48,7 @@ struct client {
 	struct ph_error	 busy;		/* ... and this is what it said */
 	struct progress	*progress;	/* not owned; cleared before messages */
 	uint8_t		*rbuf;		/* CLIENT_RBUF_LEN bytes */
-	size_t		 rpos;		/* next unread byte in rbuf */
-	size_t		 rend;		/* end of the bytes read into rbuf */
+	struct ph_framer in;		/* frames read into rbuf */
 	uint8_t		 wbuf[PH_HDR_LEN + PH_MAX_REQUEST_PAYLOAD];
 	/* client_request()'s request, kept to be sent again after BUSY. */
 	uint8_t		 rq[PH_HDR_LEN + PH_MAX_REQUEST_PAYLOAD];
@@ -206,76 +205,69 @@ read_some(int fd, uint8_t *buf, size_t len)
 }
 
 /*
- * Makes sure rbuf holds at least need unread bytes (need <= what a frame
- * can be). Each read asks for CLIENT_READAHEAD bytes or more, so it may
- * take bytes of the frames after this one, but never more than that.
- * Unread bytes move to the front only when the frame would not fit after
- * them, which moves at most CLIENT_READAHEAD bytes.
+ * One read towards what the framer still needs. Each read asks for
+ * CLIENT_READAHEAD bytes or more, so it may take bytes of the frames after
+ * this one, but never more than that. Unread bytes move to the front only
+ * when the frame would not fit after them, which moves at most
+ * CLIENT_READAHEAD bytes.
  */
 static int
-fill(struct client *c, size_t need)
+client_fill(struct client *c)
 {
-	size_t have = c->rend - c->rpos, want;
+	size_t need = ph_framer_need(&c->in), want, room;
+	uint8_t *dst;
 	ssize_t n;
 
-	if (have >= need)
-		return 0;
-	if (have == 0)
-		c->rpos = c->rend = 0;
-	else if (c->rpos + need + CLIENT_READAHEAD > CLIENT_RBUF_LEN) {
-		memmove(c->rbuf, c->rbuf + c->rpos, have);
-		c->rpos = 0;
-		c->rend = have;
-	}
-	while ((have = c->rend - c->rpos) < need) {
-		want = need - have;
-		if (want < CLIENT_READAHEAD)
-			want = CLIENT_READAHEAD;
-		if (want > CLIENT_RBUF_LEN - c->rend)
-			want = CLIENT_RBUF_LEN - c->rend;
-		if ((n = read_some(c->fd, c->rbuf + c->rend, want)) < 0)
-			return (int)n;
-		c->rend += (size_t)n;
-	}
+	dst = ph_framer_space(&c->in, need + CLIENT_READAHEAD, &room);
+	want = need < CLIENT_READAHEAD ? CLIENT_READAHEAD : need;
+	if (want > room)
+		want = room;
+	if ((n = read_some(c->fd, dst, want)) < 0)
+		return (int)n;
+	ph_framer_commit(&c->in, (size_t)n);
 	return 0;
 }
 
 /*
- * Reads one frame and decodes it into m. The header is validated (type,
- * version, the length limit of its type) before the length is trusted.
- * A DATA payload goes to data (cap bytes) when data is not NULL: what was
- * read ahead is copied, the rest is read straight into place.
+ * Reads one frame and decodes it into m. The framer validates the header
+ * (type, version, the length limit of its type) before the length is
+ * trusted. A DATA payload goes to data (cap bytes) when data is not NULL:
+ * what was read ahead is copied, the rest is read straight into place.
  */
 static int
 recv_frame(struct client *c, struct ph_msg *m, uint8_t *data, size_t cap)
 {
 	struct ph_header h;
+	const uint8_t *p;
+	uint8_t *payload;
 	size_t got;
 	ssize_t n;
 	int rc;
 
-	if ((rc = fill(c, PH_HDR_LEN)) < 0)
-		return rc;
-	if ((rc = ph_header_parse(c->rbuf + c->rpos, PH_HDR_LEN, &h)) < 0)
+	while ((rc = ph_framer_header(&c->in, &h)) == -EAGAIN)
+		if ((rc = client_fill(c)) < 0)
+			return rc;
+	if (rc < 0)
 		return rc;
 	if (data != NULL && h.type == PH_DATA && h.length <= cap) {
-		c->rpos += PH_HDR_LEN;
-		got = c->rend - c->rpos;
-		if (got > h.length)
-			got = h.length;
-		memcpy(data, c->rbuf + c->rpos, got);
-		c->rpos += got;
-		for (; got < h.length; got += (size_t)n)
+		(void)ph_framer_take_header(&c->in, &h);
+		if ((got = ph_framer_body(&c->in, h.length, &p)) > 0)
+			memcpy(data, p, got);
+		for (; got < h.length; got += (size_t)n) {
 			if ((n = read_some(c->fd, data + got,
 			    h.length - got)) < 0)
 				return (int)n;
+			ph_framer_body_skip(&c->in, (size_t)n);
+		}
 		return ph_decode(h.type, data, h.length, m);
 	}
-	/* ph_header_parse() capped the length at PH_MAX_PAYLOAD. */
-	if ((rc = fill(c, PH_HDR_LEN + (size_t)h.length)) < 0)
+	/* The framer's buffer holds any frame the header check allows. */
+	while ((rc = ph_framer_next(&c->in, &h, &payload)) == 0)
+		if ((rc = client_fill(c)) < 0)
+			return rc;
+	if (rc < 0)
 		return rc;
-	c->rpos += PH_HDR_LEN + (size_t)h.length;
-	return ph_decode(h.type, c->rbuf + c->rpos - h.length, h.length, m);
+	return ph_decode(h.type, payload, h.length, m);
 }
 
 enum px_exit
@@ -292,7 +284,7 @@ client_recv_data(struct client *c, struct ph_msg *m, uint8_t *data,
 
 	/*
 	 * ph_decode() clears the member it fills; clearing all of m would
-	 * cost more than most frames (its CTL arrays are 131 KB).
+	 * cost more than most frames (its path buffers are 4 KB each).
 	 */
 	m->type = 0;
 	if (c->broken)
@@ -420,6 +412,7 @@ client_new(const char *endpoint, uint32_t features, unsigned int wait_s,
 	if ((c->endpoint = strdup(endpoint)) == NULL ||
 	    (c->rbuf = malloc(CLIENT_RBUF_LEN)) == NULL)
 		goto nomem;
+	ph_framer_init(&c->in, c->rbuf, CLIENT_RBUF_LEN);
 	if (ph_endpoint_parse(endpoint, &c->ep) < 0 ||
 	    (c->ep.kind == PH_EP_VSOCK && c->ep.cid == PH_VSOCK_CID_ANY)) {
 		fputs("porthole: bad endpoint '", stderr);
@@ -510,7 +503,7 @@ client_connect_once(struct client *c, bool *again)
 	c->connect_err = 0;
 	c->hello_busy = false;
 	/* Whatever was read ahead belonged to the old connection. */
-	c->rpos = c->rend = 0;
+	ph_framer_reset(&c->in);
 	fd = ph_endpoint_connect(&c->ep, CLIENT_CONNECT_TIMEOUT_MS);
 	if (fd < 0) {
 		c->broken = true;

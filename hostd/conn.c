@@ -1302,21 +1302,23 @@ conn_type_ok(const struct conn *c, uint8_t type)
 static bool
 conn_process_one(struct conn *c)
 {
+	struct ph_framer f;
 	struct ph_header h;
 	struct ph_msg m;
-	size_t flen;
+	uint8_t *payload;
 	int r;
 
 	if (c->closing || c->close_after) {
 		c->rlen = 0;
 		return false;
 	}
-	if (c->rlen < PH_HDR_LEN)
+	ph_framer_init(&f, c->rbuf, CONN_RBUF);
+	ph_framer_commit(&f, c->rlen);
+	if ((r = ph_framer_header(&f, &h)) == -EAGAIN)
 		return false;
 	/* A request right behind HELLO waits until HELLO's reply has left. */
 	if (c->req.active && c->req.op == PH_HELLO && c->req.final_queued)
 		return false;
-	r = ph_header_parse(c->rbuf, c->rlen, &h);
 	if (c->req.active) {
 		conn_fail(c, r == 0 ? h.type : 0, PH_ERR_PROTOCOL,
 		    "a request is already in flight");
@@ -1324,12 +1326,12 @@ conn_process_one(struct conn *c)
 	}
 	if (r == -EPROTONOSUPPORT && c->state == CONN_HELLO) {
 		conn_fail(c, PH_HELLO, PH_ERR_VERSION, "frame version %u is "
-		    "not supported (server speaks %d)", c->rbuf[2],
+		    "not supported (server speaks %d)", h.version,
 		    PH_PROTO_VERSION);
 		return true;
 	}
 	if (r < 0) {
-		conn_fail(c, c->rbuf[3], PH_ERR_PROTOCOL,
+		conn_fail(c, h.type, PH_ERR_PROTOCOL,
 		    "bad frame header: %s", strerror(-r));
 		return true;
 	}
@@ -1339,22 +1341,20 @@ conn_process_one(struct conn *c)
 		    "before HELLO" : "here");
 		return true;
 	}
-	if (h.length > PH_MAX_REQUEST_PAYLOAD) {
+	if ((r = ph_framer_next(&f, &h, &payload)) == -ENOBUFS) {
 		conn_fail(c, h.type, PH_ERR_PROTOCOL, "frame too large");
 		return true;
 	}
-	flen = PH_HDR_LEN + h.length;
-	if (c->rlen < flen)
+	if (r == 0)
 		return false;
-	r = ph_decode(h.type, c->rbuf + PH_HDR_LEN, h.length, &m);
+	r = ph_decode(h.type, payload, h.length, &m);
 	if (r < 0) {
 		conn_fail(c, h.type, PH_ERR_PROTOCOL, "malformed %s: %s",
 		    ph_type_name(h.type), strerror(-r));
 		return true;
 	}
 	/* Requests decode to copies, so the frame can go before handling. */
-	memmove(c->rbuf, c->rbuf + flen, c->rlen - flen);
-	c->rlen -= flen;
+	c->rlen = ph_framer_compact(&f);
 	/* A connection waiting in the queue keeps no input buffer. */
 	if (c->rlen == 0) {
 		free(c->rbuf);

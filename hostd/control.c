@@ -327,18 +327,26 @@ ctl_protocol_error(struct ctl_conn *cc, const char *why)
 	free(body);
 }
 
-/* Handles every complete frame in the buffer, one reply at a time. */
+/*
+ * Handles every complete frame in the buffer, one reply at a time. The
+ * arguments are decoded in place, so the frame leaves the buffer only once
+ * the command has read them.
+ */
 static void
 ctl_process(struct ctl_conn *cc)
 {
+	struct ph_framer f;
 	struct ph_header h;
-	struct ph_msg *m;
-	size_t flen;
+	struct ph_msg m;
+	uint8_t *payload;
 	int r;
 
-	while (!cc->closing && !cc->writing && !cc->pending &&
-	    cc->rlen >= PH_HDR_LEN) {
-		if ((r = ph_header_parse(cc->rbuf, cc->rlen, &h)) < 0) {
+	while (!cc->closing && !cc->writing && !cc->pending) {
+		ph_framer_init(&f, cc->rbuf, sizeof(cc->rbuf));
+		ph_framer_commit(&f, cc->rlen);
+		if ((r = ph_framer_header(&f, &h)) == -EAGAIN)
+			break;
+		if (r < 0) {
 			ctl_protocol_error(cc, strerror(-r));
 			return;
 		}
@@ -347,28 +355,20 @@ ctl_process(struct ctl_conn *cc)
 			    "only CTL frames are valid here");
 			return;
 		}
-		flen = PH_HDR_LEN + h.length;
-		if (flen > sizeof(cc->rbuf)) {
+		if ((r = ph_framer_next(&f, &h, &payload)) < 0) {
 			ctl_protocol_error(cc, "frame too large");
 			return;
 		}
-		if (cc->rlen < flen)
+		if (r == 0)
 			break;
-		/* A decoded CTL is large (32 arguments of 4 KiB): heap. */
-		if ((m = malloc(sizeof(*m))) == NULL) {
-			ctl_conn_close(cc);
-			return;
-		}
-		r = ph_decode(h.type, cc->rbuf + PH_HDR_LEN, h.length, m);
-		if (r < 0) {
-			free(m);
+		if ((r = ph_decode(h.type, payload, h.length, &m)) < 0) {
 			ctl_protocol_error(cc, strerror(-r));
 			return;
 		}
-		memmove(cc->rbuf, cc->rbuf + flen, cc->rlen - flen);
-		cc->rlen -= flen;
-		ctl_dispatch(cc, &m->u.ctl);
-		free(m);
+		ctl_dispatch(cc, &m.u.ctl);
+		/* Unless the command dropped the input (a protocol error). */
+		if (cc->rlen > 0)
+			cc->rlen = ph_framer_compact(&f);
 	}
 	if (!cc->closing && !cc->writing && !cc->pending && !cc->reading) {
 		if (uv_read_start((uv_stream_t *)&cc->pipe, ctl_on_alloc,

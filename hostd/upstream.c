@@ -164,9 +164,8 @@ struct upstream {
 	struct req_list	 waiting;
 	struct req_list	 done;
 	struct upstream_req *cur;
-	uint8_t		*rbuf;
-	size_t		 rlen;
-	size_t		 data_left;	/* of a DATA frame being streamed */
+	uint8_t		*rbuf;		/* UP_RBUF bytes, read by frames */
+	struct ph_framer frames;
 	uint8_t		 wbuf[UP_WBUF];
 	size_t		 wlen;
 	size_t		 woff;
@@ -556,8 +555,7 @@ conn_close(struct upstream *u)
 	struct up_conn *c = u->conn;
 
 	u->gen++;
-	u->rlen = 0;
-	u->data_left = 0;
+	ph_framer_reset(&u->frames);
 	u->wlen = u->woff = 0;
 	if (c == NULL)
 		return;
@@ -587,8 +585,7 @@ conn_open(struct upstream *u, int fd)
 	c->fd = fd;
 	u->open_handles++;
 	u->conn = c;
-	u->rlen = 0;
-	u->data_left = 0;
+	ph_framer_reset(&u->frames);
 	u->wlen = u->woff = 0;
 	u->healthy = false;
 	return 0;
@@ -1286,8 +1283,7 @@ up_get_frame(struct upstream *u, struct upstream_req *r,
 
 /* One whole frame from the parent. */
 static void
-up_on_frame(struct upstream *u, const struct ph_header *h,
-    const uint8_t *payload)
+up_on_frame(struct upstream *u, const struct ph_header *h, uint8_t *payload)
 {
 	struct upstream_req *r;
 	int err;
@@ -1352,47 +1348,43 @@ up_streamable(const struct upstream *u, const struct ph_header *h)
 static void
 up_parse(struct upstream *u)
 {
+	struct ph_framer *f = &u->frames;
 	struct ph_header h;
+	const uint8_t *p;
+	uint8_t *payload;
 	uint64_t gen = u->gen;
-	size_t off = 0, n;
+	size_t n;
 	int err;
 
-	while (off < u->rlen) {
-		if (u->data_left > 0) {
+	while (ph_framer_pending(f) > 0) {
+		if (ph_framer_body_left(f) > 0) {
 			/* The rest of a DATA frame, as far as it came. */
-			n = u->rlen - off;
-			if (n > u->data_left)
-				n = u->data_left;
-			u->data_left -= n;
+			n = ph_framer_body(f, SIZE_MAX, &p);
 			uv_timer_start(&u->watch, up_on_watch, u->stall_ms, 0);
-			if (!up_get_bytes(u, u->cur, u->rbuf + off, n))
+			if (!up_get_bytes(u, u->cur, p, n))
 				return;
-			off += n;
 			continue;
 		}
-		if (u->rlen - off < PH_HDR_LEN)
+		if ((err = ph_framer_header(f, &h)) == -EAGAIN)
 			break;
-		if ((err = ph_header_parse(u->rbuf + off, u->rlen - off,
-		    &h)) < 0) {
+		if (err < 0) {
 			up_violation(u, "bad frame header: %s",
 			    strerror(-err));
 			return;
 		}
 		if (up_streamable(u, &h)) {
-			u->data_left = h.length;
-			off += PH_HDR_LEN;
+			(void)ph_framer_take_header(f, &h);
 			continue;
 		}
-		if (u->rlen - off - PH_HDR_LEN < h.length)
+		if ((err = ph_framer_next(f, &h, &payload)) == 0)
 			break;
-		up_on_frame(u, &h, u->rbuf + off + PH_HDR_LEN);
+		if (err < 0) {
+			up_violation(u, "bad frame: %s", strerror(-err));
+			return;
+		}
+		up_on_frame(u, &h, payload);
 		if (u->gen != gen)
 			return;
-		off += PH_HDR_LEN + h.length;
-	}
-	if (off > 0) {
-		memmove(u->rbuf, u->rbuf + off, u->rlen - off);
-		u->rlen -= off;
 	}
 }
 
@@ -1402,13 +1394,14 @@ up_read(struct upstream *u)
 {
 	char why[UP_WHY_LEN];
 	uint64_t gen = u->gen;
+	uint8_t *dst;
 	size_t space;
 	ssize_t n;
 	int i;
 
 	for (i = 0; i < UP_READS_PER_WAKEUP && u->gen == gen; i++) {
-		space = UP_RBUF - u->rlen;
-		n = read(u->conn->fd, u->rbuf + u->rlen, space);
+		dst = ph_framer_space(&u->frames, SIZE_MAX, &space);
+		n = read(u->conn->fd, dst, space);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -1423,7 +1416,7 @@ up_read(struct upstream *u)
 				up_attempt_failed(u, -EHOSTDOWN, why);
 			return;
 		}
-		u->rlen += (size_t)n;
+		ph_framer_commit(&u->frames, (size_t)n);
 		up_parse(u);
 		if ((size_t)n < space)
 			return;
@@ -1621,6 +1614,7 @@ upstream_new(uv_loop_t *loop, const struct upstream_config *cfg,
 		err = -ENOMEM;
 		goto fail;
 	}
+	ph_framer_init(&u->frames, u->rbuf, UP_RBUF);
 	u->loop = loop;
 	u->log = log;
 	u->ttl_ms = cfg->meta_ttl_ms != 0 ? cfg->meta_ttl_ms : UP_DEF_TTL_MS;

@@ -116,29 +116,35 @@ ph_send_msg(int fd, const struct ph_msg *m, uint8_t *buf, size_t cap)
 }
 
 /*
- * Reads the header alone first, so an over-limit length is refused before a
- * single payload byte is read.
+ * Reads exactly what the framer says is missing, the header alone first, so
+ * an over-limit length is refused before a single payload byte is read and
+ * no byte of the next frame is taken from fd.
  */
 int
 ph_recv_msg(int fd, uint8_t *buf, size_t cap, struct ph_msg *m)
 {
+	struct ph_framer	f;
 	struct ph_header	h;
+	uint8_t			*payload;
+	uint8_t			*dst;
+	size_t			need, room;
 	int			rc;
 
 	m->type = 0;
 	if (buf == NULL || cap < PH_HDR_LEN)
 		return -ENOBUFS;
-	if ((rc = ph_io_all(PH_IO_READ, fd, buf, PH_HDR_LEN, 0,
-	    -ECONNRESET)) != 0)
+	ph_framer_init(&f, buf, cap);
+	while ((rc = ph_framer_next(&f, &h, &payload)) == 0) {
+		need = ph_framer_need(&f);
+		dst = ph_framer_space(&f, need, &room);
+		if ((rc = ph_io_all(PH_IO_READ, fd, dst, need, 0,
+		    -ECONNRESET)) != 0)
+			return rc;
+		ph_framer_commit(&f, need);
+	}
+	if (rc < 0)
 		return rc;
-	if ((rc = ph_header_parse(buf, PH_HDR_LEN, &h)) != 0)
-		return rc;
-	if (h.length > cap - PH_HDR_LEN)
-		return -ENOBUFS;
-	if ((rc = ph_io_all(PH_IO_READ, fd, buf + PH_HDR_LEN,
-	    h.length, 0, -ECONNRESET)) != 0)
-		return rc;
-	return ph_decode(h.type, buf + PH_HDR_LEN, h.length, m);
+	return ph_decode(h.type, payload, h.length, m);
 }
 
 size_t

@@ -177,11 +177,19 @@ decode_list_reply(struct ph_reader *r, struct ph_list_reply *lr)
 	return 0;
 }
 
+/*
+ * Checks every argument, and that nothing follows them, first, so a refused
+ * CTL leaves payload as it was, then turns each u16-prefixed argument into a C string where it lies: its
+ * bytes move two to the left, over their length, and a NUL goes behind
+ * them, which only ever writes over the argument's own bytes.
+ */
 static int
-decode_ctl(struct ph_reader *r, struct ph_ctl *c)
+decode_ctl(struct ph_reader *r, uint8_t *payload, struct ph_ctl *c)
 {
-	uint16_t	i;
-	int		rc;
+	const uint8_t	*p[PH_MAX_CTL_ARGS];
+	uint16_t	 len[PH_MAX_CTL_ARGS], i;
+	uint8_t		*dst;
+	int		 rc;
 
 	if ((rc = ph_get_u8(r, &c->flags)) != 0 ||
 	    (rc = ph_get_u16(r, &c->argc)) != 0)
@@ -191,10 +199,23 @@ decode_ctl(struct ph_reader *r, struct ph_ctl *c)
 	if ((c->flags & ~PH_CTL_JSON) != 0)
 		return -EPROTO;
 	for (i = 0; i < c->argc; i++) {
-		rc = ph_get_str(r, c->argv[i], sizeof(c->argv[i]),
-		    PH_MAX_PATH);
-		if (rc != 0)
+		if ((rc = ph_get_u16(r, &len[i])) != 0)
 			return rc;
+		if (len[i] > PH_MAX_PATH)
+			return -EMSGSIZE;
+		if ((rc = ph_get_ref(r, len[i], &p[i])) != 0)
+			return rc;
+		if (memchr(p[i], '\0', len[i]) != NULL)
+			return -EILSEQ;
+	}
+	/* Trailing bytes are refused before anything is rewritten. */
+	if (ph_reader_left(r) != 0)
+		return -EBADMSG;
+	for (i = 0; i < c->argc; i++) {
+		dst = payload + (p[i] - payload) - 2;
+		memmove(dst, p[i], len[i]);
+		dst[len[i]] = '\0';
+		c->argv[i] = (const char *)dst;
 	}
 	return 0;
 }
@@ -218,7 +239,8 @@ decode_ctl_reply(struct ph_reader *r, struct ph_ctl_reply *cr)
 
 /* Dispatches on type; the caller has zeroed the member to be filled. */
 static int
-decode_payload(uint8_t type, struct ph_reader *r, struct ph_msg *m)
+decode_payload(uint8_t type, struct ph_reader *r, uint8_t *payload,
+    struct ph_msg *m)
 {
 	int	rc;
 
@@ -239,7 +261,7 @@ decode_payload(uint8_t type, struct ph_reader *r, struct ph_msg *m)
 	case PH_PONG:
 		return ph_get_u64(r, &m->u.ping_nonce);
 	case PH_CTL:
-		return decode_ctl(r, &m->u.ctl);
+		return decode_ctl(r, payload, &m->u.ctl);
 	case PH_HELLO_ACK:
 		return decode_hello_ack(r, &m->u.hello_ack);
 	case PH_QUEUED:
@@ -311,12 +333,12 @@ member_size(uint8_t type)
 }
 
 /*
- * Only the member for this type is cleared: struct ph_msg is large because
- * of the CTL arguments, and clearing all of it for every DATA frame would be
- * wasted work.
+ * Only the member for this type is cleared: struct ph_msg holds four path
+ * buffers, and clearing all of it for every DATA frame would be wasted
+ * work.
  */
 int
-ph_decode(uint8_t type, const uint8_t *payload, size_t len, struct ph_msg *m)
+ph_decode(uint8_t type, uint8_t *payload, size_t len, struct ph_msg *m)
 {
 	struct ph_reader	r;
 	uint8_t			hdr[PH_HDR_LEN];
@@ -335,7 +357,7 @@ ph_decode(uint8_t type, const uint8_t *payload, size_t len, struct ph_msg *m)
 	if ((rc = ph_header_parse(hdr, sizeof(hdr), &h)) != 0)
 		return rc;
 	ph_reader_init(&r, payload, len);
-	if ((rc = decode_payload(type, &r, m)) != 0)
+	if ((rc = decode_payload(type, &r, payload, m)) != 0)
 		goto fail;
 	if (ph_reader_left(&r) != 0) {
 		rc = -EBADMSG;
@@ -502,8 +524,10 @@ encode_payload(const struct ph_msg *m, struct ph_writer *w)
 		    (rc = ph_put_u16(w, m->u.ctl.argc)) != 0)
 			return rc;
 		for (i = 0; i < m->u.ctl.argc; i++) {
+			if (m->u.ctl.argv[i] == NULL)
+				return -EINVAL;
 			rc = put_str_max(w, m->u.ctl.argv[i],
-			    sizeof(m->u.ctl.argv[i]), PH_MAX_PATH);
+			    PH_MAX_PATH + 1, PH_MAX_PATH);
 			if (rc != 0)
 				return rc;
 		}

@@ -1,9 +1,10 @@
 /*
  * proto.h: the Porthole wire protocol library.
  *
- * Framing, messages, path normalisation, endpoint strings and the bounded
- * reader that every decoder goes through. proto/PROTOCOL.md documents the
- * bytes; tests/vectors/messages.txt pins them.
+ * Framing (the one incremental framer every reader uses), messages, path
+ * normalisation, endpoint strings and the bounded reader that every decoder
+ * goes through. proto/PROTOCOL.md documents the bytes;
+ * tests/vectors/messages.txt pins them.
  *
  * Conventions: functions return 0 (or a count) on success and a negative
  * errno on failure. Nothing here logs, allocates on behalf of the caller
@@ -148,9 +149,10 @@ struct ph_header {
 
 /*
  * Messages. Strings are NUL-terminated copies (the wire rejects embedded
- * NULs, so C string functions are safe on them). Byte ranges (DATA, the LIST
- * entry block, CTL reply body) point into the caller's frame buffer and are
- * valid only while that buffer is.
+ * NULs, so C string functions are safe on them), except the CTL arguments,
+ * which are NUL-terminated in the frame itself. Those and the byte ranges
+ * (DATA, the LIST entry block, CTL reply body) point into the caller's frame
+ * buffer and are valid only while that buffer is.
  */
 struct ph_hello {
 	uint16_t	min_version;
@@ -236,9 +238,10 @@ struct ph_path {		/* PATH */
 };
 
 struct ph_ctl {
-	uint8_t		flags;		/* PH_CTL_* */
-	uint16_t	argc;
-	char		argv[PH_MAX_CTL_ARGS][PH_MAX_PATH + 1];
+	uint8_t		 flags;		/* PH_CTL_* */
+	uint16_t	 argc;
+	const char	*argv[PH_MAX_CTL_ARGS];	/* NUL-terminated, in the
+						   frame: see ph_decode() */
 };
 
 struct ph_ctl_reply {
@@ -248,8 +251,8 @@ struct ph_ctl_reply {
 };
 
 /*
- * One decoded message; type selects the member. It is large (the CTL
- * arguments dominate, about 131 KB): keep it off libuv worker-thread stacks.
+ * One decoded message; type selects the member. The path buffers make it
+ * about 4 KB.
  */
 struct ph_msg {
 	uint8_t	type;
@@ -353,9 +356,13 @@ int	ph_header_parse(const uint8_t *buf, size_t len, struct ph_header *h);
  * consumed exactly: trailing bytes are -EBADMSG. Returns -EBADMSG on short or
  * inconsistent input, -EMSGSIZE on an over-limit length field, -EILSEQ on a
  * NUL in a string, -EPROTO on an unknown type or a field out of range.
- * Pointers in m refer into payload.
+ * Pointers in m refer into payload. Only a CTL that decodes changes the
+ * payload: each argument is rewritten in place as a C string (its bytes
+ * moved over its length field, a NUL behind), so the payload no longer
+ * reads as that frame, and m->u.ctl.argv point there. Every other type,
+ * and any payload refused, is left as it was.
  */
-int	ph_decode(uint8_t type, const uint8_t *payload, size_t len,
+int	ph_decode(uint8_t type, uint8_t *payload, size_t len,
 	    struct ph_msg *m);
 
 /*
@@ -397,6 +404,121 @@ const char *ph_err_text(unsigned int code);
  * PATH_ESCAPE, -ENOTDIR -> NOT_DIR, 0 -> PH_OK, anything else -> IO.
  */
 enum ph_err ph_err_from_errno(int neg_errno);
+
+/* ---- Framer ------------------------------------------------------------ */
+
+/*
+ * The one incremental frame reader: every peer's input goes through it.
+ * Bytes go into a caller-owned buffer (ph_framer_space() and
+ * ph_framer_commit(), or ph_framer_feed()); ph_framer_next() hands back
+ * whole frames whose header passed ph_header_parse(), so the magic,
+ * version, type and per-type length limits are checked, before any payload
+ * byte is trusted, here and nowhere else. A caller that wants to place a
+ * payload itself (file bytes straight into a hashing slot, or relayed as
+ * they arrive) takes the header alone with ph_framer_take_header() and the
+ * payload piece by piece with ph_framer_body().
+ *
+ * Treat the fields as private. Nothing is allocated: the buffer belongs to
+ * the caller and must outlive the framer. A frame larger than the buffer
+ * can only be taken header first. Pointers the framer hands out refer into
+ * the buffer and stay valid until the next ph_framer_space(),
+ * ph_framer_feed(), ph_framer_compact() or ph_framer_reset().
+ */
+struct ph_framer {
+	uint8_t		*buf;
+	size_t		 cap;
+	size_t		 start;		/* first unread byte */
+	size_t		 end;		/* end of the bytes read */
+	uint32_t	 body_left;	/* payload bytes of a taken header */
+};
+
+/*
+ * Points f at cap bytes of buf, empty. buf may be NULL (cap is then 0)
+ * for a framer that has no storage yet: it needs more bytes forever.
+ */
+void	ph_framer_init(struct ph_framer *f, void *buf, size_t cap);
+
+/* Forgets every byte read and any payload in progress; keeps the buffer. */
+void	ph_framer_reset(struct ph_framer *f);
+
+/* Bytes read and not yet handed out (0: nothing is waiting). */
+size_t	ph_framer_pending(const struct ph_framer *f);
+
+/*
+ * Where the next bytes go: returns a pointer to *room free bytes behind the
+ * unread ones (room 0 when the buffer is full). The unread bytes move to
+ * the front of the buffer first when fewer than want bytes are free behind
+ * them (SIZE_MAX: whenever they are not at the front already), which
+ * invalidates pointers handed out before. Then write at most *room bytes
+ * there and ph_framer_commit() them.
+ */
+uint8_t	*ph_framer_space(struct ph_framer *f, size_t want, size_t *room);
+
+/* Adds n bytes written at ph_framer_space() (clamped to the room). */
+void	ph_framer_commit(struct ph_framer *f, size_t n);
+
+/* Copies as much of the n bytes at src as fits; returns how many. */
+size_t	ph_framer_feed(struct ph_framer *f, const void *src, size_t n);
+
+/*
+ * Moves the unread bytes to the front and returns how many there are, for
+ * a caller that keeps its own count of the bytes in the buffer.
+ */
+size_t	ph_framer_compact(struct ph_framer *f);
+
+/*
+ * Checks the header of the next frame without taking anything. Returns 0
+ * with h filled; -EAGAIN while fewer than PH_HDR_LEN bytes are there;
+ * -EBUSY while a taken header's payload is not all handed out; otherwise
+ * ph_header_parse()'s error, with h->version and h->type set to the raw
+ * header bytes (h->length 0) so the caller can say what it refused.
+ */
+int	ph_framer_header(const struct ph_framer *f, struct ph_header *h);
+
+/*
+ * Takes the next whole frame. Returns 1 with h filled and *payload pointing
+ * at its h->length payload bytes; 0 when more bytes are needed (then
+ * ph_framer_need() says how many); a negative errno as ph_framer_header()
+ * returns it, or -ENOBUFS when the frame cannot fit the buffer. A frame
+ * refused stays unread: the stream is out of step, close the connection.
+ * *payload is NULL unless 1 is returned.
+ */
+int	ph_framer_next(struct ph_framer *f, struct ph_header *h,
+	    uint8_t **payload);
+
+/*
+ * Bytes still missing before ph_framer_next() (or ph_framer_body(), after a
+ * taken header) can hand out all of the next unit: the rest of the header,
+ * of the frame, or of the taken payload. 0 when it is all there, or when
+ * the header is bad (ph_framer_next() says why).
+ */
+size_t	ph_framer_need(const struct ph_framer *f);
+
+/*
+ * Takes the next frame's header alone; its h->length payload bytes are
+ * then handed out by ph_framer_body() (and ph_framer_body_skip() for bytes
+ * the caller read around the framer), and ph_framer_next() returns -EBUSY
+ * until they all are. Returns 0, or as ph_framer_header(). Any payload
+ * length the header check allows is accepted, even one larger than the
+ * buffer.
+ */
+int	ph_framer_take_header(struct ph_framer *f, struct ph_header *h);
+
+/* Payload bytes of the taken header not yet handed out (0: none taken). */
+uint32_t ph_framer_body_left(const struct ph_framer *f);
+
+/*
+ * Hands out the taken payload's bytes that are in the buffer, at most max:
+ * returns how many, with *p pointing at them (NULL when 0).
+ */
+size_t	ph_framer_body(struct ph_framer *f, size_t max, const uint8_t **p);
+
+/*
+ * Counts n payload bytes the caller read straight from its source into its
+ * own memory (clamped to what is left), after ph_framer_body() handed out
+ * the buffered ones.
+ */
+void	ph_framer_body_skip(struct ph_framer *f, size_t n);
 
 /* ---- Paths ------------------------------------------------------------- */
 

@@ -57,8 +57,7 @@ ctl_send(int fd, const char *path, const struct ctl_request *req,
 	m->u.ctl.flags = 0;	/* the reply is JSON either way */
 	m->u.ctl.argc = (uint16_t)req->argc;
 	for (i = 0; i < req->argc; i++)
-		snprintf(m->u.ctl.argv[i], sizeof(m->u.ctl.argv[i]), "%s",
-		    req->argv[i]);
+		m->u.ctl.argv[i] = req->argv[i];
 	rc = ph_send_msg(fd, m, buf, sizeof(buf));
 	if (rc == -ENOBUFS || rc == -EMSGSIZE || rc == -EINVAL) {
 		fprintf(stderr, "portholectl: the command is longer than a "

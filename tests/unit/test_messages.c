@@ -97,9 +97,9 @@ sample(uint8_t type)
 	case PH_CTL:
 		m->u.ctl.flags = PH_CTL_JSON;
 		m->u.ctl.argc = 3;
-		strcpy(m->u.ctl.argv[0], "repo");
-		strcpy(m->u.ctl.argv[1], "set");
-		strcpy(m->u.ctl.argv[2], "/srv/r");
+		m->u.ctl.argv[0] = "repo";
+		m->u.ctl.argv[1] = "set";
+		m->u.ctl.argv[2] = "/srv/r";
 		break;
 	case PH_HELLO_ACK:
 		m->u.hello_ack.version = 1;
@@ -283,7 +283,7 @@ test_roundtrip_all(void **state)
 {
 	struct ph_msg		*m, *d;
 	struct ph_header	 h;
-	uint8_t			*frame, *again;
+	uint8_t			*frame, *copy, *again;
 	size_t			 len, len2, i;
 
 	(void)state;
@@ -296,13 +296,18 @@ test_roundtrip_all(void **state)
 		assert_int_equal(h.version, PH_PROTO_VERSION);
 		assert_int_equal(h.type, all_types[i]);
 		assert_int_equal(h.length, len - PH_HDR_LEN);
-		assert_int_equal(ph_decode(h.type, frame + PH_HDR_LEN,
+		/* Decoded from a copy: a CTL is decoded in place. */
+		copy = malloc(len);
+		assert_non_null(copy);
+		memcpy(copy, frame, len);
+		assert_int_equal(ph_decode(h.type, copy + PH_HDR_LEN,
 		    h.length, d), 0);
 		assert_same(m, d);
 		again = encode_exact(d, &len2);
 		assert_int_equal(len, len2);
 		assert_memory_equal(frame, again, len);
 		free(again);
+		free(copy);
 		free(frame);
 		free(m);
 	}
@@ -907,12 +912,73 @@ test_encode_small_buffer(void **state)
 	}
 }
 
+/* Writes a CTL payload of "repo", "" and "/srv/r" to buf; its length. */
+static size_t
+put_ctl_sample(uint8_t *buf)
+{
+	struct ph_writer w;
+
+	ph_writer_init(&w, buf, 64);
+	assert_int_equal(ph_put_u8(&w, PH_CTL_JSON), 0);
+	assert_int_equal(ph_put_u16(&w, 3), 0);
+	assert_int_equal(ph_put_str(&w, "repo"), 0);
+	assert_int_equal(ph_put_str(&w, ""), 0);
+	assert_int_equal(ph_put_str(&w, "/srv/r"), 0);
+	return w.off;
+}
+
+/*
+ * CTL arguments are C strings inside the frame, which keeps struct ph_msg
+ * small; a CTL that is refused leaves the frame as it came.
+ */
+static void
+test_ctl_args_in_frame(void **state)
+{
+	struct ph_msg	 m;
+	uint8_t		*buf = malloc(64), *before = malloc(64);
+	size_t		 len;
+
+	(void)state;
+	assert_non_null(buf);
+	assert_non_null(before);
+	assert_true(sizeof(struct ph_msg) < 2 * (PH_MAX_PATH + 1));
+	len = put_ctl_sample(buf);
+	assert_int_equal(ph_decode(PH_CTL, buf, len, &m), 0);
+	assert_int_equal(m.u.ctl.argc, 3);
+	assert_ptr_equal(m.u.ctl.argv[0], (char *)buf + 3);
+	assert_string_equal(m.u.ctl.argv[0], "repo");
+	assert_string_equal(m.u.ctl.argv[1], "");
+	assert_string_equal(m.u.ctl.argv[2], "/srv/r");
+	assert_true((uint8_t *)m.u.ctl.argv[2] + 7 <= buf + len);
+
+	/* The frame no longer reads as that CTL... */
+	assert_int_not_equal(ph_decode(PH_CTL, buf, len, &m), 0);
+	/* ...and one with a NUL in its last argument is not rewritten. */
+	(void)put_ctl_sample(buf);
+	buf[len - 1] = '\0';
+	memcpy(before, buf, len);
+	assert_int_equal(ph_decode(PH_CTL, buf, len, &m), -EILSEQ);
+	assert_memory_equal(buf, before, len);
+	/* Cut short inside the last argument. */
+	assert_int_equal(ph_decode(PH_CTL, buf, len - 1, &m), -EBADMSG);
+	assert_memory_equal(buf, before, len);
+	/* Whole arguments, then a byte too many. */
+	len = put_ctl_sample(buf);
+	buf[len] = 'x';
+	memcpy(before, buf, len + 1);
+	assert_int_equal(ph_decode(PH_CTL, buf, len + 1, &m), -EBADMSG);
+	assert_memory_equal(buf, before, len + 1);
+	free(before);
+	free(buf);
+}
+
 static void
 test_encode_limits(void **state)
 {
 	struct ph_msg	*m = calloc(1, sizeof(*m));
 	uint8_t		*buf = malloc(FRAME_CAP + 16);
 	static uint8_t	 big[PH_DATA_CHUNK + 1];
+	static char	 arg[PH_MAX_PATH + 2];
 	int		 i;
 
 	(void)state;
@@ -929,12 +995,23 @@ test_encode_limits(void **state)
 	assert_int_equal(ph_encode(m, buf, FRAME_CAP), -EINVAL);
 
 	/* Three 4096-byte arguments exceed the request limit together. */
+	memset(arg, 'a', PH_MAX_PATH + 1);
+	arg[PH_MAX_PATH] = '\0';
+	arg[PH_MAX_PATH + 1] = '\0';
 	memset(m, 0, sizeof(*m));
 	m->type = PH_CTL;
 	m->u.ctl.argc = 3;
 	for (i = 0; i < 3; i++)
-		memset(m->u.ctl.argv[i], 'a', PH_MAX_PATH);
+		m->u.ctl.argv[i] = arg;
 	assert_int_equal(ph_encode(m, buf, FRAME_CAP), -EMSGSIZE);
+	/* One is fine; one a byte longer is over the argument limit. */
+	m->u.ctl.argc = 1;
+	assert_int_equal(ph_encode(m, buf, FRAME_CAP),
+	    PH_HDR_LEN + 1 + 2 + 2 + PH_MAX_PATH);
+	arg[PH_MAX_PATH] = 'a';
+	assert_int_equal(ph_encode(m, buf, FRAME_CAP), -EMSGSIZE);
+	m->u.ctl.argv[0] = NULL;
+	assert_int_equal(ph_encode(m, buf, FRAME_CAP), -EINVAL);
 	m->u.ctl.argc = PH_MAX_CTL_ARGS + 1;
 	assert_int_equal(ph_encode(m, buf, FRAME_CAP), -EMSGSIZE);
 
@@ -1058,6 +1135,7 @@ main(void)
 		cmocka_unit_test(test_list_reply_full),
 		cmocka_unit_test(test_list_entry_put_errors),
 		cmocka_unit_test(test_encode_small_buffer),
+		cmocka_unit_test(test_ctl_args_in_frame),
 		cmocka_unit_test(test_encode_limits),
 		cmocka_unit_test(test_names_and_texts),
 		cmocka_unit_test(test_err_from_errno),
