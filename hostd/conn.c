@@ -34,6 +34,7 @@
 #include "server.h"
 #include "state.h"
 #include "store.h"
+#include "store_fill.h"
 #include "transfer.h"
 #include "upstream.h"
 #include "vmmap.h"
@@ -85,7 +86,7 @@ struct conn_req {
 	/* The source until a transfer owns it: one of fd, blob, fill. */
 	int		 fd;
 	struct cache_blob *blob;
-	struct fill	*fill;
+	struct store_fill	*fill;
 	struct stat	 st;
 	uint64_t	 offset;
 	bool		 zstd;		/* GET may answer with DATA_ZSTD */
@@ -200,7 +201,7 @@ conn_req_release(struct conn *c)
 	c->req.fd = -1;
 	cache_blob_put(c->req.blob);
 	c->req.blob = NULL;
-	fill_unref(c->req.fill);
+	store_fill_unref(c->req.fill);
 	c->req.fill = NULL;
 }
 
@@ -852,7 +853,7 @@ conn_get_stream(struct conn *c)
 
 	/* A fill that ended while we waited knows the digest by now. */
 	if (c->req.fill != NULL && !c->req.has_digest &&
-	    fill_status(c->req.fill, c->req.sha256, &code, &msg) == 1)
+	    store_fill_status(c->req.fill, c->req.sha256, &code, &msg) == 1)
 		c->req.has_digest = true;
 	if (!conn_put_meta(c, &c->req.st, c->req.has_digest && digest ?
 	    c->req.sha256 : NULL, c->req.stale))

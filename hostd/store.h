@@ -41,7 +41,7 @@
 struct cache;
 struct cache_blob;
 struct digest;
-struct fill;
+struct store_fill;
 struct log;
 struct repo;
 struct store;
@@ -95,7 +95,7 @@ struct store_res {
 	 * and passes it to transfer_new() (or releases it). */
 	int		 fd;		/* a repository file, or -1 */
 	struct cache_blob *blob;
-	struct fill	*fill;
+	struct store_fill *fill;
 	/* Where the path leads in the repository (real path, "." for the
 	 * root), when known: set by a lookup that got that far, even if it
 	 * then failed; "" when not known (a relay whose parent does not
@@ -154,31 +154,6 @@ void	store_cancel(struct store_req *r);
 
 /* Releases an unused result's source. */
 void	store_res_release(struct store_res *res);
-
-/* ---- Fills, for transfers that follow one ------------------------------ */
-
-/* Bytes of the file available to read from fill_fd() so far. */
-uint64_t fill_available(const struct fill *f);
-
-/* The temporary file, open for reading; valid while a reference is held. */
-int	fill_fd(const struct fill *f);
-
-/*
- * 0 while filling, 1 when complete (the digest is then in sha256), or -1
- * when it failed (code and msg say why).
- */
-int	fill_status(const struct fill *f, uint8_t sha256[PH_SHA256_LEN],
-	    enum ph_err *code, const char **msg);
-
-/* True once a relay fill's parent said its copy was not revalidated. */
-bool	fill_stale(const struct fill *f);
-
-/* Asks for cb(arg) on the loop whenever the fill grows or ends; one
- * watcher per reference. NULL cb stops it. */
-void	fill_watch(struct fill *f, void (*cb)(void *), void *arg);
-
-/* Drops a reference (and its watcher). Accepts NULL. */
-void	fill_unref(struct fill *f);
 
 /* ---- Administration, for the control socket ----------------------------- */
 

@@ -11,6 +11,7 @@
 #include "cache.h"
 #include "repo.h"
 #include "store.h"
+#include "store_fill.h"
 #include "transfer.h"
 
 /* After this many chunks in a row that did not shrink, stop trying. */
@@ -21,7 +22,7 @@ struct transfer {
 	bool		 own_fd;	/* a repository file, closed at the end */
 	struct stat	 st;
 	struct cache_blob *blob;
-	struct fill	*fill;
+	struct store_fill	*fill;
 	bool		 frames;	/* the blob is zstd frames */
 	void		(*wake)(void *);
 	void		*wake_arg;
@@ -54,7 +55,7 @@ transfer_new(const struct transfer_params *p, struct transfer **out)
 		if (p->fd >= 0)
 			close(p->fd);
 		cache_blob_put(p->blob);
-		fill_unref(p->fill);
+		store_fill_unref(p->fill);
 		return -ENOMEM;
 	}
 	t->st = p->st;
@@ -80,7 +81,7 @@ transfer_new(const struct transfer_params *p, struct transfer **out)
 			t->cctx = NULL;
 	} else {
 		t->fill = p->fill;
-		t->fd = fill_fd(p->fill);
+		t->fd = store_fill_fd(p->fill);
 		t->wake = p->wake;
 		t->wake_arg = p->wake_arg;
 	}
@@ -100,8 +101,8 @@ transfer_free(struct transfer *t)
 		close(t->fd);
 	cache_blob_put(t->blob);
 	if (t->fill != NULL) {
-		fill_watch(t->fill, NULL, t->wake_arg);
-		fill_unref(t->fill);
+		store_fill_watch(t->fill, NULL, t->wake_arg);
+		store_fill_unref(t->fill);
 	}
 	free(t->zbuf);
 	free(t);
@@ -165,7 +166,7 @@ transfer_finish(struct transfer *t, struct wbuf *w)
 	if (t->has_digest)
 		memcpy(m.u.end.sha256, t->sha256, PH_SHA256_LEN);
 	m.u.end.stale = t->send_stale &&
-	    (t->stale || (t->fill != NULL && fill_stale(t->fill)));
+	    (t->stale || (t->fill != NULL && store_fill_stale(t->fill)));
 	if (wbuf_put_msg(w, &m) < 0)
 		return -ENOMEM;
 	t->result = PH_OK;
@@ -310,14 +311,14 @@ transfer_fill_frame(struct transfer *t, struct wbuf *w)
 static uint64_t
 transfer_fill_room(struct transfer *t, struct wbuf *w, int *r)
 {
-	uint64_t avail = fill_available(t->fill);
+	uint64_t avail = store_fill_available(t->fill);
 	enum ph_err code = PH_OK;
 	const char *msg = NULL;
 	int st;
 
 	if (avail > t->pos)
 		return avail - t->pos;
-	st = fill_status(t->fill, t->sha256, &code, &msg);
+	st = store_fill_status(t->fill, t->sha256, &code, &msg);
 	if (st < 0) {
 		*r = transfer_error(t, w, code, msg);
 		return 0;
@@ -332,7 +333,7 @@ transfer_fill_room(struct transfer *t, struct wbuf *w, int *r)
 		    "shorter than the file");
 		return 0;
 	}
-	fill_watch(t->fill, t->wake, t->wake_arg);
+	store_fill_watch(t->fill, t->wake, t->wake_arg);
 	*r = 2;
 	return 0;
 }

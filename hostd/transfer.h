@@ -26,7 +26,7 @@
 #include "wbuf.h"
 
 struct cache_blob;
-struct fill;
+struct store_fill;
 struct transfer;
 
 /*
@@ -38,7 +38,7 @@ struct transfer_params {
 	int		 fd;		/* or -1; ownership moves */
 	struct stat	 st;		/* fd's fstat as the digest saw it */
 	struct cache_blob *blob;	/* or NULL; ownership moves */
-	struct fill	*fill;		/* or NULL; the reference moves */
+	struct store_fill	*fill;		/* or NULL; the reference moves */
 	uint64_t	 size;		/* content size */
 	uint64_t	 offset;	/* first byte to send, <= size */
 	bool		 want_zstd;	/* the client takes DATA_ZSTD */
