@@ -200,17 +200,34 @@ store_disk_close(struct store_disk *d)
 }
 
 void
-store_res_release(struct store_res *res)
+store_src_init(struct store_src *src)
 {
-	if (res == NULL)
+	memset(src, 0, sizeof(*src));
+	src->fd = -1;
+}
+
+void
+store_src_move(struct store_src *dst, struct store_src *src)
+{
+	store_src_release(dst);
+	*dst = *src;
+	src->fd = -1;
+	src->blob = NULL;
+	src->fill = NULL;
+}
+
+void
+store_src_release(struct store_src *src)
+{
+	if (src == NULL)
 		return;
-	if (res->fd >= 0)
-		close(res->fd);
-	res->fd = -1;
-	cache_blob_put(res->blob);
-	res->blob = NULL;
-	store_fill_unref(res->fill);
-	res->fill = NULL;
+	if (src->fd >= 0)
+		close(src->fd);
+	src->fd = -1;
+	cache_blob_put(src->blob);
+	src->blob = NULL;
+	store_fill_unref(src->fill);
+	src->fill = NULL;
 }
 
 /* Records the digest of the repository file st under rel. */
@@ -271,7 +288,7 @@ store_req_new(struct store *s, uint8_t op, const char *rel, void *arg)
 	r->s = s;
 	r->op = op;
 	r->arg = arg;
-	r->res.fd = -1;
+	store_src_init(&r->res.src);
 	LIST_INSERT_HEAD(&s->reqs, r, link);
 	return r;
 }
@@ -287,7 +304,7 @@ store_req_free(struct store_req *r)
 	upstream_cancel(r->ureq);
 	if (r->check != NULL)
 		LIST_REMOVE(r, check_link);
-	store_res_release(&r->res);
+	store_src_release(&r->res.src);
 	free(r->rel);
 	free(r);
 }
@@ -303,9 +320,9 @@ store_req_gate(struct store_req *r, const char *real)
 
 	if (r->gate == NULL || r->gate(r->arg, real, msg, sizeof(msg)))
 		return true;
-	store_res_release(&r->res);
+	store_src_release(&r->res.src);
 	r->res.fs_err = 0;
-	r->res.has_digest = false;
+	r->res.src.has_digest = false;
 	store_res_error(&r->res, PH_ERR_FORBIDDEN, "%s", msg);
 	return false;
 }
@@ -361,9 +378,9 @@ store_req_digest_done(void *arg, int status, const uint8_t *sha256)
 
 	r->dw = NULL;
 	if (status == 0) {
-		r->res.has_digest = true;
-		memcpy(r->res.sha256, sha256, PH_SHA256_LEN);
-		store_cat_record(r->s, r->rel, &r->res.st, sha256);
+		r->res.src.has_digest = true;
+		memcpy(r->res.src.sha256, sha256, PH_SHA256_LEN);
+		store_cat_record(r->s, r->rel, &r->res.src.st, sha256);
 	} else if (status == -ESTALE)
 		store_res_error(&r->res, PH_ERR_CHANGED,
 		    "the file changed while it was being hashed");
@@ -375,15 +392,15 @@ store_req_digest_done(void *arg, int status, const uint8_t *sha256)
 		r->res.fs_err = status;
 	}
 	if (r->res.code != PH_OK || r->op == PH_STAT) {
-		if (r->res.fd >= 0)
-			close(r->res.fd);
-		r->res.fd = -1;
+		if (r->res.src.fd >= 0)
+			close(r->res.src.fd);
+		r->res.src.fd = -1;
 	}
 	store_req_done(r);
 }
 
 /*
- * Gets the digest of r->res.fd the slow way (memo, else a pass on the
+ * Gets the digest of r->res.src.fd the slow way (memo, else a pass on the
  * pool), then finishes the request. Returns r, or NULL if it is done.
  */
 static struct store_req *
@@ -393,12 +410,12 @@ store_req_hash(struct store_req *r)
 	uint8_t sha256[PH_SHA256_LEN];
 	int err;
 
-	if (digest_lookup(s->digest, &r->res.st, sha256)) {
+	if (digest_lookup(s->digest, &r->res.src.st, sha256)) {
 		store_req_digest_done(r, 0, sha256);
 		return NULL;
 	}
 	s->repo_reads++;
-	err = digest_start(s->digest, r->res.fd, &r->res.st,
+	err = digest_start(s->digest, r->res.src.fd, &r->res.src.st,
 	    store_req_digest_done, r, &r->dw);
 	if (err == 0)
 		return r;
@@ -408,7 +425,7 @@ store_req_hash(struct store_req *r)
 	else
 		store_res_error(&r->res, PH_ERR_INTERNAL, "cannot hash: %s",
 		    strerror(-err));
-	store_res_release(&r->res);
+	store_src_release(&r->res.src);
 	store_req_done(r);
 	return NULL;
 }
@@ -430,13 +447,13 @@ store_check_bad(struct store_req *r)
 	char d[PH_MAX_PATH + 2];
 
 	r->reverified = true;
-	cache_blob_put(r->res.blob);
-	r->res.blob = NULL;
+	cache_blob_put(r->res.src.blob);
+	r->res.src.blob = NULL;
 	if (r->s->stopping) {
 		store_res_error(&r->res, PH_ERR_SHUTDOWN, "the daemon is "
 		    "stopping");
-		store_res_release(&r->res);
-	} else if (r->res.fd >= 0)
+		store_src_release(&r->res.src);
+	} else if (r->res.src.fd >= 0)
 		return store_get_local_miss(r);
 	else if (r->fallback)
 		store_res_error(&r->res, PH_ERR_UNAVAILABLE, "upstream "
@@ -500,9 +517,9 @@ store_check_after(uv_work_t *w, int status)
 			(void)store_check_bad(r);
 			continue;
 		}
-		if (r->res.fd >= 0)
-			close(r->res.fd);
-		r->res.fd = -1;
+		if (r->res.src.fd >= 0)
+			close(r->res.src.fd);
+		r->res.src.fd = -1;
 		store_req_done(r);
 	}
 	cache_blob_put(k->b);
@@ -526,7 +543,7 @@ static bool
 store_check_start(struct store_req *r)
 {
 	struct store *s = r->s;
-	const uint8_t *sha256 = cache_blob_sha256(r->res.blob);
+	const uint8_t *sha256 = cache_blob_sha256(r->res.src.blob);
 	struct store_check *k;
 
 	LIST_FOREACH(k, &s->checks, link)
@@ -557,7 +574,7 @@ join:
  * result is a cached blob: that blob is re-hashed on the pool first, unless
  * it passed a check moments ago. Returns r while the check runs, NULL once
  * the result was delivered. A local GET keeps its repository file open
- * until then (res.fd beside res.blob), in case the blob is bad.
+ * until then (res.src.fd beside res.src.blob), in case the blob is bad.
  */
 static struct store_req *
 store_req_deliver(struct store_req *r)
@@ -565,17 +582,17 @@ store_req_deliver(struct store_req *r)
 	const uint8_t *sha256;
 
 	if (r->reverify && !r->reverified && r->res.code == PH_OK &&
-	    r->res.blob != NULL) {
-		sha256 = cache_blob_sha256(r->res.blob);
+	    r->res.src.blob != NULL) {
+		sha256 = cache_blob_sha256(r->res.src.blob);
 		/* Removed since we pinned it: found bad by someone else. */
 		if (!cache_blob_has(r->s->cache, sha256))
 			return store_check_bad(r);
 		if (!store_check_recent(r->s, sha256) && store_check_start(r))
 			return r;
 	}
-	if (r->res.blob != NULL && r->res.fd >= 0) {
-		close(r->res.fd);
-		r->res.fd = -1;
+	if (r->res.src.blob != NULL && r->res.src.fd >= 0) {
+		close(r->res.src.fd);
+		r->res.src.fd = -1;
 	}
 	store_req_done(r);
 	return NULL;
@@ -590,7 +607,7 @@ store_get_local(struct store_req *r, struct repo *repo)
 	struct cache_blob *b = NULL;
 	int err;
 
-	err = repo_open_file(repo, r->rel, &r->res.fd, &r->res.st,
+	err = repo_open_file(repo, r->rel, &r->res.src.fd, &r->res.src.st,
 	    r->res.real);
 	/* Refused or not found, a place the peer may not see is refused. */
 	if (!store_req_gate(r, r->res.real) || err < 0) {
@@ -602,11 +619,11 @@ store_get_local(struct store_req *r, struct repo *repo)
 		return NULL;
 	}
 	if (cache_cat_get(s->cache, r->rel, &e) == 0 &&
-	    cache_cat_matches(&e, &r->res.st)) {
-		r->res.has_digest = true;
-		memcpy(r->res.sha256, e.sha256, PH_SHA256_LEN);
+	    cache_cat_matches(&e, &r->res.src.st)) {
+		r->res.src.has_digest = true;
+		memcpy(r->res.src.sha256, e.sha256, PH_SHA256_LEN);
 		if (cache_blob_get(s->cache, e.sha256, &b) == 0) {
-			r->res.blob = b;
+			r->res.src.blob = b;
 			return store_req_deliver(r);
 		}
 	} else
@@ -622,21 +639,21 @@ store_get_local_miss(struct store_req *r)
 	struct store_fill *f;
 	int err;
 
-	f = store_fill_start_local(s, r->rel, r->res.fd, &r->res.st,
-	    r->res.has_digest ? r->res.sha256 : NULL, &err);
+	f = store_fill_start_local(s, r->rel, r->res.src.fd, &r->res.src.st,
+	    r->res.src.has_digest ? r->res.src.sha256 : NULL, &err);
 	if (f != NULL) {
-		close(r->res.fd);
-		r->res.fd = -1;
-		r->res.fill = f;
+		close(r->res.src.fd);
+		r->res.src.fd = -1;
+		r->res.src.fill = f;
 		/* A fill that already ended tells META its digest. */
-		if (store_fill_status(f, r->res.sha256, &(enum ph_err){ 0 },
+		if (store_fill_status(f, r->res.src.sha256, &(enum ph_err){ 0 },
 		    &(const char *){ NULL }) == 1)
-			r->res.has_digest = true;
+			r->res.src.has_digest = true;
 		goto done;
 	}
 	/* Too large, or no room: the file itself, uncached. */
 	s->uncached++;
-	if (r->res.has_digest) {
+	if (r->res.src.has_digest) {
 		s->repo_reads++;
 		goto done;
 	}
@@ -657,7 +674,7 @@ store_stat_local(struct store_req *r, struct repo *repo)
 	struct stat st;
 	int err, fd;
 
-	err = repo_stat(repo, r->rel, &r->res.st, r->res.real);
+	err = repo_stat(repo, r->rel, &r->res.src.st, r->res.real);
 	if (!store_req_gate(r, r->res.real))
 		goto done;
 	if (err < 0) {
@@ -665,12 +682,12 @@ store_stat_local(struct store_req *r, struct repo *repo)
 		r->res.fs_err = err;
 		goto done;
 	}
-	if (!S_ISREG(r->res.st.st_mode))
+	if (!S_ISREG(r->res.src.st.st_mode))
 		goto done;
 	if (cache_cat_get(s->cache, r->rel, &e) == 0 &&
-	    cache_cat_matches(&e, &r->res.st)) {
-		r->res.has_digest = true;
-		memcpy(r->res.sha256, e.sha256, PH_SHA256_LEN);
+	    cache_cat_matches(&e, &r->res.src.st)) {
+		r->res.src.has_digest = true;
+		memcpy(r->res.src.sha256, e.sha256, PH_SHA256_LEN);
 		goto done;
 	}
 	/* An unreadable file still has metadata, only no digest. */
@@ -681,8 +698,8 @@ store_stat_local(struct store_req *r, struct repo *repo)
 		close(fd);
 		goto done;
 	}
-	r->res.st = st;
-	r->res.fd = fd;
+	r->res.src.st = st;
+	r->res.src.fd = fd;
 	return store_req_hash(r);
 
 done:
@@ -705,15 +722,15 @@ store_relay_fallback(struct store_req *r)
 	if (r->op == PH_GET) {
 		if (cache_blob_get(s->cache, e.sha256, &b) < 0)
 			return false;
-		r->res.blob = b;
+		r->res.src.blob = b;
 	} else if (!cache_blob_has(s->cache, e.sha256))
 		return false;
-	store_cat_to_stat(&e, &r->res.st);
+	store_cat_to_stat(&e, &r->res.src.st);
 	/* Served, but nobody could say it is still the parent's file. */
 	r->res.stale = true;
 	r->fallback = true;
-	r->res.has_digest = true;
-	memcpy(r->res.sha256, e.sha256, PH_SHA256_LEN);
+	r->res.src.has_digest = true;
+	memcpy(r->res.src.sha256, e.sha256, PH_SHA256_LEN);
 	r->res.code = PH_OK;
 	r->res.msg[0] = '\0';
 	return true;
@@ -785,10 +802,10 @@ store_relay_on_stat(void *arg, int status, const struct upstream_error *e,
 	}
 	if (!store_relay_gate(r, paths))
 		goto done;
-	store_meta_to_stat(meta, &r->res.st);
-	r->res.has_digest = meta->has_digest;
+	store_meta_to_stat(meta, &r->res.src.st);
+	r->res.src.has_digest = meta->has_digest;
 	r->res.stale = meta->stale;
-	memcpy(r->res.sha256, meta->sha256, PH_SHA256_LEN);
+	memcpy(r->res.src.sha256, meta->sha256, PH_SHA256_LEN);
 	if (r->op == PH_STAT || meta->ftype != PH_FT_REGULAR) {
 		if (r->op == PH_GET)
 			store_res_error(&r->res, PH_ERR_NOT_FILE, "not a "
@@ -802,7 +819,7 @@ store_relay_on_stat(void *arg, int status, const struct upstream_error *e,
 		goto done;
 	}
 	if (cache_blob_get(s->cache, meta->sha256, &b) == 0) {
-		r->res.blob = b;
+		r->res.src.blob = b;
 		(void)store_req_deliver(r);
 		return;
 	}
@@ -818,13 +835,13 @@ done:
 static void
 store_relay_fetch(struct store_req *r)
 {
-	uint64_t size = (uint64_t)r->res.st.st_size;
+	uint64_t size = (uint64_t)r->res.src.st.st_size;
 	char d[PH_MAX_PATH + 2];
 	struct store_fill *f;
 	int err;
 
-	if ((f = store_fill_start_upstream(r->s, r->rel, size, r->res.sha256,
-	    &err)) == NULL) {
+	if ((f = store_fill_start_upstream(r->s, r->rel, size,
+	    r->res.src.sha256, &err)) == NULL) {
 		if (err == -EFBIG)
 			store_res_error(&r->res, PH_ERR_IO, "%s (%" PRIu64 " "
 			    "bytes) is larger than this relay's cache "
@@ -846,7 +863,7 @@ store_relay_fetch(struct store_req *r)
 	/* Our requester's report goes on to the parent's cache. */
 	if (r->reverify)
 		store_fill_reverify(f);
-	r->res.fill = f;
+	r->res.src.fill = f;
 }
 
 /* Asks the parent for the STAT behind a relay GET or STAT. */
@@ -916,7 +933,7 @@ store_resolve(struct store *s, struct repo *repo, uint8_t op,
 
 	if (s->stopping || (r = store_req_new(s, op, rel, arg)) == NULL) {
 		memset(&res, 0, sizeof(res));
-		res.fd = -1;
+		store_src_init(&res.src);
 		if (s->stopping)
 			store_res_error(&res, PH_ERR_SHUTDOWN,
 			    "the daemon is stopping");

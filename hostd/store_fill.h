@@ -1,8 +1,8 @@
 /*
  * store_fill.h: a fill, for the transfers that follow one. A fill is a
  * file being copied into the cache (store.h says when one starts); a GET
- * that resolves to one gets a reference in its result (store_res) and
- * reads the bytes that landed so far, woken as more land.
+ * that resolves to one holds a reference in its source (struct store_src)
+ * and reads the bytes that landed so far, woken as more land.
  *
  * All calls on the loop thread.
  */
