@@ -912,7 +912,7 @@ ctl_acl_add(struct ctl_conn *cc, bool json, const struct ph_ctl *m)
 		ctl_error(cc, json, PH_ERR_USAGE, "%s", why);
 		return PH_ERR_USAGE;
 	}
-	if ((err = state_acl_add(ctl->state, at, &r, &pos)) == -ERANGE) {
+	if ((err = acl_save(ctl->state, at, &r, &pos)) == -ERANGE) {
 		ctl_error(cc, json, PH_ERR_USAGE, "--at %u is past the end: "
 		    "there are %zu rules", at, acl_count(server_acl(ctl->srv)));
 		return PH_ERR_USAGE;
