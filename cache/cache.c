@@ -50,7 +50,7 @@ cache__ent_name(const struct cache_ent *e, int form,
 
 /* Parses n lowercase hex digits into n / 2 bytes; false on anything else. */
 static bool
-unhex(const char *s, size_t n, uint8_t *out)
+cache_unhex(const char *s, size_t n, uint8_t *out)
 {
 	size_t	i;
 	int	hi, lo;
@@ -86,7 +86,7 @@ cache__atime(struct cache *c)
 
 /* Syncs a directory so that a rename or mkdir in it survives a crash. */
 static int
-sync_dir(int dirfd, const char *path)
+cache_sync_dir(int dirfd, const char *path)
 {
 	int	fd, rc = 0;
 
@@ -140,12 +140,12 @@ cache__place(struct cache *c, const char *tmpname, const char *name)
 			return -errno;
 		if (mkdirat(c->dirfd, sub, 0700) == -1 && errno != EEXIST)
 			return -errno;
-		if ((rc = sync_dir(c->dirfd, ".")) != 0)
+		if ((rc = cache_sync_dir(c->dirfd, ".")) != 0)
 			return rc;
 		if (renameat(c->tmpfd, tmpname, c->dirfd, name) == -1)
 			return -errno;
 	}
-	if ((rc = sync_dir(c->dirfd, sub)) != 0) {
+	if ((rc = cache_sync_dir(c->dirfd, sub)) != 0) {
 		unlinkat(c->dirfd, name, 0);
 		return rc;
 	}
@@ -161,7 +161,7 @@ cache__place(struct cache *c, const char *tmpname, const char *name)
  * The slot index is the top bits of the hash.
  */
 static uint64_t
-ht_hash(const struct cache *c, const uint8_t *sha)
+cache_ht_hash(const struct cache *c, const uint8_t *sha)
 {
 	uint64_t	k;
 
@@ -172,7 +172,7 @@ ht_hash(const struct cache *c, const uint8_t *sha)
 }
 
 static uint64_t
-ht_home(const struct cache *c, uint64_t hash)
+cache_ht_home(const struct cache *c, uint64_t hash)
 {
 	return hash >> (64 - c->bits);
 }
@@ -182,7 +182,8 @@ struct cache_ent *
 cache__find(const struct cache *c, const uint8_t sha256[CACHE_SHA256_LEN])
 {
 	uint64_t		mask = ((uint64_t)1 << c->bits) - 1;
-	uint64_t		h = ht_hash(c, sha256), i = ht_home(c, h);
+	uint64_t		h = cache_ht_hash(c, sha256),
+	    i = cache_ht_home(c, h);
 	struct cache_ent	*e;
 
 	while ((e = c->slots[i].e) != NULL) {
@@ -195,10 +196,10 @@ cache__find(const struct cache *c, const uint8_t sha256[CACHE_SHA256_LEN])
 }
 
 static void
-ht_put(struct cache *c, uint64_t h, struct cache_ent *e)
+cache_ht_put(struct cache *c, uint64_t h, struct cache_ent *e)
 {
 	uint64_t	mask = ((uint64_t)1 << c->bits) - 1;
-	uint64_t	i = ht_home(c, h);
+	uint64_t	i = cache_ht_home(c, h);
 
 	while (c->slots[i].e != NULL)
 		i = (i + 1) & mask;
@@ -208,7 +209,7 @@ ht_put(struct cache *c, uint64_t h, struct cache_ent *e)
 
 /* Doubles the table once it is 70% full, keeping probe runs short. */
 static int
-ht_reserve(struct cache *c)
+cache_ht_reserve(struct cache *c)
 {
 	struct cache__slot	*old = c->slots;
 	uint64_t		 oldn = (uint64_t)1 << c->bits, i;
@@ -222,17 +223,17 @@ ht_reserve(struct cache *c)
 	c->bits++;
 	for (i = 0; i < oldn; i++)
 		if (old[i].e != NULL)
-			ht_put(c, old[i].hash, old[i].e);
+			cache_ht_put(c, old[i].hash, old[i].e);
 	free(old);
 	return 0;
 }
 
 /* Backward-shift deletion: no tombstones, so lookups never slow down. */
 static void
-ht_del(struct cache *c, const struct cache_ent *e)
+cache_ht_del(struct cache *c, const struct cache_ent *e)
 {
 	uint64_t	mask = ((uint64_t)1 << c->bits) - 1;
-	uint64_t	i = ht_home(c, ht_hash(c, e->sha256)), j, k;
+	uint64_t	i = cache_ht_home(c, cache_ht_hash(c, e->sha256)), j, k;
 
 	while (c->slots[i].e != e) {
 		if (c->slots[i].e == NULL)
@@ -241,7 +242,7 @@ ht_del(struct cache *c, const struct cache_ent *e)
 	}
 	c->slots[i].e = NULL;
 	for (j = (i + 1) & mask; c->slots[j].e != NULL; j = (j + 1) & mask) {
-		k = ht_home(c, c->slots[j].hash);
+		k = cache_ht_home(c, c->slots[j].hash);
 		/* Move it back unless its home lies in (i, j]. */
 		if (((j - k) & mask) >= ((j - i) & mask)) {
 			c->slots[i] = c->slots[j];
@@ -255,7 +256,7 @@ ht_del(struct cache *c, const struct cache_ent *e)
 /* ---- LRU list ----------------------------------------------------------- */
 
 static void
-lru_unlink(struct cache *c, struct cache_ent *e)
+cache_lru_unlink(struct cache *c, struct cache_ent *e)
 {
 	if (e->prev != NULL)
 		e->prev->next = e->next;
@@ -269,7 +270,7 @@ lru_unlink(struct cache *c, struct cache_ent *e)
 }
 
 static void
-lru_push_head(struct cache *c, struct cache_ent *e)
+cache_lru_push_head(struct cache *c, struct cache_ent *e)
 {
 	e->prev = NULL;
 	e->next = c->head;
@@ -288,11 +289,11 @@ cache__index_add(struct cache *c, struct cache_ent *e)
 {
 	int	rc;
 
-	if ((rc = ht_reserve(c)) != 0)
+	if ((rc = cache_ht_reserve(c)) != 0)
 		return rc;
-	ht_put(c, ht_hash(c, e->sha256), e);
+	cache_ht_put(c, cache_ht_hash(c, e->sha256), e);
 	c->count++;
-	lru_push_head(c, e);
+	cache_lru_push_head(c, e);
 	c->idx_bytes += e->stored;
 	c->idx_content += e->size;
 	if (e->form == CACHE_FORM_ZSTD)
@@ -301,7 +302,7 @@ cache__index_add(struct cache *c, struct cache_ent *e)
 }
 
 static void
-ent_free(struct cache_ent *e)
+cache_ent_free(struct cache_ent *e)
 {
 	if (e == NULL)
 		return;
@@ -319,8 +320,8 @@ cache__drop(struct cache *c, struct cache_ent *e)
 {
 	char	name[CACHE__NAME_MAX];
 
-	ht_del(c, e);
-	lru_unlink(c, e);
+	cache_ht_del(c, e);
+	cache_lru_unlink(c, e);
 	c->idx_bytes -= e->stored;
 	c->idx_content -= e->size;
 	if (e->form == CACHE_FORM_ZSTD)
@@ -339,7 +340,7 @@ cache__drop(struct cache *c, struct cache_ent *e)
 		return;
 	}
 	c->disk -= e->stored;
-	ent_free(e);
+	cache_ent_free(e);
 }
 
 /*
@@ -378,8 +379,8 @@ cache__touch(struct cache *c, struct cache_ent *e)
 		c->ndirty++;
 	}
 	if (c->head != e) {
-		lru_unlink(c, e);
-		lru_push_head(c, e);
+		cache_lru_unlink(c, e);
+		cache_lru_push_head(c, e);
 	}
 }
 
@@ -459,7 +460,7 @@ cache_opendir_fd(int fd, DIR **out)
 
 /* Removes whatever a crash left in DIR/tmp/: none of it is a blob yet. */
 static int
-clean_tmp(struct cache *c)
+cache_clean_tmp(struct cache *c)
 {
 	struct dirent	*d;
 	DIR		*dir;
@@ -488,7 +489,7 @@ clean_tmp(struct cache *c)
  * the rest, and cache__pin() checks type and size before any use.
  */
 static int
-reconcile_dir(struct cache *c, const char *sub, uint8_t first)
+cache_reconcile_dir(struct cache *c, const char *sub, uint8_t first)
 {
 	struct cache_ent	*e;
 	struct dirent		*d;
@@ -512,7 +513,7 @@ reconcile_dir(struct cache *c, const char *sub, uint8_t first)
 			form = CACHE_FORM_ZSTD;
 		else
 			continue;
-		if (!unhex(d->d_name, 2 * CACHE_SHA256_LEN, sha) ||
+		if (!cache_unhex(d->d_name, 2 * CACHE_SHA256_LEN, sha) ||
 		    d->d_type == DT_DIR)
 			continue;
 		e = sha[0] == first ? cache__find(c, sha) : NULL;
@@ -530,7 +531,7 @@ reconcile_dir(struct cache *c, const char *sub, uint8_t first)
 /* Walks the fan-out directories once, then drops every indexed blob whose
  * file was not found. */
 static int
-reconcile(struct cache *c)
+cache_reconcile(struct cache *c)
 {
 	struct cache_ent	*e, *next;
 	struct dirent		*d;
@@ -543,9 +544,10 @@ reconcile(struct cache *c)
 	if ((rc = cache_opendir_fd(fd, &dir)) != 0)
 		return rc;
 	while ((d = readdir(dir)) != NULL) {
-		if (strlen(d->d_name) != 2 || !unhex(d->d_name, 2, &first))
+		if (strlen(d->d_name) != 2 || !cache_unhex(d->d_name, 2,
+		    &first))
 			continue;
-		if ((rc = reconcile_dir(c, d->d_name, first)) != 0)
+		if ((rc = cache_reconcile_dir(c, d->d_name, first)) != 0)
 			break;
 	}
 	closedir(dir);
@@ -617,7 +619,7 @@ cache_open(const struct cache_config *cfg, struct cache **out)
 		rc = -errno;
 		goto fail;
 	}
-	if ((rc = clean_tmp(c)) != 0)
+	if ((rc = cache_clean_tmp(c)) != 0)
 		goto fail;
 
 	if ((rc = cache__db_open(c, cfg->db_path)) != 0)
@@ -625,7 +627,7 @@ cache_open(const struct cache_config *cfg, struct cache **out)
 	if ((rc = cache__db_exec(c, ST_BEGIN)) != 0)
 		goto fail;
 	if ((rc = cache__db_load(c)) == 0)
-		rc = reconcile(c);
+		rc = cache_reconcile(c);
 	if (rc != 0) {
 		(void)cache__db_exec(c, ST_ROLLBACK);
 		goto fail;
@@ -658,7 +660,7 @@ cache_close(struct cache *c)
 	cache__db_close(c);
 	for (e = c->head; e != NULL; e = next) {
 		next = e->next;
-		ent_free(e);
+		cache_ent_free(e);
 	}
 	free(c->slots);
 	if (c->tmpfd >= 0)
@@ -746,7 +748,7 @@ cache_blob_put(struct cache_blob *b)
 	c->npinned--;
 	if (e->flags & ENT_ZOMBIE) {
 		c->disk -= e->stored;
-		ent_free(e);
+		cache_ent_free(e);
 		return;
 	}
 	/* The budget may have shrunk while this blob held it up. */

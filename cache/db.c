@@ -47,8 +47,8 @@ static const char blobs_clean[] =
 	"DELETE FROM blobs WHERE typeof(sha256) != 'blob'"
 	" OR length(sha256) != 32";
 
-/* Catalog rows that fail the checks cat_from_row() makes; run before the
- * catalog is first counted. */
+/* Catalog rows that fail the checks cache_db_cat_from_row() makes; run
+ * before the catalog is first counted. */
 static const char catalog_clean[] =
 	"DELETE FROM catalog WHERE typeof(sha256) != 'blob'"
 	" OR length(sha256) != 32 OR typeof(size) != 'integer' OR size < 0"
@@ -118,7 +118,7 @@ cache__db_err(struct cache *c, int rc)
 
 /* Runs a statement that returns no rows and resets it. */
 static int
-step_done(struct cache *c, sqlite3_stmt *st)
+cache_db_step_done(struct cache *c, sqlite3_stmt *st)
 {
 	int	rc;
 
@@ -131,12 +131,12 @@ step_done(struct cache *c, sqlite3_stmt *st)
 int
 cache__db_exec(struct cache *c, enum cache__stmt s)
 {
-	return step_done(c, c->st[s]);
+	return cache_db_step_done(c, c->st[s]);
 }
 
 /* Reads a single integer from a one-row statement such as a PRAGMA. */
 static int
-query_int(struct cache *c, const char *sql, int64_t *out)
+cache_db_query_int(struct cache *c, const char *sql, int64_t *out)
 {
 	sqlite3_stmt	*st = NULL;
 	int		 rc;
@@ -157,7 +157,7 @@ query_int(struct cache *c, const char *sql, int64_t *out)
 /* Asks for WAL; a file system that cannot do it gets the rollback journal,
  * and then full syncs, since NORMAL is only crash-safe with WAL. */
 static int
-set_journal(struct cache *c)
+cache_db_set_journal(struct cache *c)
 {
 	sqlite3_stmt	*st = NULL;
 	const char	*mode;
@@ -184,12 +184,12 @@ set_journal(struct cache *c)
 /* Brings the schema to CACHE__DB_VERSION; a newer one is refused rather
  * than misread. */
 static int
-migrate(struct cache *c)
+cache_db_migrate(struct cache *c)
 {
 	int64_t	version;
 	int	rc;
 
-	if ((rc = query_int(c, "PRAGMA user_version", &version)) != 0)
+	if ((rc = cache_db_query_int(c, "PRAGMA user_version", &version)) != 0)
 		return rc;
 	if (version == CACHE__DB_VERSION)
 		return 0;
@@ -229,7 +229,8 @@ cache__db_open(struct cache *c, const char *path)
 	    "PRAGMA cell_size_check = ON;", NULL, NULL, NULL)) != SQLITE_OK)
 		return cache__db_err(c, rc);
 	sqlite3_busy_timeout(c->db, 2000);
-	if ((rc = set_journal(c)) != 0 || (rc = migrate(c)) != 0)
+	if ((rc = cache_db_set_journal(c)) != 0 ||
+	    (rc = cache_db_migrate(c)) != 0)
 		return rc;
 	for (i = 0; i < ST__COUNT; i++) {
 		rc = sqlite3_prepare_v3(c->db, stmt_sql[i], -1,
@@ -263,7 +264,7 @@ cache__db_close(struct cache *c)
  * adding up to the stored size, which saved what packing requires.
  */
 static struct cache_ent *
-ent_from_row(sqlite3_stmt *st)
+cache_db_ent_from_row(sqlite3_stmt *st)
 {
 	struct cache_ent	*e = NULL;
 	const uint8_t		*fr;
@@ -330,7 +331,7 @@ bad:
 }
 
 static int
-cmp_atime(const void *a, const void *b)
+cache_db_cmp_atime(const void *a, const void *b)
 {
 	const struct cache_ent	*x = *(struct cache_ent *const *)a;
 	const struct cache_ent	*y = *(struct cache_ent *const *)b;
@@ -365,7 +366,7 @@ cache__db_load(struct cache *c)
 			junk = true;
 			continue;
 		}
-		if ((e = ent_from_row(st)) != NULL) {
+		if ((e = cache_db_ent_from_row(st)) != NULL) {
 			if (n == cap) {
 				cap = cap ? cap * 2 : 1024;
 				if ((na = realloc(all, cap * sizeof(*all))) ==
@@ -382,7 +383,8 @@ cache__db_load(struct cache *c)
 		}
 		if (nbad == capbad) {
 			capbad = capbad ? capbad * 2 : 16;
-			if ((nb = realloc(bad, capbad * sizeof(*bad))) == NULL) {
+			if ((nb = realloc(bad,
+			    capbad * sizeof(*bad))) == NULL) {
 				rc = -ENOMEM;
 				goto out;
 			}
@@ -398,7 +400,7 @@ cache__db_load(struct cache *c)
 	sqlite3_finalize(st);
 	st = NULL;
 	if (n > 0)
-		qsort(all, n, sizeof(*all), cmp_atime);
+		qsort(all, n, sizeof(*all), cache_db_cmp_atime);
 	for (i = 0; i < n; i++) {
 		/* Only a damaged primary key index could repeat a digest. */
 		if (cache__find(c, all[i]->sha256) != NULL)
@@ -462,7 +464,7 @@ cache__db_blob_put(struct cache *c, const struct cache_ent *e)
 		    SQLITE_STATIC);
 	else
 		sqlite3_bind_null(st, 7);
-	rc = step_done(c, st);
+	rc = cache_db_step_done(c, st);
 	free(fr);
 	return rc;
 }
@@ -473,7 +475,7 @@ cache__db_blob_del(struct cache *c, const uint8_t sha256[CACHE_SHA256_LEN])
 	sqlite3_stmt	*st = c->st[ST_BLOB_DEL];
 
 	sqlite3_bind_blob(st, 1, sha256, CACHE_SHA256_LEN, SQLITE_STATIC);
-	return step_done(c, st);
+	return cache_db_step_done(c, st);
 }
 
 /*
@@ -498,7 +500,7 @@ cache__db_atimes(struct cache *c)
 		sqlite3_bind_blob(st, 1, e->sha256, CACHE_SHA256_LEN,
 		    SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, e->atime_ns);
-		if ((rc = step_done(c, st)) != 0)
+		if ((rc = cache_db_step_done(c, st)) != 0)
 			goto fail;
 		left--;
 	}
@@ -520,7 +522,7 @@ fail:
 /* ---- Catalog ------------------------------------------------------------ */
 
 static int
-check_path(const char *path)
+cache_db_check_path(const char *path)
 {
 	size_t	len;
 
@@ -533,7 +535,7 @@ check_path(const char *path)
 /* Reads columns first..first+6 of a catalog row into *out; false if any
  * is out of range. */
 static bool
-cat_from_row(sqlite3_stmt *st, int first, struct cache_cat *out)
+cache_db_cat_from_row(sqlite3_stmt *st, int first, struct cache_cat *out)
 {
 	int64_t	size, mode;
 	int	k;
@@ -591,12 +593,12 @@ cache_cat_get(struct cache *c, const char *path, struct cache_cat *out)
 	int		 rc;
 
 	memset(out, 0, sizeof(*out));
-	if ((rc = check_path(path)) != 0)
+	if ((rc = cache_db_check_path(path)) != 0)
 		return rc;
 	sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		ok = cat_from_row(st, 0, out);
+		ok = cache_db_cat_from_row(st, 0, out);
 		sqlite3_reset(st);
 		sqlite3_clear_bindings(st);
 		if (ok)
@@ -612,7 +614,7 @@ cache_cat_get(struct cache *c, const char *path, struct cache_cat *out)
 }
 
 static void
-cat_bind(sqlite3_stmt *st, const char *path, const struct cache_cat *e)
+cache_db_cat_bind(sqlite3_stmt *st, const char *path, const struct cache_cat *e)
 {
 	sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (int64_t)e->size);
@@ -630,17 +632,17 @@ cache_cat_put(struct cache *c, const char *path, const struct cache_cat *e)
 {
 	int	rc;
 
-	if ((rc = check_path(path)) != 0)
+	if ((rc = cache_db_check_path(path)) != 0)
 		return rc;
 	if (e == NULL || e->size > INT64_MAX)
 		return -EINVAL;
-	cat_bind(c->st[ST_CAT_UPDATE], path, e);
-	if ((rc = step_done(c, c->st[ST_CAT_UPDATE])) != 0)
+	cache_db_cat_bind(c->st[ST_CAT_UPDATE], path, e);
+	if ((rc = cache_db_step_done(c, c->st[ST_CAT_UPDATE])) != 0)
 		return rc;
 	if (sqlite3_changes(c->db) > 0)
 		return 0;
-	cat_bind(c->st[ST_CAT_INSERT], path, e);
-	if ((rc = step_done(c, c->st[ST_CAT_INSERT])) != 0)
+	cache_db_cat_bind(c->st[ST_CAT_INSERT], path, e);
+	if ((rc = cache_db_step_done(c, c->st[ST_CAT_INSERT])) != 0)
 		return rc;
 	if (c->ncat_known)
 		c->ncat++;
@@ -653,10 +655,10 @@ cache_cat_del(struct cache *c, const char *path)
 	sqlite3_stmt	*st = c->st[ST_CAT_DEL];
 	int		 rc;
 
-	if ((rc = check_path(path)) != 0)
+	if ((rc = cache_db_check_path(path)) != 0)
 		return rc;
 	sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
-	if ((rc = step_done(c, st)) != 0)
+	if ((rc = cache_db_step_done(c, st)) != 0)
 		return rc;
 	if (sqlite3_changes(c->db) == 0)
 		return -ENOENT;
@@ -684,7 +686,8 @@ cache_cat_each(struct cache *c, cache_cat_cb *cb, void *arg)
 		path = (const char *)sqlite3_column_text(st, 0);
 		len = sqlite3_column_bytes(st, 0);
 		if (path == NULL || len <= 0 || len > CACHE__PATH_MAX ||
-		    strlen(path) != (size_t)len || !cat_from_row(st, 1, &e))
+		    strlen(path) != (size_t)len || !cache_db_cat_from_row(st, 1,
+		    &e))
 			continue;
 		if ((rc = cb(arg, path, &e)) != 0)
 			goto out;
@@ -706,7 +709,7 @@ cache_cat_count(struct cache *c)
 	if (c->ncat_known)
 		return c->ncat;
 	if (sqlite3_exec(c->db, catalog_clean, NULL, NULL, NULL) != SQLITE_OK ||
-	    query_int(c, "SELECT count(*) FROM catalog", &n) != 0)
+	    cache_db_query_int(c, "SELECT count(*) FROM catalog", &n) != 0)
 		return 0;
 	c->ncat = (uint64_t)n;
 	c->ncat_known = true;

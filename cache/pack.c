@@ -27,7 +27,7 @@
 #define PACK_MIN_SIZE	64
 
 static uint32_t
-chunk_len(uint64_t size, uint32_t i)
+cache_pack_chunk_len(uint64_t size, uint32_t i)
 {
 	uint64_t	left = size - (uint64_t)i * CACHE_CHUNK;
 
@@ -112,13 +112,13 @@ cache_pack_run(struct cache_pack *p)
 	    p->level)) ||
 	    ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag,
 	    1)) ||
-	    ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0)) ||
-	    EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+	    ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag,
+	    0)) || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
 		rc = -EIO;
 		goto out;
 	}
 	for (i = 0; i < p->nframes; i++) {
-		len = chunk_len(p->size, i);
+		len = cache_pack_chunk_len(p->size, i);
 		rc = ph_pread_full(p->src->fd, in, len,
 		    (uint64_t)i * CACHE_CHUNK);
 		if (rc == -ENODATA) {
@@ -283,7 +283,7 @@ cache_pack_abort(struct cache_pack *p)
 
 /* Reads and hashes a raw blob. */
 static int
-verify_raw(const struct cache_blob *b, EVP_MD_CTX *md, uint8_t *buf)
+cache_pack_verify_raw(const struct cache_blob *b, EVP_MD_CTX *md, uint8_t *buf)
 {
 	uint64_t	off;
 	uint32_t	len;
@@ -306,7 +306,7 @@ verify_raw(const struct cache_blob *b, EVP_MD_CTX *md, uint8_t *buf)
  * anything is decoded, and must decode to exactly that.
  */
 static int
-verify_zstd(const struct cache_blob *b, EVP_MD_CTX *md, uint8_t *buf)
+cache_pack_verify_zstd(const struct cache_blob *b, EVP_MD_CTX *md, uint8_t *buf)
 {
 	ZSTD_DCtx		*dctx;
 	uint8_t			*zb;
@@ -323,7 +323,7 @@ verify_zstd(const struct cache_blob *b, EVP_MD_CTX *md, uint8_t *buf)
 	}
 	for (i = 0; i < b->nframes; i++) {
 		n = (size_t)(b->foff[i + 1] - b->foff[i]);
-		want = chunk_len(b->e->size, i);
+		want = cache_pack_chunk_len(b->e->size, i);
 		if ((rc = ph_pread_full(b->fd, zb, n, b->foff[i])) != 0) {
 			if (rc == -ENODATA)
 				rc = -EBADMSG;
@@ -375,8 +375,8 @@ cache_blob_verify(struct cache_blob *b)
 		rc = -EIO;
 		goto out;
 	}
-	rc = b->form == CACHE_FORM_ZSTD ? verify_zstd(b, md, buf) :
-	    verify_raw(b, md, buf);
+	rc = b->form == CACHE_FORM_ZSTD ? cache_pack_verify_zstd(b, md, buf) :
+	    cache_pack_verify_raw(b, md, buf);
 	if (rc != 0)
 		goto out;
 	if (EVP_DigestFinal_ex(md, got, &mdlen) != 1 ||

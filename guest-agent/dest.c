@@ -57,7 +57,7 @@ struct dirsync {
  * and last component, which must be a real file name.
  */
 static int
-open_parent(const char *local, int *dirfd, char **dirp, char **name)
+dest_open_parent(const char *local, int *dirfd, char **dirp, char **name)
 {
 	const char *slash, *base;
 	char *dir = NULL;
@@ -105,7 +105,7 @@ out:
  * contents are discarded.
  */
 static int
-open_part_locked(struct dest *d, bool keep)
+dest_open_part_locked(struct dest *d, bool keep)
 {
 	struct stat st, named;
 	int attempt;
@@ -221,7 +221,7 @@ dest_open(const char *local, bool resume, struct dest **out)
 		*out = d;
 		return 0;
 	}
-	if ((rc = open_parent(local, &d->dirfd, &d->dir, &d->name)) < 0)
+	if ((rc = dest_open_parent(local, &d->dirfd, &d->dir, &d->name)) < 0)
 		goto fail;
 	if ((rc = dest_open_special(d)) != 0) {
 		if (rc < 0 || (d->part_path = strdup(local)) == NULL) {
@@ -237,7 +237,7 @@ dest_open(const char *local, bool resume, struct dest **out)
 		rc = -ENOMEM;
 		goto fail;
 	}
-	if ((rc = open_part_locked(d, resume)) < 0)
+	if ((rc = dest_open_part_locked(d, resume)) < 0)
 		goto fail;
 	*out = d;
 	return 0;
@@ -383,7 +383,7 @@ dest_same_fs(const struct dest *a, const struct dest *b)
 }
 
 struct dirsync *
-dirsync_new(void)
+dest_dirsync_new(void)
 {
 	return calloc(1, sizeof(struct dirsync));
 }
@@ -393,7 +393,7 @@ dirsync_new(void)
  * cannot (ds full, out of fds or memory): the caller syncs it at once.
  */
 static bool
-dirsync_add(struct dirsync *ds, const struct dest *d)
+dest_dirsync_add(struct dirsync *ds, const struct dest *d)
 {
 	struct dirsync_dir *e;
 	struct stat st;
@@ -421,7 +421,7 @@ dirsync_add(struct dirsync *ds, const struct dest *d)
 }
 
 int
-dirsync_run(struct dirsync *ds, char *failed, size_t cap)
+dest_dirsync_run(struct dirsync *ds, char *failed, size_t cap)
 {
 	int rc = 0;
 	size_t i;
@@ -441,7 +441,7 @@ dirsync_run(struct dirsync *ds, char *failed, size_t cap)
 }
 
 void
-dirsync_free(struct dirsync *ds)
+dest_dirsync_free(struct dirsync *ds)
 {
 	size_t i;
 
@@ -492,7 +492,7 @@ dest_rename(struct dest *d, struct dirsync *ds)
 	if ((rc = dest_rename_over(d)) < 0)
 		return rc;
 	d->committed = true;
-	if (ds != NULL && dirsync_add(ds, d))
+	if (ds != NULL && dest_dirsync_add(ds, d))
 		return 0;
 	if (fsync(d->dirfd) == -1)
 		return -errno;

@@ -78,7 +78,7 @@ int	dest_write(struct dest *d, const void *buf, size_t len);
  *                              errors, which syncfs() reports only since
  *                              Linux 5.8
  *   dest_rename()              LOCAL.part -> LOCAL, still under the lock
- *   dirsync_run()              fsync each directory that got a new name
+ *   dest_dirsync_run()              fsync each directory that got a new name
  *
  * What is guaranteed: LOCAL never names part of a file, even after a
  * crash: it is what it was before (or nothing), or the whole verified new
@@ -115,22 +115,22 @@ bool	dest_same_fs(const struct dest *a, const struct dest *b);
 struct dirsync;
 
 /* An empty set; NULL when out of memory. */
-struct dirsync *dirsync_new(void);
+struct dirsync *dest_dirsync_new(void);
 
 /*
  * fsyncs every directory in ds and empties it. Returns 0, or the first
  * error with that directory's path copied to failed (cap bytes).
  */
-int	dirsync_run(struct dirsync *ds, char *failed, size_t cap);
+int	dest_dirsync_run(struct dirsync *ds, char *failed, size_t cap);
 
 /* Frees ds without syncing. Accepts NULL. */
-void	dirsync_free(struct dirsync *ds);
+void	dest_dirsync_free(struct dirsync *ds);
 
 /*
  * Renames LOCAL.part to LOCAL; call it once the data is durable. A LOCAL
  * that has become anything but a regular file or a symlink since
  * dest_open() is left alone: -EEXIST. The directory's fsync is left to
- * dirsync_run() on ds, or done here when ds is NULL or full. 0 or -errno;
+ * dest_dirsync_run() on ds, or done here when ds is NULL or full. 0 or -errno;
  * once the rename is done, d counts as committed even if the directory's
  * fsync then fails.
  */

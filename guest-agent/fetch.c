@@ -107,11 +107,11 @@ struct transfer {
 
 /* Prints "porthole: SUBJECT: MESSAGE" below any progress line. */
 static void
-say(struct fetcher *f, const char *subject, const char *fmt, ...)
+fetch_say(struct fetcher *f, const char *subject, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 static void
-say(struct fetcher *f, const char *subject, const char *fmt, ...)
+fetch_say(struct fetcher *f, const char *subject, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -127,15 +127,15 @@ say(struct fetcher *f, const char *subject, const char *fmt, ...)
 
 /* Reports a failed local operation on path; returns PX_LOCAL_IO. */
 static enum px_exit
-local_error(struct fetcher *f, const char *path, int err)
+fetch_local_error(struct fetcher *f, const char *path, int err)
 {
-	say(f, path, "%s", strerror(-err));
+	fetch_say(f, path, "%s", strerror(-err));
 	return PX_LOCAL_IO;
 }
 
 /* Reports why dest_open() failed for local; returns PX_LOCAL_IO. */
 static enum px_exit
-open_error(struct fetcher *f, const char *local, int err)
+fetch_open_error(struct fetcher *f, const char *local, int err)
 {
 	const char *why = NULL;
 	char *part = NULL;
@@ -148,18 +148,18 @@ open_error(struct fetcher *f, const char *local, int err)
 		why = "is a symbolic link";
 	else if (err == -ESTALE) {
 		/* The stream itself, not its .part. */
-		say(f, local, "was replaced while it was being opened");
+		fetch_say(f, local, "was replaced while it was being opened");
 		return PX_LOCAL_IO;
 	}
 	if (why == NULL || asprintf(&part, "%s.part", local) == -1)
-		return local_error(f, local, err);
-	say(f, part, "%s", why);
+		return fetch_local_error(f, local, err);
+	fetch_say(f, part, "%s", why);
 	free(part);
 	return PX_LOCAL_IO;
 }
 
 enum px_exit
-fetcher_new(const struct fetch_opts *o, struct fetcher **out)
+fetch_new(const struct fetch_opts *o, struct fetcher **out)
 {
 	uint32_t features = PH_FEAT_RESUME | PH_FEAT_SHA256 |
 	    PH_FEAT_REVERIFY | PH_FEAT_STALE;
@@ -179,7 +179,7 @@ fetcher_new(const struct fetch_opts *o, struct fetcher **out)
 	OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
 	f->group_max = 1;
 	f->progress = progress_new(!o->quiet && isatty(STDERR_FILENO));
-	f->dirs = dirsync_new();
+	f->dirs = dest_dirsync_new();
 	if (o->zstd)
 		f->dctx = ZSTD_createDCtx();
 	if (f->progress == NULL || f->dirs == NULL ||
@@ -197,34 +197,34 @@ fetcher_new(const struct fetch_opts *o, struct fetcher **out)
 	*out = f;
 	return PX_OK;
 fail:
-	fetcher_free(f);
+	fetch_free(f);
 	return ex;
 }
 
 struct client *
-fetcher_client(struct fetcher *f)
+fetch_client(struct fetcher *f)
 {
 	return f->conn;
 }
 
 void
-fetcher_free(struct fetcher *f)
+fetch_free(struct fetcher *f)
 {
 	if (f == NULL)
 		return;
 	/* Verified files are never dropped, even by a caller that forgot. */
-	(void)fetcher_finish(f);
+	(void)fetch_finish(f);
 	client_close(f->conn);
 	progress_free(f->progress);
 	hasher_free(f->hasher);
 	ZSTD_freeDCtx(f->dctx);
-	dirsync_free(f->dirs);
+	dest_dirsync_free(f->dirs);
 	free(f);
 }
 
 /* Whether local names a directory to download into. */
 static bool
-local_is_dir(const char *local)
+fetch_local_is_dir(const char *local)
 {
 	struct stat st;
 	size_t len;
@@ -242,8 +242,8 @@ local_is_dir(const char *local)
  * last component in the current directory or in the directory local.
  */
 static enum px_exit
-target_path(struct fetcher *f, const struct transfer *t, const char *local,
-    bool into_dir, char **out)
+fetch_target_path(struct fetcher *f, const struct transfer *t,
+    const char *local, bool into_dir, char **out)
 {
 	const char *base;
 	size_t len;
@@ -256,8 +256,8 @@ target_path(struct fetcher *f, const struct transfer *t, const char *local,
 		base = strrchr(t->remote, '/');
 		base = base != NULL ? base + 1 : t->remote;
 		if (strcmp(base, ".") == 0) {
-			say(f, t->shown, "names the repository root, not a "
-			    "file");
+			fetch_say(f, t->shown, "names the repository root, not "
+			    "a file");
 			return PX_USAGE;
 		}
 		if (local == NULL)
@@ -270,7 +270,7 @@ target_path(struct fetcher *f, const struct transfer *t, const char *local,
 	}
 	if (n == -1) {
 		*out = NULL;
-		return local_error(f, t->shown, -ENOMEM);
+		return fetch_local_error(f, t->shown, -ENOMEM);
 	}
 	return PX_OK;
 }
@@ -281,22 +281,23 @@ target_path(struct fetcher *f, const struct transfer *t, const char *local,
  * still covers the whole file.
  */
 static enum px_exit
-hash_existing(struct fetcher *f, struct transfer *t, bool resume)
+fetch_hash_existing(struct fetcher *f, struct transfer *t, bool resume)
 {
 	ssize_t n;
 
 	t->offset = 0;
 	if (hasher_begin(f->hasher) < 0) {
-		say(f, t->shown, "cannot start SHA-256");
+		fetch_say(f, t->shown, "cannot start SHA-256");
 		return PX_LOCAL_IO;
 	}
 	/* Reading the next chunk overlaps hashing the last one. */
 	while (resume && (n = dest_read_part(t->dest, t->offset,
 	    hasher_slot(f->hasher), PH_DATA_CHUNK)) != 0) {
 		if (n < 0)
-			return local_error(f, dest_part_path(t->dest), (int)n);
+			return fetch_local_error(f, dest_part_path(t->dest),
+			    (int)n);
 		if (hasher_submit(f->hasher, (size_t)n) < 0) {
-			say(f, t->shown, "SHA-256 failed");
+			fetch_say(f, t->shown, "SHA-256 failed");
 			return PX_LOCAL_IO;
 		}
 		t->offset += (uint64_t)n;
@@ -305,7 +306,7 @@ hash_existing(struct fetcher *f, struct transfer *t, bool resume)
 }
 
 static enum px_exit
-send_get(struct fetcher *f, struct transfer *t)
+fetch_send_get(struct fetcher *f, struct transfer *t)
 {
 	struct ph_msg m;
 
@@ -325,7 +326,7 @@ send_get(struct fetcher *f, struct transfer *t)
 
 /* Gives up on a reply stream half way: the connection is out of step. */
 static enum px_exit
-abandon(struct fetcher *f, enum px_exit ex)
+fetch_abandon(struct fetcher *f, enum px_exit ex)
 {
 	client_set_broken(f->conn);
 	return ex;
@@ -333,9 +334,9 @@ abandon(struct fetcher *f, enum px_exit ex)
 
 /* --fresh and the host could not revalidate its copy: exit 6. */
 static enum px_exit
-refuse_stale(struct fetcher *f, const struct transfer *t)
+fetch_refuse_stale(struct fetcher *f, const struct transfer *t)
 {
-	say(f, t->shown, "the host could not revalidate its copy (its "
+	fetch_say(f, t->shown, "the host could not revalidate its copy (its "
 	    "upstream is unreachable): refused (--fresh)");
 	return PX_CONN;
 }
@@ -345,11 +346,11 @@ refuse_stale(struct fetcher *f, const struct transfer *t)
  * retry with REVERIFY may cure (see the top of the file).
  */
 static enum px_exit
-damaged(struct fetcher *f, struct transfer *t, const char *fmt, ...)
+fetch_damaged(struct fetcher *f, struct transfer *t, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 static enum px_exit
-damaged(struct fetcher *f, struct transfer *t, const char *fmt, ...)
+fetch_damaged(struct fetcher *f, struct transfer *t, const char *fmt, ...)
 {
 	char msg[256];
 	va_list ap;
@@ -357,13 +358,13 @@ damaged(struct fetcher *f, struct transfer *t, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	say(f, t->shown, "%s", msg);
+	fetch_say(f, t->shown, "%s", msg);
 	t->damaged = true;
 	return PX_INTEGRITY;
 }
 
 static enum px_exit
-on_meta(struct fetcher *f, struct transfer *t, const struct ph_meta *meta)
+fetch_on_meta(struct fetcher *f, struct transfer *t, const struct ph_meta *meta)
 {
 	int rc;
 
@@ -382,9 +383,10 @@ on_meta(struct fetcher *f, struct transfer *t, const struct ph_meta *meta)
 	t->meta_at = progress_now();
 	t->stale = meta->stale;
 	if (t->stale && f->o->fresh)
-		return abandon(f, refuse_stale(f, t));
+		return fetch_abandon(f, fetch_refuse_stale(f, t));
 	if ((rc = dest_begin(t->dest, t->offset)) < 0)
-		return abandon(f, local_error(f, dest_part_path(t->dest), rc));
+		return fetch_abandon(f, fetch_local_error(f,
+		    dest_part_path(t->dest), rc));
 	progress_start(f->progress, t->local, meta->size, t->offset);
 	return PX_OK;
 }
@@ -394,7 +396,7 @@ on_meta(struct fetcher *f, struct transfer *t, const struct ph_meta *meta)
  * current slot. The hashing thread and write() read the slot at once.
  */
 static enum px_exit
-on_bytes(struct fetcher *f, struct transfer *t, const uint8_t *slot,
+fetch_on_bytes(struct fetcher *f, struct transfer *t, const uint8_t *slot,
     size_t len)
 {
 	int rc;
@@ -406,11 +408,12 @@ on_bytes(struct fetcher *f, struct transfer *t, const uint8_t *slot,
 		    "DATA of %zu bytes after %" PRIu64 " of %" PRIu64, len,
 		    t->received, t->meta.size - t->offset);
 	if (hasher_submit(f->hasher, len) < 0) {
-		say(f, t->shown, "SHA-256 failed");
-		return abandon(f, PX_LOCAL_IO);
+		fetch_say(f, t->shown, "SHA-256 failed");
+		return fetch_abandon(f, PX_LOCAL_IO);
 	}
 	if ((rc = dest_write(t->dest, slot, len)) < 0)
-		return abandon(f, local_error(f, dest_part_path(t->dest), rc));
+		return fetch_abandon(f, fetch_local_error(f,
+		    dest_part_path(t->dest), rc));
 	t->received += len;
 	progress_update(f->progress, t->offset + t->received);
 	return PX_OK;
@@ -422,7 +425,7 @@ on_bytes(struct fetcher *f, struct transfer *t, const uint8_t *slot,
  * the slot nor make us work for bytes we would refuse.
  */
 static enum px_exit
-on_zstd(struct fetcher *f, struct transfer *t, const struct ph_data *d,
+fetch_on_zstd(struct fetcher *f, struct transfer *t, const struct ph_data *d,
     uint8_t *slot)
 {
 	unsigned long long declared;
@@ -441,20 +444,21 @@ on_zstd(struct fetcher *f, struct transfer *t, const struct ph_data *d,
 	if (declared == ZSTD_CONTENTSIZE_UNKNOWN ||
 	    declared == ZSTD_CONTENTSIZE_ERROR || declared == 0 ||
 	    declared > PH_DATA_CHUNK)
-		return abandon(f, damaged(f, t, "damaged data: DATA_ZSTD "
-		    "content size unknown or not 1..%d bytes", PH_DATA_CHUNK));
+		return fetch_abandon(f, fetch_damaged(f, t, "damaged data: "
+		    "DATA_ZSTD content size unknown or not 1..%d bytes",
+		    PH_DATA_CHUNK));
 	/* Exactly one frame: no trailing frames or bytes ride along. */
 	n = ZSTD_findFrameCompressedSize(d->bytes, d->len);
 	if (ZSTD_isError(n) || n != d->len)
-		return abandon(f, damaged(f, t, "damaged data: DATA_ZSTD is "
-		    "not exactly one zstd frame"));
+		return fetch_abandon(f, fetch_damaged(f, t, "damaged data: "
+		    "DATA_ZSTD is not exactly one zstd frame"));
 	n = ZSTD_decompressDCtx(f->dctx, slot, PH_DATA_CHUNK, d->bytes,
 	    d->len);
 	if (ZSTD_isError(n) || n != declared)
-		return abandon(f, damaged(f, t, "damaged data: DATA_ZSTD does "
-		    "not decompress: %s", ZSTD_isError(n) ?
+		return fetch_abandon(f, fetch_damaged(f, t, "damaged data: "
+		    "DATA_ZSTD does not decompress: %s", ZSTD_isError(n) ?
 		    ZSTD_getErrorName(n) : "wrong size"));
-	return on_bytes(f, t, slot, n);
+	return fetch_on_bytes(f, t, slot, n);
 }
 
 /*
@@ -464,7 +468,7 @@ on_zstd(struct fetcher *f, struct transfer *t, const struct ph_data *d,
  * same, or the file changed on the host while it was being sent.
  */
 static enum px_exit
-on_end(struct fetcher *f, struct transfer *t, const struct ph_end *end)
+fetch_on_end(struct fetcher *f, struct transfer *t, const struct ph_end *end)
 {
 	char want[65], got[65];
 
@@ -476,7 +480,7 @@ on_end(struct fetcher *f, struct transfer *t, const struct ph_end *end)
 		    " of %" PRIu64 " bytes, and it counts %" PRIu64,
 		    t->received, t->meta.size - t->offset, end->bytes);
 	if (hasher_final(f->hasher, t->digest) < 0) {
-		say(f, t->shown, "SHA-256 failed");
+		fetch_say(f, t->shown, "SHA-256 failed");
 		return PX_LOCAL_IO;
 	}
 	if (end->stale && !t->stale) {
@@ -484,26 +488,28 @@ on_end(struct fetcher *f, struct transfer *t, const struct ph_end *end)
 		/* The bytes of this attempt are not kept, the rest is. */
 		if (f->o->fresh) {
 			(void)dest_begin(t->dest, t->offset);
-			return refuse_stale(f, t);
+			return fetch_refuse_stale(f, t);
 		}
 	}
 	if (!f->o->verify)
 		return PX_OK;
 	if (!end->has_digest) {
-		say(f, t->shown, "the server sent no SHA-256 digest at the "
-		    "end of the file (--no-verify accepts the file unchecked)");
+		fetch_say(f, t->shown, "the server sent no SHA-256 digest at "
+		    "the end of the file (--no-verify accepts the file "
+		    "unchecked)");
 		return PX_INTEGRITY;
 	}
 	if (t->meta.has_digest &&
 	    memcmp(t->meta.sha256, end->sha256, PH_SHA256_LEN) != 0) {
-		say(f, t->shown, "changed on the host during the transfer");
+		fetch_say(f, t->shown, "changed on the host during the "
+		    "transfer");
 		return PX_INTEGRITY;
 	}
 	if (memcmp(t->digest, end->sha256, PH_SHA256_LEN) != 0) {
 		ph_sha256_hex(end->sha256, want);
 		ph_sha256_hex(t->digest, got);
-		return damaged(f, t, "SHA-256 mismatch: expected %s, got %s",
-		    want, got);
+		return fetch_damaged(f, t, "SHA-256 mismatch: expected %s, got "
+		    "%s", want, got);
 	}
 	return PX_OK;
 }
@@ -513,29 +519,29 @@ on_end(struct fetcher *f, struct transfer *t, const struct ph_end *end)
  * A .part the server cannot resume is hashed again from the start.
  */
 static enum px_exit
-request(struct fetcher *f, struct transfer *t)
+fetch_request(struct fetcher *f, struct transfer *t)
 {
 	enum px_exit ex;
 
 	if (f->o->verify &&
 	    !(client_features(f->conn) & PH_FEAT_SHA256)) {
-		say(f, client_endpoint(f->conn), "the server offers no "
+		fetch_say(f, client_endpoint(f->conn), "the server offers no "
 		    "SHA-256 digests (--no-verify accepts files unchecked)");
 		return PX_INTEGRITY;
 	}
 	if (f->o->fresh && !(client_features(f->conn) & PH_FEAT_STALE)) {
-		say(f, client_endpoint(f->conn), "the server cannot tell "
+		fetch_say(f, client_endpoint(f->conn), "the server cannot tell "
 		    "whether its copies are current (it predates --fresh)");
 		return PX_CONN;
 	}
 	if (t->offset > 0 && !(client_features(f->conn) & PH_FEAT_RESUME)) {
 		if (!f->o->quiet)
-			say(f, t->local, "the server cannot resume; "
+			fetch_say(f, t->local, "the server cannot resume; "
 			    "downloading from the start");
-		if ((ex = hash_existing(f, t, false)) != PX_OK)
+		if ((ex = fetch_hash_existing(f, t, false)) != PX_OK)
 			return ex;
 	}
-	if ((ex = send_get(f, t)) != PX_OK)
+	if ((ex = fetch_send_get(f, t)) != PX_OK)
 		return ex;
 	t->get_sent = true;
 	return PX_OK;
@@ -547,7 +553,7 @@ request(struct fetcher *f, struct transfer *t)
  * connection's wait allows.
  */
 static enum px_exit
-receive(struct fetcher *f, struct transfer *t)
+fetch_receive(struct fetcher *f, struct transfer *t)
 {
 	struct backoff b = { .running = false };
 	struct ph_msg m;
@@ -568,22 +574,22 @@ receive(struct fetcher *f, struct transfer *t)
 			ex = PX_OK;
 			break;
 		case PH_META:
-			ex = on_meta(f, t, &m.u.meta);
+			ex = fetch_on_meta(f, t, &m.u.meta);
 			break;
 		case PH_DATA:
-			ex = on_bytes(f, t, slot, m.u.data.len);
+			ex = fetch_on_bytes(f, t, slot, m.u.data.len);
 			break;
 		case PH_DATA_ZSTD:
-			ex = on_zstd(f, t, &m.u.data, slot);
+			ex = fetch_on_zstd(f, t, &m.u.data, slot);
 			break;
 		case PH_END:
-			return on_end(f, t, &m.u.end);
+			return fetch_on_end(f, t, &m.u.end);
 		case PH_ERROR:
 			if (client_reply_busy(&m) && !t->have_meta &&
 			    client_wait_more(f->conn, &b)) {
 				/* The server may have closed it meanwhile. */
 				if ((ex = client_connect(f->conn)) == PX_OK)
-					ex = request(f, t);
+					ex = fetch_request(f, t);
 				break;
 			}
 			/* The host found its own copy damaged. */
@@ -601,7 +607,7 @@ receive(struct fetcher *f, struct transfer *t)
 
 /* Prints the per-file result: the verified line and the JSON object. */
 static void
-report(struct fetcher *f, const struct transfer *t)
+fetch_report(struct fetcher *f, const struct transfer *t)
 {
 	double seconds = t->finished - t->started;
 	char hex[65], rate[FMT_SIZE_LEN];
@@ -639,8 +645,8 @@ report(struct fetcher *f, const struct transfer *t)
 		printf(",\"bytes\":%" PRIu64 ",\"sha256\":\"%s\","
 		    "\"verified\":%s,\"stale\":%s,\"retried\":%s,"
 		    "\"seconds\":%.3f}\n", t->meta.size, hex,
-		    f->o->verify ? "true" : "false", t->stale ? "true" : "false",
-		    t->retried ? "true" : "false", seconds);
+		    f->o->verify ? "true" : "false", t->stale ? "true" :
+		    "false", t->retried ? "true" : "false", seconds);
 	else
 		printf(",\"failed\":true,\"exit\":%d}\n", (int)t->ex);
 	fflush(stdout);
@@ -648,7 +654,7 @@ report(struct fetcher *f, const struct transfer *t)
 
 /* Whether t is verified and waits, under LOCAL.part, to be made durable. */
 static bool
-held(const struct transfer *t)
+fetch_held(const struct transfer *t)
 {
 	return t->ex == PX_OK && t->dest != NULL;
 }
@@ -659,25 +665,25 @@ held(const struct transfer *t)
  * write errors. A failure fails the files it covers.
  */
 static void
-group_sync(struct fetcher *f)
+fetch_group_sync(struct fetcher *f)
 {
 	struct transfer *t, *u;
 	size_t i, j, nheld = 0;
 	int rc;
 
 	for (i = 0; i < f->npending; i++)
-		if (held(f->pending[i]))
+		if (fetch_held(f->pending[i]))
 			nheld++;
 	for (i = 0; i < f->npending && nheld == 1; i++) {
 		t = f->pending[i];
-		if (held(t) && (rc = dest_sync(t->dest)) < 0)
-			t->ex = local_error(f, t->local, rc);
+		if (fetch_held(t) && (rc = dest_sync(t->dest)) < 0)
+			t->ex = fetch_local_error(f, t->local, rc);
 	}
 	if (nheld < 2)
 		return;
 	for (i = 0; i < f->npending; i++) {
 		t = f->pending[i];
-		if (!held(t))
+		if (!fetch_held(t))
 			continue;
 		/*
 		 * The first held file of each file system syncs it; after a
@@ -685,21 +691,21 @@ group_sync(struct fetcher *f)
 		 */
 		for (j = 0; j < i; j++) {
 			u = f->pending[j];
-			if (held(u) && dest_same_fs(u->dest, t->dest))
+			if (fetch_held(u) && dest_same_fs(u->dest, t->dest))
 				break;
 		}
 		if (j < i || (rc = dest_syncfs(t->dest)) == 0)
 			continue;
 		for (j = i; j < f->npending; j++) {
 			u = f->pending[j];
-			if (held(u) && dest_same_fs(u->dest, t->dest))
-				u->ex = local_error(f, u->local, rc);
+			if (fetch_held(u) && dest_same_fs(u->dest, t->dest))
+				u->ex = fetch_local_error(f, u->local, rc);
 		}
 	}
 	for (i = 0; i < f->npending; i++) {
 		t = f->pending[i];
-		if (held(t) && (rc = dest_check_written(t->dest)) < 0)
-			t->ex = local_error(f, t->local, rc);
+		if (fetch_held(t) && (rc = dest_check_written(t->dest)) < 0)
+			t->ex = fetch_local_error(f, t->local, rc);
 	}
 }
 
@@ -708,27 +714,27 @@ group_sync(struct fetcher *f)
  * then reports every file in order and lets it go.
  */
 static void
-flush(struct fetcher *f)
+fetch_flush(struct fetcher *f)
 {
 	struct transfer *t;
 	size_t i;
 	int rc;
 
-	group_sync(f);
+	fetch_group_sync(f);
 	for (i = 0; i < f->npending; i++) {
 		t = f->pending[i];
-		if (!held(t) || (rc = dest_rename(t->dest, f->dirs)) == 0)
+		if (!fetch_held(t) || (rc = dest_rename(t->dest, f->dirs)) == 0)
 			continue;
 		if (rc == -EEXIST) {
-			say(f, t->local, "is no longer a regular file: left "
-			    "alone");
+			fetch_say(f, t->local, "is no longer a regular file: "
+			    "left alone");
 			t->ex = PX_LOCAL_IO;
 		} else
-			t->ex = local_error(f, t->local, rc);
+			t->ex = fetch_local_error(f, t->local, rc);
 	}
 	for (i = 0; i < f->npending; i++) {
 		t = f->pending[i];
-		report(f, t);
+		fetch_report(f, t);
 		if (t->ex != PX_OK && f->first == PX_OK)
 			f->first = t->ex;
 		if (t->result != NULL)
@@ -746,7 +752,7 @@ flush(struct fetcher *f)
 
 /* Queues a finished transfer (verified or failed) for its group. */
 static void
-pend(struct fetcher *f, struct transfer *t)
+fetch_pend(struct fetcher *f, struct transfer *t)
 {
 	t->finished = progress_now();
 	if (t->ex != PX_OK) {
@@ -757,15 +763,15 @@ pend(struct fetcher *f, struct transfer *t)
 		f->held_bytes += t->received;
 	f->pending[f->npending++] = t;
 	if (f->npending >= f->group_max || f->held_bytes >= FETCH_GROUP_BYTES)
-		flush(f);
+		fetch_flush(f);
 }
 
 /* Reports and counts a file that failed for want of memory. */
 static void
-fail_nomem(struct fetcher *f, const struct fetch_req *rq)
+fetch_fail_nomem(struct fetcher *f, const struct fetch_req *rq)
 {
 	/* Those before it are reported first, as always. */
-	flush(f);
+	fetch_flush(f);
 	progress_clear(f->progress);
 	fprintf(stderr, "porthole: %s\n", strerror(ENOMEM));
 	if (f->first == PX_OK)
@@ -780,7 +786,7 @@ fail_nomem(struct fetcher *f, const struct fetch_req *rq)
  * memory.
  */
 static struct transfer *
-transfer_new(struct fetcher *f, const struct fetch_req *rq)
+fetch_transfer_new(struct fetcher *f, const struct fetch_req *rq)
 {
 	struct transfer *t;
 
@@ -792,7 +798,8 @@ transfer_new(struct fetcher *f, const struct fetch_req *rq)
 	t->digest_out = rq->digest;
 	t->started = progress_now();
 	if ((t->ex = client_path(rq->remote, t->remote, t->shown)) == PX_OK)
-		t->ex = target_path(f, t, rq->local, rq->into_dir, &t->local);
+		t->ex = fetch_target_path(f, t, rq->local, rq->into_dir,
+		    &t->local);
 	return t;
 }
 
@@ -801,7 +808,7 @@ transfer_new(struct fetcher *f, const struct fetch_req *rq)
  * .part being resumed, connects and sends the GET.
  */
 static enum px_exit
-transfer_open(struct fetcher *f, struct transfer *t)
+fetch_transfer_open(struct fetcher *f, struct transfer *t)
 {
 	enum px_exit ex;
 	int rc;
@@ -813,28 +820,28 @@ transfer_open(struct fetcher *f, struct transfer *t)
 		 * Our own group may hold it (the same name asked twice), or
 		 * hold the descriptors a low limit allows.
 		 */
-		flush(f);
+		fetch_flush(f);
 		rc = dest_open(t->local, f->o->resume, &t->dest);
 	}
 	if (rc < 0) {
 		/* A reply already on its way would be read by nobody. */
 		if (t->get_sent)
 			client_set_broken(f->conn);
-		return open_error(f, t->local, rc);
+		return fetch_open_error(f, t->local, rc);
 	}
 	if (t->get_sent)
-		return hash_existing(f, t, false);
+		return fetch_hash_existing(f, t, false);
 	/*
 	 * Hash a .part being resumed before connecting: the daemon wants the
 	 * first request within seconds of the connection, and a large .part
 	 * takes longer than that to read.
 	 */
-	if ((ex = hash_existing(f, t, f->o->resume)) != PX_OK)
+	if ((ex = fetch_hash_existing(f, t, f->o->resume)) != PX_OK)
 		return ex;
 	/* The first file connects; one after a lost connection reconnects. */
 	if ((ex = client_connect(f->conn)) != PX_OK)
 		return ex;
-	return request(f, t);
+	return fetch_request(f, t);
 }
 
 /*
@@ -845,7 +852,7 @@ transfer_open(struct fetcher *f, struct transfer *t)
  * cannot take bytes back.
  */
 static enum px_exit
-retry(struct fetcher *f, struct transfer *t)
+fetch_retry(struct fetcher *f, struct transfer *t)
 {
 	enum px_exit ex;
 	int rc;
@@ -860,21 +867,21 @@ retry(struct fetcher *f, struct transfer *t)
 	t->received = 0;
 	/* Not a byte of the failed attempt stays, even if this one fails. */
 	if ((rc = dest_begin(t->dest, 0)) < 0)
-		return local_error(f, dest_part_path(t->dest), rc);
-	if ((ex = hash_existing(f, t, false)) != PX_OK)
+		return fetch_local_error(f, dest_part_path(t->dest), rc);
+	if ((ex = fetch_hash_existing(f, t, false)) != PX_OK)
 		return ex;
-	say(f, t->shown, "retrying once from the start; the host checks "
+	fetch_say(f, t->shown, "retrying once from the start; the host checks "
 	    "its copy first");
 	if ((ex = client_connect(f->conn)) != PX_OK)
 		return ex;
-	if ((ex = request(f, t)) != PX_OK)
+	if ((ex = fetch_request(f, t)) != PX_OK)
 		return ex;
-	return receive(f, t);
+	return fetch_receive(f, t);
 }
 
 /*
- * Downloads one file (see fetch_run()); t comes from transfer_new(), or is
- * NULL to start one for rq. The outcome is reported when its group is
+ * Downloads one file (see fetch_run()); t comes from
+ * fetch_transfer_new(), or is NULL to start one for rq. The outcome is reported when its group is
  * done; then rq's result and digest, if not NULL, receive it and the
  * file's SHA-256.
  *
@@ -892,38 +899,39 @@ fetch_one(struct fetcher *f, struct transfer *t, const struct fetch_req *rq,
 	struct transfer *n = NULL;
 	int rc;
 
-	if (t == NULL && (t = transfer_new(f, rq)) == NULL) {
-		fail_nomem(f, rq);
+	if (t == NULL && (t = fetch_transfer_new(f, rq)) == NULL) {
+		fetch_fail_nomem(f, rq);
 		return NULL;
 	}
 	if (t->ex == PX_OK)
-		t->ex = transfer_open(f, t);
+		t->ex = fetch_transfer_open(f, t);
 	if (t->ex == PX_OK)
-		t->ex = receive(f, t);
+		t->ex = fetch_receive(f, t);
 	if (t->ex == PX_INTEGRITY && t->damaged)
-		t->ex = retry(f, t);
+		t->ex = fetch_retry(f, t);
 	/* Without memory for it now, the next file starts the usual way. */
 	if (t->ex == PX_OK && next != NULL && !f->o->resume &&
 	    !client_is_broken(f->conn) &&
-	    (n = transfer_new(f, next)) != NULL && n->ex == PX_OK)
-		n->ex = request(f, n);
+	    (n = fetch_transfer_new(f, next)) != NULL && n->ex == PX_OK)
+		n->ex = fetch_request(f, n);
 	if (t->ex == PX_OK && (rc = dest_finish(t->dest, t->mode >= 0 ?
 	    (uint32_t)t->mode : t->meta.mode, t->meta.mtime_ns)) < 0)
-		t->ex = local_error(f, t->local, rc);
-	pend(f, t);
+		t->ex = fetch_local_error(f, t->local, rc);
+	fetch_pend(f, t);
 	return n;
 }
 
 enum px_exit
-fetcher_finish(struct fetcher *f)
+fetch_finish(struct fetcher *f)
 {
 	char dir[PATH_MAX];
 	int rc;
 
-	flush(f);
+	fetch_flush(f);
 	if (f->dirs != NULL &&
-	    (rc = dirsync_run(f->dirs, dir, sizeof(dir))) < 0) {
-		say(f, dir, "cannot sync the directory: %s", strerror(-rc));
+	    (rc = dest_dirsync_run(f->dirs, dir, sizeof(dir))) < 0) {
+		fetch_say(f, dir, "cannot sync the directory: %s",
+		    strerror(-rc));
 		if (f->first == PX_OK)
 			f->first = PX_LOCAL_IO;
 		return PX_LOCAL_IO;
@@ -939,7 +947,7 @@ fetch_run(const struct fetch_opts *o, char *const *remotes, size_t nremotes,
 	struct transfer *t = NULL;
 	struct fetcher *f = NULL;
 	enum px_exit ex;
-	bool into_dir = local_is_dir(local);
+	bool into_dir = fetch_local_is_dir(local);
 	size_t i;
 
 	if (nremotes > 1 && !into_dir)
@@ -951,7 +959,7 @@ fetch_run(const struct fetch_opts *o, char *const *remotes, size_t nremotes,
 		return (enum px_exit)usage_error("porthole", "get",
 		    o->resume ? "--resume cannot write to standard output" :
 		    "--json cannot be used with standard output", NULL);
-	if ((ex = fetcher_new(o, &f)) != PX_OK)
+	if ((ex = fetch_new(o, &f)) != PX_OK)
 		return ex;
 	f->group_max = FETCH_GROUP_FILES;
 	memset(&rq, 0, sizeof(rq));
@@ -964,14 +972,14 @@ fetch_run(const struct fetch_opts *o, char *const *remotes, size_t nremotes,
 		next.remote = i + 1 < nremotes ? remotes[i + 1] : NULL;
 		t = fetch_one(f, t, &rq, next.remote != NULL ? &next : NULL);
 	}
-	(void)fetcher_finish(f);
+	(void)fetch_finish(f);
 	ex = f->first;
-	fetcher_free(f);
+	fetch_free(f);
 	return ex;
 }
 
 enum px_exit
-fetcher_get(struct fetcher *f, const char *remote, const char *local,
+fetch_get(struct fetcher *f, const char *remote, const char *local,
     uint32_t mode, uint8_t digest[PH_SHA256_LEN])
 {
 	enum px_exit ex = PX_LOCAL_IO;

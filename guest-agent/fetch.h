@@ -36,17 +36,17 @@ enum px_exit fetch_run(const struct fetch_opts *o, char *const *remotes,
  * A download session for other commands (sync): o (which must outlive it)
  * sets the options, usually quiet with verify and zstd on. Nothing is
  * connected yet. Returns PX_OK with *out set, or prints why not and returns
- * an exit code with *out NULL. Free with fetcher_free().
+ * an exit code with *out NULL. Free with fetch_free().
  */
 struct fetcher;
-enum px_exit fetcher_new(const struct fetch_opts *o, struct fetcher **out);
+enum px_exit fetch_new(const struct fetch_opts *o, struct fetcher **out);
 
 /*
  * The session's connection, for requests of the caller's own (STAT). Owned
  * by f; it may be broken or not connected yet, which client_request()
  * mends.
  */
-struct client *fetcher_client(struct fetcher *f);
+struct client *fetch_client(struct fetcher *f);
 
 /*
  * Downloads remote into the file local exactly as `get REMOTE LOCAL` does
@@ -54,10 +54,10 @@ struct client *fetcher_client(struct fetcher *f);
  * connection, which is (re)connected if needed, but gives the file mode
  * (& 0777) instead of META's. On PX_OK digest holds the file's SHA-256 and
  * the file is in place with its data durable; its directory is fsynced by
- * fetcher_finish(). Otherwise the reason has been printed and LOCAL is
+ * fetch_finish(). Otherwise the reason has been printed and LOCAL is
  * untouched.
  */
-enum px_exit fetcher_get(struct fetcher *f, const char *remote,
+enum px_exit fetch_get(struct fetcher *f, const char *remote,
 	    const char *local, uint32_t mode, uint8_t digest[PH_SHA256_LEN]);
 
 /*
@@ -65,12 +65,12 @@ enum px_exit fetcher_get(struct fetcher *f, const char *remote,
  * renamed into, so that their names are durable too. Returns PX_OK, or
  * prints the directory that failed and returns PX_LOCAL_IO.
  */
-enum px_exit fetcher_finish(struct fetcher *f);
+enum px_exit fetch_finish(struct fetcher *f);
 
 /*
- * Closes the connection and frees f, after fetcher_finish() if the caller
+ * Closes the connection and frees f, after fetch_finish() if the caller
  * did not call it. Accepts NULL.
  */
-void	fetcher_free(struct fetcher *f);
+void	fetch_free(struct fetcher *f);
 
 #endif /* PORTHOLE_FETCH_H */

@@ -117,7 +117,7 @@ hasher_free(struct hasher *h)
 
 /* Waits, with the lock held, until the thread has hashed every slot. */
 static void
-wait_idle(struct hasher *h)
+hasher_wait_idle(struct hasher *h)
 {
 	while (h->queued > 0)
 		pthread_cond_wait(&h->freed, &h->lock);
@@ -127,7 +127,7 @@ int
 hasher_begin(struct hasher *h)
 {
 	pthread_mutex_lock(&h->lock);
-	wait_idle(h);
+	hasher_wait_idle(h);
 	h->error = 0;
 	pthread_mutex_unlock(&h->lock);
 	if (EVP_DigestInit_ex(h->md, EVP_sha256(), NULL) != 1)
@@ -186,7 +186,7 @@ hasher_final(struct hasher *h, uint8_t digest[PH_SHA256_LEN])
 	int rc;
 
 	pthread_mutex_lock(&h->lock);
-	wait_idle(h);
+	hasher_wait_idle(h);
 	rc = h->error;
 	pthread_mutex_unlock(&h->lock);
 	if (rc < 0)

@@ -104,21 +104,21 @@ struct command {
 
 /* A usage error from porthole, or from its command cmd (may be NULL). */
 static enum px_exit
-usage_fail(const char *cmd, const char *msg, const char *arg)
+main_usage_fail(const char *cmd, const char *msg, const char *arg)
 {
 	return (enum px_exit)usage_error("porthole", cmd, msg, arg);
 }
 
 /* Turns getopt's '?' or ':' into a usage error naming the option. */
 static enum px_exit
-bad_option(const char *cmd, int ch, char **argv)
+main_bad_option(const char *cmd, int ch, char **argv)
 {
 	return (enum px_exit)usage_bad_option("porthole", cmd, ch, argv);
 }
 
 /* Sets ctx's --wait from arg, whole seconds; cmd (may be NULL) for errors. */
 static enum px_exit
-parse_wait(struct cmd_ctx *ctx, const char *cmd, const char *arg)
+main_parse_wait(struct cmd_ctx *ctx, const char *cmd, const char *arg)
 {
 	unsigned long v;
 	char *end;
@@ -127,7 +127,7 @@ parse_wait(struct cmd_ctx *ctx, const char *cmd, const char *arg)
 	v = strtoul(arg, &end, 10);
 	if (*arg < '0' || *arg > '9' || *end != '\0' || errno != 0 ||
 	    v > CLIENT_WAIT_MAX)
-		return usage_fail(cmd, "--wait takes whole seconds, 0 to "
+		return main_usage_fail(cmd, "--wait takes whole seconds, 0 to "
 		    STR(CLIENT_WAIT_MAX), arg);
 	ctx->wait_s = (unsigned int)v;
 	return PX_OK;
@@ -161,7 +161,7 @@ main_next_opt(struct cmd_ctx *ctx, const char *cmd, const char *optstring,
 	    NULL)) == 'e' || ch == OPT_WAIT) {
 		if (ch == 'e')
 			ctx->endpoint = optarg;
-		else if ((*ex = parse_wait(ctx, cmd, optarg)) != PX_OK)
+		else if ((*ex = main_parse_wait(ctx, cmd, optarg)) != PX_OK)
 			return OPT_STOP;
 	}
 	switch (ch) {
@@ -171,7 +171,7 @@ main_next_opt(struct cmd_ctx *ctx, const char *cmd, const char *optstring,
 		return OPT_STOP;
 	case '?':
 	case ':':
-		*ex = bad_option(cmd, ch, ctx->argv);
+		*ex = main_bad_option(cmd, ch, ctx->argv);
 		return OPT_STOP;
 	default:
 		return ch;
@@ -179,7 +179,7 @@ main_next_opt(struct cmd_ctx *ctx, const char *cmd, const char *optstring,
 }
 
 static enum px_exit
-cmd_get(struct cmd_ctx *ctx)
+main_cmd_get(struct cmd_ctx *ctx)
 {
 	static const struct option longopts[] = {
 		{ "endpoint", required_argument, NULL, 'e' },
@@ -225,7 +225,7 @@ cmd_get(struct cmd_ctx *ctx)
 	o.wait_s = ctx->wait_s;
 	n = ctx->argc - optind;
 	if (n < 1)
-		return usage_fail("get", "missing REMOTE", NULL);
+		return main_usage_fail("get", "missing REMOTE", NULL);
 	if (n == 1)
 		return fetch_run(&o, ctx->argv + optind, 1, NULL);
 	return fetch_run(&o, ctx->argv + optind, (size_t)n - 1,
@@ -237,7 +237,7 @@ cmd_get(struct cmd_ctx *ctx)
  * REMOTE (the root). Sets *helped when it printed the help instead.
  */
 static enum px_exit
-parse_query(struct cmd_ctx *ctx, const char *cmd, bool is_ls,
+main_parse_query(struct cmd_ctx *ctx, const char *cmd, bool is_ls,
     struct query_opts *o, bool *helped)
 {
 	static const struct option longopts[] = {
@@ -257,7 +257,7 @@ parse_query(struct cmd_ctx *ctx, const char *cmd, bool is_ls,
 		switch (ch) {
 		case 'l':
 			if (!is_ls)
-				return usage_fail(cmd, "unknown option",
+				return main_usage_fail(cmd, "unknown option",
 				    "-l");
 			o->long_format = true;
 			break;
@@ -273,40 +273,40 @@ parse_query(struct cmd_ctx *ctx, const char *cmd, bool is_ls,
 	o->endpoint = ctx->endpoint;
 	o->wait_s = ctx->wait_s;
 	if (ctx->argc - optind > 1)
-		return usage_fail(cmd, "only one REMOTE please", NULL);
+		return main_usage_fail(cmd, "only one REMOTE please", NULL);
 	if (ctx->argc - optind < 1 && !is_ls)
-		return usage_fail(cmd, "missing REMOTE", NULL);
+		return main_usage_fail(cmd, "missing REMOTE", NULL);
 	return PX_OK;
 }
 
 static enum px_exit
-cmd_stat(struct cmd_ctx *ctx)
+main_cmd_stat(struct cmd_ctx *ctx)
 {
 	struct query_opts o;
 	enum px_exit ex;
 	bool helped;
 
-	ex = parse_query(ctx, "stat", false, &o, &helped);
+	ex = main_parse_query(ctx, "stat", false, &o, &helped);
 	if (ex != PX_OK || helped)
 		return ex;
 	return query_stat(&o, ctx->argv[optind]);
 }
 
 static enum px_exit
-cmd_ls(struct cmd_ctx *ctx)
+main_cmd_ls(struct cmd_ctx *ctx)
 {
 	struct query_opts o;
 	enum px_exit ex;
 	bool helped;
 
-	ex = parse_query(ctx, "ls", true, &o, &helped);
+	ex = main_parse_query(ctx, "ls", true, &o, &helped);
 	if (ex != PX_OK || helped)
 		return ex;
 	return query_ls(&o, optind < ctx->argc ? ctx->argv[optind] : "/");
 }
 
 static enum px_exit
-cmd_ping(struct cmd_ctx *ctx)
+main_cmd_ping(struct cmd_ctx *ctx)
 {
 	static const struct option longopts[] = {
 		{ "endpoint", required_argument, NULL, 'e' },
@@ -324,7 +324,7 @@ cmd_ping(struct cmd_ctx *ctx)
 	    OPT_STOP)
 		return ex;
 	if (optind != ctx->argc)
-		return usage_fail("ping", "unexpected argument",
+		return main_usage_fail("ping", "unexpected argument",
 		    ctx->argv[optind]);
 	o.endpoint = ctx->endpoint;
 	o.wait_s = ctx->wait_s;
@@ -332,7 +332,7 @@ cmd_ping(struct cmd_ctx *ctx)
 }
 
 static enum px_exit
-cmd_sync(struct cmd_ctx *ctx)
+main_cmd_sync(struct cmd_ctx *ctx)
 {
 	static const struct option longopts[] = {
 		{ "endpoint", required_argument, NULL, 'e' },
@@ -359,7 +359,8 @@ cmd_sync(struct cmd_ctx *ctx)
 	if (ch == OPT_STOP)
 		return ex;
 	if (ctx->argc - optind > 1)
-		return usage_fail("sync", "only one MANIFEST please", NULL);
+		return main_usage_fail("sync", "only one MANIFEST please",
+		    NULL);
 	o.endpoint = ctx->endpoint;
 	o.wait_s = ctx->wait_s;
 	return sync_run(&o, optind < ctx->argc ? ctx->argv[optind] :
@@ -367,16 +368,16 @@ cmd_sync(struct cmd_ctx *ctx)
 }
 
 static const struct command commands[] = {
-	{ "get", cmd_get },
-	{ "stat", cmd_stat },
-	{ "ls", cmd_ls },
-	{ "ping", cmd_ping },
-	{ "sync", cmd_sync },
+	{ "get", main_cmd_get },
+	{ "stat", main_cmd_stat },
+	{ "ls", main_cmd_ls },
+	{ "ping", main_cmd_ping },
+	{ "sync", main_cmd_sync },
 };
 
 /* The endpoint to use when -e is not given. */
 static const char *
-default_endpoint(void)
+main_default_endpoint(void)
 {
 	const char *env = getenv(ENDPOINT_ENV);
 
@@ -385,7 +386,7 @@ default_endpoint(void)
 
 /* Makes sure everything printed on stdout really got out. */
 static enum px_exit
-flush_stdout(enum px_exit ex)
+main_flush_stdout(enum px_exit ex)
 {
 	if (fflush(stdout) == EOF || ferror(stdout)) {
 		fprintf(stderr, "porthole: cannot write to standard output\n");
@@ -413,37 +414,37 @@ main(int argc, char **argv)
 	/* A closed socket or pipe must be an error return, not a death. */
 	signal(SIGPIPE, SIG_IGN);
 	opterr = 0;
-	ctx.endpoint = default_endpoint();
+	ctx.endpoint = main_default_endpoint();
 	while ((ch = getopt_long(argc, argv, "+:e:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'e':
 			ctx.endpoint = optarg;
 			break;
 		case OPT_WAIT:
-			if ((ex = parse_wait(&ctx, NULL, optarg)) != PX_OK)
+			if ((ex = main_parse_wait(&ctx, NULL, optarg)) != PX_OK)
 				return ex;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
-			return flush_stdout(PX_OK);
+			return main_flush_stdout(PX_OK);
 		case 'V':
 			printf("porthole %s (protocol %d)\n", PORTHOLE_VERSION,
 			    PH_PROTO_VERSION);
-			return flush_stdout(PX_OK);
+			return main_flush_stdout(PX_OK);
 		default:
-			return bad_option(NULL, ch, argv);
+			return main_bad_option(NULL, ch, argv);
 		}
 	}
 	if (optind >= argc)
-		return usage_fail(NULL, "missing COMMAND", NULL);
+		return main_usage_fail(NULL, "missing COMMAND", NULL);
 	ctx.argc = argc - optind;
 	ctx.argv = argv + optind;
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(ctx.argv[0], commands[i].name) == 0) {
 			/* Restart getopt for the command's own options. */
 			optind = 0;
-			return flush_stdout(commands[i].run(&ctx));
+			return main_flush_stdout(commands[i].run(&ctx));
 		}
 	}
-	return usage_fail(NULL, "unknown command", ctx.argv[0]);
+	return main_usage_fail(NULL, "unknown command", ctx.argv[0]);
 }

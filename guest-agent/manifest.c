@@ -33,11 +33,13 @@ struct mline {
 
 /* Fills err with a formatted reason; returns -EINVAL. */
 static int
-bad(struct manifest_error *err, unsigned int line, const char *fmt, ...)
+manifest_bad(struct manifest_error *err, unsigned int line, const char *fmt,
+    ...)
 	__attribute__((format(printf, 3, 4)));
 
 static int
-bad(struct manifest_error *err, unsigned int line, const char *fmt, ...)
+manifest_bad(struct manifest_error *err, unsigned int line, const char *fmt,
+    ...)
 {
 	va_list ap;
 
@@ -54,7 +56,8 @@ bad(struct manifest_error *err, unsigned int line, const char *fmt, ...)
  * holds a NUL or another control byte.
  */
 static int
-read_line(struct ph_reader *r, struct mline *l, struct manifest_error *err)
+manifest_read_line(struct ph_reader *r, struct mline *l,
+    struct manifest_error *err)
 {
 	uint8_t c;
 
@@ -65,16 +68,16 @@ read_line(struct ph_reader *r, struct mline *l, struct manifest_error *err)
 	l->pos = 0;
 	while (ph_get_u8(r, &c) == 0 && c != '\n') {
 		if (c == '\0')
-			return bad(err, l->no, "NUL byte in the line");
+			return manifest_bad(err, l->no, "NUL byte in the line");
 		if (c == '\r')
-			return bad(err, l->no, "carriage return in the line "
-			    "(DOS line endings are not accepted)");
+			return manifest_bad(err, l->no, "carriage return in "
+			    "the line (DOS line endings are not accepted)");
 		if ((c < 0x20 && c != '\t') || c == 0x7f)
-			return bad(err, l->no, "control byte 0x%02x in the "
-			    "line", c);
+			return manifest_bad(err, l->no, "control byte 0x%02x "
+			    "in the line", c);
 		if (l->len == MANIFEST_MAX_LINE)
-			return bad(err, l->no, "line longer than %d bytes",
-			    MANIFEST_MAX_LINE);
+			return manifest_bad(err, l->no, "line longer than %d "
+			    "bytes", MANIFEST_MAX_LINE);
 		l->buf[l->len++] = (char)c;
 	}
 	l->buf[l->len] = '\0';
@@ -82,15 +85,15 @@ read_line(struct ph_reader *r, struct mline *l, struct manifest_error *err)
 }
 
 static bool
-is_blank(char c)
+manifest_is_blank(char c)
 {
 	return c == ' ' || c == '\t';
 }
 
 static void
-skip_blanks(struct mline *l)
+manifest_skip_blanks(struct mline *l)
 {
-	while (l->pos < l->len && is_blank(l->buf[l->pos]))
+	while (l->pos < l->len && manifest_is_blank(l->buf[l->pos]))
 		l->pos++;
 }
 
@@ -100,24 +103,24 @@ skip_blanks(struct mline *l)
  * Returns 1 with a field, 0 at the end of the line, -EINVAL.
  */
 static int
-next_field(struct mline *l, const char *what, char *out, size_t cap,
+manifest_next_field(struct mline *l, const char *what, char *out, size_t cap,
     struct manifest_error *err)
 {
 	size_t n = 0;
 	char c;
 
-	skip_blanks(l);
+	manifest_skip_blanks(l);
 	if (l->pos == l->len)
 		return 0;
 	if (l->buf[l->pos] != '"') {
-		while (l->pos < l->len && !is_blank(l->buf[l->pos])) {
+		while (l->pos < l->len && !manifest_is_blank(l->buf[l->pos])) {
 			c = l->buf[l->pos++];
 			if (c == '"')
-				return bad(err, l->no, "quote inside %s "
-				    "(quote the whole field)", what);
+				return manifest_bad(err, l->no, "quote inside "
+				    "%s (quote the whole field)", what);
 			if (n + 1 >= cap)
-				return bad(err, l->no, "%s is too long",
-				    what);
+				return manifest_bad(err, l->no, "%s is too "
+				    "long", what);
 			out[n++] = c;
 		}
 		out[n] = '\0';
@@ -126,25 +129,25 @@ next_field(struct mline *l, const char *what, char *out, size_t cap,
 	l->pos++;
 	for (;;) {
 		if (l->pos == l->len)
-			return bad(err, l->no, "unterminated quote in %s",
-			    what);
+			return manifest_bad(err, l->no, "unterminated quote in "
+			    "%s", what);
 		c = l->buf[l->pos++];
 		if (c == '"')
 			break;
 		if (c == '\\') {
 			if (l->pos == l->len || (l->buf[l->pos] != '"' &&
 			    l->buf[l->pos] != '\\'))
-				return bad(err, l->no, "only \\\" and \\\\ "
-				    "may follow a backslash in %s", what);
+				return manifest_bad(err, l->no, "only \\\" and "
+				    "\\\\ may follow a backslash in %s", what);
 			c = l->buf[l->pos++];
 		}
 		if (n + 1 >= cap)
-			return bad(err, l->no, "%s is too long", what);
+			return manifest_bad(err, l->no, "%s is too long", what);
 		out[n++] = c;
 	}
-	if (l->pos < l->len && !is_blank(l->buf[l->pos]))
-		return bad(err, l->no, "blank expected after the quoted %s",
-		    what);
+	if (l->pos < l->len && !manifest_is_blank(l->buf[l->pos]))
+		return manifest_bad(err, l->no, "blank expected after the "
+		    "quoted %s", what);
 	out[n] = '\0';
 	return 1;
 }
@@ -155,23 +158,26 @@ next_field(struct mline *l, const char *what, char *out, size_t cap,
  * cannot slip past the duplicate check.
  */
 static int
-check_local(const char *local, unsigned int line, struct manifest_error *err)
+manifest_check_local(const char *local, unsigned int line,
+    struct manifest_error *err)
 {
 	const char *p, *end;
 	size_t n;
 
 	if (local[0] != '/')
-		return bad(err, line, "LOCAL '%s' is not an absolute path",
-		    local);
+		return manifest_bad(err, line, "LOCAL '%s' is not an absolute "
+		    "path", local);
 	if (local[1] == '\0')
-		return bad(err, line, "LOCAL '/' is a directory, not a file");
+		return manifest_bad(err, line, "LOCAL '/' is a directory, not "
+		    "a file");
 	for (p = local + 1; ; p = end + 1) {
 		end = strchr(p, '/');
 		n = end != NULL ? (size_t)(end - p) : strlen(p);
 		if (n == 0 || (n == 1 && p[0] == '.') ||
 		    (n == 2 && p[0] == '.' && p[1] == '.'))
-			return bad(err, line, "LOCAL '%s' has an empty, '.' "
-			    "or '..' component or a trailing '/'", local);
+			return manifest_bad(err, line, "LOCAL '%s' has an "
+			    "empty, '.' or '..' component or a trailing '/'",
+			    local);
 		if (end == NULL)
 			break;
 	}
@@ -180,7 +186,7 @@ check_local(const char *local, unsigned int line, struct manifest_error *err)
 
 /* Parses MODE: one to four octal digits, 0000 to 0777. */
 static int
-parse_mode(const char *s, uint32_t *mode, unsigned int line,
+manifest_parse_mode(const char *s, uint32_t *mode, unsigned int line,
     struct manifest_error *err)
 {
 	uint32_t v = 0;
@@ -199,12 +205,12 @@ parse_mode(const char *s, uint32_t *mode, unsigned int line,
 	*mode = v;
 	return 0;
 fail:
-	return bad(err, line, "MODE '%s' is not an octal mode from 0000 to "
-	    "0777", s);
+	return manifest_bad(err, line, "MODE '%s' is not an octal mode from "
+	    "0000 to 0777", s);
 }
 
 static void
-entry_clear(struct manifest_entry *e)
+manifest_entry_clear(struct manifest_entry *e)
 {
 	free(e->remote);
 	free(e->shown);
@@ -215,7 +221,7 @@ entry_clear(struct manifest_entry *e)
 
 /* Parses one non-blank, non-comment line into e. */
 static int
-parse_entry(struct mline *l, struct manifest_entry *e,
+manifest_parse_entry(struct mline *l, struct manifest_entry *e,
     struct manifest_error *err)
 {
 	char remote[PH_MAX_PATH + 1], norm[PH_MAX_PATH + 1];
@@ -226,32 +232,32 @@ parse_entry(struct mline *l, struct manifest_entry *e,
 
 	memset(e, 0, sizeof(*e));
 	e->line = l->no;
-	if ((rc = next_field(l, "REMOTE", remote, sizeof(remote), err)) < 0 ||
-	    (rc == 1 && (rc = next_field(l, "LOCAL", local, sizeof(local),
-	    err)) < 0) ||
-	    (rc == 1 && (rc = next_field(l, "MODE", mode, sizeof(mode),
-	    err)) < 0))
+	if ((rc = manifest_next_field(l, "REMOTE", remote, sizeof(remote),
+	    err)) < 0 || (rc == 1 && (rc = manifest_next_field(l, "LOCAL",
+	    local, sizeof(local), err)) < 0) || (rc == 1 &&
+	    (rc = manifest_next_field(l, "MODE", mode, sizeof(mode), err)) < 0))
 		return rc;
 	if (rc == 0)
-		return bad(err, l->no, "expected REMOTE LOCAL MODE [HOOK]");
+		return manifest_bad(err, l->no, "expected REMOTE LOCAL MODE "
+		    "[HOOK]");
 	rc = ph_path_normalize(remote, strlen(remote), norm, sizeof(norm));
 	if (rc == -EPERM)
-		return bad(err, l->no, "REMOTE '%s' climbs out of the "
+		return manifest_bad(err, l->no, "REMOTE '%s' climbs out of the "
 		    "repository with '..'", remote);
 	if (rc < 0)
-		return bad(err, l->no, "REMOTE '%s' is not a valid path",
-		    remote);
+		return manifest_bad(err, l->no, "REMOTE '%s' is not a valid "
+		    "path", remote);
 	if (strcmp(norm, ".") == 0)
-		return bad(err, l->no, "REMOTE '%s' names the repository "
-		    "root, not a file", remote);
-	if ((rc = check_local(local, l->no, err)) < 0 ||
-	    (rc = parse_mode(mode, &e->mode, l->no, err)) < 0)
+		return manifest_bad(err, l->no, "REMOTE '%s' names the "
+		    "repository root, not a file", remote);
+	if ((rc = manifest_check_local(local, l->no, err)) < 0 ||
+	    (rc = manifest_parse_mode(mode, &e->mode, l->no, err)) < 0)
 		return rc;
 	/* The hook is the rest of the line, as written, minus end blanks. */
-	skip_blanks(l);
+	manifest_skip_blanks(l);
 	hook = l->buf + l->pos;
 	hlen = l->len - l->pos;
-	while (hlen > 0 && is_blank(hook[hlen - 1]))
+	while (hlen > 0 && manifest_is_blank(hook[hlen - 1]))
 		hlen--;
 	e->remote = strdup(norm);
 	e->local = strdup(local);
@@ -261,7 +267,7 @@ parse_entry(struct mline *l, struct manifest_entry *e,
 		e->hook = strndup(hook, hlen);
 	if (e->remote == NULL || e->local == NULL || e->shown == NULL ||
 	    (hlen > 0 && e->hook == NULL)) {
-		entry_clear(e);
+		manifest_entry_clear(e);
 		return -ENOMEM;
 	}
 	return 0;
@@ -269,15 +275,15 @@ parse_entry(struct mline *l, struct manifest_entry *e,
 
 /* Refuses a LOCAL path that an earlier entry already writes. */
 static int
-check_duplicate(const struct manifest *m, const struct manifest_entry *e,
-    struct manifest_error *err)
+manifest_check_duplicate(const struct manifest *m,
+    const struct manifest_entry *e, struct manifest_error *err)
 {
 	size_t i;
 
 	for (i = 0; i < m->count; i++)
 		if (strcmp(m->entries[i].local, e->local) == 0)
-			return bad(err, e->line, "LOCAL '%s' is already "
-			    "written by line %u", e->local,
+			return manifest_bad(err, e->line, "LOCAL '%s' is "
+			    "already written by line %u", e->local,
 			    m->entries[i].line);
 	return 0;
 }
@@ -295,7 +301,8 @@ manifest_parse(const void *buf, size_t len, struct manifest **out,
 	*out = NULL;
 	memset(err, 0, sizeof(*err));
 	if (len > MANIFEST_MAX_BYTES) {
-		rc = bad(err, 0, "larger than %d bytes", MANIFEST_MAX_BYTES);
+		rc = manifest_bad(err, 0, "larger than %d bytes",
+		    MANIFEST_MAX_BYTES);
 		goto out;
 	}
 	m = calloc(1, sizeof(*m));
@@ -305,12 +312,12 @@ manifest_parse(const void *buf, size_t len, struct manifest **out,
 		goto out;
 	}
 	ph_reader_init(&r, buf, len);
-	while ((rc = read_line(&r, l, err)) == 1) {
-		skip_blanks(l);
+	while ((rc = manifest_read_line(&r, l, err)) == 1) {
+		manifest_skip_blanks(l);
 		if (l->pos == l->len || l->buf[l->pos] == '#')
 			continue;
 		if (m->count == MANIFEST_MAX_ENTRIES) {
-			rc = bad(err, l->no, "more than %d entries",
+			rc = manifest_bad(err, l->no, "more than %d entries",
 			    MANIFEST_MAX_ENTRIES);
 			goto out;
 		}
@@ -322,10 +329,10 @@ manifest_parse(const void *buf, size_t len, struct manifest **out,
 				goto out;
 			}
 		}
-		if ((rc = parse_entry(l, &e, err)) < 0)
+		if ((rc = manifest_parse_entry(l, &e, err)) < 0)
 			goto out;
-		if ((rc = check_duplicate(m, &e, err)) < 0) {
-			entry_clear(&e);
+		if ((rc = manifest_check_duplicate(m, &e, err)) < 0) {
+			manifest_entry_clear(&e);
 			goto out;
 		}
 		m->entries[m->count++] = e;
@@ -336,7 +343,7 @@ manifest_parse(const void *buf, size_t len, struct manifest **out,
 	}
 out:
 	if (rc == -ENOMEM)
-		bad(err, 0, "%s", strerror(ENOMEM));
+		manifest_bad(err, 0, "%s", strerror(ENOMEM));
 	free(l);
 	manifest_free(m);
 	return rc;
@@ -366,7 +373,7 @@ manifest_load(const char *path, struct manifest **out,
 	}
 	if (!S_ISREG(st.st_mode)) {
 		rc = -EINVAL;
-		bad(err, 0, "not a regular file");
+		manifest_bad(err, 0, "not a regular file");
 		goto out;
 	}
 	/* One byte more than allowed tells a too large file apart. */
@@ -382,7 +389,7 @@ manifest_load(const char *path, struct manifest **out,
 	rc = manifest_parse(buf, len, out, err);
 	goto out;
 fail:
-	bad(err, 0, "%s", strerror(-rc));
+	manifest_bad(err, 0, "%s", strerror(-rc));
 out:
 	free(buf);
 	if (fd != -1)
@@ -410,7 +417,7 @@ manifest_free(struct manifest *m)
 	if (m == NULL)
 		return;
 	for (i = 0; i < m->count; i++)
-		entry_clear(&m->entries[i]);
+		manifest_entry_clear(&m->entries[i]);
 	free(m->entries);
 	free(m);
 }

@@ -56,7 +56,7 @@ progress_free(struct progress *p)
 
 /* The terminal's width, within sane bounds. */
 static size_t
-term_width(void)
+progress_term_width(void)
 {
 	struct winsize ws;
 
@@ -72,9 +72,9 @@ term_width(void)
  * so that the line fits the terminal and never wraps.
  */
 static void
-draw(struct progress *p, const char *status)
+progress_draw(struct progress *p, const char *status)
 {
-	size_t width = term_width() - 1, slen = strlen(status);
+	size_t width = progress_term_width() - 1, slen = strlen(status);
 	size_t llen = strlen(p->label), room;
 	const char *label = p->label;
 
@@ -138,7 +138,7 @@ progress_update(struct progress *p, uint64_t done)
 	}
 	snprintf(status, sizeof(status), "%s / %s  %3u%%  %s  ETA %s", have,
 	    total, percent, rate, eta);
-	draw(p, status);
+	progress_draw(p, status);
 }
 
 void
@@ -150,7 +150,7 @@ progress_queued(struct progress *p, const char *label, uint32_t position)
 		return;
 	snprintf(p->label, sizeof(p->label), "%s", label);
 	snprintf(status, sizeof(status), "queued, position %u", position);
-	draw(p, status);
+	progress_draw(p, status);
 }
 
 void

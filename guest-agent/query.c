@@ -13,7 +13,7 @@
 
 /* Prints the negotiated features as words separated by spaces. */
 static void
-print_features(uint32_t features)
+query_print_features(uint32_t features)
 {
 	static const struct {
 		uint32_t	 bit;
@@ -57,7 +57,7 @@ query_call(struct client *c, struct ph_msg *m, uint8_t want,
 }
 
 static void
-print_stat_text(const char *shown, const struct ph_meta *meta)
+query_print_stat_text(const char *shown, const struct ph_meta *meta)
 {
 	char size[FMT_SIZE_LEN], mode[PH_MODE_STRLEN], mtime[PH_TIME_STRLEN];
 	char hex[65];
@@ -81,7 +81,7 @@ print_stat_text(const char *shown, const struct ph_meta *meta)
 }
 
 static void
-print_stat_json(const char *shown, const struct ph_meta *meta)
+query_print_stat_json(const char *shown, const struct ph_meta *meta)
 {
 	char hex[65];
 
@@ -116,9 +116,9 @@ query_stat(const struct query_opts *o, const char *remote)
 	if ((ex = query_call(c, &m, PH_META, shown)) != PX_OK)
 		goto out;
 	if (o->json)
-		print_stat_json(shown, &m.u.meta);
+		query_print_stat_json(shown, &m.u.meta);
 	else
-		print_stat_text(shown, &m.u.meta);
+		query_print_stat_text(shown, &m.u.meta);
 out:
 	client_close(c);
 	return ex;
@@ -126,7 +126,7 @@ out:
 
 /* Prints one directory entry in the chosen format. */
 static void
-print_entry(const struct query_opts *o, const struct ph_list_entry *e)
+query_print_entry(const struct query_opts *o, const struct ph_list_entry *e)
 {
 	char mode[PH_MODE_STRLEN], mtime[PH_TIME_STRLEN];
 
@@ -134,8 +134,9 @@ print_entry(const struct query_opts *o, const struct ph_list_entry *e)
 		fputs("{\"name\":", stdout);
 		fmt_json_str(stdout, e->name);
 		printf(",\"type\":\"%s\",\"size\":%" PRIu64 ",\"mode\":"
-		    "\"%04o\",\"mtime_ns\":%" PRId64 "}\n", ph_ftype_name(e->ftype),
-		    e->size, e->mode & 07777, e->mtime_ns);
+		    "\"%04o\",\"mtime_ns\":%" PRId64 "}\n",
+		    ph_ftype_name(e->ftype), e->size, e->mode & 07777,
+		    e->mtime_ns);
 		return;
 	}
 	if (o->long_format) {
@@ -149,7 +150,7 @@ print_entry(const struct query_opts *o, const struct ph_list_entry *e)
 
 /* Prints the entries of one LIST_REPLY. */
 static enum px_exit
-print_list_reply(const struct query_opts *o, struct client *c,
+query_print_list_reply(const struct query_opts *o, struct client *c,
     const struct ph_list_reply *lr)
 {
 	struct ph_list_entry e;
@@ -158,7 +159,7 @@ print_list_reply(const struct query_opts *o, struct client *c,
 
 	ph_reader_init(&r, lr->entries, lr->entries_len);
 	while ((rc = ph_list_entry_next(&r, &e)) == 1)
-		print_entry(o, &e);
+		query_print_entry(o, &e);
 	if (rc < 0)
 		return client_protocol_error(c, "bad LIST_REPLY entry");
 	return PX_OK;
@@ -184,7 +185,8 @@ query_ls(const struct query_opts *o, const char *remote)
 		snprintf(m.u.list.path, sizeof(m.u.list.path), "%s", norm);
 		if ((ex = query_call(c, &m, PH_LIST_REPLY, shown)) != PX_OK)
 			goto out;
-		if ((ex = print_list_reply(o, c, &m.u.list_reply)) != PX_OK)
+		if ((ex = query_print_list_reply(o, c,
+		    &m.u.list_reply)) != PX_OK)
 			goto out;
 		/* A cursor that does not advance would loop for ever. */
 		if (m.u.list_reply.next_cursor != 0 &&
@@ -234,7 +236,7 @@ query_ping(const struct query_opts *o)
 	fputs("\nserver:   ", stdout);
 	fmt_safe_str(stdout, client_server_agent(c));
 	printf("\nprotocol: %u\nfeatures: ", client_version(c));
-	print_features(client_features(c));
+	query_print_features(client_features(c));
 	printf("\nrtt:      %.3f ms\n", rtt * 1000.0);
 out:
 	client_close(c);

@@ -43,7 +43,7 @@ struct local_state {
 
 /* A short reason for a failure class, for the summary line. */
 static const char *
-class_text(enum px_exit ex)
+sync_class_text(enum px_exit ex)
 {
 	switch (ex) {
 	case PX_REMOTE:
@@ -69,7 +69,7 @@ class_text(enum px_exit ex)
 
 /* Prints "WORD LOCAL[: or ( ...)]" on standard output. */
 static void
-summary(const char *word, const struct manifest_entry *e, const char *sep,
+sync_summary(const char *word, const struct manifest_entry *e, const char *sep,
     const char *detail, const char *end)
 {
 	fputs(word, stdout);
@@ -85,9 +85,9 @@ summary(const char *word, const struct manifest_entry *e, const char *sep,
 }
 
 static void
-summary_failed(const struct manifest_entry *e, const char *reason)
+sync_summary_failed(const struct manifest_entry *e, const char *reason)
 {
-	summary("failed", e, ": ", reason, "");
+	sync_summary("failed", e, ": ", reason, "");
 }
 
 /*
@@ -95,10 +95,10 @@ summary_failed(const struct manifest_entry *e, const char *reason)
  * failure prints the details and copies a short reason into reason.
  */
 static enum px_exit
-stat_remote(struct syncer *s, const struct manifest_entry *e,
+sync_stat_remote(struct syncer *s, const struct manifest_entry *e,
     struct ph_meta *meta, char *reason, size_t cap)
 {
-	struct client *c = fetcher_client(s->f);
+	struct client *c = fetch_client(s->f);
 	struct ph_msg m;
 	enum px_exit ex;
 
@@ -131,7 +131,7 @@ stat_remote(struct syncer *s, const struct manifest_entry *e,
 	}
 	return PX_OK;
 fail:
-	snprintf(reason, cap, "%s", class_text(ex));
+	snprintf(reason, cap, "%s", sync_class_text(ex));
 	return ex;
 }
 
@@ -142,7 +142,7 @@ fail:
  * for another kind of file.
  */
 static int
-read_local(struct syncer *s, const char *local, struct local_state *ls)
+sync_read_local(struct syncer *s, const char *local, struct local_state *ls)
 {
 	struct stat st;
 	unsigned int len = 0;
@@ -196,7 +196,7 @@ fail:
  * it exits 0, else fills why and returns -1.
  */
 static int
-run_hook(const struct manifest_entry *e, char *why, size_t cap)
+sync_run_hook(const struct manifest_entry *e, char *why, size_t cap)
 {
 	pid_t pid, w;
 	int status, fd;
@@ -243,14 +243,14 @@ run_hook(const struct manifest_entry *e, char *why, size_t cap)
 
 /* Gives an unchanged file the manifest's mode if it differs. */
 static enum px_exit
-entry_unchanged(struct syncer *s, const struct manifest_entry *e,
+sync_entry_unchanged(struct syncer *s, const struct manifest_entry *e,
     struct local_state *ls)
 {
 	char detail[64];
 
 	if (ls->mode == e->mode) {
 		if (!s->o->quiet)
-			summary("unchanged", e, NULL, NULL, NULL);
+			sync_summary("unchanged", e, NULL, NULL, NULL);
 		return PX_OK;
 	}
 	if (s->o->dry_run) {
@@ -260,20 +260,20 @@ entry_unchanged(struct syncer *s, const struct manifest_entry *e,
 		if (fchmod(ls->fd, e->mode) == -1) {
 			snprintf(detail, sizeof(detail), "cannot set mode: "
 			    "%s", strerror(errno));
-			summary_failed(e, detail);
+			sync_summary_failed(e, detail);
 			return PX_LOCAL_IO;
 		}
 		snprintf(detail, sizeof(detail), "mode set to %04o",
 		    (unsigned int)e->mode);
 	}
 	if (!s->o->quiet)
-		summary("unchanged", e, " (", detail, ")");
+		sync_summary("unchanged", e, " (", detail, ")");
 	return PX_OK;
 }
 
 /* Downloads a changed or missing file, then runs its hook. */
 static enum px_exit
-entry_update(struct syncer *s, const struct manifest_entry *e)
+sync_entry_update(struct syncer *s, const struct manifest_entry *e)
 {
 	uint8_t digest[PH_SHA256_LEN];
 	char why[128], detail[160];
@@ -281,27 +281,27 @@ entry_update(struct syncer *s, const struct manifest_entry *e)
 
 	if (s->o->dry_run) {
 		if (!s->o->quiet)
-			summary("would update", e, " (", e->hook != NULL ?
+			sync_summary("would update", e, " (", e->hook != NULL ?
 			    "and run its hook" : NULL, ")");
 		return PX_OK;
 	}
-	if ((ex = fetcher_get(s->f, e->remote, e->local, e->mode,
+	if ((ex = fetch_get(s->f, e->remote, e->local, e->mode,
 	    digest)) != PX_OK) {
-		summary_failed(e, class_text(ex));
+		sync_summary_failed(e, sync_class_text(ex));
 		return ex;
 	}
 	if (e->hook == NULL) {
 		if (!s->o->quiet)
-			summary("updated", e, NULL, NULL, NULL);
+			sync_summary("updated", e, NULL, NULL, NULL);
 		return PX_OK;
 	}
-	if (run_hook(e, why, sizeof(why)) == 0) {
+	if (sync_run_hook(e, why, sizeof(why)) == 0) {
 		if (!s->o->quiet)
-			summary("updated", e, " (", "hook ok", ")");
+			sync_summary("updated", e, " (", "hook ok", ")");
 		return PX_OK;
 	}
 	snprintf(detail, sizeof(detail), "hook failed: %s", why);
-	summary("updated", e, " (", detail, ")");
+	sync_summary("updated", e, " (", detail, ")");
 	fputs("porthole: ", stderr);
 	fmt_safe_str(stderr, e->local);
 	fprintf(stderr, ": hook failed: %s\n", why);
@@ -319,23 +319,23 @@ sync_entry(struct syncer *s, const struct manifest_entry *e)
 	int rc;
 
 	/* The local side first: a file we would refuse costs no request. */
-	if ((rc = read_local(s, e->local, &ls)) < 0) {
+	if ((rc = sync_read_local(s, e->local, &ls)) < 0) {
 		snprintf(reason, sizeof(reason), "%s", rc == -ELOOP ?
 		    "is a symbolic link" : rc == -EINVAL ?
 		    "not a regular file" : strerror(-rc));
-		summary_failed(e, reason);
+		sync_summary_failed(e, reason);
 		return PX_LOCAL_IO;
 	}
-	if ((ex = stat_remote(s, e, &meta, reason, sizeof(reason))) !=
+	if ((ex = sync_stat_remote(s, e, &meta, reason, sizeof(reason))) !=
 	    PX_OK) {
-		summary_failed(e, reason);
+		sync_summary_failed(e, reason);
 		goto out;
 	}
 	if (ls.fd != -1 &&
 	    memcmp(ls.digest, meta.sha256, PH_SHA256_LEN) == 0)
-		ex = entry_unchanged(s, e, &ls);
+		ex = sync_entry_unchanged(s, e, &ls);
 	else
-		ex = entry_update(s, e);
+		ex = sync_entry_update(s, e);
 out:
 	if (ls.fd != -1)
 		close(ls.fd);
@@ -344,7 +344,7 @@ out:
 
 /* Loads the manifest, printing why it is refused. */
 static enum px_exit
-load(const char *path, struct manifest **m)
+sync_load(const char *path, struct manifest **m)
 {
 	struct manifest_error err;
 	int rc;
@@ -376,10 +376,10 @@ sync_run(const struct sync_opts *o, const char *path)
 	s.fo.quiet = true;
 	s.fo.verify = true;
 	s.fo.zstd = true;
-	if ((ex = load(path, &m)) != PX_OK || manifest_count(m) == 0)
+	if ((ex = sync_load(path, &m)) != PX_OK || manifest_count(m) == 0)
 		goto out;
 	/* First: it also sets up libcrypto the way porthole wants it. */
-	if ((ex = fetcher_new(&s.fo, &s.f)) != PX_OK)
+	if ((ex = fetch_new(&s.fo, &s.f)) != PX_OK)
 		goto out;
 	s.md = EVP_MD_CTX_new();
 	s.buf = malloc(SYNC_HASH_BUF);
@@ -394,12 +394,12 @@ sync_run(const struct sync_opts *o, const char *path)
 			first = ex;
 	}
 	/* The updated files' directories, each fsynced once. */
-	ex = fetcher_finish(s.f);
+	ex = fetch_finish(s.f);
 	if (first == PX_OK)
 		first = ex;
 	ex = first;
 out:
-	fetcher_free(s.f);
+	fetch_free(s.f);
 	EVP_MD_CTX_free(s.md);
 	free(s.buf);
 	manifest_free(m);

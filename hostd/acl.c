@@ -3,6 +3,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,6 +178,98 @@ acl_set_rules(struct acl *acl, const struct acl_rule *rules, size_t n)
 }
 
 /* Loads the saved rules and swaps them in only when all were read. */
+/*
+ * Rebuilds one saved rule through the same check `acl add` uses; false
+ * for a row nobody could have added.
+ */
+static bool
+acl_row_parse(const struct state_acl_row *row, struct acl_rule *r)
+{
+	char word[ACL_NAME_MAX + 8], why[512];
+
+	if (row->action == NULL || row->kind == NULL || row->match == NULL ||
+	    row->prefix == NULL)
+		return false;
+	/* A name is saved bare; "name:" keeps it a name when re-read. */
+	if (strcmp(row->kind, "any") == 0)
+		snprintf(word, sizeof(word), "*");
+	else if (strcmp(row->kind, "cid") == 0)
+		snprintf(word, sizeof(word), "cid:%s", row->match);
+	else if (strcmp(row->kind, "name") == 0)
+		snprintf(word, sizeof(word), "name:%.*s", ACL_NAME_MAX,
+		    row->match);
+	else
+		snprintf(word, sizeof(word), "%.*s", ACL_NAME_MAX, row->match);
+	if (acl_rule_parse(row->action, word, row->prefix, r, why,
+	    sizeof(why)) < 0)
+		return false;
+	return (strcmp(row->kind, "uuid") == 0) == (r->kind == ACL_UUID);
+}
+
+int
+acl_load(struct state *st, struct acl_rule **rules, size_t *n)
+{
+	struct state_acl_row *rows = NULL;
+	struct acl_rule *v = NULL;
+	char msg[96];
+	size_t len = 0;
+	int err;
+
+	*rules = NULL;
+	*n = 0;
+	if ((err = state_acl_rows(st, &rows, &len)) < 0)
+		return err;
+	if (len > 0 && (v = calloc(len, sizeof(*v))) == NULL) {
+		err = -ENOMEM;
+		goto done;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (!acl_row_parse(&rows[i], &v[i])) {
+			snprintf(msg, sizeof(msg), "access rule %" PRId64
+			    " in the state database is not valid",
+			    rows[i].position);
+			state_set_errmsg(st, msg);
+			err = -EINVAL;
+			goto done;
+		}
+		v[i].position = (uint32_t)(i + 1);
+	}
+	*rules = v;
+	*n = len;
+	v = NULL;
+	err = 0;
+done:
+	free(v);
+	state_acl_rows_free(rows, len);
+	return err;
+}
+
+int
+acl_save(struct state *st, uint32_t at, const struct acl_rule *r,
+    uint32_t *pos)
+{
+	struct state_acl_row row;
+	char action[8], kind[8], match[ACL_NAME_MAX + 1];
+	char prefix[PH_MAX_PATH + 1];
+
+	memset(&row, 0, sizeof(row));
+	snprintf(action, sizeof(action), "%s", r->allow ? "allow" : "deny");
+	snprintf(kind, sizeof(kind), "%s", r->kind == ACL_CID ? "cid" :
+	    r->kind == ACL_UUID ? "uuid" : r->kind == ACL_NAME ? "name" :
+	    "any");
+	/* Saved bare: the CID's number, else the name or UUID as shown. */
+	if (r->kind == ACL_CID)
+		snprintf(match, sizeof(match), "%u", r->cid);
+	else
+		snprintf(match, sizeof(match), "%s", r->match);
+	snprintf(prefix, sizeof(prefix), "%s", r->prefix);
+	row.action = action;
+	row.kind = kind;
+	row.match = match;
+	row.prefix = prefix;
+	return state_acl_add(st, at, &row, pos);
+}
+
 int
 acl_reload(struct acl *acl, struct state *st)
 {
@@ -184,7 +277,7 @@ acl_reload(struct acl *acl, struct state *st)
 	size_t n = 0;
 	int err;
 
-	if ((err = state_acl_load(st, &rules, &n)) < 0)
+	if ((err = acl_load(st, &rules, &n)) < 0)
 		return err;
 	err = acl_set_rules(acl, rules, n);
 	free(rules);

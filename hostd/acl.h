@@ -7,9 +7,11 @@
  * none does the default policy does. A prefix matches whole path
  * components: "tools" covers "tools" and "tools/a", never "toolsx".
  *
- * The rules live in the state database (state.h); struct acl is the cached
+ * The rules live in the state database (state.h), which keeps their words
+ * and leaves judging them to acl_load() here; struct acl is the cached
  * copy the connections ask, replaced as a whole whenever the rules change.
- * Nothing here logs or blocks.
+ * Nothing here logs; only acl_load(), acl_save() and acl_reload() block
+ * (briefly, on the database).
  */
 #ifndef HOSTD_ACL_H
 #define HOSTD_ACL_H
@@ -92,6 +94,23 @@ bool	acl_default_allow(const struct acl *acl);
  * keeps the old rules.
  */
 int	acl_set_rules(struct acl *acl, const struct acl_rule *rules, size_t n);
+
+/*
+ * Reads the rules saved in st (state_acl_rows()), each through the check
+ * of acl_rule_parse(), into a malloc'd array the caller frees (*rules NULL
+ * when there are none), in evaluation order with positions 1..n. Returns
+ * 0, -EIO on a database error, -EINVAL for a row that is not a valid rule
+ * (state_errmsg() then names it), or -ENOMEM.
+ */
+int	acl_load(struct state *st, struct acl_rule **rules, size_t *n);
+
+/*
+ * Saves r in st before the rule at position at (1-based; 0 appends), as
+ * state_acl_add() does, and sets *pos to its position. Returns what
+ * state_acl_add() returns.
+ */
+int	acl_save(struct state *st, uint32_t at, const struct acl_rule *r,
+	    uint32_t *pos);
 
 /*
  * Replaces the rules with those saved in st. Returns 0, or -EIO / -ENOMEM

@@ -35,6 +35,7 @@
 #include "server.h"
 #include "state.h"
 #include "store.h"
+#include "store_fill.h"
 #include "transfer.h"
 #include "upstream.h"
 #include "vmmap.h"
@@ -86,15 +87,10 @@ struct conn_req {
 	struct store_req *sreq;		/* being resolved by the store */
 	bool		 resolving;	/* inside store_get()/store_stat() */
 	char		 rel[PH_MAX_PATH + 1];	/* normalised path */
-	/* The source until a transfer owns it: one of fd, blob, fill. */
-	int		 fd;
-	struct cache_blob *blob;
-	struct fill	*fill;
-	struct stat	 st;
+	/* The source until a transfer owns it, and its metadata. */
+	struct store_src src;
 	uint64_t	 offset;
 	bool		 zstd;		/* GET may answer with DATA_ZSTD */
-	bool		 has_digest;
-	uint8_t		 sha256[PH_SHA256_LEN];
 	bool		 stale;		/* a copy not revalidated upstream */
 	struct transfer	*xfer;
 	struct queue_ticket *ticket;	/* its place in the transfer queue */
@@ -191,7 +187,7 @@ conn_req_begin(struct conn *c, uint8_t op)
 	memset(&c->req, 0, sizeof(c->req));
 	c->req.active = true;
 	c->req.op = op;
-	c->req.fd = -1;
+	store_src_init(&c->req.src);
 	c->req.result = PH_OK;
 	c->req.start_ns = uv_hrtime();
 	snprintf(c->req.path, sizeof(c->req.path), "-");
@@ -207,13 +203,7 @@ conn_req_release(struct conn *c)
 	c->req.ticket = NULL;
 	transfer_free(c->req.xfer);
 	c->req.xfer = NULL;
-	if (c->req.fd >= 0)
-		close(c->req.fd);
-	c->req.fd = -1;
-	cache_blob_put(c->req.blob);
-	c->req.blob = NULL;
-	fill_unref(c->req.fill);
-	c->req.fill = NULL;
+	store_src_release(&c->req.src);
 }
 
 /* ---- Identity and audit ------------------------------------------------- */
@@ -865,33 +855,26 @@ conn_get_stream(struct conn *c)
 	int err;
 
 	/* A fill that ended while we waited knows the digest by now. */
-	if (c->req.fill != NULL && !c->req.has_digest &&
-	    fill_status(c->req.fill, c->req.sha256, &code, &msg) == 1)
-		c->req.has_digest = true;
-	if (!conn_put_meta(c, &c->req.st, c->req.has_digest && digest ?
-	    c->req.sha256 : NULL, c->req.stale))
+	if (c->req.src.fill != NULL && !c->req.src.has_digest &&
+	    store_fill_status(c->req.src.fill, c->req.src.sha256, &code,
+	    &msg) == 1)
+		c->req.src.has_digest = true;
+	if (!conn_put_meta(c, &c->req.src.st, c->req.src.has_digest &&
+	    digest ? c->req.src.sha256 : NULL, c->req.stale))
 		return;
 	memset(&p, 0, sizeof(p));
-	p.fd = c->req.fd;
-	p.st = c->req.st;
-	p.blob = c->req.blob;
-	p.fill = c->req.fill;
-	c->req.fd = -1;
-	c->req.blob = NULL;
-	c->req.fill = NULL;
-	p.size = (uint64_t)c->req.st.st_size;
+	store_src_init(&p.src);
+	store_src_move(&p.src, &c->req.src);
 	p.offset = c->req.offset;
 	p.want_zstd = c->req.zstd;
 	p.cctx = c->req.zstd ? conn_cctx(c) : NULL;
-	p.dctx = p.blob != NULL && cache_blob_form(p.blob) == CACHE_FORM_ZSTD ?
-	    conn_dctx(c) : NULL;
+	p.dctx = p.src.blob != NULL && cache_blob_form(p.src.blob) ==
+	    CACHE_FORM_ZSTD ? conn_dctx(c) : NULL;
 	p.wake = conn_on_fill;
 	p.wake_arg = c;
 	p.send_digest = digest;
 	p.send_stale = (c->features & PH_FEAT_STALE) != 0;
 	p.stale = c->req.stale;
-	p.has_digest = c->req.has_digest;
-	memcpy(p.sha256, c->req.sha256, PH_SHA256_LEN);
 	c->req.stream_ns = uv_hrtime();
 	c->req.slice_base = 0;
 	c->progress_ms = uv_now(server_loop(c->srv));
@@ -960,7 +943,7 @@ conn_get_start(struct conn *c)
 	int r;
 
 	/* Nothing to send: META and END need no slot. */
-	if (c->req.offset == (uint64_t)c->req.st.st_size) {
+	if (c->req.offset == (uint64_t)c->req.src.st.st_size) {
 		conn_get_stream(c);
 		return;
 	}
@@ -1030,20 +1013,12 @@ conn_get_resolved(void *arg, struct store_res *res)
 		conn_reply_store_error(c, res);
 		goto out;
 	}
-	c->req.st = res->st;
-	c->req.has_digest = res->has_digest;
 	c->req.stale = res->stale;
-	memcpy(c->req.sha256, res->sha256, PH_SHA256_LEN);
-	c->req.fd = res->fd;
-	c->req.blob = res->blob;
-	c->req.fill = res->fill;
-	res->fd = -1;
-	res->blob = NULL;
-	res->fill = NULL;
-	if (c->req.offset > (uint64_t)c->req.st.st_size) {
+	store_src_move(&c->req.src, &res->src);
+	if (c->req.offset > (uint64_t)c->req.src.st.st_size) {
 		conn_reply_error(c, PH_ERR_BAD_OFFSET, "offset %" PRIu64
 		    " is past the end of the file (%jd bytes)", c->req.offset,
-		    (intmax_t)c->req.st.st_size);
+		    (intmax_t)c->req.src.st.st_size);
 		goto out;
 	}
 	conn_get_start(c);
@@ -1063,8 +1038,9 @@ conn_stat_resolved(void *arg, struct store_res *res)
 		;
 	else if (res->code != PH_OK)
 		conn_reply_store_error(c, res);
-	else if (conn_put_meta(c, &res->st, res->has_digest &&
-	    (c->features & PH_FEAT_SHA256) ? res->sha256 : NULL, res->stale))
+	else if (conn_put_meta(c, &res->src.st, res->src.has_digest &&
+	    (c->features & PH_FEAT_SHA256) ? res->src.sha256 : NULL,
+	    res->stale))
 		c->req.final_queued = true;
 	if (!c->req.resolving)
 		conn_kick(c);
@@ -1896,7 +1872,7 @@ conn_alloc(struct server *srv, struct conn_list *list, const char *peer,
 	c->list = list;
 	c->log = server_log(srv);
 	c->fd = -1;
-	c->req.fd = -1;
+	store_src_init(&c->req.src);
 	c->state = CONN_HELLO;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	snprintf(c->qpeer, sizeof(c->qpeer), "%s", peer);
@@ -2139,7 +2115,7 @@ conn_xfer_info(const struct conn *c, struct conn_xfer_info *out)
 	out->peer = c->peer;
 	out->vm = c->has_vm ? c->vm.name : NULL;
 	out->path = c->req.active ? c->req.path : "-";
-	out->size = c->req.active ? (uint64_t)c->req.st.st_size : 0;
+	out->size = c->req.active ? (uint64_t)c->req.src.st.st_size : 0;
 	out->offset = c->req.offset;
 	out->bytes = c->req.xfer != NULL ? transfer_bytes(c->req.xfer) : 0;
 	if (c->req.stream_ns != 0)

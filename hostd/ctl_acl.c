@@ -134,7 +134,7 @@ ctl_acl_add(struct ctl_conn *cc, size_t argc, const char *const *argv)
 		ctl_error(cc, PH_ERR_USAGE, "%s", why);
 		return;
 	}
-	if ((err = state_acl_add(state, at, &r, &pos)) == -ERANGE)
+	if ((err = acl_save(state, at, &r, &pos)) == -ERANGE)
 		ctl_error(cc, PH_ERR_USAGE, "--at %u is past the end: there "
 		    "are %zu rules", at, acl_count(acl));
 	else if (err < 0)

@@ -95,7 +95,7 @@ struct hostd {
 
 /* Prints the help text, every option included. */
 static void
-usage(FILE *f, const struct conf *d)
+main_usage(FILE *f, const struct conf *d)
 {
 	fprintf(f,
 "usage: portholed [options]\n"
@@ -194,10 +194,10 @@ usage(FILE *f, const struct conf *d)
 
 /* Prints a usage error and the hint; returns 2, the exit status. */
 static int
-usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+main_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int
-usage_error(const char *fmt, ...)
+main_usage_error(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -217,7 +217,7 @@ struct hostd_arg {
 
 /* Maps a getopt code to the option it sets; false for the others. */
 static bool
-arg_opt(int ch, enum conf_opt *opt)
+main_arg_opt(int ch, enum conf_opt *opt)
 {
 	switch (ch) {
 	case 'l': *opt = CONF_LISTEN; return true;
@@ -255,7 +255,7 @@ arg_opt(int ch, enum conf_opt *opt)
  * the version, 1 for a bad file, 2 for a bad command line.
  */
 static int
-parse_args(int argc, char **argv, struct hostd_opts *o)
+main_parse_args(int argc, char **argv, struct hostd_opts *o)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, OPT_CONFIG },
@@ -313,7 +313,7 @@ parse_args(int argc, char **argv, struct hostd_opts *o)
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":l:r:c:nvVh", longopts,
 	    NULL)) != -1) {
-		if (arg_opt(ch, &opt)) {
+		if (main_arg_opt(ch, &opt)) {
 			args[nargs].opt = opt;
 			args[nargs].value = ch == 'v' ? "yes" : optarg;
 			nargs++;
@@ -322,7 +322,7 @@ parse_args(int argc, char **argv, struct hostd_opts *o)
 		switch (ch) {
 		case OPT_CONFIG:
 			if (optarg[0] == '\0') {
-				rc = usage_error("empty --config path");
+				rc = main_usage_error("empty --config path");
 				goto out;
 			}
 			file = optarg;
@@ -342,21 +342,21 @@ parse_args(int argc, char **argv, struct hostd_opts *o)
 			help = true;
 			break;
 		case ':':
-			rc = usage_error("option '%s' needs an argument",
+			rc = main_usage_error("option '%s' needs an argument",
 			    argv[optind - 1]);
 			goto out;
 		default:
-			rc = usage_error("unknown option '%s'",
+			rc = main_usage_error("unknown option '%s'",
 			    argv[optind - 1]);
 			goto out;
 		}
 	}
 	if (optind < argc) {
-		rc = usage_error("unexpected argument '%s'", argv[optind]);
+		rc = main_usage_error("unexpected argument '%s'", argv[optind]);
 		goto out;
 	}
 	if (help) {
-		usage(stdout, &o->cfg);
+		main_usage(stdout, &o->cfg);
 		rc = 0;
 		goto out;
 	}
@@ -384,14 +384,14 @@ parse_args(int argc, char **argv, struct hostd_opts *o)
 				fprintf(stderr, "portholed: %s\n", err);
 				rc = 1;
 			} else
-				rc = usage_error("%s", err);
+				rc = main_usage_error("%s", err);
 			goto out;
 		}
 	}
 	o->cfg.srv.trust_declared = trust;
 	if (o->cfg.upstream != NULL && o->cfg.repo != NULL) {
-		rc = usage_error("--upstream and --repo exclude each other: "
-		    "a relay's repository is its parent");
+		rc = main_usage_error("--upstream and --repo exclude each "
+		    "other: a relay's repository is its parent");
 		goto out;
 	}
 	rc = -1;
@@ -402,7 +402,7 @@ out:
 
 /* Lifts the soft descriptor limit to the hard one: one per connection. */
 static void
-raise_nofile(struct log *log)
+main_raise_nofile(struct log *log)
 {
 	struct rlimit rl;
 
@@ -416,7 +416,7 @@ raise_nofile(struct log *log)
 
 /* A path made safe for a log line; "none" for NULL. */
 static const char *
-log_path(const char *path, char *buf, size_t cap)
+main_log_path(const char *path, char *buf, size_t cap)
 {
 	if (path == NULL)
 		return "none";
@@ -425,7 +425,7 @@ log_path(const char *path, char *buf, size_t cap)
 
 /* A one-line reason for a repository that cannot be opened. */
 static const char *
-repo_error_text(int err, char *buf, size_t cap)
+main_repo_error_text(int err, char *buf, size_t cap)
 {
 	if (err == -ENOENT)
 		snprintf(buf, cap, "no such directory");
@@ -445,7 +445,7 @@ repo_error_text(int err, char *buf, size_t cap)
  * daemon cannot start.
  */
 static int
-setup_repo(struct hostd *h, struct repo **out)
+main_setup_repo(struct hostd *h, struct repo **out)
 {
 	char why[256], esc[HOSTD_LOG_PATH];
 	char *saved = NULL;
@@ -456,7 +456,7 @@ setup_repo(struct hostd *h, struct repo **out)
 		if ((err = repo_open(h->opts.cfg.repo, out)) < 0) {
 			fprintf(stderr, "portholed: cannot use repository "
 			    "%s: %s\n", h->opts.cfg.repo,
-			    repo_error_text(err, why, sizeof(why)));
+			    main_repo_error_text(err, why, sizeof(why)));
 			return 1;
 		}
 		if (state_set(h->state, STATE_KEY_REPO, repo_path(*out)) < 0) {
@@ -480,15 +480,15 @@ setup_repo(struct hostd *h, struct repo **out)
 	if ((err = repo_open(saved, out)) < 0)
 		log_warn(h->log, "saved repository %s is unusable: %s; "
 		    "serving none until it is set",
-		    log_path(saved, esc, sizeof(esc)),
-		    repo_error_text(err, why, sizeof(why)));
+		    main_log_path(saved, esc, sizeof(esc)),
+		    main_repo_error_text(err, why, sizeof(why)));
 	free(saved);
 	return 0;
 }
 
 /* SIGHUP, or a change elsewhere: the access rules from the database. */
 static void
-reload_access(struct hostd *h)
+main_reload_access(struct hostd *h)
 {
 	struct acl *acl = server_acl(h->srv);
 	size_t n;
@@ -509,7 +509,7 @@ reload_access(struct hostd *h)
 
 /* SIGHUP: take the repository and the rules from the state database. */
 static void
-reload(struct hostd *h)
+main_reload(struct hostd *h)
 {
 	struct repo *repo = NULL, *cur;
 	char why[256], esc[HOSTD_LOG_PATH], esc2[HOSTD_LOG_PATH];
@@ -518,7 +518,7 @@ reload(struct hostd *h)
 
 	if (h->stopping)
 		return;
-	reload_access(h);
+	main_reload_access(h);
 	if (h->opts.cfg.upstream != NULL) {
 		upstream_forget(store_upstream(h->store));
 		log_info(h->log, "reloaded: relay for upstream %s, cached "
@@ -533,35 +533,35 @@ reload(struct hostd *h)
 	}
 	if (saved == NULL) {
 		log_info(h->log, "reload: no repository saved; keeping %s",
-		    log_path(cur != NULL ? repo_path(cur) : NULL, esc,
+		    main_log_path(cur != NULL ? repo_path(cur) : NULL, esc,
 		    sizeof(esc)));
 		return;
 	}
 	if ((err = repo_open(saved, &repo)) < 0) {
 		log_warn(h->log, "reload: cannot use repository %s: %s; "
-		    "keeping %s", log_path(saved, esc, sizeof(esc)),
-		    repo_error_text(err, why, sizeof(why)),
-		    log_path(cur != NULL ? repo_path(cur) : NULL, esc2,
+		    "keeping %s", main_log_path(saved, esc, sizeof(esc)),
+		    main_repo_error_text(err, why, sizeof(why)),
+		    main_log_path(cur != NULL ? repo_path(cur) : NULL, esc2,
 		    sizeof(esc2)));
 		free(saved);
 		return;
 	}
 	free(saved);
 	server_set_repo(h->srv, repo);
-	log_info(h->log, "reloaded: repository %s", log_path(repo_path(repo),
-	    esc, sizeof(esc)));
+	log_info(h->log, "reloaded: repository %s",
+	    main_log_path(repo_path(repo), esc, sizeof(esc)));
 }
 
 /* Signal handles live in main()'s frame: nothing to free. */
 static void
-on_signal_closed(uv_handle_t *handle)
+main_on_signal_closed(uv_handle_t *handle)
 {
 	(void)handle;
 }
 
 /* The server has closed everything: let the loop run dry. */
 static void
-on_server_done(void *arg)
+main_on_server_done(void *arg)
 {
 	struct hostd *h = arg;
 
@@ -571,22 +571,22 @@ on_server_done(void *arg)
 	store_shutdown(h->store);
 	if (h->signals_open) {
 		h->signals_open = false;
-		uv_close((uv_handle_t *)&h->sig_term, on_signal_closed);
-		uv_close((uv_handle_t *)&h->sig_int, on_signal_closed);
-		uv_close((uv_handle_t *)&h->sig_hup, on_signal_closed);
+		uv_close((uv_handle_t *)&h->sig_term, main_on_signal_closed);
+		uv_close((uv_handle_t *)&h->sig_int, main_on_signal_closed);
+		uv_close((uv_handle_t *)&h->sig_hup, main_on_signal_closed);
 	}
 }
 
 /* Notify timer handle lives in struct hostd: nothing to free. */
 static void
-on_notify_closed(uv_handle_t *handle)
+main_on_notify_closed(uv_handle_t *handle)
 {
 	(void)handle;
 }
 
 /* Tells the service manager how many requests were served, if it changed. */
 static void
-on_notify_timer(uv_timer_t *t)
+main_on_notify_timer(uv_timer_t *t)
 {
 	struct hostd *h = t->data;
 	struct server_stats st;
@@ -606,7 +606,7 @@ on_notify_timer(uv_timer_t *t)
  * readiness and then the request count, checked once a second.
  */
 static void
-notify_ready(struct hostd *h)
+main_notify_ready(struct hostd *h)
 {
 #ifdef HAVE_LIBSYSTEMD
 	if (getenv("NOTIFY_SOCKET") == NULL)
@@ -616,24 +616,24 @@ notify_ready(struct hostd *h)
 	uv_timer_init(&h->loop, &h->notify_timer);
 	h->notify_timer.data = h;
 	h->notify_open = true;
-	uv_timer_start(&h->notify_timer, on_notify_timer, HOSTD_NOTIFY_MS,
+	uv_timer_start(&h->notify_timer, main_on_notify_timer, HOSTD_NOTIFY_MS,
 	    HOSTD_NOTIFY_MS);
 	/* The status updates alone never keep the daemon running. */
 	uv_unref((uv_handle_t *)&h->notify_timer);
 #else
 	(void)h;
-	(void)on_notify_timer;
+	(void)main_on_notify_timer;
 #endif
 }
 
 /* Tells the service manager the daemon is stopping; ends the updates. */
 static void
-notify_stopping(struct hostd *h)
+main_notify_stopping(struct hostd *h)
 {
 	if (!h->notify_open)
 		return;
 	h->notify_open = false;
-	uv_close((uv_handle_t *)&h->notify_timer, on_notify_closed);
+	uv_close((uv_handle_t *)&h->notify_timer, main_on_notify_closed);
 #ifdef HAVE_LIBSYSTEMD
 	(void)sd_notify(0, "STOPPING=1\nSTATUS=stopping");
 #endif
@@ -645,7 +645,7 @@ notify_stopping(struct hostd *h)
  * after printing why the daemon cannot start.
  */
 static int
-adopt_sockets(struct hostd *h)
+main_adopt_sockets(struct hostd *h)
 {
 #ifdef HAVE_LIBSYSTEMD
 	char err[512];
@@ -680,29 +680,29 @@ adopt_sockets(struct hostd *h)
 
 /* Starts the orderly shutdown; called again, it cuts the grace short. */
 static void
-stop(struct hostd *h)
+main_stop(struct hostd *h)
 {
 	if (!h->stopping) {
 		h->stopping = true;
-		notify_stopping(h);
+		main_notify_stopping(h);
 		control_close(h->ctl);
 		vsockdev_stop(h->vsd);
 	}
 	if (h->srv != NULL)
-		server_shutdown(h->srv, h->opts.cfg.grace_s * 1000, on_server_done,
-		    h);
+		server_shutdown(h->srv, h->opts.cfg.grace_s * 1000,
+		    main_on_server_done, h);
 	else
-		on_server_done(h);
+		main_on_server_done(h);
 }
 
 /* SIGTERM/SIGINT stop the daemon; SIGHUP reloads the repository. */
 static void
-on_signal(uv_signal_t *sig, int signum)
+main_on_signal(uv_signal_t *sig, int signum)
 {
 	struct hostd *h = sig->data;
 
 	if (signum == SIGHUP) {
-		reload(h);
+		main_reload(h);
 		return;
 	}
 	if (h->stopping)
@@ -710,12 +710,12 @@ on_signal(uv_signal_t *sig, int signum)
 		    strsignal(signum));
 	else
 		log_info(h->log, "stopping (%s)", strsignal(signum));
-	stop(h);
+	main_stop(h);
 }
 
 /* Installs the signal handlers. Returns 0 or a negative errno. */
 static int
-setup_signals(struct hostd *h)
+main_setup_signals(struct hostd *h)
 {
 	int err;
 
@@ -724,16 +724,17 @@ setup_signals(struct hostd *h)
 	uv_signal_init(&h->loop, &h->sig_hup);
 	h->sig_term.data = h->sig_int.data = h->sig_hup.data = h;
 	h->signals_open = true;
-	if ((err = uv_signal_start(&h->sig_term, on_signal, SIGTERM)) < 0 ||
-	    (err = uv_signal_start(&h->sig_int, on_signal, SIGINT)) < 0 ||
-	    (err = uv_signal_start(&h->sig_hup, on_signal, SIGHUP)) < 0)
+	if ((err = uv_signal_start(&h->sig_term, main_on_signal,
+	    SIGTERM)) < 0 || (err = uv_signal_start(&h->sig_int, main_on_signal,
+	    SIGINT)) < 0 || (err = uv_signal_start(&h->sig_hup, main_on_signal,
+	    SIGHUP)) < 0)
 		return err;
 	return 0;
 }
 
 /* Opens the content cache and, for a relay, the upstream connection. */
 static int
-setup_store(struct hostd *h)
+main_setup_store(struct hostd *h)
 {
 	struct store_config sc;
 	char err[1024];
@@ -759,7 +760,7 @@ setup_store(struct hostd *h)
  * printing why the daemon cannot start.
  */
 static int
-setup_access(struct hostd *h)
+main_setup_access(struct hostd *h)
 {
 	const struct conf *c = &h->opts.cfg;
 	struct audit_config ac = { c->audit_max_rows, c->audit_max_days };
@@ -789,7 +790,7 @@ fail:
 
 /* Becomes the vsock device of each --vhost-user VM. */
 static int
-setup_vhost_user(struct hostd *h)
+main_setup_vhost_user(struct hostd *h)
 {
 	char err[512];
 	int r;
@@ -812,7 +813,7 @@ setup_vhost_user(struct hostd *h)
 
 /* Validates what --check-config can check without changing anything. */
 static int
-check_config(struct hostd *h)
+main_check_config(struct hostd *h)
 {
 	struct repo *repo = NULL;
 	char why[256];
@@ -822,7 +823,7 @@ check_config(struct hostd *h)
 		if ((err = repo_open(h->opts.cfg.repo, &repo)) < 0) {
 			fprintf(stderr, "portholed: cannot use repository "
 			    "%s: %s\n", h->opts.cfg.repo,
-			    repo_error_text(err, why, sizeof(why)));
+			    main_repo_error_text(err, why, sizeof(why)));
 			return 1;
 		}
 		repo_free(repo);
@@ -840,11 +841,11 @@ main(int argc, char **argv)
 	int rc, r, nfds;
 
 	memset(&h, 0, sizeof(h));
-	if ((rc = parse_args(argc, argv, &h.opts)) >= 0)
+	if ((rc = main_parse_args(argc, argv, &h.opts)) >= 0)
 		goto out_opts;
 	rc = 1;
 	if (h.opts.check) {
-		rc = check_config(&h);
+		rc = main_check_config(&h);
 		goto out_opts;
 	}
 	/* A peer that hangs up must not kill the daemon with SIGPIPE. */
@@ -855,7 +856,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "portholed: out of memory\n");
 		goto out_opts;
 	}
-	raise_nofile(h.log);
+	main_raise_nofile(h.log);
 	if ((r = uv_loop_init(&h.loop)) < 0) {
 		fprintf(stderr, "portholed: cannot create the event loop: %s\n",
 		    uv_strerror(r));
@@ -865,7 +866,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "portholed: state database: %s\n", err);
 		goto out_loop;
 	}
-	if (h.opts.cfg.upstream == NULL && setup_repo(&h, &repo) != 0)
+	if (h.opts.cfg.upstream == NULL && main_setup_repo(&h, &repo) != 0)
 		goto out_loop;
 	if (digest_new(&h.loop, HOSTD_DIGEST_MEMO, &h.digest) < 0 ||
 	    server_new(&h.loop, h.log, h.digest, &h.opts.cfg.srv, &h.srv) < 0) {
@@ -874,9 +875,9 @@ main(int argc, char **argv)
 		goto out_run;
 	}
 	server_set_repo(h.srv, repo);
-	if (setup_store(&h) < 0 || setup_access(&h) < 0)
+	if (main_setup_store(&h) < 0 || main_setup_access(&h) < 0)
 		goto out_run;
-	if ((nfds = adopt_sockets(&h)) < 0)
+	if ((nfds = main_adopt_sockets(&h)) < 0)
 		goto out_run;
 	/* The default endpoint only when nothing else listens. */
 	if (h.opts.cfg.nlisten == 0 && nfds == 0 &&
@@ -893,7 +894,7 @@ main(int argc, char **argv)
 			goto out_run;
 		}
 	}
-	if (setup_vhost_user(&h) < 0)
+	if (main_setup_vhost_user(&h) < 0)
 		goto out_run;
 	if (control_new(&h.loop, h.log, h.srv, h.state, h.opts.cfg.control,
 	    &h.ctl, err, sizeof(err)) < 0) {
@@ -901,7 +902,7 @@ main(int argc, char **argv)
 		goto out_run;
 	}
 	control_set_vsockdev(h.ctl, h.vsd);
-	if ((r = setup_signals(&h)) < 0) {
+	if ((r = main_setup_signals(&h)) < 0) {
 		fprintf(stderr, "portholed: cannot handle signals: %s\n",
 		    uv_strerror(r));
 		goto out_run;
@@ -924,7 +925,7 @@ main(int argc, char **argv)
 		log_info(h.log, "%s listening on %s (%s%s)", PORTHOLE_VERSION,
 		    eps, repo != NULL ? "repository " :
 		    "no repository configured", repo != NULL ?
-		    log_path(repo_path(repo), esc, sizeof(esc)) : "");
+		    main_log_path(repo_path(repo), esc, sizeof(esc)) : "");
 	log_debug(h.log, "control socket %s, state %s, cache %s (%llu bytes), "
 	    "shutdown grace %llu s", control_path(h.ctl), h.opts.cfg.state_dir,
 	    h.opts.cfg.cache_dir, (unsigned long long)h.opts.cfg.cache_size,
@@ -948,14 +949,14 @@ main(int argc, char **argv)
 	if (h.opts.cfg.srv.trust_declared)
 		log_warn(h.log, "--test-declared-peer: unix clients choose "
 		    "their own queueing identity and CID; for tests only");
-	notify_ready(&h);
+	main_notify_ready(&h);
 	rc = 0;
 
 out_run:
 	/* On error as after a signal: close everything, let it finish. */
 	if (rc != 0) {
 		h.opts.cfg.grace_s = 0;
-		stop(&h);
+		main_stop(&h);
 	}
 	uv_run(&h.loop, UV_RUN_DEFAULT);
 	if (rc == 0)

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "acl.h"
 #include "fsutil.h"
 #include "state.h"
 
@@ -290,49 +289,42 @@ state_set(struct state *st, const char *key, const char *value)
 
 /* ---- Access rules ------------------------------------------------------ */
 
-/* Rebuilds one saved rule through the same check `acl add` uses. */
+/* A copy of column i of the current row, NULL when it is NULL. */
 static int
-state_acl_row(struct state *st, sqlite3_stmt *stmt, struct acl_rule *r)
+state_column_dup(sqlite3_stmt *stmt, int i, char **out)
 {
-	const char *action, *kind, *match, *prefix;
-	char word[ACL_NAME_MAX + 8], why[512];
+	const unsigned char *t = sqlite3_column_text(stmt, i);
 
-	action = (const char *)sqlite3_column_text(stmt, 0);
-	kind = (const char *)sqlite3_column_text(stmt, 1);
-	match = (const char *)sqlite3_column_text(stmt, 2);
-	prefix = (const char *)sqlite3_column_text(stmt, 3);
-	if (action == NULL || kind == NULL || match == NULL || prefix == NULL)
-		goto bad;
-	/* A name is saved bare; "name:" keeps it a name when re-read. */
-	if (strcmp(kind, "any") == 0)
-		snprintf(word, sizeof(word), "*");
-	else if (strcmp(kind, "cid") == 0)
-		snprintf(word, sizeof(word), "cid:%s", match);
-	else if (strcmp(kind, "name") == 0)
-		snprintf(word, sizeof(word), "name:%.*s", ACL_NAME_MAX, match);
-	else
-		snprintf(word, sizeof(word), "%.*s", ACL_NAME_MAX, match);
-	if (acl_rule_parse(action, word, prefix, r, why, sizeof(why)) < 0)
-		goto bad;
-	if ((strcmp(kind, "uuid") == 0) != (r->kind == ACL_UUID))
-		goto bad;
+	*out = NULL;
+	if (t != NULL && (*out = strdup((const char *)t)) == NULL)
+		return -ENOMEM;
 	return 0;
-bad:
-	snprintf(st->msg, sizeof(st->msg), "access rule %d in the state "
-	    "database is not valid", sqlite3_column_int(stmt, 4));
-	return -EINVAL;
 }
 
-/* Reads every rule, in position order, renumbered from 1. */
+void
+state_acl_rows_free(struct state_acl_row *rows, size_t n)
+{
+	if (rows == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].action);
+		free(rows[i].kind);
+		free(rows[i].match);
+		free(rows[i].prefix);
+	}
+	free(rows);
+}
+
+/* Reads every rule as saved, in position order; acl.c judges them. */
 int
-state_acl_load(struct state *st, struct acl_rule **rules, size_t *n)
+state_acl_rows(struct state *st, struct state_acl_row **rows, size_t *n)
 {
 	sqlite3_stmt *stmt = NULL;
-	struct acl_rule *v = NULL, *nv;
+	struct state_acl_row *v = NULL, *nv, *r;
 	size_t len = 0, cap = 0;
 	int err = -EIO, rc;
 
-	*rules = NULL;
+	*rows = NULL;
 	*n = 0;
 	state_begin_call(st);
 	if (sqlite3_prepare_v2(st->db, "SELECT action, kind, match, prefix, "
@@ -348,23 +340,34 @@ state_acl_load(struct state *st, struct acl_rule **rules, size_t *n)
 			}
 			v = nv;
 		}
-		if ((err = state_acl_row(st, stmt, &v[len])) < 0)
+		r = &v[len++];
+		memset(r, 0, sizeof(*r));
+		r->position = sqlite3_column_int64(stmt, 4);
+		if ((err = state_column_dup(stmt, 0, &r->action)) < 0 ||
+		    (err = state_column_dup(stmt, 1, &r->kind)) < 0 ||
+		    (err = state_column_dup(stmt, 2, &r->match)) < 0 ||
+		    (err = state_column_dup(stmt, 3, &r->prefix)) < 0)
 			goto done;
-		v[len].position = (uint32_t)(len + 1);
-		len++;
 	}
 	if (rc != SQLITE_DONE) {
 		err = -EIO;
 		goto done;
 	}
-	*rules = v;
+	*rows = v;
 	*n = len;
 	v = NULL;
+	len = 0;
 	err = 0;
 done:
-	free(v);
+	state_acl_rows_free(v, len);
 	sqlite3_finalize(stmt);
 	return err;
+}
+
+void
+state_set_errmsg(struct state *st, const char *msg)
+{
+	snprintf(st->msg, sizeof(st->msg), "%s", msg);
 }
 
 /* Runs one statement with up to three integer parameters. */
@@ -390,8 +393,8 @@ state_run_int(struct state *st, const char *sql, int64_t a, int64_t b,
 }
 
 /*
- * Numbers the rules 1..n in their current order, so positions match what
- * state_acl_load() shows even if the saved ones had gaps. Inside a
+ * Numbers the rules 1..n in their current order, so positions match the
+ * ones the rules are shown with even if the saved ones had gaps. Inside a
  * transaction.
  */
 static int
@@ -430,37 +433,12 @@ done:
 	return err;
 }
 
-/* The words a rule is saved as: its kind and its bare match. */
-static void
-state_acl_words(const struct acl_rule *r, const char **kind,
-    char *match, size_t cap)
-{
-	switch (r->kind) {
-	case ACL_ANY:
-		*kind = "any";
-		break;
-	case ACL_CID:
-		*kind = "cid";
-		snprintf(match, cap, "%u", r->cid);
-		return;
-	case ACL_UUID:
-		*kind = "uuid";
-		break;
-	case ACL_NAME:
-		*kind = "name";
-		break;
-	}
-	snprintf(match, cap, "%s", r->match);
-}
-
 /* Opens a gap at position at (or appends) and fills it, atomically. */
 int
-state_acl_add(struct state *st, uint32_t at, const struct acl_rule *r,
+state_acl_add(struct state *st, uint32_t at, const struct state_acl_row *r,
     uint32_t *pos)
 {
 	sqlite3_stmt *stmt = NULL;
-	char match[ACL_NAME_MAX + 1];
-	const char *kind = "any";
 	int64_t count;
 	int err = -EIO;
 
@@ -482,7 +460,6 @@ state_acl_add(struct state *st, uint32_t at, const struct acl_rule *r,
 	    state_run_int(st, "UPDATE acl SET position = position + 1 WHERE "
 	    "position >= ?1", at, 0, 0) < 0)
 		goto fail;
-	state_acl_words(r, &kind, match, sizeof(match));
 	if (sqlite3_prepare_v2(st->db, "INSERT INTO acl (position, action, "
 	    "kind, match, prefix) VALUES (?1, ?2, ?3, ?4, ?5)", -1, &stmt,
 	    NULL) != SQLITE_OK) {
@@ -490,10 +467,12 @@ state_acl_add(struct state *st, uint32_t at, const struct acl_rule *r,
 		goto fail;
 	}
 	if (sqlite3_bind_int64(stmt, 1, at) != SQLITE_OK ||
-	    sqlite3_bind_text(stmt, 2, r->allow ? "allow" : "deny", -1,
-	    SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_text(stmt, 3, kind, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_text(stmt, 4, match, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(stmt, 2, r->action, -1, SQLITE_STATIC) !=
+	    SQLITE_OK ||
+	    sqlite3_bind_text(stmt, 3, r->kind, -1, SQLITE_STATIC) !=
+	    SQLITE_OK ||
+	    sqlite3_bind_text(stmt, 4, r->match, -1, SQLITE_STATIC) !=
+	    SQLITE_OK ||
 	    sqlite3_bind_text(stmt, 5, r->prefix, -1, SQLITE_STATIC) !=
 	    SQLITE_OK || sqlite3_step(stmt) != SQLITE_DONE) {
 		(void)state_sqlerr(st);

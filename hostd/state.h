@@ -15,7 +15,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct acl_rule;
 struct state;
 
 /*
@@ -55,25 +54,45 @@ int	state_set(struct state *st, const char *key, const char *value);
  */
 const char *state_errmsg(struct state *st);
 
+/* Makes state_errmsg() say msg until the next call: for a caller that
+ * found something it read from the database unusable. */
+void	state_set_errmsg(struct state *st, const char *msg);
+
 /* ---- Access rules ------------------------------------------------------ */
 
 /*
- * Reads the rules in evaluation order into a malloc'd array the caller
- * frees (*rules NULL when there are none); positions are 1..n. Returns 0,
- * -EIO on a database error, -EINVAL for a row that is not a valid rule
- * (state_errmsg() then names it), or -ENOMEM.
+ * One saved access rule, as its words. The database does not judge them:
+ * acl.c parses them with the check `acl add` uses (acl_load()).
  */
-int	state_acl_load(struct state *st, struct acl_rule **rules, size_t *n);
+struct state_acl_row {
+	int64_t		 position;	/* as saved (gaps possible) */
+	char		*action;	/* "allow" or "deny" */
+	char		*kind;		/* "any", "cid", "uuid" or "name" */
+	char		*match;		/* bare: the CID number, the UUID or
+					   the name */
+	char		*prefix;	/* normalised: "." or "a/b" */
+};
 
 /*
- * Inserts r before the rule at position at (1-based; 0 appends), moving
- * that rule and the ones after it down by one, in one transaction. Sets
- * *pos to the new rule's position. Returns 0, -ERANGE when at is past the
- * end plus one, -ENOSPC when the disk is full, or -EIO; on failure nothing
- * changed.
+ * Reads the saved rules in position order into a malloc'd array for
+ * state_acl_rows_free() (*rows NULL when there are none); a column saved
+ * NULL is a NULL string. Returns 0, -EIO on a database error, or -ENOMEM.
  */
-int	state_acl_add(struct state *st, uint32_t at, const struct acl_rule *r,
-	    uint32_t *pos);
+int	state_acl_rows(struct state *st, struct state_acl_row **rows,
+	    size_t *n);
+
+/* Frees what state_acl_rows() returned. Accepts NULL. */
+void	state_acl_rows_free(struct state_acl_row *rows, size_t n);
+
+/*
+ * Saves rule r (its position ignored) before the rule at position at
+ * (1-based; 0 appends), moving that rule and the ones after it down by
+ * one, in one transaction. Sets *pos to the new rule's position. Returns
+ * 0, -ERANGE when at is past the end plus one, -ENOSPC when the disk is
+ * full, or -EIO; on failure nothing changed.
+ */
+int	state_acl_add(struct state *st, uint32_t at,
+	    const struct state_acl_row *r, uint32_t *pos);
 
 /*
  * Removes the rule at position pos and closes the gap. Returns 0, -ENOENT

@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include "log.h"
 #include "repo.h"
 #include "store.h"
+#include "store_fill.h"
 #include "store_impl.h"
 #include "upstream.h"
 
@@ -26,73 +26,12 @@
 #define STORE_SYNC_MS		5000
 /* Smaller blobs are not worth compressing at rest. */
 #define STORE_PACK_MIN		(64u * 1024)
-/* Room a blob file needs beyond its size: blocks, directory entries. */
-#define STORE_DISK_SLACK	(64u * 1024)
-/* Free space the catalog database wants in the state directory. */
-#define STORE_DB_ROOM		(1024u * 1024)
-/* A disk with less free is full (else only the file at hand is too big). */
-#define STORE_FULL_BELOW	(1024u * 1024)
-/* Relay fills that cannot be stored stream from memory, this much at once
- * at most (the parent sends as fast as it can, whatever the readers do). */
-#define STORE_UNKEPT_MAX	((uint64_t)512 * 1024 * 1024)
 #define STORE_CATALOG_DB	"cache.db"
-/* Readers of a relay fill are woken every this many new bytes. */
-#define STORE_NOTIFY_STEP	(256u * 1024)
 /* A blob that passed a client-reported check is not re-read for so long. */
 #define STORE_CHECKED_MS	30000
 
-enum fill_state {
-	FILL_RUNNING,
-	FILL_DONE,
-	FILL_FAILED,
-};
-
-struct fill_watcher {
-	void		(*cb)(void *);
-	void		*arg;
-};
-
-struct fill {
-	LIST_ENTRY(fill) link;		/* in the single-flight table */
-	bool		 listed;
-	struct store	*s;
-	int		 refs;
-	char		 key[96];
-	char		*rel;		/* catalog path */
-	enum fill_state	 state;
-	enum ph_err	 code;
-	char		 msg[200];
-	uint64_t	 size;
-	struct cache_fill *cf;
-	uint64_t	 unkept;	/* bytes counted in s->unkept */
-	int		 read_fd;	/* our own duplicate of the temp file */
-	_Atomic uint64_t written;
-	bool		 has_expect;
-	uint8_t		 expect[PH_SHA256_LEN];
-	uint8_t		 sha256[PH_SHA256_LEN];
-	/* From the repository, on the pool. */
-	int		 repo_fd;
-	struct stat	 st0;
-	uv_work_t	 work;
-	uv_async_t	 async;
-	bool		 async_open;
-	atomic_bool	 abort;
-	int		 work_err;
-	/* From upstream, on the loop. */
-	struct upstream_req *ureq;
-	struct ph_meta	 umeta;
-	bool		 stale;		/* the parent's META said stale */
-	int		 write_err;
-	uint64_t	 notified;	/* written when readers last heard */
-	/* Readers following the fill. */
-	struct fill_watcher *watchers;
-	size_t		 nwatchers;
-	size_t		 capwatchers;
-	int		 notifying;
-};
-
-struct pack_job {
-	TAILQ_ENTRY(pack_job) link;
+struct store_pack_job {
+	TAILQ_ENTRY(store_pack_job) link;
 	struct store	*s;
 	struct cache_pack *p;
 	uv_work_t	 work;
@@ -106,7 +45,7 @@ struct store_req {
 	bool		 reverify;	/* the client found its last copy bad */
 	bool		 reverified;	/* the blob was re-hashed for it */
 	bool		 fallback;	/* a relay's copy, its parent down */
-	struct blob_check *check;	/* the re-hash it waits for */
+	struct store_check *check;	/* the re-hash it waits for */
 	LIST_ENTRY(store_req) check_link; /* in check->waiters */
 	char		*rel;
 	store_cb	*cb;
@@ -124,8 +63,8 @@ struct store_req {
  * meanwhile (each waiter keeps its own pin; the check has one for the
  * worker). A request that goes away only leaves the waiters.
  */
-struct blob_check {
-	LIST_ENTRY(blob_check) link;	/* in s->checks */
+struct store_check {
+	LIST_ENTRY(store_check) link;	/* in s->checks */
 	struct store	*s;
 	struct cache_blob *b;
 	LIST_HEAD(, store_req) waiters;
@@ -137,11 +76,11 @@ struct blob_check {
 
 /* Sets res to an error with a formatted message. */
 static void
-res_error(struct store_res *res, enum ph_err code, const char *fmt, ...)
+store_res_error(struct store_res *res, enum ph_err code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
-res_error(struct store_res *res, enum ph_err code, const char *fmt, ...)
+store_res_error(struct store_res *res, enum ph_err code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -154,7 +93,7 @@ res_error(struct store_res *res, enum ph_err code, const char *fmt, ...)
 /* ---- Room on the disks ---------------------------------------------------- */
 
 /* Bytes free on d's file system for us, or UINT64_MAX if it cannot tell. */
-static uint64_t
+uint64_t
 store_disk_free(const struct store_disk *d)
 {
 	struct statvfs v;
@@ -194,7 +133,7 @@ store_disk_full(struct store *s, struct store_disk *d, uint64_t avail,
  * a disk with almost nothing free counts as full; one file too large for
  * what is free is a debug line.
  */
-static bool
+bool
 store_disk_room(struct store *s, struct store_disk *d, uint64_t need)
 {
 	uint64_t avail = store_disk_free(d);
@@ -212,7 +151,7 @@ store_disk_room(struct store *s, struct store_disk *d, uint64_t need)
 }
 
 /* A write to d failed for lack of room. */
-static void
+void
 store_disk_refused(struct store *s, struct store_disk *d)
 {
 	d->refused = store_disk_free(d);
@@ -220,7 +159,7 @@ store_disk_refused(struct store *s, struct store_disk *d)
 }
 
 /* A blob was stored: both disks took their writes. */
-static void
+void
 store_disk_ok(struct store *s)
 {
 	struct store_disk *d[] = { &s->cache_disk, &s->state_disk };
@@ -261,23 +200,40 @@ store_disk_close(struct store_disk *d)
 }
 
 void
-store_res_release(struct store_res *res)
+store_src_init(struct store_src *src)
 {
-	if (res == NULL)
+	memset(src, 0, sizeof(*src));
+	src->fd = -1;
+}
+
+void
+store_src_move(struct store_src *dst, struct store_src *src)
+{
+	store_src_release(dst);
+	*dst = *src;
+	src->fd = -1;
+	src->blob = NULL;
+	src->fill = NULL;
+}
+
+void
+store_src_release(struct store_src *src)
+{
+	if (src == NULL)
 		return;
-	if (res->fd >= 0)
-		close(res->fd);
-	res->fd = -1;
-	cache_blob_put(res->blob);
-	res->blob = NULL;
-	fill_unref(res->fill);
-	res->fill = NULL;
+	if (src->fd >= 0)
+		close(src->fd);
+	src->fd = -1;
+	cache_blob_put(src->blob);
+	src->blob = NULL;
+	store_fill_unref(src->fill);
+	src->fill = NULL;
 }
 
 /* Records the digest of the repository file st under rel. */
-static void
-cat_record(struct store *s, const char *rel, const struct stat *st,
-    const uint8_t *sha256)
+void
+store_catalog_record(struct store *s, const char *rel, const struct stat *st,
+    const uint8_t sha256[PH_SHA256_LEN])
 {
 	struct cache_cat e;
 
@@ -288,7 +244,7 @@ cat_record(struct store *s, const char *rel, const struct stat *st,
 
 /* A stat built from a catalog entry (relay mode keeps no inode). */
 static void
-cat_to_stat(const struct cache_cat *e, struct stat *st)
+store_cat_to_stat(const struct cache_cat *e, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_size = (off_t)e->size;
@@ -303,7 +259,7 @@ cat_to_stat(const struct cache_cat *e, struct stat *st)
 
 /* A stat built from a parent's META. */
 static void
-meta_to_stat(const struct ph_meta *m, struct stat *st)
+store_meta_to_stat(const struct ph_meta *m, struct stat *st)
 {
 	struct cache_cat e;
 
@@ -312,14 +268,14 @@ meta_to_stat(const struct ph_meta *m, struct stat *st)
 	e.mtime_ns = m->mtime_ns;
 	e.mode = (m->ftype == PH_FT_REGULAR ? S_IFREG : m->ftype ==
 	    PH_FT_DIR ? S_IFDIR : S_IFIFO) | (m->mode & 07777);
-	cat_to_stat(&e, st);
+	store_cat_to_stat(&e, st);
 }
 
 /* ---- Requests --------------------------------------------------------- */
 
 /* A new request, linked so shutdown can find it. */
 static struct store_req *
-req_new(struct store *s, uint8_t op, const char *rel, void *arg)
+store_req_new(struct store *s, uint8_t op, const char *rel, void *arg)
 {
 	struct store_req *r;
 
@@ -332,14 +288,14 @@ req_new(struct store *s, uint8_t op, const char *rel, void *arg)
 	r->s = s;
 	r->op = op;
 	r->arg = arg;
-	r->res.fd = -1;
+	store_src_init(&r->res.src);
 	LIST_INSERT_HEAD(&s->reqs, r, link);
 	return r;
 }
 
 /* Unlinks and frees a request, releasing what its result still holds. */
 static void
-req_free(struct store_req *r)
+store_req_free(struct store_req *r)
 {
 	if (r == NULL)
 		return;
@@ -348,7 +304,7 @@ req_free(struct store_req *r)
 	upstream_cancel(r->ureq);
 	if (r->check != NULL)
 		LIST_REMOVE(r, check_link);
-	store_res_release(&r->res);
+	store_src_release(&r->res.src);
 	free(r->rel);
 	free(r);
 }
@@ -358,195 +314,44 @@ req_free(struct store_req *r)
  * false when it refused, with the request's result set to say so.
  */
 static bool
-req_gate(struct store_req *r, const char *real)
+store_req_gate(struct store_req *r, const char *real)
 {
 	char msg[sizeof(r->res.msg)];
 
 	if (r->gate == NULL || r->gate(r->arg, real, msg, sizeof(msg)))
 		return true;
-	store_res_release(&r->res);
+	store_src_release(&r->res.src);
 	r->res.fs_err = 0;
-	r->res.has_digest = false;
-	res_error(&r->res, PH_ERR_FORBIDDEN, "%s", msg);
+	r->res.src.has_digest = false;
+	store_res_error(&r->res, PH_ERR_FORBIDDEN, "%s", msg);
 	return false;
 }
 
 /* Delivers the result and frees the request. */
 static void
-req_done(struct store_req *r)
+store_req_done(struct store_req *r)
 {
 	r->dw = NULL;
 	r->ureq = NULL;
 	if (r->cb != NULL)
 		r->cb(r->arg, &r->res);
-	req_free(r);
+	store_req_free(r);
 }
 
 void
 store_cancel(struct store_req *r)
 {
-	req_free(r);
-}
-
-/* ---- Fills ------------------------------------------------------------- */
-
-uint64_t
-fill_available(const struct fill *f)
-{
-	return atomic_load(&f->written);
-}
-
-int
-fill_fd(const struct fill *f)
-{
-	return f->read_fd;
-}
-
-bool
-fill_stale(const struct fill *f)
-{
-	return f->stale;
-}
-
-int
-fill_status(const struct fill *f, uint8_t sha256[PH_SHA256_LEN],
-    enum ph_err *code, const char **msg)
-{
-	if (f->state == FILL_DONE) {
-		memcpy(sha256, f->sha256, PH_SHA256_LEN);
-		return 1;
-	}
-	if (f->state == FILL_FAILED) {
-		*code = f->code;
-		*msg = f->msg;
-		return -1;
-	}
-	return 0;
-}
-
-void
-fill_watch(struct fill *f, void (*cb)(void *), void *arg)
-{
-	struct fill_watcher *nw;
-	size_t i;
-
-	for (i = 0; i < f->nwatchers; i++)
-		if (f->watchers[i].arg == arg)
-			break;
-	if (cb == NULL) {
-		if (i < f->nwatchers)
-			f->watchers[i].cb = NULL;
-		return;
-	}
-	if (i < f->nwatchers) {
-		f->watchers[i].cb = cb;
-		return;
-	}
-	if (f->nwatchers == f->capwatchers) {
-		size_t cap = f->capwatchers ? f->capwatchers * 2 : 4;
-
-		/* Out of memory: the reader only learns at the next kick. */
-		if ((nw = realloc(f->watchers, cap * sizeof(*nw))) == NULL)
-			return;
-		f->watchers = nw;
-		f->capwatchers = cap;
-	}
-	f->watchers[f->nwatchers].cb = cb;
-	f->watchers[f->nwatchers].arg = arg;
-	f->nwatchers++;
-}
-
-/* Tells every reader the fill moved; readers may drop out meanwhile. */
-static void
-fill_notify(struct fill *f)
-{
-	size_t i, j;
-
-	f->refs++;
-	f->notifying++;
-	for (i = 0; i < f->nwatchers; i++)
-		if (f->watchers[i].cb != NULL)
-			f->watchers[i].cb(f->watchers[i].arg);
-	if (--f->notifying == 0) {
-		for (i = j = 0; i < f->nwatchers; i++)
-			if (f->watchers[i].cb != NULL)
-				f->watchers[j++] = f->watchers[i];
-		f->nwatchers = j;
-	}
-	fill_unref(f);
-}
-
-static void	fill_unlist(struct fill *f);
-
-/* Frees a fill whose last reference went. */
-static void
-fill_destroy(struct fill *f)
-{
-	fill_unlist(f);
-	cache_fill_abort(f->cf);
-	f->s->unkept -= f->unkept;
-	if (f->read_fd >= 0)
-		close(f->read_fd);
-	if (f->repo_fd >= 0)
-		close(f->repo_fd);
-	free(f->watchers);
-	free(f->rel);
-	free(f);
-}
-
-void
-fill_unref(struct fill *f)
-{
-	if (f == NULL)
-		return;
-	if (--f->refs == 0)
-		fill_destroy(f);
-}
-
-/* Drops a fill from the single-flight table: new requests look again. */
-static void
-fill_unlist(struct fill *f)
-{
-	if (!f->listed)
-		return;
-	LIST_REMOVE(f, link);
-	f->listed = false;
-	f->s->nfills--;
-}
-
-/* Ends a fill with an error: the temporary file goes, readers hear it. */
-static void
-fill_fail(struct fill *f, enum ph_err code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-fill_fail(struct fill *f, enum ph_err code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (f->state != FILL_RUNNING)
-		return;
-	f->state = FILL_FAILED;
-	f->code = code;
-	va_start(ap, fmt);
-	vsnprintf(f->msg, sizeof(f->msg), fmt, ap);
-	va_end(ap);
-	f->s->fill_failures++;
-	log_info(f->s->log, "cache fill of /%s failed: %s", f->rel, f->msg);
-	cache_fill_abort(f->cf);
-	f->cf = NULL;
-	fill_unlist(f);
-	fill_notify(f);
+	store_req_free(r);
 }
 
 /* Queues the blob for compression at rest, one job at a time. */
-static void	pack_next(struct store *s);
+static void	store_pack_next(struct store *s);
 
-static void
-pack_schedule(struct store *s, struct cache_blob *b)
+void
+store_pack_schedule(struct store *s, struct cache_blob *b)
 {
 	struct cache_pack *p = NULL;
-	struct pack_job *j;
+	struct store_pack_job *j;
 
 	if (s->stopping || cache_blob_size(b) < STORE_PACK_MIN)
 		return;
@@ -560,587 +365,75 @@ pack_schedule(struct store *s, struct cache_blob *b)
 	j->p = p;
 	j->work.data = j;
 	TAILQ_INSERT_TAIL(&s->packs, j, link);
-	pack_next(s);
-}
-
-/*
- * A finished fill: its blob goes into the index, readers hear the end. The
- * bytes are complete and checked by then, so a blob that cannot be stored
- * (a full state directory, a fill kept in memory) is still served: readers
- * go on from read_fd, which the rename or unlink leaves readable.
- */
-static void
-fill_complete(struct fill *f)
-{
-	struct store *s = f->s;
-	struct cache_blob *b = NULL;
-	char hex[PH_SHA256_LEN * 2 + 1];
-	bool kept = cache_fill_kept(f->cf);
-	int err = 0;
-
-	if (kept)
-		err = cache_fill_commit(f->cf, &b);
-	else
-		cache_fill_abort(f->cf);	/* counted uncached at start */
-	f->cf = NULL;
-	f->state = FILL_DONE;
-	fill_unlist(f);
-	/* The index (state directory) or the rename (cache disk) found no
-	 * room: the one short of it is to blame. */
-	if (err == -ENOSPC)
-		store_disk_refused(s, store_disk_free(&s->state_disk) <
-		    STORE_FULL_BELOW ? &s->state_disk : &s->cache_disk);
-	else if (err < 0)
-		log_info(s->log, "cannot store /%s in the cache: %s; served "
-		    "uncached", f->rel, strerror(-err));
-	if (err < 0)
-		s->uncached++;
-	else if (kept) {
-		store_disk_ok(s);
-		s->fills_done++;
-		ph_sha256_hex(f->sha256, hex);
-		log_debug(s->log, "cached /%s: %" PRIu64 " bytes, sha256:%s",
-		    f->rel, f->size, hex);
-		pack_schedule(s, b);
-		cache_blob_put(b);
-	}
-	fill_notify(f);
-}
-
-/* Worker thread: copies the repository file into the cache, hashing. */
-static void
-fill_work(uv_work_t *w)
-{
-	struct fill *f = w->data;
-	uint8_t *buf;
-	uint64_t pos = 0;
-	size_t want;
-	int err = 0;
-
-	if ((buf = malloc(CACHE_CHUNK)) == NULL) {
-		f->work_err = -ENOMEM;
-		return;
-	}
-	(void)posix_fadvise(f->repo_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	while (pos < f->size) {
-		if (atomic_load(&f->abort)) {
-			err = -ECANCELED;
-			break;
-		}
-		want = f->size - pos < CACHE_CHUNK ? (size_t)(f->size - pos) :
-		    CACHE_CHUNK;
-		/* -ENODATA: the file shrank. */
-		if ((err = ph_pread_full(f->repo_fd, buf, want, pos)) < 0 ||
-		    (err = cache_fill_write(f->cf, buf, want)) < 0)
-			break;
-		pos += want;
-		atomic_store(&f->written, pos);
-		(void)uv_async_send(&f->async);
-	}
-	free(buf);
-	if (err == 0)
-		err = cache_fill_finish(f->cf, f->has_expect ? f->expect : NULL,
-		    f->sha256);
-	f->work_err = err;
-}
-
-/* The async handle is closed: it held a reference. */
-static void
-fill_on_async_closed(uv_handle_t *h)
-{
-	fill_unref(h->data);
-}
-
-/* Worker progress, on the loop. */
-static void
-fill_on_async(uv_async_t *a)
-{
-	struct fill *f = a->data;
-
-	if (f->state == FILL_RUNNING)
-		fill_notify(f);
-}
-
-/* The worker is done: check the file did not change, then commit. */
-static void
-fill_after_work(uv_work_t *w, int status)
-{
-	struct fill *f = w->data;
-	struct store *s = f->s;
-	struct stat now;
-	int err = status < 0 ? -ECANCELED : f->work_err;
-
-	uv_close((uv_handle_t *)&f->async, fill_on_async_closed);
-	if (err == 0 && (fstat(f->repo_fd, &now) < 0 ||
-	    now.st_size != f->st0.st_size ||
-	    repo_ns(&now.st_mtim) != repo_ns(&f->st0.st_mtim) ||
-	    repo_ns(&now.st_ctim) != repo_ns(&f->st0.st_ctim)))
-		err = -ESTALE;
-	if (err == -ENOSPC) {
-		fill_fail(f, PH_ERR_IO, "the cache disk is full; try again "
-		    "(the file is served uncached meanwhile)");
-		store_disk_refused(s, &s->cache_disk);
-	} else if (err == -ECANCELED)
-		fill_fail(f, PH_ERR_SHUTDOWN, "the daemon is stopping");
-	else if (err == -ESTALE || err == -ENODATA || err == -EBADMSG)
-		fill_fail(f, PH_ERR_CHANGED, "the file changed while it was "
-		    "being read");
-	else if (err < 0)
-		fill_fail(f, PH_ERR_IO, "cannot read the file: %s",
-		    strerror(-err));
-	else {
-		cat_record(s, f->rel, &f->st0, f->sha256);
-		fill_complete(f);
-	}
-	fill_unref(f);		/* the worker's reference */
-}
-
-/* A fill in progress under key, or NULL. */
-static struct fill *
-fill_find(struct store *s, const char *key)
-{
-	struct fill *f;
-
-	LIST_FOREACH(f, &s->fills, link)
-		if (strcmp(f->key, key) == 0)
-			return f;
-	return NULL;
-}
-
-/* Bytes the running fills have yet to write to the cache disk. */
-static uint64_t
-fill_pending(struct store *s)
-{
-	struct fill *f;
-	uint64_t n = 0;
-
-	LIST_FOREACH(f, &s->fills, link)
-		if (f->cf != NULL && cache_fill_kept(f->cf))
-			n += f->size - atomic_load(&f->written);
-	return n;
-}
-
-/*
- * Starts f's cache fill: a blob file when keep and both disks have room
- * (-ENOSPC otherwise), else memory within STORE_UNKEPT_MAX (-ENOBUFS).
- */
-static int
-fill_begin(struct fill *f, bool keep)
-{
-	struct store *s = f->s;
-	uint64_t pending;
-	int err;
-
-	if (!keep) {
-		if (f->size > STORE_UNKEPT_MAX - s->unkept)
-			return -ENOBUFS;
-		if ((err = cache_fill_begin_unkept(s->cache, f->size,
-		    &f->cf)) < 0)
-			return err;
-		f->unkept = f->size;
-		s->unkept += f->unkept;
-		return 0;
-	}
-	/* Eviction to the budget first: it may free the room checked. */
-	pending = fill_pending(s);
-	if ((err = cache_fill_begin(s->cache, f->size, &f->cf)) < 0)
-		return err;
-	if (!store_disk_room(s, &s->cache_disk, f->size + pending +
-	    STORE_DISK_SLACK) || !store_disk_room(s, &s->state_disk,
-	    STORE_DB_ROOM)) {
-		cache_fill_abort(f->cf);
-		f->cf = NULL;
-		return -ENOSPC;
-	}
-	return 0;
-}
-
-/*
- * A new fill of size bytes under key, listed for single flight (the table
- * holds no reference: a fill leaves it when it ends or is freed); keep
- * false makes it one that streams from memory and is not stored. Returns
- * it with one reference for the caller, or NULL with *err set (-EFBIG:
- * larger than the cache; -ENOSPC: no room; -ENOBUFS: no memory room; else
- * a file or memory error).
- */
-static struct fill *
-fill_new(struct store *s, const char *key, const char *rel, uint64_t size,
-    const uint8_t *expect, bool keep, int *err)
-{
-	struct fill *f;
-
-	*err = 0;
-	if ((f = calloc(1, sizeof(*f))) == NULL ||
-	    (f->rel = strdup(rel)) == NULL) {
-		free(f);
-		*err = -ENOMEM;
-		return NULL;
-	}
-	f->s = s;
-	f->refs = 1;
-	f->repo_fd = -1;
-	f->read_fd = -1;
-	f->size = size;
-	snprintf(f->key, sizeof(f->key), "%s", key);
-	if (expect != NULL) {
-		f->has_expect = true;
-		memcpy(f->expect, expect, PH_SHA256_LEN);
-	}
-	if ((*err = fill_begin(f, keep)) < 0)
-		goto fail;
-	if ((f->read_fd = fcntl(cache_fill_fd(f->cf), F_DUPFD_CLOEXEC, 0)) <
-	    0) {
-		*err = -errno;
-		goto fail;
-	}
-	LIST_INSERT_HEAD(&s->fills, f, link);
-	f->listed = true;
-	s->nfills++;
-	return f;
-
-fail:
-	fill_destroy(f);
-	return NULL;
-}
-
-/*
- * Starts copying the open repository file fd (fstat st) into the cache on
- * the pool. Takes a duplicate of fd. Returns the fill (one reference for
- * the caller) or NULL with *err.
- */
-static struct fill *
-fill_start_local(struct store *s, const char *rel, int fd,
-    const struct stat *st, const uint8_t *expect, int *err)
-{
-	char key[96];
-	struct fill *f;
-	int r;
-
-	snprintf(key, sizeof(key), "L:%ju:%ju:%jd:%" PRId64 ":%" PRId64,
-	    (uintmax_t)st->st_dev, (uintmax_t)st->st_ino,
-	    (intmax_t)st->st_size, repo_ns(&st->st_mtim),
-	    repo_ns(&st->st_ctim));
-	if ((f = fill_find(s, key)) != NULL) {
-		f->refs++;
-		s->fill_joins++;
-		return f;
-	}
-	if ((f = fill_new(s, key, rel, (uint64_t)st->st_size, expect, true,
-	    err)) == NULL)
-		return NULL;
-	f->st0 = *st;
-	if ((f->repo_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
-		*err = -errno;
-		goto fail;
-	}
-	if ((r = uv_async_init(s->loop, &f->async, fill_on_async)) < 0) {
-		*err = r;
-		goto fail;
-	}
-	f->async.data = f;
-	f->refs++;		/* the async handle's */
-	f->work.data = f;
-	if ((r = uv_queue_work(s->loop, &f->work, fill_work,
-	    fill_after_work)) < 0) {
-		*err = r;
-		fill_unlist(f);
-		uv_close((uv_handle_t *)&f->async, fill_on_async_closed);
-		fill_unref(f);
-		return NULL;
-	}
-	f->refs++;		/* the worker's */
-	s->repo_reads++;
-	return f;		/* with the caller's reference */
-
-fail:
-	fill_unlist(f);
-	fill_unref(f);
-	return NULL;
-}
-
-/* ---- Upstream fills ------------------------------------------------------ */
-
-static void
-ufill_on_meta(void *arg, const struct ph_meta *meta)
-{
-	struct fill *f = arg;
-
-	f->umeta = *meta;
-	f->stale = meta->stale;
-	if (meta->size != f->size || (meta->has_digest && f->has_expect &&
-	    memcmp(meta->sha256, f->expect, PH_SHA256_LEN) != 0)) {
-		f->write_err = -ESTALE;
-		upstream_forget(f->s->upstream);
-	}
-}
-
-/*
- * A relay fill ran out of disk: it goes on in memory, not to be kept, so
- * its readers still get the file. Readers read fill_fd() by number, so
- * that number is made to name the copy (dup3 on the loop thread, between
- * their reads; both hold the same bytes).
- */
-static int
-ufill_spill(struct fill *f)
-{
-	struct store *s = f->s;
-	struct cache_fill *nf = NULL;
-	int err;
-
-	if (!cache_fill_kept(f->cf))
-		return -ENOSPC;
-	if (f->size > STORE_UNKEPT_MAX - s->unkept)
-		return -ENOBUFS;
-	if ((err = cache_fill_unkept_copy(f->cf, &nf)) < 0)
-		return err;
-	if (dup3(cache_fill_fd(nf), f->read_fd, O_CLOEXEC) < 0) {
-		err = -errno;
-		cache_fill_abort(nf);
-		return err;
-	}
-	cache_fill_abort(f->cf);
-	f->cf = nf;
-	f->unkept = f->size;
-	s->unkept += f->unkept;
-	s->uncached++;
-	store_disk_refused(s, &s->cache_disk);
-	log_debug(s->log, "relaying /%s uncached from memory: the cache disk "
-	    "is full", f->rel);
-	return 0;
-}
-
-/*
- * Bytes from the parent land in the cache; readers hear of them in steps
- * (the first bytes at once, for the time to first byte), so a trickle of
- * small reads does not become a trickle of small DATA frames.
- */
-static void
-ufill_on_data(void *arg, const uint8_t *buf, size_t len)
-{
-	struct fill *f = arg;
-	uint64_t now;
-	int err;
-
-	if (f->write_err != 0 || f->state != FILL_RUNNING)
-		return;
-	if ((err = cache_fill_write(f->cf, buf, len)) == -ENOSPC &&
-	    ufill_spill(f) == 0)
-		err = cache_fill_write(f->cf, buf, len);
-	if (err < 0) {
-		f->write_err = err;
-		return;
-	}
-	now = atomic_load(&f->written) + len;
-	atomic_store(&f->written, now);
-	if (f->notified == 0 || now - f->notified >= STORE_NOTIFY_STEP ||
-	    now == f->size) {
-		f->notified = now;
-		fill_notify(f);
-	}
-}
-
-/* Worker: the size and digest check and the fdatasync of a relay fill. */
-static void
-ufill_finish_work(uv_work_t *w)
-{
-	struct fill *f = w->data;
-
-	f->work_err = cache_fill_finish(f->cf, f->has_expect ? f->expect :
-	    NULL, f->sha256);
-}
-
-static void
-ufill_finish_after(uv_work_t *w, int status)
-{
-	struct fill *f = w->data;
-	struct store *s = f->s;
-	int err = status < 0 ? -ECANCELED : f->work_err;
-
-	if (f->state != FILL_RUNNING)
-		;
-	else if (err == -EBADMSG)
-		fill_fail(f, PH_ERR_INTEGRITY, "the data from upstream does "
-		    "not match its SHA-256: not cached");
-	else if (err == -ECANCELED)
-		fill_fail(f, PH_ERR_SHUTDOWN, "the daemon is stopping");
-	else if (err < 0)
-		fill_fail(f, PH_ERR_IO, "cannot store the file in the cache: "
-		    "%s", strerror(-err));
-	else {
-		struct cache_cat e;
-
-		memset(&e, 0, sizeof(e));
-		e.size = f->size;
-		e.mtime_ns = f->umeta.mtime_ns;
-		e.mode = (uint32_t)(S_IFREG | (f->umeta.mode & 07777));
-		memcpy(e.sha256, f->sha256, PH_SHA256_LEN);
-		if (f->unkept == 0)
-			(void)cache_cat_put(s->cache, f->rel, &e);
-		fill_complete(f);
-	}
-	fill_unref(f);
-}
-
-static void
-ufill_on_end(void *arg, int status, const struct upstream_error *e,
-    const uint8_t *sha256)
-{
-	struct fill *f = arg;
-	int r;
-
-	f->ureq = NULL;
-	if (f->state != FILL_RUNNING) {
-		fill_unref(f);
-		return;
-	}
-	if (status == 0 && f->write_err == 0) {
-		if (f->has_expect && sha256 != NULL &&
-		    memcmp(sha256, f->expect, PH_SHA256_LEN) != 0)
-			f->has_expect = false;	/* checked against END below */
-		if (!f->has_expect && sha256 != NULL) {
-			f->has_expect = true;
-			memcpy(f->expect, sha256, PH_SHA256_LEN);
-		}
-		f->work.data = f;
-		if ((r = uv_queue_work(f->s->loop, &f->work, ufill_finish_work,
-		    ufill_finish_after)) == 0)
-			return;		/* the reference moves to the work */
-		fill_fail(f, PH_ERR_INTERNAL, "cannot queue work: %s",
-		    uv_strerror(r));
-	} else if (f->write_err == -ESTALE)
-		fill_fail(f, PH_ERR_CHANGED, "the file changed upstream while "
-		    "it was being fetched");
-	else if (f->write_err == -ENOSPC) {
-		fill_fail(f, PH_ERR_IO, "the cache disk is full; try again");
-		store_disk_refused(f->s, &f->s->cache_disk);
-	} else if (f->write_err < 0)
-		fill_fail(f, PH_ERR_IO, "cannot write the cache: %s",
-		    strerror(-f->write_err));
-	else if (status == -EREMOTE)
-		fill_fail(f, (enum ph_err)e->code, "%s", e->message);
-	else if (status == -EILSEQ)
-		fill_fail(f, PH_ERR_INTEGRITY, "corrupt data from upstream: "
-		    "not cached");
-	else if (status == -ECANCELED)
-		fill_fail(f, PH_ERR_SHUTDOWN, "the daemon is stopping");
-	else
-		fill_fail(f, PH_ERR_UNAVAILABLE, "upstream unavailable: %s",
-		    status == -EHOSTDOWN ? "cannot reach it" :
-		    status == -ECONNRESET ? "connection lost" :
-		    status == -ETIMEDOUT ? "it stopped sending" :
-		    strerror(-status));
-	fill_unref(f);
-}
-
-static const struct upstream_get_cbs ufill_cbs = {
-	.on_meta = ufill_on_meta,
-	.on_data = ufill_on_data,
-	.on_end = ufill_on_end,
-};
-
-/* Fetches rel (digest sha256, size bytes) from upstream into the cache. */
-static struct fill *
-fill_start_upstream(struct store *s, const char *rel, uint64_t size,
-    const uint8_t *sha256, int *err)
-{
-	char key[96], hex[PH_SHA256_LEN * 2 + 1];
-	struct fill *f;
-
-	ph_sha256_hex(sha256, hex);
-	snprintf(key, sizeof(key), "U:%s", hex);
-	if ((f = fill_find(s, key)) != NULL) {
-		f->refs++;
-		s->fill_joins++;
-		return f;
-	}
-	/* No room to store it: stream it from memory, not kept. */
-	if ((f = fill_new(s, key, rel, size, sha256, true, err)) == NULL &&
-	    (*err == -ENOSPC || *err == -EFBIG)) {
-		int kerr = *err;
-
-		if ((f = fill_new(s, key, rel, size, sha256, false, err)) ==
-		    NULL && *err == -ENOBUFS)
-			*err = kerr;
-		else if (f != NULL)
-			s->uncached++;
-	}
-	if (f == NULL)
-		return NULL;
-	if ((*err = upstream_get(s->upstream, rel, 0, &ufill_cbs, f,
-	    &f->ureq)) < 0) {
-		fill_unlist(f);
-		fill_unref(f);
-		return NULL;
-	}
-	f->refs++;		/* the upstream request's */
-	s->upstream_fetches++;
-	return f;		/* with the caller's reference */
+	store_pack_next(s);
 }
 
 /* ---- Local GET and STAT -------------------------------------------------- */
 
 /* A hashing pass ended for a request waiting on the digest module. */
 static void
-req_digest_done(void *arg, int status, const uint8_t *sha256)
+store_req_digest_done(void *arg, int status, const uint8_t *sha256)
 {
 	struct store_req *r = arg;
 
 	r->dw = NULL;
 	if (status == 0) {
-		r->res.has_digest = true;
-		memcpy(r->res.sha256, sha256, PH_SHA256_LEN);
-		cat_record(r->s, r->rel, &r->res.st, sha256);
+		r->res.src.has_digest = true;
+		memcpy(r->res.src.sha256, sha256, PH_SHA256_LEN);
+		store_catalog_record(r->s, r->rel, &r->res.src.st, sha256);
 	} else if (status == -ESTALE)
-		res_error(&r->res, PH_ERR_CHANGED,
+		store_res_error(&r->res, PH_ERR_CHANGED,
 		    "the file changed while it was being hashed");
 	else if (status == -ECANCELED)
-		res_error(&r->res, PH_ERR_SHUTDOWN, "the daemon is stopping");
+		store_res_error(&r->res, PH_ERR_SHUTDOWN, "the daemon is "
+		    "stopping");
 	else {
 		r->res.code = PH_ERR_IO;
 		r->res.fs_err = status;
 	}
 	if (r->res.code != PH_OK || r->op == PH_STAT) {
-		if (r->res.fd >= 0)
-			close(r->res.fd);
-		r->res.fd = -1;
+		if (r->res.src.fd >= 0)
+			close(r->res.src.fd);
+		r->res.src.fd = -1;
 	}
-	req_done(r);
+	store_req_done(r);
 }
 
 /*
- * Gets the digest of r->res.fd the slow way (memo, else a pass on the
+ * Gets the digest of r->res.src.fd the slow way (memo, else a pass on the
  * pool), then finishes the request. Returns r, or NULL if it is done.
  */
 static struct store_req *
-req_hash(struct store_req *r)
+store_req_hash(struct store_req *r)
 {
 	struct store *s = r->s;
 	uint8_t sha256[PH_SHA256_LEN];
 	int err;
 
-	if (digest_lookup(s->digest, &r->res.st, sha256)) {
-		req_digest_done(r, 0, sha256);
+	if (digest_lookup(s->digest, &r->res.src.st, sha256)) {
+		store_req_digest_done(r, 0, sha256);
 		return NULL;
 	}
 	s->repo_reads++;
-	err = digest_start(s->digest, r->res.fd, &r->res.st, req_digest_done,
-	    r, &r->dw);
+	err = digest_start(s->digest, r->res.src.fd, &r->res.src.st,
+	    store_req_digest_done, r, &r->dw);
 	if (err == 0)
 		return r;
 	if (err == -ECANCELED)
-		res_error(&r->res, PH_ERR_SHUTDOWN, "the daemon is stopping");
+		store_res_error(&r->res, PH_ERR_SHUTDOWN, "the daemon is "
+		    "stopping");
 	else
-		res_error(&r->res, PH_ERR_INTERNAL, "cannot hash: %s",
+		store_res_error(&r->res, PH_ERR_INTERNAL, "cannot hash: %s",
 		    strerror(-err));
-	store_res_release(&r->res);
-	req_done(r);
+	store_src_release(&r->res.src);
+	store_req_done(r);
 	return NULL;
 }
 
 /* ---- Re-checking a blob a client reported ------------------------------ */
 
-static struct store_req *get_local_miss(struct store_req *r);
-static void	relay_fetch(struct store_req *r);
+static struct store_req *store_get_local_miss(struct store_req *r);
+static void	store_relay_fetch(struct store_req *r);
 
 /*
  * The reported blob turned out bad and is gone: the GET goes on as a miss,
@@ -1149,31 +442,32 @@ static void	relay_fetch(struct store_req *r);
  * NULL once the result was delivered.
  */
 static struct store_req *
-check_bad(struct store_req *r)
+store_check_bad(struct store_req *r)
 {
 	char d[PH_MAX_PATH + 2];
 
 	r->reverified = true;
-	cache_blob_put(r->res.blob);
-	r->res.blob = NULL;
+	cache_blob_put(r->res.src.blob);
+	r->res.src.blob = NULL;
 	if (r->s->stopping) {
-		res_error(&r->res, PH_ERR_SHUTDOWN, "the daemon is stopping");
-		store_res_release(&r->res);
-	} else if (r->res.fd >= 0)
-		return get_local_miss(r);
+		store_res_error(&r->res, PH_ERR_SHUTDOWN, "the daemon is "
+		    "stopping");
+		store_src_release(&r->res.src);
+	} else if (r->res.src.fd >= 0)
+		return store_get_local_miss(r);
 	else if (r->fallback)
-		res_error(&r->res, PH_ERR_UNAVAILABLE, "upstream unavailable "
-		    "and the cached copy of %s is damaged",
+		store_res_error(&r->res, PH_ERR_UNAVAILABLE, "upstream "
+		    "unavailable and the cached copy of %s is damaged",
 		    ph_path_display(r->rel, d, sizeof(d)));
 	else
-		relay_fetch(r);
-	req_done(r);
+		store_relay_fetch(r);
+	store_req_done(r);
 	return NULL;
 }
 
 /* True if the blob with this digest passed a check a moment ago. */
 static bool
-check_recent(struct store *s, const uint8_t *sha256)
+store_check_recent(struct store *s, const uint8_t *sha256)
 {
 	uint64_t now = uv_now(s->loop);
 
@@ -1191,9 +485,9 @@ check_recent(struct store *s, const uint8_t *sha256)
  * a bad one is removed first and every waiter goes on as a miss.
  */
 static void
-check_after(uv_work_t *w, int status)
+store_check_after(uv_work_t *w, int status)
 {
-	struct blob_check *k = w->data;
+	struct store_check *k = w->data;
 	struct store *s = k->s;
 	struct store_req *r;
 	char hex[PH_SHA256_LEN * 2 + 1];
@@ -1220,13 +514,13 @@ check_after(uv_work_t *w, int status)
 		r->check = NULL;
 		r->reverified = true;
 		if (!ok) {
-			(void)check_bad(r);
+			(void)store_check_bad(r);
 			continue;
 		}
-		if (r->res.fd >= 0)
-			close(r->res.fd);
-		r->res.fd = -1;
-		req_done(r);
+		if (r->res.src.fd >= 0)
+			close(r->res.src.fd);
+		r->res.src.fd = -1;
+		store_req_done(r);
 	}
 	cache_blob_put(k->b);
 	free(k);
@@ -1234,9 +528,9 @@ check_after(uv_work_t *w, int status)
 
 /* Worker: the blob's whole content against its digest. */
 static void
-check_work(uv_work_t *w)
+store_check_work(uv_work_t *w)
 {
-	struct blob_check *k = w->data;
+	struct store_check *k = w->data;
 
 	k->status = cache_blob_verify(k->b);
 }
@@ -1246,11 +540,11 @@ check_work(uv_work_t *w)
  * for want of memory: the blob is then served unchecked.
  */
 static bool
-check_start(struct store_req *r)
+store_check_start(struct store_req *r)
 {
 	struct store *s = r->s;
-	const uint8_t *sha256 = cache_blob_sha256(r->res.blob);
-	struct blob_check *k;
+	const uint8_t *sha256 = cache_blob_sha256(r->res.src.blob);
+	struct store_check *k;
 
 	LIST_FOREACH(k, &s->checks, link)
 		if (memcmp(cache_blob_sha256(k->b), sha256,
@@ -1262,7 +556,8 @@ check_start(struct store_req *r)
 	LIST_INIT(&k->waiters);
 	k->work.data = k;
 	if (cache_blob_pin(s->cache, sha256, &k->b) < 0 ||
-	    uv_queue_work(s->loop, &k->work, check_work, check_after) < 0) {
+	    uv_queue_work(s->loop, &k->work, store_check_work,
+	    store_check_after) < 0) {
 		cache_blob_put(k->b);
 		free(k);
 		return false;
@@ -1279,99 +574,99 @@ join:
  * result is a cached blob: that blob is re-hashed on the pool first, unless
  * it passed a check moments ago. Returns r while the check runs, NULL once
  * the result was delivered. A local GET keeps its repository file open
- * until then (res.fd beside res.blob), in case the blob is bad.
+ * until then (res.src.fd beside res.src.blob), in case the blob is bad.
  */
 static struct store_req *
-req_deliver(struct store_req *r)
+store_req_deliver(struct store_req *r)
 {
 	const uint8_t *sha256;
 
 	if (r->reverify && !r->reverified && r->res.code == PH_OK &&
-	    r->res.blob != NULL) {
-		sha256 = cache_blob_sha256(r->res.blob);
+	    r->res.src.blob != NULL) {
+		sha256 = cache_blob_sha256(r->res.src.blob);
 		/* Removed since we pinned it: found bad by someone else. */
 		if (!cache_blob_has(r->s->cache, sha256))
-			return check_bad(r);
-		if (!check_recent(r->s, sha256) && check_start(r))
+			return store_check_bad(r);
+		if (!store_check_recent(r->s, sha256) && store_check_start(r))
 			return r;
 	}
-	if (r->res.blob != NULL && r->res.fd >= 0) {
-		close(r->res.fd);
-		r->res.fd = -1;
+	if (r->res.src.blob != NULL && r->res.src.fd >= 0) {
+		close(r->res.src.fd);
+		r->res.src.fd = -1;
 	}
-	req_done(r);
+	store_req_done(r);
 	return NULL;
 }
 
 /* GET from the repository: cache hit, fill, or the file itself. */
 static struct store_req *
-get_local(struct store_req *r, struct repo *repo)
+store_get_local(struct store_req *r, struct repo *repo)
 {
 	struct store *s = r->s;
 	struct cache_cat e;
 	struct cache_blob *b = NULL;
 	int err;
 
-	err = repo_open_file(repo, r->rel, &r->res.fd, &r->res.st,
+	err = repo_open_file(repo, r->rel, &r->res.src.fd, &r->res.src.st,
 	    r->res.real);
 	/* Refused or not found, a place the peer may not see is refused. */
-	if (!req_gate(r, r->res.real) || err < 0) {
+	if (!store_req_gate(r, r->res.real) || err < 0) {
 		if (err < 0 && r->res.code == PH_OK) {
 			r->res.code = PH_ERR_IO;
 			r->res.fs_err = err;
 		}
-		req_done(r);
+		store_req_done(r);
 		return NULL;
 	}
 	if (cache_cat_get(s->cache, r->rel, &e) == 0 &&
-	    cache_cat_matches(&e, &r->res.st)) {
-		r->res.has_digest = true;
-		memcpy(r->res.sha256, e.sha256, PH_SHA256_LEN);
+	    cache_cat_matches(&e, &r->res.src.st)) {
+		r->res.src.has_digest = true;
+		memcpy(r->res.src.sha256, e.sha256, PH_SHA256_LEN);
 		if (cache_blob_get(s->cache, e.sha256, &b) == 0) {
-			r->res.blob = b;
-			return req_deliver(r);
+			r->res.src.blob = b;
+			return store_req_deliver(r);
 		}
 	} else
 		s->cat_misses++;
-	return get_local_miss(r);
+	return store_get_local_miss(r);
 }
 
 /* A local GET the cache cannot serve: a fill, or the file itself. */
 static struct store_req *
-get_local_miss(struct store_req *r)
+store_get_local_miss(struct store_req *r)
 {
 	struct store *s = r->s;
-	struct fill *f;
+	struct store_fill *f;
 	int err;
 
-	f = fill_start_local(s, r->rel, r->res.fd, &r->res.st,
-	    r->res.has_digest ? r->res.sha256 : NULL, &err);
+	f = store_fill_start_local(s, r->rel, r->res.src.fd, &r->res.src.st,
+	    r->res.src.has_digest ? r->res.src.sha256 : NULL, &err);
 	if (f != NULL) {
-		close(r->res.fd);
-		r->res.fd = -1;
-		r->res.fill = f;
+		close(r->res.src.fd);
+		r->res.src.fd = -1;
+		r->res.src.fill = f;
 		/* A fill that already ended tells META its digest. */
-		if (fill_status(f, r->res.sha256, &(enum ph_err){ 0 },
+		if (store_fill_status(f, r->res.src.sha256, &(enum ph_err){ 0 },
 		    &(const char *){ NULL }) == 1)
-			r->res.has_digest = true;
+			r->res.src.has_digest = true;
 		goto done;
 	}
 	/* Too large, or no room: the file itself, uncached. */
 	s->uncached++;
-	if (r->res.has_digest) {
+	if (r->res.src.has_digest) {
 		s->repo_reads++;
 		goto done;
 	}
-	return req_hash(r);
+	return store_req_hash(r);
 
 done:
-	req_done(r);
+	store_req_done(r);
 	return NULL;
 }
 
 /* STAT in the repository; regular files get their digest. */
 static struct store_req *
-stat_local(struct store_req *r, struct repo *repo)
+store_stat_local(struct store_req *r, struct repo *repo)
 {
 	struct store *s = r->s;
 	char real[PH_MAX_PATH + 1];
@@ -1379,20 +674,20 @@ stat_local(struct store_req *r, struct repo *repo)
 	struct stat st;
 	int err, fd;
 
-	err = repo_stat(repo, r->rel, &r->res.st, r->res.real);
-	if (!req_gate(r, r->res.real))
+	err = repo_stat(repo, r->rel, &r->res.src.st, r->res.real);
+	if (!store_req_gate(r, r->res.real))
 		goto done;
 	if (err < 0) {
 		r->res.code = PH_ERR_IO;
 		r->res.fs_err = err;
 		goto done;
 	}
-	if (!S_ISREG(r->res.st.st_mode))
+	if (!S_ISREG(r->res.src.st.st_mode))
 		goto done;
 	if (cache_cat_get(s->cache, r->rel, &e) == 0 &&
-	    cache_cat_matches(&e, &r->res.st)) {
-		r->res.has_digest = true;
-		memcpy(r->res.sha256, e.sha256, PH_SHA256_LEN);
+	    cache_cat_matches(&e, &r->res.src.st)) {
+		r->res.src.has_digest = true;
+		memcpy(r->res.src.sha256, e.sha256, PH_SHA256_LEN);
 		goto done;
 	}
 	/* An unreadable file still has metadata, only no digest. */
@@ -1403,12 +698,12 @@ stat_local(struct store_req *r, struct repo *repo)
 		close(fd);
 		goto done;
 	}
-	r->res.st = st;
-	r->res.fd = fd;
-	return req_hash(r);
+	r->res.src.st = st;
+	r->res.src.fd = fd;
+	return store_req_hash(r);
 
 done:
-	req_done(r);
+	store_req_done(r);
 	return NULL;
 }
 
@@ -1416,7 +711,7 @@ done:
 
 /* The parent cannot answer: a cached copy of rel, if there is one. */
 static bool
-relay_fallback(struct store_req *r)
+store_relay_fallback(struct store_req *r)
 {
 	struct store *s = r->s;
 	struct cache_cat e;
@@ -1427,15 +722,15 @@ relay_fallback(struct store_req *r)
 	if (r->op == PH_GET) {
 		if (cache_blob_get(s->cache, e.sha256, &b) < 0)
 			return false;
-		r->res.blob = b;
+		r->res.src.blob = b;
 	} else if (!cache_blob_has(s->cache, e.sha256))
 		return false;
-	cat_to_stat(&e, &r->res.st);
+	store_cat_to_stat(&e, &r->res.src.st);
 	/* Served, but nobody could say it is still the parent's file. */
 	r->res.stale = true;
 	r->fallback = true;
-	r->res.has_digest = true;
-	memcpy(r->res.sha256, e.sha256, PH_SHA256_LEN);
+	r->res.src.has_digest = true;
+	memcpy(r->res.src.sha256, e.sha256, PH_SHA256_LEN);
 	r->res.code = PH_OK;
 	r->res.msg[0] = '\0';
 	return true;
@@ -1443,20 +738,24 @@ relay_fallback(struct store_req *r)
 
 /* Maps an upstream failure to the request's error. */
 static void
-relay_error(struct store_req *r, int status, const struct upstream_error *e)
+store_relay_error(struct store_req *r, int status,
+    const struct upstream_error *e)
 {
 	char d[PH_MAX_PATH + 2];
 
 	if (status == -EREMOTE)
-		res_error(&r->res, (enum ph_err)e->code, "%s", e->message);
+		store_res_error(&r->res, (enum ph_err)e->code, "%s",
+		    e->message);
 	else if (status == -ECANCELED)
-		res_error(&r->res, PH_ERR_SHUTDOWN, "the daemon is stopping");
+		store_res_error(&r->res, PH_ERR_SHUTDOWN, "the daemon is "
+		    "stopping");
 	else
-		res_error(&r->res, PH_ERR_UNAVAILABLE, "upstream unavailable "
-		    "(%s) and no cached copy of %s", status == -EHOSTDOWN ?
-		    "cannot reach it" : status == -ECONNRESET ?
-		    "connection lost" : status == -ETIMEDOUT ? "no answer" :
-		    status == -EBADMSG ? "protocol error" : strerror(-status),
+		store_res_error(&r->res, PH_ERR_UNAVAILABLE, "upstream "
+		    "unavailable (%s) and no cached copy of %s",
+		    status == -EHOSTDOWN ? "cannot reach it" :
+		    status == -ECONNRESET ? "connection lost" :
+		    status == -ETIMEDOUT ? "no answer" : status == -EBADMSG ?
+		    "protocol error" : strerror(-status),
 		    ph_path_display(r->rel, d, sizeof(d)));
 }
 
@@ -1467,19 +766,19 @@ relay_error(struct store_req *r, int status, const struct upstream_error *e)
  * the path has nothing to check. False when refused.
  */
 static bool
-relay_gate(struct store_req *r, const struct upstream_paths *paths)
+store_relay_gate(struct store_req *r, const struct upstream_paths *paths)
 {
 	if (paths != NULL && paths->known && paths->real[0] == '\0')
 		return true;
 	if (paths != NULL && paths->known)
 		snprintf(r->res.real, sizeof(r->res.real), "%s", paths->real);
-	return req_gate(r, paths != NULL && paths->known ? paths->real :
+	return store_req_gate(r, paths != NULL && paths->known ? paths->real :
 	    NULL);
 }
 
 /* The parent's STAT answer, for a relay GET or STAT. */
 static void
-relay_on_stat(void *arg, int status, const struct upstream_error *e,
+store_relay_on_stat(void *arg, int status, const struct upstream_error *e,
     const struct ph_meta *meta, const struct upstream_paths *paths)
 {
 	struct store_req *r = arg;
@@ -1489,43 +788,44 @@ relay_on_stat(void *arg, int status, const struct upstream_error *e,
 
 	r->ureq = NULL;
 	if (status == -ECANCELED || (status == -EREMOTE &&
-	    relay_gate(r, paths))) {
-		relay_error(r, status, e);
+	    store_relay_gate(r, paths))) {
+		store_relay_error(r, status, e);
 		goto done;
 	}
 	if (status != 0) {
 		/* A cached copy does not say where its path leads. */
-		if (status != -EREMOTE && relay_gate(r, NULL) &&
-		    !relay_fallback(r))
-			relay_error(r, status, e);
-		(void)req_deliver(r);
+		if (status != -EREMOTE && store_relay_gate(r, NULL) &&
+		    !store_relay_fallback(r))
+			store_relay_error(r, status, e);
+		(void)store_req_deliver(r);
 		return;
 	}
-	if (!relay_gate(r, paths))
+	if (!store_relay_gate(r, paths))
 		goto done;
-	meta_to_stat(meta, &r->res.st);
-	r->res.has_digest = meta->has_digest;
+	store_meta_to_stat(meta, &r->res.src.st);
+	r->res.src.has_digest = meta->has_digest;
 	r->res.stale = meta->stale;
-	memcpy(r->res.sha256, meta->sha256, PH_SHA256_LEN);
+	memcpy(r->res.src.sha256, meta->sha256, PH_SHA256_LEN);
 	if (r->op == PH_STAT || meta->ftype != PH_FT_REGULAR) {
 		if (r->op == PH_GET)
-			res_error(&r->res, PH_ERR_NOT_FILE, "not a regular "
-			    "file: %s", ph_path_display(r->rel, d, sizeof(d)));
+			store_res_error(&r->res, PH_ERR_NOT_FILE, "not a "
+			    "regular file: %s", ph_path_display(r->rel, d,
+			    sizeof(d)));
 		goto done;
 	}
 	if (!meta->has_digest) {
-		res_error(&r->res, PH_ERR_INTEGRITY, "upstream sent no "
+		store_res_error(&r->res, PH_ERR_INTEGRITY, "upstream sent no "
 		    "SHA-256 for %s", ph_path_display(r->rel, d, sizeof(d)));
 		goto done;
 	}
 	if (cache_blob_get(s->cache, meta->sha256, &b) == 0) {
-		r->res.blob = b;
-		(void)req_deliver(r);
+		r->res.src.blob = b;
+		(void)store_req_deliver(r);
 		return;
 	}
-	relay_fetch(r);
+	store_relay_fetch(r);
 done:
-	req_done(r);
+	store_req_done(r);
 }
 
 /*
@@ -1533,68 +833,69 @@ done:
  * META) from the parent into the cache; r->res says how it went.
  */
 static void
-relay_fetch(struct store_req *r)
+store_relay_fetch(struct store_req *r)
 {
-	uint64_t size = (uint64_t)r->res.st.st_size;
+	uint64_t size = (uint64_t)r->res.src.st.st_size;
 	char d[PH_MAX_PATH + 2];
-	struct fill *f;
+	struct store_fill *f;
 	int err;
 
-	if ((f = fill_start_upstream(r->s, r->rel, size, r->res.sha256,
-	    &err)) == NULL) {
+	if ((f = store_fill_start_upstream(r->s, r->rel, size,
+	    r->res.src.sha256, &err)) == NULL) {
 		if (err == -EFBIG)
-			res_error(&r->res, PH_ERR_IO, "%s (%" PRIu64 " bytes) "
-			    "is larger than this relay's cache (--cache-size) "
-			    "and than it streams uncached",
+			store_res_error(&r->res, PH_ERR_IO, "%s (%" PRIu64 " "
+			    "bytes) is larger than this relay's cache "
+			    "(--cache-size) and than it streams uncached",
 			    ph_path_display(r->rel, d, sizeof(d)), size);
 		else if (err == -ENOSPC)
-			res_error(&r->res, PH_ERR_IO, "no room to cache %s "
-			    "(%" PRIu64 " bytes), and it is more than this "
+			store_res_error(&r->res, PH_ERR_IO, "no room to cache "
+			    "%s (%" PRIu64 " bytes), and it is more than this "
 			    "relay streams uncached now",
 			    ph_path_display(r->rel, d, sizeof(d)), size);
 		else if (err == -EHOSTDOWN)
-			relay_error(r, err, NULL);
+			store_relay_error(r, err, NULL);
 		else
-			res_error(&r->res, PH_ERR_IO, "cannot cache %s: %s",
-			    ph_path_display(r->rel, d, sizeof(d)),
+			store_res_error(&r->res, PH_ERR_IO, "cannot cache %s: "
+			    "%s", ph_path_display(r->rel, d, sizeof(d)),
 			    strerror(-err));
 		return;
 	}
 	/* Our requester's report goes on to the parent's cache. */
-	if (r->reverify && f->ureq != NULL)
-		upstream_get_reverify(f->ureq);
-	r->res.fill = f;
+	if (r->reverify)
+		store_fill_reverify(f);
+	r->res.src.fill = f;
 }
 
 /* Asks the parent for the STAT behind a relay GET or STAT. */
 static struct store_req *
-relay_stat(struct store_req *r)
+store_relay_stat(struct store_req *r)
 {
 	int err;
 
-	err = upstream_stat(r->s->upstream, r->rel, relay_on_stat, r,
+	err = upstream_stat(r->s->upstream, r->rel, store_relay_on_stat, r,
 	    &r->ureq);
 	if (err == 0)
 		return r;
-	if (err != -EHOSTDOWN || (relay_gate(r, NULL) && !relay_fallback(r)))
-		relay_error(r, err, NULL);
-	return req_deliver(r);
+	if (err != -EHOSTDOWN || (store_relay_gate(r, NULL) &&
+	    !store_relay_fallback(r)))
+		store_relay_error(r, err, NULL);
+	return store_req_deliver(r);
 }
 
 static void
-relay_on_list(void *arg, int status, const struct upstream_error *e,
+store_relay_on_list(void *arg, int status, const struct upstream_error *e,
     const struct ph_list_reply *page, const struct upstream_paths *paths)
 {
 	struct store_req *r = arg;
 
 	r->ureq = NULL;
 	if (status != 0) {
-		relay_error(r, status, e);
+		store_relay_error(r, status, e);
 		r->list_cb(r->arg, r->res.code, r->res.msg, NULL, paths);
 	} else
 		r->list_cb(r->arg, PH_OK, "", page, paths);
 	r->list_cb = NULL;
-	req_free(r);
+	store_req_free(r);
 }
 
 struct store_req *
@@ -1604,18 +905,18 @@ store_list(struct store *s, const char *rel, uint64_t cursor,
 	struct store_req *r;
 	int err;
 
-	if ((r = req_new(s, PH_LIST, rel, arg)) == NULL) {
+	if ((r = store_req_new(s, PH_LIST, rel, arg)) == NULL) {
 		cb(arg, PH_ERR_INTERNAL, "out of memory", NULL, NULL);
 		return NULL;
 	}
 	r->list_cb = cb;
-	err = upstream_list(s->upstream, rel, cursor, relay_on_list, r,
+	err = upstream_list(s->upstream, rel, cursor, store_relay_on_list, r,
 	    &r->ureq);
 	if (err == 0)
 		return r;
-	relay_error(r, err, NULL);
+	store_relay_error(r, err, NULL);
 	cb(arg, r->res.code, r->res.msg, NULL, NULL);
-	req_free(r);
+	store_req_free(r);
 	return NULL;
 }
 
@@ -1630,14 +931,14 @@ store_resolve(struct store *s, struct repo *repo, uint8_t op,
 	struct store_res res;
 	struct store_req *r;
 
-	if (s->stopping || (r = req_new(s, op, rel, arg)) == NULL) {
+	if (s->stopping || (r = store_req_new(s, op, rel, arg)) == NULL) {
 		memset(&res, 0, sizeof(res));
-		res.fd = -1;
+		store_src_init(&res.src);
 		if (s->stopping)
-			res_error(&res, PH_ERR_SHUTDOWN,
+			store_res_error(&res, PH_ERR_SHUTDOWN,
 			    "the daemon is stopping");
 		else
-			res_error(&res, PH_ERR_INTERNAL, "out of memory");
+			store_res_error(&res, PH_ERR_INTERNAL, "out of memory");
 		cb(arg, &res);
 		return NULL;
 	}
@@ -1645,14 +946,15 @@ store_resolve(struct store *s, struct repo *repo, uint8_t op,
 	r->gate = gate;
 	r->reverify = reverify;
 	if (s->upstream != NULL)
-		return relay_stat(r);
+		return store_relay_stat(r);
 	if (repo == NULL) {
-		res_error(&r->res, PH_ERR_UNAVAILABLE,
+		store_res_error(&r->res, PH_ERR_UNAVAILABLE,
 		    "no repository configured");
-		req_done(r);
+		store_req_done(r);
 		return NULL;
 	}
-	return op == PH_GET ? get_local(r, repo) : stat_local(r, repo);
+	return op == PH_GET ? store_get_local(r, repo) : store_stat_local(r,
+	    repo);
 }
 
 struct store_req *
@@ -1672,17 +974,17 @@ store_stat(struct store *s, struct repo *repo, const char *rel,
 /* ---- Compression at rest ------------------------------------------------ */
 
 static void
-pack_work(uv_work_t *w)
+store_pack_work(uv_work_t *w)
 {
-	struct pack_job *j = w->data;
+	struct store_pack_job *j = w->data;
 
 	j->status = cache_pack_run(j->p);
 }
 
 static void
-pack_after(uv_work_t *w, int status)
+store_pack_after(uv_work_t *w, int status)
 {
-	struct pack_job *j = w->data;
+	struct store_pack_job *j = w->data;
 	struct store *s = j->s;
 	int r;
 
@@ -1697,18 +999,19 @@ pack_after(uv_work_t *w, int status)
 			    "%s", strerror(-r));
 	}
 	free(j);
-	pack_next(s);
+	store_pack_next(s);
 }
 
 /* Starts the next compression job if none runs. */
 static void
-pack_next(struct store *s)
+store_pack_next(struct store *s)
 {
-	struct pack_job *j;
+	struct store_pack_job *j;
 
 	if (s->packing || s->stopping || (j = TAILQ_FIRST(&s->packs)) == NULL)
 		return;
-	if (uv_queue_work(s->loop, &j->work, pack_work, pack_after) < 0) {
+	if (uv_queue_work(s->loop, &j->work, store_pack_work,
+	    store_pack_after) < 0) {
 		TAILQ_REMOVE(&s->packs, j, link);
 		cache_pack_abort(j->p);
 		free(j);
@@ -1813,17 +1116,12 @@ fail:
 void
 store_shutdown(struct store *s)
 {
-	struct fill *f, *next;
-	struct pack_job *j, *jn;
+	struct store_pack_job *j, *jn;
 
 	if (s == NULL || s->stopping)
 		return;
 	s->stopping = true;
-	/* Relay fills end through their upstream callbacks (-ECANCELED). */
-	for (f = LIST_FIRST(&s->fills); f != NULL; f = next) {
-		next = LIST_NEXT(f, link);
-		atomic_store(&f->abort, true);
-	}
+	store_fill_abort_all(s);
 	for (j = TAILQ_FIRST(&s->packs); j != NULL; j = jn) {
 		jn = TAILQ_NEXT(j, link);
 		if (s->packing && j == TAILQ_FIRST(&s->packs))
@@ -1846,7 +1144,7 @@ store_free(struct store *s)
 	if (s == NULL)
 		return;
 	while ((r = LIST_FIRST(&s->reqs)) != NULL)
-		req_free(r);
+		store_req_free(r);
 	(void)cache_sync(s->cache);
 	cache_close(s->cache);
 	store_disk_close(&s->cache_disk);
@@ -1885,13 +1183,6 @@ store_counters(const struct store *s, struct store_counters *out)
 	out->fill_joins = s->fill_joins;
 	out->uncached = s->uncached;
 	out->fills_in_progress = s->nfills;
-}
-
-void
-store_catalog_record(struct store *s, const char *rel, const struct stat *st,
-    const uint8_t sha256[PH_SHA256_LEN])
-{
-	cat_record(s, rel, st, sha256);
 }
 
 int

@@ -41,7 +41,7 @@
 struct cache;
 struct cache_blob;
 struct digest;
-struct fill;
+struct store_fill;
 struct log;
 struct repo;
 struct store;
@@ -77,6 +77,36 @@ struct upstream *store_upstream(struct store *s);
 
 /* ---- Resolving requests --------------------------------------------------- */
 
+/*
+ * The source of a GET, with what is known of its bytes: exactly one of fd,
+ * blob and fill is set while it holds one (none for a STAT, or once its
+ * source moved on). Whoever holds it owns that source, from the store's
+ * result to the connection to the transfer: store_src_move() hands it on,
+ * store_src_release() lets it go.
+ */
+struct store_src {
+	int		 fd;		/* a repository file, or -1 */
+	struct cache_blob *blob;	/* a pinned cached blob, or NULL */
+	struct store_fill *fill;	/* a reference to a fill, or NULL */
+	struct stat	 st;		/* for META: size, mtime, mode; fd's
+					   fstat as the digest saw it */
+	bool		 has_digest;
+	uint8_t		 sha256[PH_SHA256_LEN];
+};
+
+/* Makes src empty: no source (fd -1), no metadata, no digest. */
+void	store_src_init(struct store_src *src);
+
+/*
+ * Hands src's source over to dst, releasing what dst held first: src keeps
+ * its metadata and digest, but no longer holds fd, blob or fill.
+ */
+void	store_src_move(struct store_src *dst, struct store_src *src);
+
+/* Releases src's source (closes fd, unpins blob, drops the fill
+ * reference); the metadata stays. Accepts NULL. */
+void	store_src_release(struct store_src *src);
+
 /* The outcome of store_get() or store_stat(). */
 struct store_res {
 	enum ph_err	 code;		/* PH_OK, or the error to answer */
@@ -84,17 +114,12 @@ struct store_res {
 					   from the file system, mapped by
 					   the caller; 0 if msg says it */
 	char		 msg[256];
-	struct stat	 st;		/* for META: size, mtime, mode */
-	bool		 has_digest;
-	uint8_t		 sha256[PH_SHA256_LEN];
+	/* Metadata and digest; for a GET whose code is PH_OK also its
+	 * source, which the callback may take with store_src_move(). */
+	struct store_src src;
 	bool		 stale;		/* a relay's cached copy that its parent
 					   could not confirm (it is down, or
 					   said stale itself) */
-	/* GET only, exactly one set when code is PH_OK; the caller owns it
-	 * and passes it to transfer_new() (or releases it). */
-	int		 fd;		/* a repository file, or -1 */
-	struct cache_blob *blob;
-	struct fill	*fill;
 	/* Where the path leads in the repository (real path, "." for the
 	 * root), when known: set by a lookup that got that far, even if it
 	 * then failed; "" when not known (a relay whose parent does not
@@ -102,8 +127,8 @@ struct store_res {
 	char		 real[PH_MAX_PATH + 1];
 };
 
-/* Called once with the result; res is the caller's until it returns,
- * its source fields are taken over by the callee. */
+/* Called once with the result; res is the caller's until it returns.
+ * A source left in res->src is released after the callback. */
 typedef void store_cb(void *arg, struct store_res *res);
 
 /*
@@ -150,34 +175,6 @@ struct store_req *store_list(struct store *s, const char *rel,
 
 /* Withdraws a request: its callback will not run. Accepts NULL. */
 void	store_cancel(struct store_req *r);
-
-/* Releases an unused result's source. */
-void	store_res_release(struct store_res *res);
-
-/* ---- Fills, for transfers that follow one ------------------------------ */
-
-/* Bytes of the file available to read from fill_fd() so far. */
-uint64_t fill_available(const struct fill *f);
-
-/* The temporary file, open for reading; valid while a reference is held. */
-int	fill_fd(const struct fill *f);
-
-/*
- * 0 while filling, 1 when complete (the digest is then in sha256), or -1
- * when it failed (code and msg say why).
- */
-int	fill_status(const struct fill *f, uint8_t sha256[PH_SHA256_LEN],
-	    enum ph_err *code, const char **msg);
-
-/* True once a relay fill's parent said its copy was not revalidated. */
-bool	fill_stale(const struct fill *f);
-
-/* Asks for cb(arg) on the loop whenever the fill grows or ends; one
- * watcher per reference. NULL cb stops it. */
-void	fill_watch(struct fill *f, void (*cb)(void *), void *arg);
-
-/* Drops a reference (and its watcher). Accepts NULL. */
-void	fill_unref(struct fill *f);
 
 /* ---- Administration, for the control socket ----------------------------- */
 

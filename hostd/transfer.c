@@ -11,17 +11,16 @@
 #include "cache.h"
 #include "repo.h"
 #include "store.h"
+#include "store_fill.h"
 #include "transfer.h"
 
 /* After this many chunks in a row that did not shrink, stop trying. */
 #define TRANSFER_ZSTD_GIVE_UP	4
 
 struct transfer {
-	int		 fd;		/* what is read: file, blob or fill */
-	bool		 own_fd;	/* a repository file, closed at the end */
-	struct stat	 st;
-	struct cache_blob *blob;
-	struct fill	*fill;
+	struct store_src src;		/* owned: fd, blob or fill */
+	int		 fd;		/* what is read: src's fd, the blob's or
+					   the fill's */
 	bool		 frames;	/* the blob is zstd frames */
 	void		(*wake)(void *);
 	void		*wake_arg;
@@ -35,52 +34,44 @@ struct transfer {
 	size_t		 zcap;
 	unsigned int	 incompressible;
 	uint64_t	 zframes;
-	bool		 has_digest;
 	bool		 send_digest;	/* SHA256 was negotiated */
 	bool		 send_stale;	/* STALE was negotiated */
 	bool		 stale;
-	uint8_t		 sha256[PH_SHA256_LEN];
 	enum ph_err	 result;
 };
 
 /* Takes over the source, positioned at the offset. */
 int
-transfer_new(const struct transfer_params *p, struct transfer **out)
+transfer_new(struct transfer_params *p, struct transfer **out)
 {
 	struct transfer *t;
 
 	*out = NULL;
 	if ((t = calloc(1, sizeof(*t))) == NULL) {
-		if (p->fd >= 0)
-			close(p->fd);
-		cache_blob_put(p->blob);
-		fill_unref(p->fill);
+		store_src_release(&p->src);
 		return -ENOMEM;
 	}
-	t->st = p->st;
+	store_src_init(&t->src);
+	store_src_move(&t->src, &p->src);
 	t->pos = p->offset;
-	t->end = p->size;
+	t->end = (uint64_t)t->src.st.st_size;
 	t->want_zstd = p->want_zstd;
 	t->cctx = p->cctx;
 	t->dctx = p->dctx;
 	t->send_digest = p->send_digest;
 	t->send_stale = p->send_stale;
 	t->stale = p->stale;
-	t->has_digest = p->has_digest && p->send_digest;
-	memcpy(t->sha256, p->sha256, PH_SHA256_LEN);
-	if (p->fd >= 0) {
-		t->fd = p->fd;
-		t->own_fd = true;
-	} else if (p->blob != NULL) {
-		t->blob = p->blob;
-		t->fd = cache_blob_fd(p->blob);
-		t->frames = cache_blob_form(p->blob) == CACHE_FORM_ZSTD;
+	t->src.has_digest = t->src.has_digest && p->send_digest;
+	if (t->src.fd >= 0)
+		t->fd = t->src.fd;
+	else if (t->src.blob != NULL) {
+		t->fd = cache_blob_fd(t->src.blob);
+		t->frames = cache_blob_form(t->src.blob) == CACHE_FORM_ZSTD;
 		/* Known incompressible: no point trying per chunk. */
-		if (t->frames || cache_blob_incompressible(p->blob))
+		if (t->frames || cache_blob_incompressible(t->src.blob))
 			t->cctx = NULL;
 	} else {
-		t->fill = p->fill;
-		t->fd = fill_fd(p->fill);
+		t->fd = store_fill_fd(t->src.fill);
 		t->wake = p->wake;
 		t->wake_arg = p->wake_arg;
 	}
@@ -96,13 +87,9 @@ transfer_free(struct transfer *t)
 {
 	if (t == NULL)
 		return;
-	if (t->own_fd)
-		close(t->fd);
-	cache_blob_put(t->blob);
-	if (t->fill != NULL) {
-		fill_watch(t->fill, NULL, t->wake_arg);
-		fill_unref(t->fill);
-	}
+	if (t->src.fill != NULL)
+		store_fill_watch(t->src.fill, NULL, t->wake_arg);
+	store_src_release(&t->src);
 	free(t->zbuf);
 	free(t);
 }
@@ -149,23 +136,24 @@ transfer_finish(struct transfer *t, struct wbuf *w)
 	struct stat now;
 	struct ph_msg m;
 
-	if (t->own_fd) {
+	if (t->src.fd >= 0) {
 		if (fstat(t->fd, &now) < 0)
 			return transfer_error(t, w, PH_ERR_IO,
 			    strerror(errno));
-		if (now.st_size != t->st.st_size ||
-		    repo_ns(&now.st_mtim) != repo_ns(&t->st.st_mtim))
+		if (now.st_size != t->src.st.st_size ||
+		    repo_ns(&now.st_mtim) != repo_ns(&t->src.st.st_mtim))
 			return transfer_error(t, w, PH_ERR_CHANGED,
 			    "the file changed while it was being sent");
 	}
 	memset(&m, 0, sizeof(m));
 	m.type = PH_END;
 	m.u.end.bytes = t->sent;
-	m.u.end.has_digest = t->has_digest;
-	if (t->has_digest)
-		memcpy(m.u.end.sha256, t->sha256, PH_SHA256_LEN);
+	m.u.end.has_digest = t->src.has_digest;
+	if (t->src.has_digest)
+		memcpy(m.u.end.sha256, t->src.sha256, PH_SHA256_LEN);
 	m.u.end.stale = t->send_stale &&
-	    (t->stale || (t->fill != NULL && fill_stale(t->fill)));
+	    (t->stale || (t->src.fill != NULL &&
+	    store_fill_stale(t->src.fill)));
 	if (wbuf_put_msg(w, &m) < 0)
 		return -ENOMEM;
 	t->result = PH_OK;
@@ -182,7 +170,7 @@ transfer_damaged(struct transfer *t, struct wbuf *w, const char *what)
 {
 	char msg[160];
 
-	(void)cache_blob_remove(t->blob);
+	(void)cache_blob_remove(t->src.blob);
 	snprintf(msg, sizeof(msg), "the cached copy is damaged (%s): removed "
 	    "from the cache; ask again", what);
 	return transfer_error(t, w, PH_ERR_INTEGRITY, msg);
@@ -261,7 +249,7 @@ transfer_fill_frame(struct transfer *t, struct wbuf *w)
 	clen = t->end - base < CACHE_CHUNK ? (size_t)(t->end - base) :
 	    CACHE_CHUNK;
 	skip = (size_t)(t->pos - base);
-	if (cache_blob_frame(t->blob, idx, &zoff, &zlen) < 0)
+	if (cache_blob_frame(t->src.blob, idx, &zoff, &zlen) < 0)
 		return transfer_damaged(t, w, "no frame for this offset");
 	if (t->want_zstd && skip == 0 && zlen <= PH_MAX_PAYLOAD) {
 		if ((p = wbuf_reserve(w, PH_HDR_LEN)) == NULL)
@@ -310,20 +298,20 @@ transfer_fill_frame(struct transfer *t, struct wbuf *w)
 static uint64_t
 transfer_fill_room(struct transfer *t, struct wbuf *w, int *r)
 {
-	uint64_t avail = fill_available(t->fill);
+	uint64_t avail = store_fill_available(t->src.fill);
 	enum ph_err code = PH_OK;
 	const char *msg = NULL;
 	int st;
 
 	if (avail > t->pos)
 		return avail - t->pos;
-	st = fill_status(t->fill, t->sha256, &code, &msg);
+	st = store_fill_status(t->src.fill, t->src.sha256, &code, &msg);
 	if (st < 0) {
 		*r = transfer_error(t, w, code, msg);
 		return 0;
 	}
 	if (st == 1 && t->pos >= t->end) {
-		t->has_digest = t->send_digest;
+		t->src.has_digest = t->send_digest;
 		*r = transfer_finish(t, w);
 		return 0;
 	}
@@ -332,7 +320,7 @@ transfer_fill_room(struct transfer *t, struct wbuf *w, int *r)
 		    "shorter than the file");
 		return 0;
 	}
-	fill_watch(t->fill, t->wake, t->wake_arg);
+	store_fill_watch(t->src.fill, t->wake, t->wake_arg);
 	*r = 2;
 	return 0;
 }
@@ -355,7 +343,7 @@ transfer_fill(struct transfer *t, struct wbuf *w)
 			    "the file shrank while it was being sent");
 		return transfer_error(t, w, PH_ERR_IO, strerror(-err));
 	}
-	if (t->fill != NULL) {
+	if (t->src.fill != NULL) {
 		if ((room = transfer_fill_room(t, w, &r)) == 0)
 			return r;
 	} else if (t->pos >= t->end)

@@ -23,24 +23,18 @@
 #include <zstd.h>
 
 #include "proto.h"
+#include "store.h"
 #include "wbuf.h"
 
-struct cache_blob;
-struct fill;
 struct transfer;
 
-/*
- * Where the bytes come from: exactly one of fd (a repository file), blob
- * (a cached blob, raw or zstd frames) or fill (a file still being copied
- * into the cache: bytes are sent as they land).
- */
+/* What a transfer sends, and how. */
 struct transfer_params {
-	int		 fd;		/* or -1; ownership moves */
-	struct stat	 st;		/* fd's fstat as the digest saw it */
-	struct cache_blob *blob;	/* or NULL; ownership moves */
-	struct fill	*fill;		/* or NULL; the reference moves */
-	uint64_t	 size;		/* content size */
-	uint64_t	 offset;	/* first byte to send, <= size */
+	struct store_src src;		/* the source, its size, and its
+					   digest when known (sent in END
+					   if send_digest); moves to the
+					   transfer */
+	uint64_t	 offset;	/* first byte to send, <= the size */
 	bool		 want_zstd;	/* the client takes DATA_ZSTD */
 	ZSTD_CCtx	*cctx;		/* borrowed; NULL: no per-chunk zstd */
 	ZSTD_DCtx	*dctx;		/* borrowed; needed for zstd blobs */
@@ -51,16 +45,14 @@ struct transfer_params {
 	bool		 stale;		/* the copy was not revalidated (END
 					   also says so if a fill's parent
 					   does) */
-	bool		 has_digest;	/* sha256 is known now */
-	uint8_t		 sha256[PH_SHA256_LEN];
 };
 
 /*
- * Creates a transfer. It owns the source from then on, even on failure (it
- * is released). cctx and dctx, when given, must outlive the transfer.
+ * Creates a transfer. It takes p->src's source (store_src_move()), even on
+ * failure (it is released then), and leaves p->src empty. cctx and dctx, when given, must outlive the transfer.
  * Returns 0 and sets *out, or -ENOMEM.
  */
-int	transfer_new(const struct transfer_params *p, struct transfer **out);
+int	transfer_new(struct transfer_params *p, struct transfer **out);
 
 /* Releases the source and frees t. Accepts NULL. */
 void	transfer_free(struct transfer *t);

@@ -67,7 +67,7 @@
 #define UP_MEMO_MAX_BYTES	(16u * 1024 * 1024)
 #define UP_WHY_LEN		256
 
-enum up_state {
+enum upstream_state {
 	UP_DOWN,	/* backing off; requests get -EHOSTDOWN */
 	UP_CONNECTING,	/* connect() in progress, or due at once */
 	UP_HELLO,	/* HELLO sent, HELLO_ACK awaited */
@@ -84,7 +84,7 @@ enum req_where {
 };
 
 /* One socket; freed in its poll handle's close callback. */
-struct up_conn {
+struct upstream_conn {
 	uv_poll_t	 poll;
 	struct upstream	*u;
 	int		 fd;
@@ -147,8 +147,8 @@ struct upstream {
 	uint64_t	 ttl_ms;
 	uint64_t	 stall_ms;
 	bool		 hash;		/* hash GET bytes (not caller_hashes) */
-	enum up_state	 state;
-	struct up_conn	*conn;
+	enum upstream_state state;
+	struct upstream_conn *conn;
 	uint64_t	 gen;		/* bumped whenever a connection ends */
 	uv_timer_t	 retry;		/* the next connect attempt */
 	uv_timer_t	 watch;		/* connect deadline, stall, keepalive */
@@ -181,24 +181,24 @@ struct upstream {
 	uint64_t	 memo_gen;	/* bumped by upstream_forget() */
 };
 
-static void	up_attempt_failed(struct upstream *u, int status,
+static void	upstream_attempt_failed(struct upstream *u, int status,
 		    const char *why);
-static void	up_lost(struct upstream *u, int status, const char *why);
-static void	up_pump(struct upstream *u);
-static void	up_on_retry(uv_timer_t *t);
-static void	up_on_watch(uv_timer_t *t);
-static void	up_on_kick(uv_timer_t *t);
-static void	up_on_poll(uv_poll_t *h, int status, int events);
+static void	upstream_lost(struct upstream *u, int status, const char *why);
+static void	upstream_pump(struct upstream *u);
+static void	upstream_on_retry(uv_timer_t *t);
+static void	upstream_on_watch(uv_timer_t *t);
+static void	upstream_on_kick(uv_timer_t *t);
+static void	upstream_on_poll(uv_poll_t *h, int status, int events);
 
 /* ---- Small helpers ------------------------------------------------------- */
 
 static void
-err_set(struct upstream_error *e, uint16_t code, const char *fmt, ...)
+upstream_err_set(struct upstream_error *e, uint16_t code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Fills an error for a callback: a code and one line of text. */
 static void
-err_set(struct upstream_error *e, uint16_t code, const char *fmt, ...)
+upstream_err_set(struct upstream_error *e, uint16_t code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -211,7 +211,7 @@ err_set(struct upstream_error *e, uint16_t code, const char *fmt, ...)
 
 /* The closest protocol code for a local status, for the error's code. */
 static uint16_t
-status_code(int status)
+upstream_status_code(int status)
 {
 	switch (status) {
 	case -EILSEQ:
@@ -229,7 +229,7 @@ status_code(int status)
 
 /* Frees the link targets of p and forgets everything it said. */
 static void
-paths_clear(struct upstream_paths *p)
+upstream_paths_clear(struct upstream_paths *p)
 {
 	for (size_t i = 0; i < PH_MAX_LIST_ENTRIES; i++) {
 		free(p->target[i]);
@@ -242,11 +242,12 @@ paths_clear(struct upstream_paths *p)
 
 /* A deep copy of src into dst (cleared); its bytes, or 0 without memory. */
 static size_t
-paths_copy(struct upstream_paths *dst, const struct upstream_paths *src)
+upstream_paths_copy(struct upstream_paths *dst,
+    const struct upstream_paths *src)
 {
 	size_t cost = sizeof(*dst);
 
-	paths_clear(dst);
+	upstream_paths_clear(dst);
 	dst->known = src->known;
 	dst->told = src->told;
 	memcpy(dst->real, src->real, sizeof(dst->real));
@@ -254,7 +255,7 @@ paths_copy(struct upstream_paths *dst, const struct upstream_paths *src)
 		if (src->target[i] == NULL)
 			continue;
 		if ((dst->target[i] = strdup(src->target[i])) == NULL) {
-			paths_clear(dst);
+			upstream_paths_clear(dst);
 			return 0;
 		}
 		cost += strlen(src->target[i]) + 1;
@@ -263,11 +264,11 @@ paths_copy(struct upstream_paths *dst, const struct upstream_paths *src)
 }
 
 static void
-req_free(struct upstream_req *r)
+upstream_req_free(struct upstream_req *r)
 {
 	if (r == NULL)
 		return;
-	paths_clear(&r->paths);
+	upstream_paths_clear(&r->paths);
 	free(r->rentries);
 	free(r);
 }
@@ -278,7 +279,8 @@ req_free(struct upstream_req *r)
  * upstream_free().
  */
 static void
-req_fail(struct upstream_req *r, int status, const struct upstream_error *e)
+upstream_req_fail(struct upstream_req *r, int status,
+    const struct upstream_error *e)
 {
 	r->where = REQ_ENDING;
 	if (!r->cancelled) {
@@ -298,18 +300,19 @@ req_fail(struct upstream_req *r, int status, const struct upstream_error *e)
 			break;		/* our own keepalive PING */
 		}
 	}
-	req_free(r);
+	upstream_req_free(r);
 }
 
 /* Fails every waiting request with status; new ones may join meanwhile. */
 static void
-fail_waiting(struct upstream *u, int status, const struct upstream_error *e)
+upstream_fail_waiting(struct upstream *u, int status,
+    const struct upstream_error *e)
 {
 	struct upstream_req *r;
 
 	while ((r = TAILQ_FIRST(&u->waiting)) != NULL) {
 		TAILQ_REMOVE(&u->waiting, r, link);
-		req_fail(r, status, e);
+		upstream_req_fail(r, status, e);
 	}
 }
 
@@ -317,7 +320,7 @@ fail_waiting(struct upstream *u, int status, const struct upstream_error *e)
 
 /* FNV-1a over the key: operation, cursor and path. */
 static uint64_t
-memo_hash(uint8_t op, uint64_t cursor, const char *path)
+upstream_memo_hash(uint8_t op, uint64_t cursor, const char *path)
 {
 	uint64_t h = 0xcbf29ce484222325ull;
 	int i;
@@ -331,7 +334,7 @@ memo_hash(uint8_t op, uint64_t cursor, const char *path)
 }
 
 static void
-memo_remove(struct upstream *u, struct memo *m)
+upstream_memo_remove(struct upstream *u, struct memo *m)
 {
 	struct memo **pp;
 
@@ -346,26 +349,27 @@ memo_remove(struct upstream *u, struct memo *m)
 	u->memo_n--;
 	u->memo_bytes -= m->cost;
 	if (m->paths != NULL)
-		paths_clear(m->paths);
+		upstream_paths_clear(m->paths);
 	free(m->paths);
 	free(m->entries);
 	free(m);
 }
 
 static void
-memo_clear(struct upstream *u)
+upstream_memo_clear(struct upstream *u)
 {
 	struct memo *m;
 
 	while ((m = TAILQ_FIRST(&u->memo_age)) != NULL)
-		memo_remove(u, m);
+		upstream_memo_remove(u, m);
 }
 
 /* A fresh entry for the key, or NULL; an expired one is dropped. */
 static struct memo *
-memo_find(struct upstream *u, uint8_t op, uint64_t cursor, const char *path)
+upstream_memo_find(struct upstream *u, uint8_t op, uint64_t cursor,
+    const char *path)
 {
-	uint64_t h = memo_hash(op, cursor, path);
+	uint64_t h = upstream_memo_hash(op, cursor, path);
 	struct memo *m;
 
 	for (m = u->buckets[h % UP_MEMO_BUCKETS]; m != NULL; m = m->chain) {
@@ -373,7 +377,7 @@ memo_find(struct upstream *u, uint8_t op, uint64_t cursor, const char *path)
 		    strcmp(m->path, path) != 0)
 			continue;
 		if (m->expires_ms <= uv_now(u->loop)) {
-			memo_remove(u, m);
+			upstream_memo_remove(u, m);
 			return NULL;
 		}
 		return m;
@@ -387,9 +391,9 @@ memo_find(struct upstream *u, uint8_t op, uint64_t cursor, const char *path)
  * error; the next request just asks again.
  */
 static void
-memo_put(struct upstream *u, uint8_t op, uint64_t cursor, const char *path,
-    const struct ph_meta *meta, const struct ph_list_reply *page,
-    const struct upstream_paths *paths)
+upstream_memo_put(struct upstream *u, uint8_t op, uint64_t cursor,
+    const char *path, const struct ph_meta *meta,
+    const struct ph_list_reply *page, const struct upstream_paths *paths)
 {
 	size_t plen = strlen(path), cost, pcost;
 	struct upstream_paths *pc;
@@ -399,30 +403,30 @@ memo_put(struct upstream *u, uint8_t op, uint64_t cursor, const char *path,
 	/* What the paths say is part of the answer: no copy, no memo. */
 	if ((pc = calloc(1, sizeof(*pc))) == NULL)
 		return;
-	if ((pcost = paths_copy(pc, paths)) == 0) {
+	if ((pcost = upstream_paths_copy(pc, paths)) == 0) {
 		free(pc);
 		return;
 	}
 
-	if ((old = memo_find(u, op, cursor, path)) != NULL)
-		memo_remove(u, old);
+	if ((old = upstream_memo_find(u, op, cursor, path)) != NULL)
+		upstream_memo_remove(u, old);
 	cost = sizeof(*m) + plen + 1 + (page != NULL ? page->entries_len : 0) +
 	    pcost;
 	/* Entries share one TTL, so the oldest is also the first to expire. */
 	while ((old = TAILQ_FIRST(&u->memo_age)) != NULL &&
 	    (old->expires_ms <= now || u->memo_n >= UP_MEMO_MAX ||
 	    u->memo_bytes + cost > UP_MEMO_MAX_BYTES))
-		memo_remove(u, old);
+		upstream_memo_remove(u, old);
 	if (cost > UP_MEMO_MAX_BYTES || (m = calloc(1, sizeof(*m) + plen +
 	    1)) == NULL) {
-		paths_clear(pc);
+		upstream_paths_clear(pc);
 		free(pc);
 		return;
 	}
 	m->paths = pc;
 	if (page != NULL && page->entries_len > 0) {
 		if ((m->entries = malloc(page->entries_len)) == NULL) {
-			paths_clear(pc);
+			upstream_paths_clear(pc);
 			free(pc);
 			free(m);
 			return;
@@ -440,7 +444,7 @@ memo_put(struct upstream *u, uint8_t op, uint64_t cursor, const char *path,
 	m->op = op;
 	m->cursor = cursor;
 	m->cost = cost;
-	m->hash = memo_hash(op, cursor, path);
+	m->hash = upstream_memo_hash(op, cursor, path);
 	m->expires_ms = now + u->ttl_ms;
 	m->chain = u->buckets[m->hash % UP_MEMO_BUCKETS];
 	u->buckets[m->hash % UP_MEMO_BUCKETS] = m;
@@ -454,14 +458,14 @@ memo_put(struct upstream *u, uint8_t op, uint64_t cursor, const char *path,
  * may forget the memo). False when there is none.
  */
 static bool
-memo_answer(struct upstream *u, struct upstream_req *r)
+upstream_memo_answer(struct upstream *u, struct upstream_req *r)
 {
 	struct memo *m;
 
-	if ((m = memo_find(u, r->op, r->op == PH_LIST ? r->arg64 : 0,
+	if ((m = upstream_memo_find(u, r->op, r->op == PH_LIST ? r->arg64 : 0,
 	    r->path)) == NULL)
 		return false;
-	if (paths_copy(&r->paths, m->paths) == 0)
+	if (upstream_paths_copy(&r->paths, m->paths) == 0)
 		return false;
 	if (r->op == PH_STAT) {
 		r->rmeta = m->meta;
@@ -481,20 +485,20 @@ memo_answer(struct upstream *u, struct upstream_req *r)
 
 /* Delivers a memo answer held by r and frees r. */
 static void
-req_answer(struct upstream_req *r)
+upstream_req_answer(struct upstream_req *r)
 {
 	r->where = REQ_ENDING;
 	if (r->op == PH_STAT)
 		r->stat_cb(r->arg, 0, NULL, &r->rmeta, &r->paths);
 	else
 		r->list_cb(r->arg, 0, NULL, &r->rpage, &r->paths);
-	req_free(r);
+	upstream_req_free(r);
 }
 
 /* ---- Logging state changes ----------------------------------------------- */
 
 static void
-up_report_up(struct upstream *u, const char *agent)
+upstream_report_up(struct upstream *u, const char *agent)
 {
 	char esc[128];
 
@@ -508,7 +512,7 @@ up_report_up(struct upstream *u, const char *agent)
 }
 
 static void
-up_report_down(struct upstream *u)
+upstream_report_down(struct upstream *u)
 {
 	if (u->reported == -1 || u->log == NULL) {
 		u->reported = -1;
@@ -523,7 +527,7 @@ up_report_down(struct upstream *u)
 
 /* A handle has closed; the last one after upstream_free() frees u. */
 static void
-up_handle_gone(struct upstream *u)
+upstream_handle_gone(struct upstream *u)
 {
 	if (--u->open_handles > 0 || u->state != UP_CLOSED)
 		return;
@@ -538,21 +542,21 @@ up_handle_gone(struct upstream *u)
 
 /* The poll handle is closed: now the fd may go. */
 static void
-conn_on_closed(uv_handle_t *h)
+upstream_conn_on_closed(uv_handle_t *h)
 {
-	struct up_conn *c = h->data;
+	struct upstream_conn *c = h->data;
 	struct upstream *u = c->u;
 
 	close(c->fd);
 	free(c);
-	up_handle_gone(u);
+	upstream_handle_gone(u);
 }
 
 /* Ends the current socket, if any; its buffers are forgotten. */
 static void
-conn_close(struct upstream *u)
+upstream_conn_close(struct upstream *u)
 {
-	struct up_conn *c = u->conn;
+	struct upstream_conn *c = u->conn;
 
 	u->gen++;
 	ph_framer_reset(&u->frames);
@@ -561,14 +565,14 @@ conn_close(struct upstream *u)
 		return;
 	u->conn = NULL;
 	uv_poll_stop(&c->poll);
-	uv_close((uv_handle_t *)&c->poll, conn_on_closed);
+	uv_close((uv_handle_t *)&c->poll, upstream_conn_on_closed);
 }
 
 /* Takes fd into a poll handle. Closes fd on failure. */
 static int
-conn_open(struct upstream *u, int fd)
+upstream_conn_open(struct upstream *u, int fd)
 {
-	struct up_conn *c;
+	struct upstream_conn *c;
 	int err;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
@@ -593,9 +597,9 @@ conn_open(struct upstream *u, int fd)
 
 /* Watches what the state needs: the connect, input, pending output. */
 static void
-conn_update(struct upstream *u)
+upstream_conn_update(struct upstream *u)
 {
-	struct up_conn *c = u->conn;
+	struct upstream_conn *c = u->conn;
 	int ev = 0, err;
 
 	if (c == NULL)
@@ -609,11 +613,12 @@ conn_update(struct upstream *u)
 	}
 	if (ev == c->events)
 		return;
-	if ((err = uv_poll_start(&c->poll, ev, up_on_poll)) < 0) {
+	if ((err = uv_poll_start(&c->poll, ev, upstream_on_poll)) < 0) {
 		if (u->state == UP_READY)
-			up_lost(u, -ECONNRESET, uv_strerror(err));
+			upstream_lost(u, -ECONNRESET, uv_strerror(err));
 		else
-			up_attempt_failed(u, -EHOSTDOWN, uv_strerror(err));
+			upstream_attempt_failed(u, -EHOSTDOWN,
+			    uv_strerror(err));
 		return;
 	}
 	c->events = ev;
@@ -621,7 +626,7 @@ conn_update(struct upstream *u)
 
 /* Writes what is pending; a full socket waits for UV_WRITABLE. */
 static void
-conn_flush(struct upstream *u)
+upstream_conn_flush(struct upstream *u)
 {
 	char why[UP_WHY_LEN];
 	ssize_t n;
@@ -639,17 +644,17 @@ conn_flush(struct upstream *u)
 			break;
 		snprintf(why, sizeof(why), "send: %s", strerror(errno));
 		if (u->state == UP_READY)
-			up_lost(u, -ECONNRESET, why);
+			upstream_lost(u, -ECONNRESET, why);
 		else
-			up_attempt_failed(u, -EHOSTDOWN, why);
+			upstream_attempt_failed(u, -EHOSTDOWN, why);
 		return;
 	}
-	conn_update(u);
+	upstream_conn_update(u);
 }
 
 /* Encodes u->out and sends it. */
 static void
-conn_send(struct upstream *u)
+upstream_conn_send(struct upstream *u)
 {
 	ssize_t n;
 
@@ -657,13 +662,13 @@ conn_send(struct upstream *u)
 		abort();	/* our own request does not encode */
 	u->wlen = (size_t)n;
 	u->woff = 0;
-	conn_flush(u);
+	upstream_conn_flush(u);
 }
 
 /* ---- Connecting -------------------------------------------------------------- */
 
 static void
-up_send_hello(struct upstream *u)
+upstream_send_hello(struct upstream *u)
 {
 	memset(u->out, 0, sizeof(*u->out));
 	u->out->type = PH_HELLO;
@@ -673,16 +678,16 @@ up_send_hello(struct upstream *u)
 	snprintf(u->out->u.hello.agent, sizeof(u->out->u.hello.agent),
 	    "portholed/%s relay", PORTHOLE_VERSION);
 	u->state = UP_HELLO;
-	conn_send(u);
+	upstream_conn_send(u);
 }
 
 /*
  * One connect(). The socket is non-blocking, so a vsock connect that takes
- * its time completes in up_on_poll(); the attempt's deadline is the watch
+ * its time completes in upstream_on_poll(); the attempt's deadline is the watch
  * timer's.
  */
 static void
-up_try_connect(struct upstream *u)
+upstream_try_connect(struct upstream *u)
 {
 	struct sockaddr_storage ss;
 	char why[UP_WHY_LEN];
@@ -692,14 +697,14 @@ up_try_connect(struct upstream *u)
 
 	/* upstream_new() refused the "any" CID: this is the parent's address. */
 	if ((err = ph_endpoint_sockaddr(&u->ep, &ss, &len)) < 0) {
-		up_attempt_failed(u, -EHOSTDOWN, "bad endpoint");
+		upstream_attempt_failed(u, -EHOSTDOWN, "bad endpoint");
 		return;
 	}
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0);
 	if (fd == -1) {
 		snprintf(why, sizeof(why), "socket: %s", strerror(errno));
-		up_attempt_failed(u, -EHOSTDOWN, why);
+		upstream_attempt_failed(u, -EHOSTDOWN, why);
 		return;
 	}
 	if (connect(fd, (const struct sockaddr *)&ss, len) == 0)
@@ -710,51 +715,51 @@ up_try_connect(struct upstream *u)
 		err = -errno;
 	if (err == -EAGAIN && u->ep.kind == PH_EP_UNIX) {
 		close(fd);
-		uv_timer_start(&u->retry, up_on_retry, UP_EAGAIN_MS, 0);
+		uv_timer_start(&u->retry, upstream_on_retry, UP_EAGAIN_MS, 0);
 		return;
 	}
 	if (err != 0 && err != -EINPROGRESS) {
 		close(fd);
 		snprintf(why, sizeof(why), "connect: %s", strerror(-err));
-		up_attempt_failed(u, -EHOSTDOWN, why);
+		upstream_attempt_failed(u, -EHOSTDOWN, why);
 		return;
 	}
 	connected = err == 0;
-	if ((err = conn_open(u, fd)) < 0) {
+	if ((err = upstream_conn_open(u, fd)) < 0) {
 		snprintf(why, sizeof(why), "poll: %s", uv_strerror(err));
-		up_attempt_failed(u, -EHOSTDOWN, why);
+		upstream_attempt_failed(u, -EHOSTDOWN, why);
 		return;
 	}
 	if (connected)
-		up_send_hello(u);
+		upstream_send_hello(u);
 	else
-		conn_update(u);
+		upstream_conn_update(u);
 }
 
 /* Starts an attempt: its deadline covers connect() and HELLO together. */
 static void
-up_attempt(struct upstream *u)
+upstream_attempt(struct upstream *u)
 {
 	uint64_t limit = u->stall_ms < UP_CONNECT_MS ? u->stall_ms :
 	    UP_CONNECT_MS;
 
 	u->state = UP_CONNECTING;
 	u->attempting = true;
-	uv_timer_start(&u->watch, up_on_watch, limit, 0);
-	up_try_connect(u);
+	uv_timer_start(&u->watch, upstream_on_watch, limit, 0);
+	upstream_try_connect(u);
 }
 
 static void
-up_on_retry(uv_timer_t *t)
+upstream_on_retry(uv_timer_t *t)
 {
 	struct upstream *u = t->data;
 
 	if (u->state != UP_CONNECTING && u->state != UP_DOWN)
 		return;
 	if (!u->attempting)
-		up_attempt(u);
+		upstream_attempt(u);
 	else
-		up_try_connect(u);	/* after EAGAIN */
+		upstream_try_connect(u);	/* after EAGAIN */
 }
 
 /*
@@ -763,27 +768,28 @@ up_on_retry(uv_timer_t *t)
  * guest should. The request in flight, if any, gets status.
  */
 static void
-up_attempt_failed(struct upstream *u, int status, const char *why)
+upstream_attempt_failed(struct upstream *u, int status, const char *why)
 {
 	struct upstream_req *r = u->cur;
 	struct upstream_error e;
 
-	conn_close(u);
+	upstream_conn_close(u);
 	u->cur = NULL;
 	u->state = UP_DOWN;
 	u->attempting = false;
 	snprintf(u->down_why, sizeof(u->down_why), "%s", why);
 	uv_timer_stop(&u->watch);
-	uv_timer_start(&u->retry, up_on_retry, u->delay_ms, 0);
+	uv_timer_start(&u->retry, upstream_on_retry, u->delay_ms, 0);
 	u->delay_ms = u->delay_ms * 2 > UP_BACKOFF_MAX_MS ?
 	    UP_BACKOFF_MAX_MS : u->delay_ms * 2;
-	up_report_down(u);
+	upstream_report_down(u);
 	if (r != NULL) {
-		err_set(&e, status_code(status), "%s", why);
-		req_fail(r, status, &e);
+		upstream_err_set(&e, upstream_status_code(status), "%s", why);
+		upstream_req_fail(r, status, &e);
 	}
-	err_set(&e, PH_ERR_UNAVAILABLE, "upstream unavailable: %s", why);
-	fail_waiting(u, -EHOSTDOWN, &e);
+	upstream_err_set(&e, PH_ERR_UNAVAILABLE, "upstream unavailable: %s",
+	    why);
+	upstream_fail_waiting(u, -EHOSTDOWN, &e);
 }
 
 /*
@@ -791,37 +797,37 @@ up_attempt_failed(struct upstream *u, int status, const char *why)
  * the waiting requests keep their place; the one in flight gets status.
  */
 static void
-up_lost(struct upstream *u, int status, const char *why)
+upstream_lost(struct upstream *u, int status, const char *why)
 {
 	struct upstream_req *r = u->cur;
 	struct upstream_error e;
 
 	if (!u->healthy) {
-		up_attempt_failed(u, status, why);
+		upstream_attempt_failed(u, status, why);
 		return;
 	}
 	if (u->log != NULL)
 		log_debug(u->log, "upstream %s: connection ended: %s; "
 		    "reconnecting", u->endpoint, why);
-	conn_close(u);
+	upstream_conn_close(u);
 	u->cur = NULL;
 	u->state = UP_CONNECTING;
 	u->attempting = false;
 	uv_timer_stop(&u->watch);
-	uv_timer_start(&u->retry, up_on_retry, 0, 0);
+	uv_timer_start(&u->retry, upstream_on_retry, 0, 0);
 	if (r != NULL) {
-		err_set(&e, status_code(status), "%s", why);
-		req_fail(r, status, &e);
+		upstream_err_set(&e, upstream_status_code(status), "%s", why);
+		upstream_req_fail(r, status, &e);
 	}
 }
 
 static void
-up_violation(struct upstream *u, const char *fmt, ...)
+upstream_violation(struct upstream *u, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* The parent broke the protocol: the stream is out of step, reset it. */
 static void
-up_violation(struct upstream *u, const char *fmt, ...)
+upstream_violation(struct upstream *u, const char *fmt, ...)
 {
 	char why[UP_WHY_LEN];
 	int n;
@@ -834,16 +840,16 @@ up_violation(struct upstream *u, const char *fmt, ...)
 	if (u->log != NULL)
 		log_debug(u->log, "upstream %s: %s", u->endpoint, why);
 	if (u->state == UP_READY)
-		up_lost(u, -EBADMSG, why);
+		upstream_lost(u, -EBADMSG, why);
 	else
-		up_attempt_failed(u, -EHOSTDOWN, why);
+		upstream_attempt_failed(u, -EHOSTDOWN, why);
 }
 
 /* ---- Replies ----------------------------------------------------------------- */
 
 /* HELLO_ACK (or a refusal) for our HELLO. */
 static void
-up_on_hello_reply(struct upstream *u, const struct ph_msg *m)
+upstream_on_hello_reply(struct upstream *u, const struct ph_msg *m)
 {
 	char why[UP_WHY_LEN];
 	struct upstream_req *r;
@@ -852,23 +858,23 @@ up_on_hello_reply(struct upstream *u, const struct ph_msg *m)
 		snprintf(why, sizeof(why), "the parent refused the "
 		    "handshake: %s: %.160s", ph_err_name(m->u.error.code),
 		    m->u.error.message);
-		up_attempt_failed(u, -EHOSTDOWN, why);
+		upstream_attempt_failed(u, -EHOSTDOWN, why);
 		return;
 	}
 	if (m->type != PH_HELLO_ACK) {
-		up_violation(u, "%s instead of HELLO_ACK",
+		upstream_violation(u, "%s instead of HELLO_ACK",
 		    ph_type_name(m->type));
 		return;
 	}
 	if (m->u.hello_ack.version < PH_PROTO_MIN_VERSION ||
 	    m->u.hello_ack.version > PH_PROTO_VERSION) {
-		up_violation(u, "HELLO_ACK for version %u",
+		upstream_violation(u, "HELLO_ACK for version %u",
 		    (unsigned int)m->u.hello_ack.version);
 		return;
 	}
 	/* Every level checks what it caches: no digests, no relay. */
 	if (!(m->u.hello_ack.features & PH_FEAT_SHA256)) {
-		up_attempt_failed(u, -EHOSTDOWN, "the parent offers no "
+		upstream_attempt_failed(u, -EHOSTDOWN, "the parent offers no "
 		    "SHA-256 digests");
 		return;
 	}
@@ -876,7 +882,7 @@ up_on_hello_reply(struct upstream *u, const struct ph_msg *m)
 	    PH_FEAT_REALPATH);
 	u->state = UP_READY;
 	u->attempting = false;
-	up_report_up(u, m->u.hello_ack.agent);
+	upstream_report_up(u, m->u.hello_ack.agent);
 	/*
 	 * A PING goes first, even before requests that waited for this
 	 * connection: a parent drops a connection that sends no request soon
@@ -894,7 +900,7 @@ up_on_hello_reply(struct upstream *u, const struct ph_msg *m)
 
 /* A request ended well: the link is proven, the backoff starts over. */
 static void
-up_answered(struct upstream *u)
+upstream_answered(struct upstream *u)
 {
 	u->healthy = true;
 	u->delay_ms = UP_BACKOFF_MIN_MS;
@@ -903,34 +909,34 @@ up_answered(struct upstream *u)
 
 /* Ends the request in flight with an ERROR from the parent. */
 static void
-up_remote_error(struct upstream *u, struct upstream_req *r,
+upstream_remote_error(struct upstream *u, struct upstream_req *r,
     const struct ph_error *pe)
 {
 	struct upstream_error e;
 
-	up_answered(u);
+	upstream_answered(u);
 	memset(&e, 0, sizeof(e));
 	e.code = pe->code;
 	memcpy(e.message, pe->message, sizeof(e.message));
 	/* No PATH: the lookup failed before it resolved anything. */
 	r->paths.known = (u->features & PH_FEAT_REALPATH) != 0 &&
 	    !(r->paths.told && r->paths.real[0] == '\0');
-	req_fail(r, -EREMOTE, &e);
+	upstream_req_fail(r, -EREMOTE, &e);
 }
 
 /* Ends the request in flight with an integrity failure (stream in step). */
 static void
-up_integrity(struct upstream *u, struct upstream_req *r, const char *fmt,
+upstream_integrity(struct upstream *u, struct upstream_req *r, const char *fmt,
     ...) __attribute__((format(printf, 3, 4)));
 
 static void
-up_integrity(struct upstream *u, struct upstream_req *r, const char *fmt,
+upstream_integrity(struct upstream *u, struct upstream_req *r, const char *fmt,
     ...)
 {
 	struct upstream_error e;
 	va_list ap;
 
-	up_answered(u);
+	upstream_answered(u);
 	memset(&e, 0, sizeof(e));
 	e.code = PH_ERR_INTEGRITY;
 	va_start(ap, fmt);
@@ -939,7 +945,7 @@ up_integrity(struct upstream *u, struct upstream_req *r, const char *fmt,
 	if (u->log != NULL)
 		log_debug(u->log, "upstream %s: /%s: %s", u->endpoint,
 		    r->path, e.message);
-	req_fail(r, -EILSEQ, &e);
+	upstream_req_fail(r, -EILSEQ, &e);
 }
 
 /*
@@ -947,20 +953,20 @@ up_integrity(struct upstream *u, struct upstream_req *r, const char *fmt,
  * the LIST page to come, really leads. Each is said once, normalised.
  */
 static void
-up_path_frame(struct upstream *u, struct upstream_req *r,
+upstream_path_frame(struct upstream *u, struct upstream_req *r,
     const struct ph_path *p)
 {
 	char norm[PH_MAX_PATH + 1];
 	size_t i = (size_t)p->entry - 1;
 
 	if (!(u->features & PH_FEAT_REALPATH) || r->op == PH_PING) {
-		up_violation(u, "PATH that was not asked for");
+		upstream_violation(u, "PATH that was not asked for");
 		return;
 	}
 	/* An empty PATH for the request: the parent cannot tell either. */
 	if (p->entry == 0 && p->path[0] == '\0') {
 		if (r->paths.told) {
-			up_violation(u, "a second PATH for the request");
+			upstream_violation(u, "a second PATH for the request");
 			return;
 		}
 		r->paths.told = true;
@@ -968,12 +974,12 @@ up_path_frame(struct upstream *u, struct upstream_req *r,
 	}
 	if (ph_path_normalize(p->path, strlen(p->path), norm,
 	    sizeof(norm)) < 0 || strcmp(norm, p->path) != 0) {
-		up_violation(u, "PATH that is not a normalised path");
+		upstream_violation(u, "PATH that is not a normalised path");
 		return;
 	}
 	if (p->entry == 0) {
 		if (r->paths.told) {
-			up_violation(u, "a second PATH for the request");
+			upstream_violation(u, "a second PATH for the request");
 			return;
 		}
 		r->paths.told = true;
@@ -982,11 +988,11 @@ up_path_frame(struct upstream *u, struct upstream_req *r,
 	}
 	if (r->op != PH_LIST || i >= PH_MAX_LIST_ENTRIES ||
 	    r->paths.target[i] != NULL) {
-		up_violation(u, "PATH for LIST entry %u", p->entry);
+		upstream_violation(u, "PATH for LIST entry %u", p->entry);
 		return;
 	}
 	if ((r->paths.target[i] = strdup(p->path)) == NULL)
-		up_lost(u, -ENOMEM, "out of memory");
+		upstream_lost(u, -ENOMEM, "out of memory");
 }
 
 /*
@@ -995,20 +1001,21 @@ up_path_frame(struct upstream *u, struct upstream_req *r,
  * frames and sent none, or named an entry the page does not have.
  */
 static bool
-up_paths_done(struct upstream *u, struct upstream_req *r, uint16_t count)
+upstream_paths_done(struct upstream *u, struct upstream_req *r, uint16_t count)
 {
 	if (!(u->features & PH_FEAT_REALPATH))
 		return true;
 	if (!r->paths.told) {
-		up_violation(u, "%s without a PATH", ph_type_name(u->in->type));
+		upstream_violation(u, "%s without a PATH",
+		    ph_type_name(u->in->type));
 		return false;
 	}
 	/* An empty PATH: known stays false, as behind an older parent. */
 	r->paths.known = r->paths.real[0] != '\0';
 	for (size_t i = count; i < PH_MAX_LIST_ENTRIES; i++) {
 		if (r->paths.target[i] != NULL) {
-			up_violation(u, "PATH for LIST entry %zu of %u", i + 1,
-			    (unsigned int)count);
+			upstream_violation(u, "PATH for LIST entry %zu of %u",
+			    i + 1, (unsigned int)count);
 			return false;
 		}
 	}
@@ -1016,77 +1023,80 @@ up_paths_done(struct upstream *u, struct upstream_req *r, uint16_t count)
 }
 
 static void
-up_stat_frame(struct upstream *u, struct upstream_req *r,
+upstream_stat_frame(struct upstream *u, struct upstream_req *r,
     const struct ph_msg *m)
 {
 	switch (m->type) {
 	case PH_QUEUED:
 		return;
 	case PH_PATH:
-		up_path_frame(u, r, &m->u.path);
+		upstream_path_frame(u, r, &m->u.path);
 		return;
 	case PH_META:
-		if (!up_paths_done(u, r, 0))
+		if (!upstream_paths_done(u, r, 0))
 			return;
 		if (r->memo_gen == u->memo_gen)
-			memo_put(u, PH_STAT, 0, r->path, &m->u.meta, NULL,
-			    &r->paths);
-		up_answered(u);
+			upstream_memo_put(u, PH_STAT, 0, r->path, &m->u.meta,
+			    NULL, &r->paths);
+		upstream_answered(u);
 		r->where = REQ_ENDING;
 		if (!r->cancelled)
 			r->stat_cb(r->arg, 0, NULL, &m->u.meta, &r->paths);
-		req_free(r);
+		upstream_req_free(r);
 		return;
 	case PH_ERROR:
-		up_remote_error(u, r, &m->u.error);
+		upstream_remote_error(u, r, &m->u.error);
 		return;
 	default:
-		up_violation(u, "%s in reply to STAT", ph_type_name(m->type));
+		upstream_violation(u, "%s in reply to STAT",
+		    ph_type_name(m->type));
 	}
 }
 
 static void
-up_list_frame(struct upstream *u, struct upstream_req *r,
+upstream_list_frame(struct upstream *u, struct upstream_req *r,
     const struct ph_msg *m)
 {
 	switch (m->type) {
 	case PH_QUEUED:
 		return;
 	case PH_PATH:
-		up_path_frame(u, r, &m->u.path);
+		upstream_path_frame(u, r, &m->u.path);
 		return;
 	case PH_LIST_REPLY:
-		if (!up_paths_done(u, r, m->u.list_reply.count))
+		if (!upstream_paths_done(u, r, m->u.list_reply.count))
 			return;
 		if (r->memo_gen == u->memo_gen)
-			memo_put(u, PH_LIST, r->arg64, r->path, NULL,
+			upstream_memo_put(u, PH_LIST, r->arg64, r->path, NULL,
 			    &m->u.list_reply, &r->paths);
-		up_answered(u);
+		upstream_answered(u);
 		r->where = REQ_ENDING;
 		if (!r->cancelled)
 			r->list_cb(r->arg, 0, NULL, &m->u.list_reply,
 			    &r->paths);
-		req_free(r);
+		upstream_req_free(r);
 		return;
 	case PH_ERROR:
-		up_remote_error(u, r, &m->u.error);
+		upstream_remote_error(u, r, &m->u.error);
 		return;
 	default:
-		up_violation(u, "%s in reply to LIST", ph_type_name(m->type));
+		upstream_violation(u, "%s in reply to LIST",
+		    ph_type_name(m->type));
 	}
 }
 
 static void
-up_ping_frame(struct upstream *u, struct upstream_req *r,
+upstream_ping_frame(struct upstream *u, struct upstream_req *r,
     const struct ph_msg *m)
 {
 	if (m->type == PH_PONG && m->u.ping_nonce == r->arg64) {
-		up_answered(u);
-		req_free(r);
+		upstream_answered(u);
+		upstream_req_free(r);
 	} else if (m->type == PH_ERROR)
-		up_remote_error(u, r, &m->u.error);
+		upstream_remote_error(u, r, &m->u.error);
 	else
-		up_violation(u, "%s in reply to PING", ph_type_name(m->type));
+		upstream_violation(u, "%s in reply to PING",
+		    ph_type_name(m->type));
 }
 
 /*
@@ -1094,19 +1104,19 @@ up_ping_frame(struct upstream *u, struct upstream_req *r,
  * Returns false when the stream was ended (the caller stops reading it).
  */
 static bool
-up_get_bytes(struct upstream *u, struct upstream_req *r, const uint8_t *b,
+upstream_get_bytes(struct upstream *u, struct upstream_req *r, const uint8_t *b,
     size_t n)
 {
 	uint64_t gen = u->gen;
 
 	if (n == 0 || n > r->meta.size - r->arg64 - r->received) {
 		/* The rest of this reply cannot be trusted to line up. */
-		up_lost(u, -EILSEQ, "the parent sent more bytes than its "
+		upstream_lost(u, -EILSEQ, "the parent sent more bytes than its "
 		    "META announced");
 		return false;
 	}
 	if (r->arg64 == 0 && u->hash && EVP_DigestUpdate(u->md, b, n) != 1) {
-		up_lost(u, -EILSEQ, "SHA-256 failed");
+		upstream_lost(u, -EILSEQ, "SHA-256 failed");
 		return false;
 	}
 	r->received += n;
@@ -1125,7 +1135,7 @@ up_get_bytes(struct upstream *u, struct upstream_req *r, const uint8_t *b,
  * be trusted either.
  */
 static void
-up_get_zstd(struct upstream *u, struct upstream_req *r,
+upstream_get_zstd(struct upstream *u, struct upstream_req *r,
     const struct ph_data *d)
 {
 	unsigned long long declared;
@@ -1136,14 +1146,14 @@ up_get_zstd(struct upstream *u, struct upstream_req *r,
 	if (declared == ZSTD_CONTENTSIZE_UNKNOWN ||
 	    declared == ZSTD_CONTENTSIZE_ERROR || declared == 0 ||
 	    declared > PH_DATA_CHUNK) {
-		up_lost(u, -EILSEQ, "damaged data from the parent: DATA_ZSTD "
-		    "content size unknown or out of range");
+		upstream_lost(u, -EILSEQ, "damaged data from the parent: "
+		    "DATA_ZSTD content size unknown or out of range");
 		return;
 	}
 	n = ZSTD_findFrameCompressedSize(d->bytes, d->len);
 	if (ZSTD_isError(n) || n != d->len) {
-		up_lost(u, -EILSEQ, "damaged data from the parent: DATA_ZSTD "
-		    "is not exactly one zstd frame");
+		upstream_lost(u, -EILSEQ, "damaged data from the parent: "
+		    "DATA_ZSTD is not exactly one zstd frame");
 		return;
 	}
 	n = ZSTD_decompressDCtx(u->dctx, u->chunk, PH_DATA_CHUNK, d->bytes,
@@ -1152,29 +1162,29 @@ up_get_zstd(struct upstream *u, struct upstream_req *r,
 		snprintf(why, sizeof(why), "damaged data from the parent: "
 		    "DATA_ZSTD does not decompress: %s", ZSTD_isError(n) ?
 		    ZSTD_getErrorName(n) : "wrong size");
-		up_lost(u, -EILSEQ, why);
+		upstream_lost(u, -EILSEQ, why);
 		return;
 	}
-	(void)up_get_bytes(u, r, u->chunk, n);
+	(void)upstream_get_bytes(u, r, u->chunk, n);
 }
 
 /* META of the GET in flight. */
 static void
-up_get_meta(struct upstream *u, struct upstream_req *r,
+upstream_get_meta(struct upstream *u, struct upstream_req *r,
     const struct ph_meta *meta)
 {
 	if (r->have_meta) {
-		up_violation(u, "a second META");
+		upstream_violation(u, "a second META");
 		return;
 	}
 	if (meta->ftype != PH_FT_REGULAR || meta->size < r->arg64) {
-		up_violation(u, "META for a GET is not a regular file of at "
-		    "least %" PRIu64 " bytes", r->arg64);
+		upstream_violation(u, "META for a GET is not a regular file of "
+		    "at least %" PRIu64 " bytes", r->arg64);
 		return;
 	}
 	if (r->arg64 == 0 && u->hash &&
 	    EVP_DigestInit_ex(u->md, EVP_sha256(), NULL) != 1) {
-		up_lost(u, -EILSEQ, "SHA-256 failed");
+		upstream_lost(u, -EILSEQ, "SHA-256 failed");
 		return;
 	}
 	r->meta = *meta;
@@ -1185,30 +1195,30 @@ up_get_meta(struct upstream *u, struct upstream_req *r,
 
 /* END of the GET in flight: the count and both digests must agree. */
 static void
-up_get_end(struct upstream *u, struct upstream_req *r,
+upstream_get_end(struct upstream *u, struct upstream_req *r,
     const struct ph_end *end)
 {
 	unsigned int len = 0;
 	char want[65], got[65];
 
 	if (!r->have_meta) {
-		up_violation(u, "END before META");
+		upstream_violation(u, "END before META");
 		return;
 	}
 	if (r->received != r->meta.size - r->arg64 ||
 	    end->bytes != r->received) {
-		up_integrity(u, r, "END after %" PRIu64 " of %" PRIu64
+		upstream_integrity(u, r, "END after %" PRIu64 " of %" PRIu64
 		    " bytes counts %" PRIu64, r->received,
 		    r->meta.size - r->arg64, end->bytes);
 		return;
 	}
 	if (!end->has_digest) {
-		up_integrity(u, r, "END carries no SHA-256");
+		upstream_integrity(u, r, "END carries no SHA-256");
 		return;
 	}
 	if (r->meta.has_digest &&
 	    memcmp(r->meta.sha256, end->sha256, PH_SHA256_LEN) != 0) {
-		up_integrity(u, r, "the file changed upstream during the "
+		upstream_integrity(u, r, "the file changed upstream during the "
 		    "transfer (META and END digests differ)");
 		return;
 	}
@@ -1223,27 +1233,27 @@ up_get_end(struct upstream *u, struct upstream_req *r,
 	if (r->arg64 == 0 && u->hash) {
 		if (EVP_DigestFinal_ex(u->md, r->digest, &len) != 1 ||
 		    len != PH_SHA256_LEN) {
-			up_integrity(u, r, "SHA-256 failed");
+			upstream_integrity(u, r, "SHA-256 failed");
 			return;
 		}
 		if (memcmp(r->digest, end->sha256, PH_SHA256_LEN) != 0) {
 			ph_sha256_hex(end->sha256, want);
 			ph_sha256_hex(r->digest, got);
-			up_integrity(u, r, "SHA-256 mismatch: expected %s, "
-			    "got %s", want, got);
+			upstream_integrity(u, r, "SHA-256 mismatch: expected "
+			    "%s, got %s", want, got);
 			return;
 		}
 	} else
 		memcpy(r->digest, end->sha256, PH_SHA256_LEN);
-	up_answered(u);
+	upstream_answered(u);
 	r->where = REQ_ENDING;
 	if (!r->cancelled)
 		r->gcbs.on_end(r->arg, 0, NULL, r->digest);
-	req_free(r);
+	upstream_req_free(r);
 }
 
 static void
-up_get_frame(struct upstream *u, struct upstream_req *r,
+upstream_get_frame(struct upstream *u, struct upstream_req *r,
     const struct ph_msg *m)
 {
 	switch (m->type) {
@@ -1251,79 +1261,81 @@ up_get_frame(struct upstream *u, struct upstream_req *r,
 		return;		/* waiting in the parent's queue: a keepalive */
 	case PH_PATH:
 		/* The STAT before this GET was checked; only well-formed. */
-		up_path_frame(u, r, &m->u.path);
+		upstream_path_frame(u, r, &m->u.path);
 		return;
 	case PH_META:
-		up_get_meta(u, r, &m->u.meta);
+		upstream_get_meta(u, r, &m->u.meta);
 		return;
 	case PH_DATA:
 	case PH_DATA_ZSTD:
 		if (!r->have_meta) {
-			up_violation(u, "file data before META");
+			upstream_violation(u, "file data before META");
 			return;
 		}
 		if (m->type == PH_DATA)
-			(void)up_get_bytes(u, r, m->u.data.bytes,
+			(void)upstream_get_bytes(u, r, m->u.data.bytes,
 			    m->u.data.len);
 		else if (!r->zstd)
-			up_violation(u, "DATA_ZSTD that was not asked for");
+			upstream_violation(u, "DATA_ZSTD that was not asked "
+			    "for");
 		else
-			up_get_zstd(u, r, &m->u.data);
+			upstream_get_zstd(u, r, &m->u.data);
 		return;
 	case PH_END:
-		up_get_end(u, r, &m->u.end);
+		upstream_get_end(u, r, &m->u.end);
 		return;
 	case PH_ERROR:
-		up_remote_error(u, r, &m->u.error);
+		upstream_remote_error(u, r, &m->u.error);
 		return;
 	default:
-		up_violation(u, "%s in reply to GET", ph_type_name(m->type));
+		upstream_violation(u, "%s in reply to GET",
+		    ph_type_name(m->type));
 	}
 }
 
 /* One whole frame from the parent. */
 static void
-up_on_frame(struct upstream *u, const struct ph_header *h, uint8_t *payload)
+upstream_on_frame(struct upstream *u, const struct ph_header *h, uint8_t *payload)
 {
 	struct upstream_req *r;
 	int err;
 
 	if (!(h->type & 0x80)) {
-		up_violation(u, "a %s request", ph_type_name(h->type));
+		upstream_violation(u, "a %s request", ph_type_name(h->type));
 		return;
 	}
 	if ((err = ph_decode(h->type, payload, h->length, u->in)) < 0) {
-		up_violation(u, "%s does not decode: %s",
+		upstream_violation(u, "%s does not decode: %s",
 		    ph_type_name(h->type), strerror(-err));
 		return;
 	}
 	if (u->state == UP_HELLO) {
-		up_on_hello_reply(u, u->in);
+		upstream_on_hello_reply(u, u->in);
 		return;
 	}
 	if ((r = u->cur) == NULL) {
 		/* An ERROR while idle is the parent saying goodbye. */
 		if (u->in->type == PH_ERROR)
-			up_lost(u, -ECONNRESET, "the parent closed the "
+			upstream_lost(u, -ECONNRESET, "the parent closed the "
 			    "connection");
 		else
-			up_violation(u, "%s with no request in flight",
+			upstream_violation(u, "%s with no request in flight",
 			    ph_type_name(u->in->type));
 		return;
 	}
-	uv_timer_start(&u->watch, up_on_watch, u->stall_ms, 0);
+	uv_timer_start(&u->watch, upstream_on_watch, u->stall_ms, 0);
 	switch (r->op) {
 	case PH_GET:
-		up_get_frame(u, r, u->in);
+		upstream_get_frame(u, r, u->in);
 		break;
 	case PH_STAT:
-		up_stat_frame(u, r, u->in);
+		upstream_stat_frame(u, r, u->in);
 		break;
 	case PH_LIST:
-		up_list_frame(u, r, u->in);
+		upstream_list_frame(u, r, u->in);
 		break;
 	default:
-		up_ping_frame(u, r, u->in);
+		upstream_ping_frame(u, r, u->in);
 		break;
 	}
 }
@@ -1335,7 +1347,7 @@ up_on_frame(struct upstream *u, const struct ph_header *h, uint8_t *payload)
  * them would only add a frame's worth of latency at every relay level.
  */
 static bool
-up_streamable(const struct upstream *u, const struct ph_header *h)
+upstream_streamable(const struct upstream *u, const struct ph_header *h)
 {
 	const struct upstream_req *r = u->cur;
 
@@ -1346,7 +1358,7 @@ up_streamable(const struct upstream *u, const struct ph_header *h)
 
 /* Splits the input into frames; stops when the connection ends. */
 static void
-up_parse(struct upstream *u)
+upstream_parse(struct upstream *u)
 {
 	struct ph_framer *f = &u->frames;
 	struct ph_header h;
@@ -1360,29 +1372,29 @@ up_parse(struct upstream *u)
 		if (ph_framer_body_left(f) > 0) {
 			/* The rest of a DATA frame, as far as it came. */
 			n = ph_framer_body(f, SIZE_MAX, &p);
-			uv_timer_start(&u->watch, up_on_watch, u->stall_ms, 0);
-			if (!up_get_bytes(u, u->cur, p, n))
+			uv_timer_start(&u->watch, upstream_on_watch, u->stall_ms, 0);
+			if (!upstream_get_bytes(u, u->cur, p, n))
 				return;
 			continue;
 		}
 		if ((err = ph_framer_header(f, &h)) == -EAGAIN)
 			break;
 		if (err < 0) {
-			up_violation(u, "bad frame header: %s",
+			upstream_violation(u, "bad frame header: %s",
 			    strerror(-err));
 			return;
 		}
-		if (up_streamable(u, &h)) {
+		if (upstream_streamable(u, &h)) {
 			(void)ph_framer_take_header(f, &h);
 			continue;
 		}
 		if ((err = ph_framer_next(f, &h, &payload)) == 0)
 			break;
 		if (err < 0) {
-			up_violation(u, "bad frame: %s", strerror(-err));
+			upstream_violation(u, "bad frame: %s", strerror(-err));
 			return;
 		}
-		up_on_frame(u, &h, payload);
+		upstream_on_frame(u, &h, payload);
 		if (u->gen != gen)
 			return;
 	}
@@ -1390,7 +1402,7 @@ up_parse(struct upstream *u)
 
 /* Reads what the parent sent, a bounded number of times per wakeup. */
 static void
-up_read(struct upstream *u)
+upstream_read(struct upstream *u)
 {
 	char why[UP_WHY_LEN];
 	uint64_t gen = u->gen;
@@ -1411,13 +1423,13 @@ up_read(struct upstream *u)
 			    "the parent closed the connection" :
 			    strerror(errno));
 			if (u->state == UP_READY)
-				up_lost(u, -ECONNRESET, why);
+				upstream_lost(u, -ECONNRESET, why);
 			else
-				up_attempt_failed(u, -EHOSTDOWN, why);
+				upstream_attempt_failed(u, -EHOSTDOWN, why);
 			return;
 		}
 		ph_framer_commit(&u->frames, (size_t)n);
-		up_parse(u);
+		upstream_parse(u);
 		if ((size_t)n < space)
 			return;
 	}
@@ -1425,9 +1437,9 @@ up_read(struct upstream *u)
 
 /* The socket is ready: finish a connect, write, read, send the next. */
 static void
-up_on_poll(uv_poll_t *h, int status, int events)
+upstream_on_poll(uv_poll_t *h, int status, int events)
 {
-	struct up_conn *c = h->data;
+	struct upstream_conn *c = h->data;
 	struct upstream *u = c->u;
 	char why[UP_WHY_LEN];
 	socklen_t len;
@@ -1438,9 +1450,9 @@ up_on_poll(uv_poll_t *h, int status, int events)
 	if (status < 0) {
 		snprintf(why, sizeof(why), "poll: %s", uv_strerror(status));
 		if (u->state == UP_READY)
-			up_lost(u, -ECONNRESET, why);
+			upstream_lost(u, -ECONNRESET, why);
 		else
-			up_attempt_failed(u, -EHOSTDOWN, why);
+			upstream_attempt_failed(u, -EHOSTDOWN, why);
 		return;
 	}
 	if (u->state == UP_CONNECTING) {
@@ -1451,25 +1463,25 @@ up_on_poll(uv_poll_t *h, int status, int events)
 		if (err != 0) {
 			snprintf(why, sizeof(why), "connect: %s",
 			    strerror(err));
-			up_attempt_failed(u, -EHOSTDOWN, why);
+			upstream_attempt_failed(u, -EHOSTDOWN, why);
 			return;
 		}
-		up_send_hello(u);
+		upstream_send_hello(u);
 		return;
 	}
 	if (events & UV_WRITABLE)
-		conn_flush(u);
+		upstream_conn_flush(u);
 	if (u->conn == c && (events & (UV_READABLE | UV_DISCONNECT)))
-		up_read(u);
+		upstream_read(u);
 	if (u->conn == c)
-		up_pump(u);
+		upstream_pump(u);
 }
 
 /* ---- Sending requests ---------------------------------------------------- */
 
 /* Puts r on the wire; the caller made it the request in flight. */
 static void
-up_send_req(struct upstream *u, struct upstream_req *r)
+upstream_send_req(struct upstream *u, struct upstream_req *r)
 {
 	struct ph_msg *m = u->out;
 
@@ -1496,8 +1508,8 @@ up_send_req(struct upstream *u, struct upstream_req *r)
 		break;
 	}
 	r->memo_gen = u->memo_gen;
-	uv_timer_start(&u->watch, up_on_watch, u->stall_ms, 0);
-	conn_send(u);
+	uv_timer_start(&u->watch, upstream_on_watch, u->stall_ms, 0);
+	upstream_conn_send(u);
 }
 
 /*
@@ -1506,7 +1518,7 @@ up_send_req(struct upstream *u, struct upstream_req *r)
  * so a burst of identical requests costs one round trip.
  */
 static void
-up_pump(struct upstream *u)
+upstream_pump(struct upstream *u)
 {
 	struct upstream_req *r;
 	uint64_t gen = u->gen;
@@ -1515,21 +1527,22 @@ up_pump(struct upstream *u)
 	    (r = TAILQ_FIRST(&u->waiting)) != NULL) {
 		TAILQ_REMOVE(&u->waiting, r, link);
 		if ((r->op == PH_STAT || r->op == PH_LIST) &&
-		    memo_answer(u, r)) {
-			req_answer(r);
+		    upstream_memo_answer(u, r)) {
+			upstream_req_answer(r);
 			continue;
 		}
 		r->where = REQ_FLIGHT;
 		u->cur = r;
-		up_send_req(u, r);
+		upstream_send_req(u, r);
 	}
 	if (u->state == UP_READY && u->gen == gen && u->cur == NULL)
-		uv_timer_start(&u->watch, up_on_watch, UP_KEEPALIVE_MS, 0);
+		uv_timer_start(&u->watch, upstream_on_watch, UP_KEEPALIVE_MS,
+		    0);
 }
 
 /* Connect deadline, stall, or time for a keepalive PING. */
 static void
-up_on_watch(uv_timer_t *t)
+upstream_on_watch(uv_timer_t *t)
 {
 	struct upstream *u = t->data;
 	struct upstream_req *r;
@@ -1543,13 +1556,13 @@ up_on_watch(uv_timer_t *t)
 		snprintf(why, sizeof(why), "no answer within %" PRIu64
 		    " ms of connecting", u->stall_ms < UP_CONNECT_MS ?
 		    u->stall_ms : (uint64_t)UP_CONNECT_MS);
-		up_attempt_failed(u, -EHOSTDOWN, why);
+		upstream_attempt_failed(u, -EHOSTDOWN, why);
 		break;
 	case UP_READY:
 		if (u->cur != NULL) {
 			snprintf(why, sizeof(why), "the parent sent nothing "
 			    "for %" PRIu64 " ms", u->stall_ms);
-			up_lost(u, -ETIMEDOUT, why);
+			upstream_lost(u, -ETIMEDOUT, why);
 			break;
 		}
 		if (TAILQ_EMPTY(&u->waiting) &&
@@ -1560,7 +1573,7 @@ up_on_watch(uv_timer_t *t)
 			r->where = REQ_WAITING;
 			TAILQ_INSERT_TAIL(&u->waiting, r, link);
 		}
-		up_pump(u);
+		upstream_pump(u);
 		break;
 	default:
 		break;
@@ -1569,24 +1582,24 @@ up_on_watch(uv_timer_t *t)
 
 /* Memo answers found when the request was made, then the next send. */
 static void
-up_on_kick(uv_timer_t *t)
+upstream_on_kick(uv_timer_t *t)
 {
 	struct upstream *u = t->data;
 	struct upstream_req *r;
 
 	while (u->state != UP_CLOSED && (r = TAILQ_FIRST(&u->done)) != NULL) {
 		TAILQ_REMOVE(&u->done, r, link);
-		req_answer(r);
+		upstream_req_answer(r);
 	}
-	up_pump(u);
+	upstream_pump(u);
 }
 
 /* ---- The interface ------------------------------------------------------- */
 
 static void
-up_on_handle_closed(uv_handle_t *h)
+upstream_on_handle_closed(uv_handle_t *h)
 {
-	up_handle_gone(h->data);
+	upstream_handle_gone(h->data);
 }
 
 int
@@ -1632,7 +1645,7 @@ upstream_new(uv_loop_t *loop, const struct upstream_config *cfg,
 	u->open_handles = 3;
 	/* The first attempt runs from the loop, like every later one. */
 	u->state = UP_CONNECTING;
-	uv_timer_start(&u->retry, up_on_retry, 0, 0);
+	uv_timer_start(&u->retry, upstream_on_retry, 0, 0);
 	*out = u;
 	return 0;
 fail:
@@ -1656,19 +1669,19 @@ upstream_free(struct upstream *u)
 		return;
 	r = u->cur;
 	u->cur = NULL;
-	conn_close(u);
+	upstream_conn_close(u);
 	u->state = UP_CLOSED;
-	uv_close((uv_handle_t *)&u->retry, up_on_handle_closed);
-	uv_close((uv_handle_t *)&u->watch, up_on_handle_closed);
-	uv_close((uv_handle_t *)&u->kick, up_on_handle_closed);
-	memo_clear(u);
-	err_set(&e, PH_ERR_SHUTDOWN, "the relay is stopping");
+	uv_close((uv_handle_t *)&u->retry, upstream_on_handle_closed);
+	uv_close((uv_handle_t *)&u->watch, upstream_on_handle_closed);
+	uv_close((uv_handle_t *)&u->kick, upstream_on_handle_closed);
+	upstream_memo_clear(u);
+	upstream_err_set(&e, PH_ERR_SHUTDOWN, "the relay is stopping");
 	if (r != NULL)
-		req_fail(r, -ECANCELED, &e);
-	fail_waiting(u, -ECANCELED, &e);
+		upstream_req_fail(r, -ECANCELED, &e);
+	upstream_fail_waiting(u, -ECANCELED, &e);
 	while ((r = TAILQ_FIRST(&u->done)) != NULL) {
 		TAILQ_REMOVE(&u->done, r, link);
-		req_fail(r, -ECANCELED, &e);
+		upstream_req_fail(r, -ECANCELED, &e);
 	}
 }
 
@@ -1690,8 +1703,8 @@ upstream_endpoint(const struct upstream *u)
  * is known to be down.
  */
 static int
-up_request(struct upstream *u, uint8_t op, const char *path, uint64_t arg64,
-    void *arg, struct upstream_req **out)
+upstream_request(struct upstream *u, uint8_t op, const char *path,
+    uint64_t arg64, void *arg, struct upstream_req **out)
 {
 	struct upstream_req *r;
 	size_t n = strlen(path);
@@ -1708,17 +1721,17 @@ up_request(struct upstream *u, uint8_t op, const char *path, uint64_t arg64,
 	r->arg64 = arg64;
 	r->arg = arg;
 	memcpy(r->path, path, n + 1);
-	if ((op == PH_STAT || op == PH_LIST) && memo_answer(u, r)) {
+	if ((op == PH_STAT || op == PH_LIST) && upstream_memo_answer(u, r)) {
 		r->where = REQ_DONE;
 		TAILQ_INSERT_TAIL(&u->done, r, link);
 	} else if (u->state == UP_DOWN) {
-		req_free(r);
+		upstream_req_free(r);
 		return -EHOSTDOWN;
 	} else {
 		r->where = REQ_WAITING;
 		TAILQ_INSERT_TAIL(&u->waiting, r, link);
 	}
-	uv_timer_start(&u->kick, up_on_kick, 0, 0);
+	uv_timer_start(&u->kick, upstream_on_kick, 0, 0);
 	*out = r;
 	return 0;
 }
@@ -1729,7 +1742,7 @@ upstream_get(struct upstream *u, const char *path, uint64_t offset,
 {
 	int err;
 
-	if ((err = up_request(u, PH_GET, path, offset, arg, out)) == 0)
+	if ((err = upstream_request(u, PH_GET, path, offset, arg, out)) == 0)
 		(*out)->gcbs = *cbs;
 	return err;
 }
@@ -1747,7 +1760,7 @@ upstream_stat(struct upstream *u, const char *path, upstream_stat_cb *cb,
 {
 	int err;
 
-	if ((err = up_request(u, PH_STAT, path, 0, arg, out)) == 0)
+	if ((err = upstream_request(u, PH_STAT, path, 0, arg, out)) == 0)
 		(*out)->stat_cb = cb;
 	return err;
 }
@@ -1758,7 +1771,7 @@ upstream_list(struct upstream *u, const char *path, uint64_t cursor,
 {
 	int err;
 
-	if ((err = up_request(u, PH_LIST, path, cursor, arg, out)) == 0)
+	if ((err = upstream_request(u, PH_LIST, path, cursor, arg, out)) == 0)
 		(*out)->list_cb = cb;
 	return err;
 }
@@ -1774,11 +1787,11 @@ upstream_cancel(struct upstream_req *r)
 	switch (r->where) {
 	case REQ_WAITING:
 		TAILQ_REMOVE(&u->waiting, r, link);
-		req_free(r);
+		upstream_req_free(r);
 		break;
 	case REQ_DONE:
 		TAILQ_REMOVE(&u->done, r, link);
-		req_free(r);
+		upstream_req_free(r);
 		break;
 	case REQ_FLIGHT:
 		r->cancelled = true;
@@ -1786,7 +1799,7 @@ upstream_cancel(struct upstream_req *r)
 		 * it. A file is not: cut it and start a fresh connection. */
 		if (r->op == PH_GET) {
 			u->healthy = true;
-			up_lost(u, -ECANCELED, "a GET was withdrawn");
+			upstream_lost(u, -ECANCELED, "a GET was withdrawn");
 		}
 		break;
 	case REQ_ENDING:
@@ -1797,6 +1810,6 @@ upstream_cancel(struct upstream_req *r)
 void
 upstream_forget(struct upstream *u)
 {
-	memo_clear(u);
+	upstream_memo_clear(u);
 	u->memo_gen++;
 }

@@ -62,7 +62,7 @@ struct vsockdev {
 };
 
 /* A descriptor the vhost library asked us to watch. */
-struct vsd_watch {
+struct vsockdev_watch {
 	struct vsockdev		*vd;
 	uv_poll_t		 poll;
 	void			(*ready)(void *, unsigned);
@@ -73,7 +73,7 @@ struct vsd_watch {
 
 /* True for a name that is one safe log field and file name part. */
 static bool
-vsd_name_ok(const char *s, size_t n)
+vsockdev_name_ok(const char *s, size_t n)
 {
 	if (n == 0 || n > VSOCKDEV_NAME_MAX)
 		return false;
@@ -132,7 +132,8 @@ vsockdev_parse(const char *s, struct vsockdev_spec *out, char *err,
 			out->cid = (uint32_t)v;
 			have_cid = true;
 		} else if (klen == 4 && memcmp(p, "name", 4) == 0) {
-			if (out->name[0] != '\0' || !vsd_name_ok(eq + 1, n)) {
+			if (out->name[0] != '\0' || !vsockdev_name_ok(eq + 1,
+			    n)) {
 				snprintf(err, errlen, "invalid VM name '%.*s' "
 				    "(1 to %d letters, digits, '.', '_', '-')",
 				    (int)n, eq + 1, VSOCKDEV_NAME_MAX);
@@ -162,9 +163,9 @@ bad_cid:
 
 /* A handle of ours is closed: count it and free what carried it. */
 static void
-vsd_on_watch_closed(uv_handle_t *h)
+vsockdev_on_watch_closed(uv_handle_t *h)
 {
-	struct vsd_watch *w = h->data;
+	struct vsockdev_watch *w = h->data;
 
 	w->vd->open_handles--;
 	free(w);
@@ -172,9 +173,9 @@ vsd_on_watch_closed(uv_handle_t *h)
 
 /* Passes a descriptor's readiness (or its error) on to the library. */
 static void
-vsd_on_watch(uv_poll_t *h, int status, int events)
+vsockdev_on_watch(uv_poll_t *h, int status, int events)
 {
-	struct vsd_watch *w = h->data;
+	struct vsockdev_watch *w = h->data;
 	unsigned ev = 0;
 
 	if (events & UV_READABLE)
@@ -189,11 +190,11 @@ vsd_on_watch(uv_poll_t *h, int status, int events)
 
 /* The library's watch: a uv_poll per descriptor, made on first use. */
 static int
-vsd_watch(void *arg, void **slot, int fd, unsigned events,
+vsockdev_watch(void *arg, void **slot, int fd, unsigned events,
     void (*ready)(void *, unsigned), void *obj)
 {
 	struct vsockdev *vd = arg;
-	struct vsd_watch *w = *slot;
+	struct vsockdev_watch *w = *slot;
 	int uvev = 0, err;
 
 	if (w == NULL) {
@@ -216,20 +217,20 @@ vsd_watch(void *arg, void **slot, int fd, unsigned events,
 		uvev |= UV_WRITABLE;
 	if (uvev == 0)
 		return uv_poll_stop(&w->poll);
-	return uv_poll_start(&w->poll, uvev, vsd_on_watch);
+	return uv_poll_start(&w->poll, uvev, vsockdev_on_watch);
 }
 
 /* The library is done with fd: stop its poll, free it later, close fd. */
 static void
-vsd_release(void *arg, void **slot, int fd)
+vsockdev_release(void *arg, void **slot, int fd)
 {
-	struct vsd_watch *w = *slot;
+	struct vsockdev_watch *w = *slot;
 
 	(void)arg;
 	if (w != NULL) {
 		/* Stopped polling first, so closing fd below is safe. */
 		uv_poll_stop(&w->poll);
-		uv_close((uv_handle_t *)&w->poll, vsd_on_watch_closed);
+		uv_close((uv_handle_t *)&w->poll, vsockdev_on_watch_closed);
 		*slot = NULL;
 	}
 	close(fd);
@@ -239,21 +240,21 @@ vsd_release(void *arg, void **slot, int fd)
 
 /* The connection has output for the guest, or room for its input. */
 static void
-vsd_port_wake(void *port)
+vsockdev_port_wake(void *port)
 {
 	vsock_conn_wake(port);
 }
 
 /* The connection ends: the guest hears SHUTDOWN. */
 static void
-vsd_port_closed(void *port)
+vsockdev_port_closed(void *port)
 {
 	vsock_conn_close(port);
 }
 
 static const struct conn_port_ops vsd_port_ops = {
-	.wake = vsd_port_wake,
-	.closed = vsd_port_closed,
+	.wake = vsockdev_port_wake,
+	.closed = vsockdev_port_closed,
 };
 
 /*
@@ -261,7 +262,7 @@ static const struct conn_port_ops vsd_port_ops = {
  * transport is the device's side of the guest connection.
  */
 static int
-vsd_connect(void *arg, uint32_t guest_port, struct vsock_conn *vc,
+vsockdev_connect(void *arg, uint32_t guest_port, struct vsock_conn *vc,
     void **end)
 {
 	struct vsd_session *s = arg;
@@ -284,33 +285,33 @@ vsd_connect(void *arg, uint32_t guest_port, struct vsock_conn *vc,
 
 /* The device hands guest bytes to the connection. */
 static ssize_t
-vsd_write(void *end, const struct iovec *iov, size_t niov, size_t len)
+vsockdev_write(void *end, const struct iovec *iov, size_t niov, size_t len)
 {
 	return conn_port_write(end, iov, niov, len);
 }
 
 /* The device asks the connection to fill the guest's receive buffers. */
 static ssize_t
-vsd_read(void *end, const struct iovec *iov, size_t niov, size_t len)
+vsockdev_read(void *end, const struct iovec *iov, size_t niov, size_t len)
 {
 	return conn_port_read(end, iov, niov, len);
 }
 
 static void
-vsd_eof(void *end)
+vsockdev_eof(void *end)
 {
 	conn_port_eof(end);
 }
 
 static void
-vsd_gone(void *end)
+vsockdev_gone(void *end)
 {
 	conn_port_gone(end);
 }
 
 /* The guest broke its queues: say so once; only its device suffers. */
 static void
-vsd_broken(void *arg, const char *why)
+vsockdev_broken(void *arg, const char *why)
 {
 	struct vsd_session *s = arg;
 
@@ -320,19 +321,19 @@ vsd_broken(void *arg, const char *why)
 }
 
 static const struct vsock_dev_ops vsd_dev_ops = {
-	.connect = vsd_connect,
-	.write = vsd_write,
-	.read = vsd_read,
-	.eof = vsd_eof,
-	.gone = vsd_gone,
-	.broken = vsd_broken,
+	.connect = vsockdev_connect,
+	.write = vsockdev_write,
+	.read = vsockdev_read,
+	.eof = vsockdev_eof,
+	.gone = vsockdev_gone,
+	.broken = vsockdev_broken,
 };
 
 /* ---- QEMU sessions --------------------------------------------------------- */
 
 /* The session's socket handle is closed: free the rest. */
 static void
-vsd_on_session_closed(uv_handle_t *h)
+vsockdev_on_session_closed(uv_handle_t *h)
 {
 	struct vsd_session *s = h->data;
 	struct vsockdev *vd = s->ep->vd;
@@ -344,7 +345,7 @@ vsd_on_session_closed(uv_handle_t *h)
 
 /* Ends a session: rings stop, guest memory is unmapped, sockets close. */
 static void
-vsd_session_end(struct vsd_session *s, const char *why)
+vsockdev_session_end(struct vsd_session *s, const char *why)
 {
 	struct vsd_ep *ep = s->ep;
 	struct vsock_dev_stats st;
@@ -358,12 +359,12 @@ vsd_session_end(struct vsd_session *s, const char *why)
 	vhost_user_free(s->vu);
 	vsock_dev_free(s->dev);
 	ep->sess = NULL;
-	uv_close((uv_handle_t *)&s->poll, vsd_on_session_closed);
+	uv_close((uv_handle_t *)&s->poll, vsockdev_on_session_closed);
 }
 
 /* QEMU sent something: handle it; a closed or broken link ends it. */
 static void
-vsd_on_session(uv_poll_t *h, int status, int events)
+vsockdev_on_session(uv_poll_t *h, int status, int events)
 {
 	struct vsd_session *s = h->data;
 	struct vsock_dev_stats st;
@@ -374,11 +375,11 @@ vsd_on_session(uv_poll_t *h, int status, int events)
 	(void)events;
 	if ((err = vhost_user_input(s->vu)) < 0) {
 		if (err == -ECONNRESET)
-			vsd_session_end(s, "disconnected");
+			vsockdev_session_end(s, "disconnected");
 		else {
 			snprintf(why, sizeof(why), "dropped: %s",
 			    vhost_user_error(s->vu));
-			vsd_session_end(s, why);
+			vsockdev_session_end(s, why);
 		}
 		return;
 	}
@@ -399,7 +400,7 @@ vsd_on_session(uv_poll_t *h, int status, int events)
 
 /* A QEMU connects; one at a time per endpoint. */
 static void
-vsd_on_accept(uv_poll_t *h, int status, int events)
+vsockdev_on_accept(uv_poll_t *h, int status, int events)
 {
 	struct vsd_ep *ep = h->data;
 	struct vsockdev *vd = ep->vd;
@@ -429,8 +430,8 @@ vsd_on_accept(uv_poll_t *h, int status, int events)
 	s->ep = ep;
 	s->fd = fd;
 	s->started_ms = uv_now(vd->loop);
-	s->watch.watch = vsd_watch;
-	s->watch.release = vsd_release;
+	s->watch.watch = vsockdev_watch;
+	s->watch.release = vsockdev_release;
 	s->watch.arg = vd;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.guest_cid = ep->spec.cid;
@@ -443,8 +444,9 @@ vsd_on_accept(uv_poll_t *h, int status, int events)
 	s->poll.data = s;
 	vd->open_handles++;
 	ep->sess = s;
-	if ((err = uv_poll_start(&s->poll, UV_READABLE, vsd_on_session)) < 0) {
-		vsd_session_end(s, "could not be watched");
+	if ((err = uv_poll_start(&s->poll, UV_READABLE,
+	    vsockdev_on_session)) < 0) {
+		vsockdev_session_end(s, "could not be watched");
 		return;
 	}
 	log_info(vd->log, "%s: QEMU connected; guest CID %" PRIu32,
@@ -554,7 +556,8 @@ vsockdev_add(struct vsockdev *vd, const char *spec, char *err,
 	vd->open_handles++;
 	ep->listening = true;
 	vd->eps[vd->neps++] = ep;
-	if ((r = uv_poll_start(&ep->poll, UV_READABLE, vsd_on_accept)) < 0) {
+	if ((r = uv_poll_start(&ep->poll, UV_READABLE,
+	    vsockdev_on_accept)) < 0) {
 		snprintf(err, errlen, "cannot watch %s: %s", ep->spec.path,
 		    uv_strerror(r));
 		return r;	/* closed by vsockdev_close() */
@@ -611,7 +614,7 @@ vsockdev_names(const struct vsockdev *vd, char *buf, size_t cap)
 
 /* The listening socket's handle is closed. */
 static void
-vsd_on_listener_closed(uv_handle_t *h)
+vsockdev_on_listener_closed(uv_handle_t *h)
 {
 	struct vsd_ep *ep = h->data;
 
@@ -637,7 +640,7 @@ vsockdev_stop(struct vsockdev *vd)
 		if (stat(ep->spec.path, &st) == 0 && S_ISSOCK(st.st_mode) &&
 		    st.st_dev == ep->dev && st.st_ino == ep->ino)
 			(void)unlink(ep->spec.path);
-		uv_close((uv_handle_t *)&ep->poll, vsd_on_listener_closed);
+		uv_close((uv_handle_t *)&ep->poll, vsockdev_on_listener_closed);
 	}
 }
 
@@ -650,7 +653,7 @@ vsockdev_close(struct vsockdev *vd)
 	vsockdev_stop(vd);
 	for (size_t i = 0; i < vd->neps; i++)
 		if (vd->eps[i]->sess != NULL)
-			vsd_session_end(vd->eps[i]->sess, "dropped: the "
+			vsockdev_session_end(vd->eps[i]->sess, "dropped: the "
 			    "daemon is stopping");
 }
 

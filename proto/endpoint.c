@@ -28,7 +28,7 @@
  * spaces, at least one digit. Advances *sp past the digits.
  */
 static int
-parse_u32(const char **sp, uint32_t *v)
+ph_endpoint_parse_u32(const char **sp, uint32_t *v)
 {
 	const char	*s = *sp;
 	uint64_t	 x = 0;
@@ -69,11 +69,11 @@ ph_endpoint_parse(const char *s, struct ph_endpoint *ep)
 	s += strlen(VSOCK_PREFIX);
 	if (*s == ':')
 		ep->cid = PH_VSOCK_CID_ANY;
-	else if (parse_u32(&s, &ep->cid) != 0)
+	else if (ph_endpoint_parse_u32(&s, &ep->cid) != 0)
 		goto bad;
 	if (*s++ != ':')
 		goto bad;
-	if (parse_u32(&s, &ep->port) != 0 || *s != '\0')
+	if (ph_endpoint_parse_u32(&s, &ep->port) != 0 || *s != '\0')
 		goto bad;
 	ep->kind = PH_EP_VSOCK;
 	return 0;
@@ -151,8 +151,8 @@ ph_endpoint_sockaddr(const struct ph_endpoint *ep, struct sockaddr_storage *ss,
  * all, is left alone.
  */
 static int
-unix_socket_stale(const struct sockaddr_storage *ss, socklen_t sslen,
-    const char *path)
+ph_endpoint_unix_socket_stale(const struct sockaddr_storage *ss,
+    socklen_t sslen, const char *path)
 {
 	struct stat	st;
 	int		fd, rc;
@@ -178,7 +178,7 @@ unix_socket_stale(const struct sockaddr_storage *ss, socklen_t sslen,
 
 /* Binds a unix socket, replacing a stale socket file once. */
 static int
-bind_unix(int fd, const struct ph_endpoint *ep,
+ph_endpoint_bind_unix(int fd, const struct ph_endpoint *ep,
     const struct sockaddr_storage *ss, socklen_t sslen)
 {
 	int	stale;
@@ -187,7 +187,7 @@ bind_unix(int fd, const struct ph_endpoint *ep,
 		return 0;
 	if (errno != EADDRINUSE)
 		return -errno;
-	if ((stale = unix_socket_stale(ss, sslen, ep->path)) < 0)
+	if ((stale = ph_endpoint_unix_socket_stale(ss, sslen, ep->path)) < 0)
 		return stale;
 	if (stale == 0)
 		return -EADDRINUSE;
@@ -212,7 +212,7 @@ ph_endpoint_listen(const struct ph_endpoint *ep, int backlog)
 	if (fd == -1)
 		return -errno;
 	if (ep->kind == PH_EP_UNIX)
-		rc = bind_unix(fd, ep, &ss, sslen);
+		rc = ph_endpoint_bind_unix(fd, ep, &ss, sslen);
 	else if (bind(fd, (const struct sockaddr *)&ss, sslen) == -1)
 		rc = -errno;
 	if (rc != 0)
@@ -229,7 +229,7 @@ fail:
 
 /* Milliseconds on the monotonic clock. */
 static int64_t
-now_ms(void)
+ph_endpoint_now_ms(void)
 {
 	struct timespec	ts;
 
@@ -242,7 +242,7 @@ now_ms(void)
  * deadline of ours), and returns its result.
  */
 static int
-connect_wait(int fd, int64_t deadline)
+ph_endpoint_connect_wait(int fd, int64_t deadline)
 {
 	struct pollfd	pfd;
 	socklen_t	len;
@@ -251,7 +251,7 @@ connect_wait(int fd, int64_t deadline)
 	for (;;) {
 		timeout = -1;
 		if (deadline >= 0) {
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - ph_endpoint_now_ms();
 
 			if (left <= 0)
 				return -ETIMEDOUT;
@@ -294,7 +294,7 @@ ph_endpoint_connect(const struct ph_endpoint *ep, int timeout_ms)
 	if ((rc = ph_endpoint_sockaddr(ep, &ss, &sslen)) != 0)
 		return rc;
 	if (timeout_ms > 0)
-		deadline = now_ms() + timeout_ms;
+		deadline = ph_endpoint_now_ms() + timeout_ms;
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0);
 	if (fd == -1)
@@ -305,14 +305,14 @@ ph_endpoint_connect(const struct ph_endpoint *ep, int timeout_ms)
 			break;
 		}
 		if (errno == EINPROGRESS || errno == EINTR) {
-			rc = connect_wait(fd, deadline);
+			rc = ph_endpoint_connect_wait(fd, deadline);
 			break;
 		}
 		if (errno != EAGAIN || ep->kind != PH_EP_UNIX) {
 			rc = -errno;
 			break;
 		}
-		if (deadline >= 0 && now_ms() >= deadline) {
+		if (deadline >= 0 && ph_endpoint_now_ms() >= deadline) {
 			rc = -ETIMEDOUT;
 			break;
 		}

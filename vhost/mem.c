@@ -49,7 +49,7 @@ vhost_mem_count(const struct vhost_mem *m)
 
 /* True when [a, a + alen) and [b, b + blen) share a byte (no wrap). */
 static bool
-vhost_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+vhost_mem_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
 	return a < b + blen && b < a + alen;
 }
@@ -67,8 +67,8 @@ vhost_mem_add_mapped(struct vhost_mem *m, uint64_t gpa, uint64_t size,
 		return -E2BIG;
 	/* Overlaps would make a translation depend on the table's order. */
 	for (size_t i = 0; i < m->n; i++)
-		if (vhost_overlap(gpa, size, m->r[i].gpa, m->r[i].size) ||
-		    vhost_overlap(uva, size, m->r[i].uva, m->r[i].size))
+		if (vhost_mem_overlap(gpa, size, m->r[i].gpa, m->r[i].size) ||
+		    vhost_mem_overlap(uva, size, m->r[i].uva, m->r[i].size))
 			return -EINVAL;
 	r = &m->r[m->n++];
 	r->gpa = gpa;
@@ -89,7 +89,7 @@ vhost_mem_add(struct vhost_mem *m, uint64_t gpa, uint64_t size, uint64_t uva,
 
 /* The region holding guest physical address gpa, or NULL. */
 static const struct vhost_region *
-vhost_find_gpa(const struct vhost_mem *m, uint64_t gpa)
+vhost_mem_find_gpa(const struct vhost_mem *m, uint64_t gpa)
 {
 	for (size_t i = 0; i < m->n; i++)
 		if (gpa >= m->r[i].gpa && gpa - m->r[i].gpa < m->r[i].size)
@@ -108,7 +108,7 @@ vhost_mem_gpa(const struct vhost_mem *m, uint64_t gpa, uint64_t len,
 	if (gpa + len < gpa)
 		return -EFAULT;
 	while (len > 0) {
-		if ((r = vhost_find_gpa(m, gpa)) == NULL)
+		if ((r = vhost_mem_find_gpa(m, gpa)) == NULL)
 			return -EFAULT;
 		if (n == max)
 			return -E2BIG;
@@ -130,7 +130,7 @@ vhost_mem_gpa_ptr(const struct vhost_mem *m, uint64_t gpa, uint64_t len)
 	const struct vhost_region *r;
 	uint64_t off;
 
-	if (len == 0 || (r = vhost_find_gpa(m, gpa)) == NULL)
+	if (len == 0 || (r = vhost_mem_find_gpa(m, gpa)) == NULL)
 		return NULL;
 	off = gpa - r->gpa;
 	if (len > r->size - off)

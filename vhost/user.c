@@ -107,11 +107,11 @@ struct vhost_user {
 
 /* Records why the connection fails; returns code for the caller. */
 static int
-vu_fail(struct vhost_user *u, int code, const char *fmt, ...)
+vhost_user_fail(struct vhost_user *u, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static int
-vu_fail(struct vhost_user *u, int code, const char *fmt, ...)
+vhost_user_fail(struct vhost_user *u, int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -123,7 +123,7 @@ vu_fail(struct vhost_user *u, int code, const char *fmt, ...)
 
 /* Closes the descriptors of the current message nobody took. */
 static void
-vu_close_fds(struct vhost_user *u)
+vhost_user_close_fds(struct vhost_user *u)
 {
 	for (size_t i = 0; i < u->nfds; i++)
 		if (u->fds[i] >= 0)
@@ -133,7 +133,7 @@ vu_close_fds(struct vhost_user *u)
 
 /* Takes the message's only descriptor; -1 if it has none. */
 static int
-vu_take_fd(struct vhost_user *u)
+vhost_user_take_fd(struct vhost_user *u)
 {
 	int fd;
 
@@ -147,11 +147,11 @@ vu_take_fd(struct vhost_user *u)
 
 /* ---- Rings ----------------------------------------------------------------- */
 
-static void	vu_on_kick(void *obj, unsigned events);
+static void	vhost_user_on_kick(void *obj, unsigned events);
 
 /* Hands the ring to the device, or takes it back, as its state says. */
 static void
-vu_queue_update(struct vu_queue *q)
+vhost_user_queue_update(struct vu_queue *q)
 {
 	struct vhost_user *u = q->u;
 	struct vhost_vq_config cfg;
@@ -206,12 +206,12 @@ vu_queue_update(struct vu_queue *q)
 
 /* Stops a ring and forgets its kick descriptor (GET_VRING_BASE, reset). */
 static void
-vu_queue_stop(struct vu_queue *q)
+vhost_user_queue_stop(struct vu_queue *q)
 {
 	struct vhost_user *u = q->u;
 
 	q->started = false;
-	vu_queue_update(q);
+	vhost_user_queue_update(q);
 	if (q->kick_fd >= 0)
 		u->w.release(u->w.arg, &q->kick_slot, q->kick_fd);
 	q->kick_fd = -1;
@@ -221,7 +221,7 @@ vu_queue_stop(struct vu_queue *q)
 
 /* The driver notified a ring: drain the eventfd, tell the device. */
 static void
-vu_on_kick(void *obj, unsigned events)
+vhost_user_on_kick(void *obj, unsigned events)
 {
 	struct vu_queue *q = obj;
 	uint64_t v;
@@ -237,7 +237,7 @@ vu_on_kick(void *obj, unsigned events)
 
 /* Sends a reply to the current request with len bytes of payload. */
 static int
-vu_reply(struct vhost_user *u, const void *payload, uint32_t len)
+vhost_user_reply(struct vhost_user *u, const void *payload, uint32_t len)
 {
 	uint8_t msg[VU_HDR_LEN + VU_MAX_PAYLOAD];
 	uint32_t hdr[3] = { u->req, VU_VERSION | VU_FLAG_REPLY, len };
@@ -250,34 +250,36 @@ vu_reply(struct vhost_user *u, const void *payload, uint32_t len)
 		n = send(u->sock, msg, VU_HDR_LEN + len, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
-		return vu_fail(u, -errno, "cannot reply: %s", strerror(errno));
+		return vhost_user_fail(u, -errno, "cannot reply: %s",
+		    strerror(errno));
 	if ((size_t)n != VU_HDR_LEN + len)
-		return vu_fail(u, -EIO, "cannot reply: socket full");
+		return vhost_user_fail(u, -EIO, "cannot reply: socket full");
 	return 0;
 }
 
 static int
-vu_reply_u64(struct vhost_user *u, uint64_t v)
+vhost_user_reply_u64(struct vhost_user *u, uint64_t v)
 {
-	return vu_reply(u, &v, sizeof(v));
+	return vhost_user_reply(u, &v, sizeof(v));
 }
 
 /* ---- Requests ----------------------------------------------------------------- */
 
 /* Checks a vring index against the queues the back-end serves. */
 static int
-vu_queue_index(struct vhost_user *u, uint32_t index, struct vu_queue **q)
+vhost_user_queue_index(struct vhost_user *u, uint32_t index,
+    struct vu_queue **q)
 {
 	if (index >= u->dev->nqueues)
-		return vu_fail(u, -EPROTO, "request %u for queue %u, the "
-		    "device has %u", u->req, index, u->dev->nqueues);
+		return vhost_user_fail(u, -EPROTO, "request %u for queue %u, "
+		    "the device has %u", u->req, index, u->dev->nqueues);
 	*q = &u->q[index];
 	return 0;
 }
 
 /* SET_MEM_TABLE: maps every region; the new table replaces the old. */
 static int
-vu_set_mem_table(struct vhost_user *u, struct ph_reader *r)
+vhost_user_set_mem_table(struct vhost_user *u, struct ph_reader *r)
 {
 	struct vhost_mem *m = NULL;
 	uint32_t n, pad;
@@ -287,16 +289,16 @@ vu_set_mem_table(struct vhost_user *u, struct ph_reader *r)
 	int err;
 
 	if (vh_get_le32(r, &n) < 0 || vh_get_le32(r, &pad) < 0)
-		return vu_fail(u, -EPROTO, "short memory table");
+		return vhost_user_fail(u, -EPROTO, "short memory table");
 	if (n == 0 || n > VHOST_MEM_MAX_REGIONS ||
 	    ph_reader_left(r) != (size_t)n * VU_REGION_LEN)
-		return vu_fail(u, -EPROTO, "memory table with %u regions in "
-		    "%u bytes", n, u->size);
+		return vhost_user_fail(u, -EPROTO, "memory table with %u "
+		    "regions in %u bytes", n, u->size);
 	if (u->nfds != n)
-		return vu_fail(u, -EPROTO, "memory table with %u regions "
-		    "and %zu descriptors", n, u->nfds);
+		return vhost_user_fail(u, -EPROTO, "memory table with %u "
+		    "regions and %zu descriptors", n, u->nfds);
 	if ((err = vhost_mem_new(&m)) < 0)
-		return vu_fail(u, err, "out of memory");
+		return vhost_user_fail(u, err, "out of memory");
 	for (uint32_t i = 0; i < n; i++) {
 		(void)vh_get_le64(r, &gpa);
 		(void)vh_get_le64(r, &size);
@@ -304,31 +306,31 @@ vu_set_mem_table(struct vhost_user *u, struct ph_reader *r)
 		(void)vh_get_le64(r, &off);
 		len = off + size;
 		if (size == 0 || len < off || len > SIZE_MAX) {
-			err = vu_fail(u, -EPROTO, "memory region %u: size "
-			    "%llu at offset %llu", i, (unsigned long long)size,
-			    (unsigned long long)off);
+			err = vhost_user_fail(u, -EPROTO, "memory region %u: "
+			    "size %llu at offset %llu", i,
+			    (unsigned long long)size, (unsigned long long)off);
 			goto fail;
 		}
 		/* A file shorter than the region would fault on access. */
 		if (fstat(u->fds[i], &st) < 0 ||
 		    (S_ISREG(st.st_mode) && (uint64_t)st.st_size < len)) {
-			err = vu_fail(u, -EPROTO, "memory region %u: its file "
-			    "is shorter than offset + size", i);
+			err = vhost_user_fail(u, -EPROTO, "memory region %u: "
+			    "its file is shorter than offset + size", i);
 			goto fail;
 		}
 		base = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE,
 		    MAP_SHARED | MAP_NORESERVE, u->fds[i], 0);
 		if (base == MAP_FAILED) {
-			err = vu_fail(u, -errno, "memory region %u: cannot "
-			    "map %llu bytes: %s", i, (unsigned long long)len,
-			    strerror(errno));
+			err = vhost_user_fail(u, -errno, "memory region %u: "
+			    "cannot map %llu bytes: %s", i,
+			    (unsigned long long)len, strerror(errno));
 			goto fail;
 		}
 		if ((err = vhost_mem_add_mapped(m, gpa, size, uva,
 		    (uint8_t *)base + off, base, (size_t)len)) < 0) {
 			(void)munmap(base, (size_t)len);
-			err = vu_fail(u, -EPROTO, "memory region %u overlaps "
-			    "another or wraps around", i);
+			err = vhost_user_fail(u, -EPROTO, "memory region %u "
+			    "overlaps another or wraps around", i);
 			goto fail;
 		}
 	}
@@ -339,7 +341,7 @@ vu_set_mem_table(struct vhost_user *u, struct ph_reader *r)
 	vhost_mem_free(u->mem);
 	u->mem = m;
 	for (uint32_t i = 0; i < u->dev->nqueues; i++)
-		vu_queue_update(&u->q[i]);
+		vhost_user_queue_update(&u->q[i]);
 	return 0;
 
 fail:
@@ -349,27 +351,27 @@ fail:
 
 /* SET_VRING_KICK, _CALL and _ERR: a u64 index and maybe a descriptor. */
 static int
-vu_set_vring_fd(struct vhost_user *u, struct ph_reader *r)
+vhost_user_set_vring_fd(struct vhost_user *u, struct ph_reader *r)
 {
 	struct vu_queue *q = NULL;
 	uint64_t v;
 	int fd = -1, err;
 
 	if (vh_get_le64(r, &v) < 0 || ph_reader_left(r) != 0)
-		return vu_fail(u, -EPROTO, "request %u: payload of %u bytes, "
-		    "not 8", u->req, u->size);
+		return vhost_user_fail(u, -EPROTO, "request %u: payload of %u "
+		    "bytes, not 8", u->req, u->size);
 	if (v & ~(uint64_t)(VU_VRING_IDX_MASK | VU_VRING_NOFD))
-		return vu_fail(u, -EPROTO, "request %u: unknown bits in "
-		    "0x%llx", u->req, (unsigned long long)v);
-	if ((err = vu_queue_index(u, (uint32_t)(v & VU_VRING_IDX_MASK),
+		return vhost_user_fail(u, -EPROTO, "request %u: unknown bits "
+		    "in 0x%llx", u->req, (unsigned long long)v);
+	if ((err = vhost_user_queue_index(u, (uint32_t)(v & VU_VRING_IDX_MASK),
 	    &q)) < 0)
 		return err;
-	if (!(v & VU_VRING_NOFD) && (fd = vu_take_fd(u)) < 0)
-		return vu_fail(u, -EPROTO, "request %u without its "
+	if (!(v & VU_VRING_NOFD) && (fd = vhost_user_take_fd(u)) < 0)
+		return vhost_user_fail(u, -EPROTO, "request %u without its "
 		    "descriptor", u->req);
 	if ((v & VU_VRING_NOFD) && u->nfds != 0)
-		return vu_fail(u, -EPROTO, "request %u: descriptor with "
-		    "the no-descriptor flag", u->req);
+		return vhost_user_fail(u, -EPROTO, "request %u: descriptor "
+		    "with the no-descriptor flag", u->req);
 	switch (u->req) {
 	case VU_SET_VRING_KICK:
 		if (q->kick_fd >= 0)
@@ -383,19 +385,20 @@ vu_set_vring_fd(struct vhost_user *u, struct ph_reader *r)
 			q->enabled = true;
 		q->failed = false;
 		if (fd >= 0) {
-			(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+			(void)fcntl(fd, F_SETFL, fcntl(fd,
+			    F_GETFL) | O_NONBLOCK);
 			if ((err = u->w.watch(u->w.arg, &q->kick_slot, fd,
-			    VHOST_EV_READ, vu_on_kick, q)) < 0)
-				return vu_fail(u, err, "cannot watch the kick "
-				    "descriptor");
+			    VHOST_EV_READ, vhost_user_on_kick, q)) < 0)
+				return vhost_user_fail(u, err, "cannot watch "
+				    "the kick descriptor");
 		}
 		if (q->vq != NULL) {
 			/* A new kick descriptor for a running ring. */
 			q->started = false;
-			vu_queue_update(q);
+			vhost_user_queue_update(q);
 			q->started = true;
 		}
-		vu_queue_update(q);
+		vhost_user_queue_update(q);
 		/* Buffers the driver added before we started are work too. */
 		if (q->vq != NULL)
 			u->dev->kick(u->dev_arg, q->index);
@@ -420,7 +423,7 @@ vu_set_vring_fd(struct vhost_user *u, struct ph_reader *r)
 
 /* SET_VRING_NUM, _BASE, _ENABLE and GET_VRING_BASE: index and number. */
 static int
-vu_vring_state(struct vhost_user *u, struct ph_reader *r)
+vhost_user_vring_state(struct vhost_user *u, struct ph_reader *r)
 {
 	struct vu_queue *q = NULL;
 	uint32_t index, num, reply[2];
@@ -428,45 +431,45 @@ vu_vring_state(struct vhost_user *u, struct ph_reader *r)
 
 	if (vh_get_le32(r, &index) < 0 || vh_get_le32(r, &num) < 0 ||
 	    ph_reader_left(r) != 0)
-		return vu_fail(u, -EPROTO, "request %u: payload of %u bytes, "
-		    "not 8", u->req, u->size);
-	if ((err = vu_queue_index(u, index, &q)) < 0)
+		return vhost_user_fail(u, -EPROTO, "request %u: payload of %u "
+		    "bytes, not 8", u->req, u->size);
+	if ((err = vhost_user_queue_index(u, index, &q)) < 0)
 		return err;
 	switch (u->req) {
 	case VU_SET_VRING_NUM:
 		if (q->vq != NULL)
-			return vu_fail(u, -EPROTO, "queue %u resized while "
-			    "running", index);
+			return vhost_user_fail(u, -EPROTO, "queue %u resized "
+			    "while running", index);
 		/* Checked when the ring starts: the guest chose it. */
 		q->num = num;
 		q->failed = false;
 		return 0;
 	case VU_SET_VRING_BASE:
 		if (q->vq != NULL)
-			return vu_fail(u, -EPROTO, "queue %u rebased while "
-			    "running", index);
+			return vhost_user_fail(u, -EPROTO, "queue %u rebased "
+			    "while running", index);
 		q->base = (uint16_t)num;
 		return 0;
 	case VU_SET_VRING_ENABLE:
 		if (num > 1)
-			return vu_fail(u, -EPROTO, "queue %u: enable %u", index,
-			    num);
+			return vhost_user_fail(u, -EPROTO, "queue %u: enable "
+			    "%u", index, num);
 		q->enabled = num == 1;
-		vu_queue_update(q);
+		vhost_user_queue_update(q);
 		if (q->vq != NULL)
 			u->dev->kick(u->dev_arg, q->index);
 		return 0;
 	default:
-		vu_queue_stop(q);
+		vhost_user_queue_stop(q);
 		reply[0] = index;
 		reply[1] = q->base;
-		return vu_reply(u, reply, sizeof(reply));
+		return vhost_user_reply(u, reply, sizeof(reply));
 	}
 }
 
 /* SET_VRING_ADDR: the three ring addresses, in front-end addresses. */
 static int
-vu_set_vring_addr(struct vhost_user *u, struct ph_reader *r)
+vhost_user_set_vring_addr(struct vhost_user *u, struct ph_reader *r)
 {
 	struct vu_queue *q = NULL;
 	uint32_t index, flags;
@@ -477,13 +480,13 @@ vu_set_vring_addr(struct vhost_user *u, struct ph_reader *r)
 	    vh_get_le64(r, &desc) < 0 || vh_get_le64(r, &used) < 0 ||
 	    vh_get_le64(r, &avail) < 0 || vh_get_le64(r, &log) < 0 ||
 	    ph_reader_left(r) != 0)
-		return vu_fail(u, -EPROTO, "ring address of %u bytes, not 40",
-		    u->size);
-	if ((err = vu_queue_index(u, index, &q)) < 0)
+		return vhost_user_fail(u, -EPROTO, "ring address of %u bytes, "
+		    "not 40", u->size);
+	if ((err = vhost_user_queue_index(u, index, &q)) < 0)
 		return err;
 	if (flags != 0)
-		return vu_fail(u, -EPROTO, "queue %u: ring flags 0x%x (no "
-		    "logging is offered)", index, flags);
+		return vhost_user_fail(u, -EPROTO, "queue %u: ring flags 0x%x "
+		    "(no logging is offered)", index, flags);
 	q->desc = desc;
 	q->used = used;
 	q->avail = avail;
@@ -492,43 +495,43 @@ vu_set_vring_addr(struct vhost_user *u, struct ph_reader *r)
 	if (q->vq != NULL) {
 		/* Moved while running: restart it at the new place. */
 		q->started = false;
-		vu_queue_update(q);
+		vhost_user_queue_update(q);
 		q->started = true;
-		vu_queue_update(q);
+		vhost_user_queue_update(q);
 	}
 	return 0;
 }
 
 /* GET_CONFIG: offset, size, flags; the reply carries the bytes. */
 static int
-vu_get_config(struct vhost_user *u, struct ph_reader *r)
+vhost_user_get_config(struct vhost_user *u, struct ph_reader *r)
 {
 	uint8_t out[12 + VU_MAX_CONFIG];
 	uint32_t off, size, flags;
 
 	if (vh_get_le32(r, &off) < 0 || vh_get_le32(r, &size) < 0 ||
 	    vh_get_le32(r, &flags) < 0 || ph_reader_left(r) != size)
-		return vu_fail(u, -EPROTO, "config request of %u bytes",
+		return vhost_user_fail(u, -EPROTO, "config request of %u bytes",
 		    u->size);
 	if (size > VU_MAX_CONFIG || off > u->dev->config_len ||
 	    size > u->dev->config_len - off)
-		return vu_reply(u, NULL, 0);	/* an empty reply is an error */
+		return vhost_user_reply(u, NULL, 0);	/* an empty reply is an error */
 	memcpy(out, &off, 4);
 	memcpy(out + 4, &size, 4);
 	memcpy(out + 8, &flags, 4);
 	memset(out + 12, 0, size);
 	if (size > 0)
 		u->dev->get_config(u->dev_arg, off, out + 12, size);
-	return vu_reply(u, out, 12 + size);
+	return vhost_user_reply(u, out, 12 + size);
 }
 
 /* A u64 payload (SET_FEATURES, SET_PROTOCOL_FEATURES). */
 static int
-vu_get_u64(struct vhost_user *u, struct ph_reader *r, uint64_t *v)
+vhost_user_get_u64(struct vhost_user *u, struct ph_reader *r, uint64_t *v)
 {
 	if (vh_get_le64(r, v) < 0 || ph_reader_left(r) != 0)
-		return vu_fail(u, -EPROTO, "request %u: payload of %u bytes, "
-		    "not 8", u->req, u->size);
+		return vhost_user_fail(u, -EPROTO, "request %u: payload of %u "
+		    "bytes, not 8", u->req, u->size);
 	return 0;
 }
 
@@ -538,7 +541,7 @@ vu_get_u64(struct vhost_user *u, struct ph_reader *r, uint64_t *v)
  * success, 1 for a refused request.
  */
 static int
-vu_dispatch(struct vhost_user *u, uint64_t *ack)
+vhost_user_dispatch(struct vhost_user *u, uint64_t *ack)
 {
 	struct ph_reader r;
 	uint64_t v = 0, offer;
@@ -548,29 +551,31 @@ vu_dispatch(struct vhost_user *u, uint64_t *ack)
 	ph_reader_init(&r, u->buf + VU_HDR_LEN, u->size);
 	switch (u->req) {
 	case VU_GET_FEATURES:
-		return vu_reply_u64(u, u->dev->features | VU_RING_FEATURES);
+		return vhost_user_reply_u64(u,
+		    u->dev->features | VU_RING_FEATURES);
 	case VU_SET_FEATURES:
-		if ((err = vu_get_u64(u, &r, &v)) < 0)
+		if ((err = vhost_user_get_u64(u, &r, &v)) < 0)
 			return err;
 		offer = u->dev->features | VU_RING_FEATURES;
 		if (v & ~offer)
-			return vu_fail(u, -EPROTO, "features 0x%llx were "
-			    "never offered", (unsigned long long)(v & ~offer));
+			return vhost_user_fail(u, -EPROTO, "features 0x%llx "
+			    "were never offered",
+			    (unsigned long long)(v & ~offer));
 		u->features = v;
 		return 0;
 	case VU_GET_PROTOCOL_FEATURES:
-		return vu_reply_u64(u, VU_PROTOCOL_FEATURES);
+		return vhost_user_reply_u64(u, VU_PROTOCOL_FEATURES);
 	case VU_SET_PROTOCOL_FEATURES:
-		if ((err = vu_get_u64(u, &r, &v)) < 0)
+		if ((err = vhost_user_get_u64(u, &r, &v)) < 0)
 			return err;
 		if (v & ~VU_PROTOCOL_FEATURES)
-			return vu_fail(u, -EPROTO, "protocol features 0x%llx "
-			    "were never offered", (unsigned long long)(v &
-			    ~VU_PROTOCOL_FEATURES));
+			return vhost_user_fail(u, -EPROTO, "protocol features "
+			    "0x%llx were never offered",
+			    (unsigned long long)(v & ~VU_PROTOCOL_FEATURES));
 		u->protocol_features = v;
 		return 0;
 	case VU_GET_QUEUE_NUM:
-		return vu_reply_u64(u, u->dev->nqueues);
+		return vhost_user_reply_u64(u, u->dev->nqueues);
 	case VU_SET_OWNER:
 		u->owned = true;
 		return 0;
@@ -580,43 +585,44 @@ vu_dispatch(struct vhost_user *u, uint64_t *ack)
 		 * memory goes too: a new table must come before they restart.
 		 */
 		for (uint32_t i = 0; i < u->dev->nqueues; i++) {
-			vu_queue_stop(&u->q[i]);
+			vhost_user_queue_stop(&u->q[i]);
 			u->q[i].paused = false;
 		}
 		vhost_mem_free(u->mem);
 		u->mem = NULL;
 		return 0;
 	case VU_SET_MEM_TABLE:
-		return vu_set_mem_table(u, &r);
+		return vhost_user_set_mem_table(u, &r);
 	case VU_SET_VRING_NUM:
 	case VU_SET_VRING_BASE:
 	case VU_GET_VRING_BASE:
 	case VU_SET_VRING_ENABLE:
-		return vu_vring_state(u, &r);
+		return vhost_user_vring_state(u, &r);
 	case VU_SET_VRING_ADDR:
-		return vu_set_vring_addr(u, &r);
+		return vhost_user_set_vring_addr(u, &r);
 	case VU_SET_VRING_KICK:
 	case VU_SET_VRING_CALL:
 	case VU_SET_VRING_ERR:
-		return vu_set_vring_fd(u, &r);
+		return vhost_user_set_vring_fd(u, &r);
 	case VU_GET_CONFIG:
-		return vu_get_config(u, &r);
+		return vhost_user_get_config(u, &r);
 	case VU_SET_CONFIG:
 		/* The configuration space is read-only. */
 		*ack = 1;
 		return 0;
 	case VU_SET_LOG_BASE:
 	case VU_SET_LOG_FD:
-		return vu_fail(u, -EPROTO, "dirty page logging (request %u) "
-		    "was never offered", u->req);
+		return vhost_user_fail(u, -EPROTO, "dirty page logging "
+		    "(request %u) was never offered", u->req);
 	default:
-		return vu_fail(u, -EPROTO, "unsupported request %u", u->req);
+		return vhost_user_fail(u, -EPROTO, "unsupported request %u",
+		    u->req);
 	}
 }
 
 /* Requests that answer with a reply of their own, REPLY_ACK or not. */
 static bool
-vu_has_reply(uint32_t req)
+vhost_user_has_reply(uint32_t req)
 {
 	return req == VU_GET_FEATURES || req == VU_GET_PROTOCOL_FEATURES ||
 	    req == VU_GET_VRING_BASE || req == VU_GET_QUEUE_NUM ||
@@ -625,24 +631,24 @@ vu_has_reply(uint32_t req)
 
 /* Handles one complete message and its acknowledgement. */
 static int
-vu_handle(struct vhost_user *u)
+vhost_user_handle(struct vhost_user *u)
 {
 	uint64_t ack;
 	int err;
 
-	err = vu_dispatch(u, &ack);
-	vu_close_fds(u);
+	err = vhost_user_dispatch(u, &ack);
+	vhost_user_close_fds(u);
 	if (err < 0)
 		return err;
-	if ((u->flags & VU_FLAG_NEED_REPLY) && !vu_has_reply(u->req) &&
+	if ((u->flags & VU_FLAG_NEED_REPLY) && !vhost_user_has_reply(u->req) &&
 	    (u->protocol_features >> VHOST_USER_PROTOCOL_F_REPLY_ACK) & 1)
-		return vu_reply_u64(u, ack);
+		return vhost_user_reply_u64(u, ack);
 	return 0;
 }
 
 /* Keeps the descriptors that came with a read; refuses too many. */
 static int
-vu_collect_fds(struct vhost_user *u, struct msghdr *mh)
+vhost_user_collect_fds(struct vhost_user *u, struct msghdr *mh)
 {
 	struct cmsghdr *c;
 	size_t n;
@@ -666,8 +672,8 @@ vu_collect_fds(struct vhost_user *u, struct msghdr *mh)
 		}
 	}
 	if (bad || (mh->msg_flags & MSG_CTRUNC))
-		return vu_fail(u, -EPROTO, "more than %d descriptors with "
-		    "one message", VU_MAX_FDS);
+		return vhost_user_fail(u, -EPROTO, "more than %d descriptors "
+		    "with one message", VU_MAX_FDS);
 	return 0;
 }
 
@@ -707,13 +713,13 @@ vhost_user_input(struct vhost_user *u)
 			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 				return 0;
 			if (n < 0)
-				return vu_fail(u, -errno, "read: %s",
+				return vhost_user_fail(u, -errno, "read: %s",
 				    strerror(errno));
-			if ((err = vu_collect_fds(u, &mh)) < 0)
+			if ((err = vhost_user_collect_fds(u, &mh)) < 0)
 				return err;
 			if (n == 0)
-				return vu_fail(u, -ECONNRESET, "front-end "
-				    "closed the connection");
+				return vhost_user_fail(u, -ECONNRESET,
+				    "front-end closed the connection");
 			u->have += (size_t)n;
 			if (u->have < VU_HDR_LEN)
 				continue;
@@ -723,23 +729,23 @@ vhost_user_input(struct vhost_user *u)
 				(void)ph_get_bytes(&r, &u->flags, 4);
 				(void)ph_get_bytes(&r, &u->size, 4);
 				if ((u->flags & VU_VERSION_MASK) != VU_VERSION)
-					return vu_fail(u, -EPROTO, "message "
-					    "version %u", u->flags &
-					    VU_VERSION_MASK);
+					return vhost_user_fail(u, -EPROTO,
+					    "message version %u",
+					    u->flags & VU_VERSION_MASK);
 				if (u->flags & VU_FLAG_REPLY)
-					return vu_fail(u, -EPROTO, "a reply "
-					    "where a request belongs");
+					return vhost_user_fail(u, -EPROTO, "a "
+					    "reply where a request belongs");
 				if (u->size > VU_MAX_PAYLOAD)
-					return vu_fail(u, -EMSGSIZE, "request "
-					    "%u with %u bytes of payload", u->req,
-					    u->size);
+					return vhost_user_fail(u, -EMSGSIZE,
+					    "request %u with %u bytes of "
+					    "payload", u->req, u->size);
 			}
 			if (u->have < VU_HDR_LEN + u->size)
 				continue;
 		}
 		u->have = 0;
 		done++;
-		if ((err = vu_handle(u)) < 0)
+		if ((err = vhost_user_handle(u)) < 0)
 			return err;
 	}
 	return 0;
@@ -776,13 +782,13 @@ vhost_user_free(struct vhost_user *u)
 	if (u == NULL)
 		return;
 	for (uint32_t i = 0; i < u->dev->nqueues; i++) {
-		vu_queue_stop(&u->q[i]);
+		vhost_user_queue_stop(&u->q[i]);
 		if (u->q[i].call_fd >= 0)
 			close(u->q[i].call_fd);
 		if (u->q[i].err_fd >= 0)
 			close(u->q[i].err_fd);
 	}
-	vu_close_fds(u);
+	vhost_user_close_fds(u);
 	vhost_mem_free(u->mem);
 	free(u);
 }

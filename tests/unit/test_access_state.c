@@ -1,9 +1,9 @@
 /*
  * test_access_state.c: the state database's access rules and audit trail
- * (hostd/state.c), the rule cache reload (hostd/acl.c) and the audit
- * trail's time syntax (hostd/audit.c): positions kept in order through
- * inserts and removals, a bad saved rule refused, the upgrade from schema
- * version 1, retention by rows and by age, and queries by time, domain,
+ * (hostd/state.c), the rules parsed from its rows and the rule cache
+ * reload (hostd/acl.c) and the audit trail's time syntax (hostd/audit.c):
+ * positions kept in order through inserts and removals, rows handed back
+ * as saved, a bad saved rule refused, the upgrade from schema version 1, retention by rows and by age, and queries by time, domain,
  * CID and limit.
  */
 #include <stdarg.h>
@@ -96,7 +96,7 @@ rules_text(struct state *st, char *buf, size_t cap)
 	struct acl_rule *v;
 	size_t n, off = 0;
 
-	assert_int_equal(state_acl_load(st, &v, &n), 0);
+	assert_int_equal(acl_load(st, &v, &n), 0);
 	buf[0] = '\0';
 	for (size_t i = 0; i < n; i++)
 		off += (size_t)snprintf(buf + off, cap - off, "%s%u:%s %s %s",
@@ -122,14 +122,14 @@ test_acl_write_fails(void **state)
 	char text[1024];
 	int add, rm;
 
-	assert_int_equal(state_acl_add(f->st, 0, &r, &pos), 0);
+	assert_int_equal(acl_save(f->st, 0, &r, &pos), 0);
 	r = rule("allow", "cid:9", "/pub");
 	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
 	oldsig = signal(SIGXFSZ, SIG_IGN);
 	lim = old;
 	lim.rlim_cur = 1;
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
-	add = state_acl_add(f->st, 1, &r, &pos);
+	add = acl_save(f->st, 1, &r, &pos);
 	snprintf(text, sizeof(text), "%s", state_errmsg(f->st));
 	rm = state_acl_remove(f->st, 1);
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
@@ -142,7 +142,7 @@ test_acl_write_fails(void **state)
 	assert_null(strstr(state_errmsg(f->st), "no transaction"));
 	rules_text(f->st, text, sizeof(text));
 	assert_string_equal(text, "1:deny web1 secret");
-	assert_int_equal(state_acl_add(f->st, 1, &r, &pos), 0);
+	assert_int_equal(acl_save(f->st, 1, &r, &pos), 0);
 	rules_text(f->st, text, sizeof(text));
 	assert_string_equal(text, "1:allow cid:9 pub|2:deny web1 secret");
 }
@@ -158,22 +158,22 @@ test_acl_positions(void **state)
 	rules_text(f->st, text, sizeof(text));
 	assert_string_equal(text, "");
 	r = rule("deny", "web1", "/secret");
-	assert_int_equal(state_acl_add(f->st, 0, &r, &pos), 0);
+	assert_int_equal(acl_save(f->st, 0, &r, &pos), 0);
 	assert_int_equal(pos, 1);
 	r = rule("allow", "*", "/");
-	assert_int_equal(state_acl_add(f->st, 0, &r, &pos), 0);
+	assert_int_equal(acl_save(f->st, 0, &r, &pos), 0);
 	assert_int_equal(pos, 2);
 	r = rule("allow", "cid:9", "/secret/pub");
-	assert_int_equal(state_acl_add(f->st, 1, &r, &pos), 0);
+	assert_int_equal(acl_save(f->st, 1, &r, &pos), 0);
 	assert_int_equal(pos, 1);
 	r = rule("deny", "name:cid:5", "/x");
-	assert_int_equal(state_acl_add(f->st, 4, &r, &pos), 0);
+	assert_int_equal(acl_save(f->st, 4, &r, &pos), 0);
 	assert_int_equal(pos, 4);
 	rules_text(f->st, text, sizeof(text));
 	assert_string_equal(text, "1:allow cid:9 secret/pub|2:deny web1 secret|"
 	    "3:allow * .|4:deny cid:5 x");
 	/* Past the end plus one: refused, nothing changes. */
-	assert_int_equal(state_acl_add(f->st, 6, &r, &pos), -ERANGE);
+	assert_int_equal(acl_save(f->st, 6, &r, &pos), -ERANGE);
 	assert_int_equal(state_acl_remove(f->st, 5), -ENOENT);
 	assert_int_equal(state_acl_remove(f->st, 0), -ENOENT);
 	assert_int_equal(state_acl_remove(f->st, 2), 0);
@@ -186,7 +186,7 @@ test_acl_positions(void **state)
 		struct acl_rule *v;
 		size_t n;
 
-		assert_int_equal(state_acl_load(f->st, &v, &n), 0);
+		assert_int_equal(acl_load(f->st, &v, &n), 0);
 		assert_int_equal(n, 3);
 		assert_int_equal(v[2].kind, ACL_NAME);
 		assert_int_equal(v[0].kind, ACL_CID);
@@ -199,7 +199,7 @@ test_acl_positions(void **state)
 	assert_string_equal(text, "1:allow cid:9 secret/pub|2:allow * .|"
 	    "3:deny cid:5 x");
 	r = rule("deny", "*", "/late");
-	assert_int_equal(state_acl_add(f->st, 2, &r, &pos), 0);
+	assert_int_equal(acl_save(f->st, 2, &r, &pos), 0);
 	rules_text(f->st, text, sizeof(text));
 	assert_string_equal(text, "1:allow cid:9 secret/pub|2:deny * late|"
 	    "3:allow * .|4:deny cid:5 x");
@@ -217,7 +217,7 @@ test_acl_reload_and_bad_row(void **state)
 
 	assert_int_equal(acl_new(true, &acl), 0);
 	r = rule("deny", "web1", "/");
-	assert_int_equal(state_acl_add(f->st, 0, &r, &pos), 0);
+	assert_int_equal(acl_save(f->st, 0, &r, &pos), 0);
 	assert_int_equal(acl_reload(acl, f->st), 0);
 	acl_check(acl, &web, "a", &v);
 	assert_false(v.allow);
@@ -232,6 +232,40 @@ test_acl_reload_and_bad_row(void **state)
 	acl_check(acl, &web, "a", &v);
 	assert_false(v.allow);
 	acl_free(acl);
+}
+
+/*
+ * The database hands back a rule's words as saved, a bad one too (it does
+ * not judge them); acl_load() is what refuses it, naming its position.
+ */
+static void
+test_acl_rows_raw(void **state)
+{
+	struct fixture *f = *state;
+	struct state_acl_row *rows;
+	struct acl_rule r = rule("allow", "cid:7", "/pub"), *v;
+	uint32_t pos;
+	size_t n;
+
+	assert_int_equal(acl_save(f->st, 0, &r, &pos), 0);
+	raw_sql(f->db, "INSERT INTO acl (position, action, kind, match, "
+	    "prefix) VALUES (5, 'deny', 'name', 'a/b', '.')");
+	assert_int_equal(state_acl_rows(f->st, &rows, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(rows[0].position, 1);
+	assert_string_equal(rows[0].action, "allow");
+	assert_string_equal(rows[0].kind, "cid");
+	assert_string_equal(rows[0].match, "7");
+	assert_string_equal(rows[0].prefix, "pub");
+	assert_int_equal(rows[1].position, 5);
+	assert_string_equal(rows[1].action, "deny");
+	assert_string_equal(rows[1].match, "a/b");
+	state_acl_rows_free(rows, n);
+	assert_int_equal(acl_load(f->st, &v, &n), -EINVAL);
+	assert_null(v);
+	assert_int_equal(n, 0);
+	assert_non_null(strstr(state_errmsg(f->st), "rule 5"));
+	state_acl_rows_free(NULL, 0);
 }
 
 /* Appends rows: time t0 + i seconds, domain by i, cid 3 + i % 3. */
@@ -395,7 +429,7 @@ test_upgrade_from_v1(void **state)
 	assert_string_equal(repo, "/srv/r");
 	free(repo);
 	r = rule("allow", "*", "/");
-	assert_int_equal(state_acl_add(f->st, 0, &r, &pos), 0);
+	assert_int_equal(acl_save(f->st, 0, &r, &pos), 0);
 	add_rows(f->st, 0, 1);
 	/* A newer schema is refused. */
 	state_close(f->st);
@@ -491,6 +525,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_acl_positions, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_acl_write_fails, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_acl_rows_raw, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_acl_reload_and_bad_row,
 		    setup, teardown),
