@@ -8,19 +8,7 @@
 # filtering the LIST pages its parent sends.
 . "$(dirname "$0")/lib.sh"
 
-PC=$LIB_DIR/peer_client.py
-
-# as PEER OP PATH: one request as guest CID PEER; the JSON reply in $OUT.
-as() {
-	run python3 "$PC" "$SOCK" "$@"
-	[[ $RC == 0 ]] || fail "peer client failed$(last_run)"
-}
-
-# expect_ok PEER OP PATH / expect_denied PEER OP PATH [RULE]
-expect_ok() {
-	as "$@"
-	jcheck "$OUT" 'docs[0]["result"] == "OK"'
-}
+# expect_denied PEER OP PATH [RULE]: refused by RULE, or the default.
 expect_denied() {
 	local peer=$1 op=$2 path=$3 rule=${4:-}
 	as "$peer" "$op" "$path"

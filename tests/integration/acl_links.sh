@@ -8,22 +8,13 @@
 # nothing. Peers are --test-declared-peer clients.
 . "$(dirname "$0")/lib.sh"
 
-PC=$LIB_DIR/peer_client.py
-
-# as PEER OP PATH: one request as guest CID PEER on $SOCK; JSON in $OUT.
-as() {
-	run python3 "$PC" "$SOCK" "$@"
-	[[ $RC == 0 ]] || fail "peer client failed$(last_run)"
-}
-expect_ok() {
-	as "$@"
-	jcheck "$OUT" 'docs[0]["result"] == "OK"'
-}
+# expect_denied PEER OP PATH: refused by rule 1.
 expect_denied() {
 	as "$@"
 	jcheck "$OUT" 'docs[0]["result"] == "ERROR" and docs[0]["code"] == 6'
 	assert_out_has "access denied by rule 1: "
 }
+
 # listed PEER PATH: the names a LIST shows that guest, space separated.
 listed() {
 	as "$1" list "$2"

@@ -479,3 +479,17 @@ raw() {
 	run python3 "$LIB_DIR/raw.py" "${RAW_SOCK:-$SOCK}" "$hold" "$@"
 	[[ $RC == 0 ]] || fail "raw client failed$(last_run)"
 }
+
+# as PEER OP PATH...: one request as the guest with CID PEER on $SOCK,
+# through peer_client.py (a --test-declared-peer client); its JSON reply
+# in $OUT.
+as() {
+	run python3 "$LIB_DIR/peer_client.py" "$SOCK" "$@"
+	[[ $RC == 0 ]] || fail "peer client failed$(last_run)"
+}
+
+# expect_ok PEER OP PATH: that request succeeds.
+expect_ok() {
+	as "$@"
+	jcheck "$OUT" 'docs[0]["result"] == "OK"'
+}

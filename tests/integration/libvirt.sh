@@ -8,20 +8,10 @@
 # at start, then coming back; and --libvirt none.
 . "$(dirname "$0")/lib.sh"
 
-PC=$LIB_DIR/peer_client.py
 QC=$LIB_DIR/queue_client.py
 WEB1_UUID=11111111-2222-3333-4444-555555555555
 WEB2_UUID=aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee
 
-# as PEER OP PATH: one request as the guest with CID PEER; JSON in $OUT.
-as() {
-	run python3 "$PC" "$SOCK" "$@"
-	[[ $RC == 0 ]] || fail "peer client failed$(last_run)"
-}
-expect_ok() {
-	as "$@"
-	jcheck "$OUT" 'docs[0]["result"] == "OK"'
-}
 expect_denied() {	# PEER OP PATH RULE
 	as "$1" "$2" "$3"
 	jcheck "$OUT" 'docs[0]["result"] == "ERROR" and docs[0]["code"] == 6'
@@ -33,9 +23,6 @@ listed() {		# PEER PATH
 }
 status_has() {
 	phctl status 2>/dev/null | grep -qF -- "$1"
-}
-queue_has() {
-	phctl queue 2>/dev/null | grep -qF -- "$1"
 }
 
 # Two running guests with fixed CIDs, one defined but shut off without a

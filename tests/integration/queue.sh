@@ -12,11 +12,6 @@ qc() {
 	[[ $RC == 0 ]] || fail "queue client failed$(last_run)"
 }
 
-# queue_has TEXT: true when `portholectl queue` shows TEXT.
-queue_has() {
-	phctl queue 2>/dev/null | grep -qF -- "$1"
-}
-
 # The names of the connections in $OUT that ended with END and a good digest,
 # in the order they ended.
 ended_ok() {

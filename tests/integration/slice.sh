@@ -9,11 +9,6 @@
 
 QC=$LIB_DIR/queue_client.py
 
-# queue_has TEXT: true when `portholectl queue` shows TEXT.
-queue_has() {
-	phctl queue 2>/dev/null | grep -qF -- "$1"
-}
-
 # now_ms: a monotonic-enough clock for durations, in milliseconds.
 now_ms() {
 	echo $(($(date +%s%N) / 1000000))
