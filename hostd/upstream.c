@@ -1022,67 +1022,47 @@ upstream_paths_done(struct upstream *u, struct upstream_req *r, uint16_t count)
 	return true;
 }
 
+/*
+ * A frame of the reply to a STAT or LIST: QUEUED and PATH frames, then
+ * META (STAT) or LIST_REPLY (LIST), or an ERROR.
+ */
 static void
-upstream_stat_frame(struct upstream *u, struct upstream_req *r,
+upstream_query_frame(struct upstream *u, struct upstream_req *r,
     const struct ph_msg *m)
 {
-	switch (m->type) {
-	case PH_QUEUED:
-		return;
-	case PH_PATH:
-		upstream_path_frame(u, r, &m->u.path);
-		return;
-	case PH_META:
-		if (!upstream_paths_done(u, r, 0))
-			return;
-		if (r->memo_gen == u->memo_gen)
-			upstream_memo_put(u, PH_STAT, 0, r->path, &m->u.meta,
-			    NULL, &r->paths);
-		upstream_answered(u);
-		r->where = REQ_ENDING;
-		if (!r->cancelled)
-			r->stat_cb(r->arg, 0, NULL, &m->u.meta, &r->paths);
-		upstream_req_free(r);
-		return;
-	case PH_ERROR:
-		upstream_remote_error(u, r, &m->u.error);
-		return;
-	default:
-		upstream_violation(u, "%s in reply to STAT",
-		    ph_type_name(m->type));
-	}
-}
+	bool stat = r->op == PH_STAT;
+	uint8_t final = stat ? PH_META : PH_LIST_REPLY;
 
-static void
-upstream_list_frame(struct upstream *u, struct upstream_req *r,
-    const struct ph_msg *m)
-{
 	switch (m->type) {
 	case PH_QUEUED:
 		return;
 	case PH_PATH:
 		upstream_path_frame(u, r, &m->u.path);
 		return;
-	case PH_LIST_REPLY:
-		if (!upstream_paths_done(u, r, m->u.list_reply.count))
-			return;
-		if (r->memo_gen == u->memo_gen)
-			upstream_memo_put(u, PH_LIST, r->arg64, r->path, NULL,
-			    &m->u.list_reply, &r->paths);
-		upstream_answered(u);
-		r->where = REQ_ENDING;
-		if (!r->cancelled)
-			r->list_cb(r->arg, 0, NULL, &m->u.list_reply,
-			    &r->paths);
-		upstream_req_free(r);
-		return;
 	case PH_ERROR:
 		upstream_remote_error(u, r, &m->u.error);
 		return;
 	default:
-		upstream_violation(u, "%s in reply to LIST",
-		    ph_type_name(m->type));
+		break;
 	}
+	if (m->type != final) {
+		upstream_violation(u, "%s in reply to %s",
+		    ph_type_name(m->type), ph_type_name(r->op));
+		return;
+	}
+	if (!upstream_paths_done(u, r, stat ? 0 : m->u.list_reply.count))
+		return;
+	if (r->memo_gen == u->memo_gen)
+		upstream_memo_put(u, r->op, stat ? 0 : r->arg64, r->path,
+		    stat ? &m->u.meta : NULL, stat ? NULL : &m->u.list_reply,
+		    &r->paths);
+	upstream_answered(u);
+	r->where = REQ_ENDING;
+	if (!r->cancelled && stat)
+		r->stat_cb(r->arg, 0, NULL, &m->u.meta, &r->paths);
+	else if (!r->cancelled)
+		r->list_cb(r->arg, 0, NULL, &m->u.list_reply, &r->paths);
+	upstream_req_free(r);
 }
 
 static void
@@ -1329,10 +1309,8 @@ upstream_on_frame(struct upstream *u, const struct ph_header *h, uint8_t *payloa
 		upstream_get_frame(u, r, u->in);
 		break;
 	case PH_STAT:
-		upstream_stat_frame(u, r, u->in);
-		break;
 	case PH_LIST:
-		upstream_list_frame(u, r, u->in);
+		upstream_query_frame(u, r, u->in);
 		break;
 	default:
 		upstream_ping_frame(u, r, u->in);
