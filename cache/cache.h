@@ -99,7 +99,8 @@ void	cache_db_cat_from_stat(struct cache_cat *e, const struct stat *st,
 bool	cache_db_cat_matches(const struct cache_cat *e, const struct stat *st);
 
 /* Looks path up. Returns 0 and fills *out, or -ENOENT. */
-int	cache_db_cat_get(struct cache *c, const char *path, struct cache_cat *out);
+int	cache_db_cat_get(struct cache *c, const char *path,
+	    struct cache_cat *out);
 
 /* Records (or replaces) path's entry. */
 int	cache_db_cat_put(struct cache *c, const char *path,

@@ -283,8 +283,8 @@ client_recv_data(struct client *c, struct ph_msg *m, uint8_t *data,
 	int rc;
 
 	/*
-	 * ph_message_decode() clears the member it fills; clearing all of m would
-	 * cost more than most frames (its path buffers are 4 KB each).
+	 * ph_message_decode() clears the member it fills; clearing all of m
+	 * would cost more than most frames (its path buffers are 4 KB each).
 	 */
 	m->type = 0;
 	if (c->broken)

@@ -88,7 +88,8 @@ query_print_stat_json(const char *shown, const struct ph_meta *meta)
 	fputs("{\"path\":", stdout);
 	fmt_json_str(stdout, shown);
 	printf(",\"type\":\"%s\",\"size\":%" PRIu64 ",\"mode\":\"%04o\","
-	    "\"mtime_ns\":%" PRId64 ",\"sha256\":", ph_util_ftype_name(meta->ftype),
+	    "\"mtime_ns\":%" PRId64 ",\"sha256\":",
+	    ph_util_ftype_name(meta->ftype),
 	    meta->size, meta->mode & 07777, meta->mtime_ns);
 	if (meta->has_digest) {
 		ph_util_sha256_hex(meta->sha256, hex);

@@ -2019,7 +2019,8 @@ conn_port_write(struct conn *c, const struct iovec *iov, size_t niov,
 		conn_close(c, "out of memory");
 		return -ENOMEM;
 	}
-	n = ph_io_iov_read(iov, niov, 0, c->rbuf + c->rlen, CONN_RBUF - c->rlen);
+	n = ph_io_iov_read(iov, niov, 0, c->rbuf + c->rlen,
+	    CONN_RBUF - c->rlen);
 	if (c->rlen == 0 && n > 0)
 		c->frame_ms = uv_now(server_loop(c->srv));
 	c->rlen += n;

@@ -361,7 +361,8 @@ ctl_process(struct ctl_conn *cc)
 		}
 		if (r == 0)
 			break;
-		if ((r = ph_message_decode(h.type, payload, h.length, &m)) < 0) {
+		if ((r = ph_message_decode(h.type, payload, h.length,
+		    &m)) < 0) {
 			ctl_protocol_error(cc, strerror(-r));
 			return;
 		}

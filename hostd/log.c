@@ -145,7 +145,8 @@ log_escape(const char *s, size_t len, bool escape_high, char *out, size_t cap)
 		if (esc) {
 			out[o++] = '\\';
 			out[o++] = 'x';
-			ph_util_hex_encode(&c, 1, out + o);	/* its NUL fits: see above */
+			/* its NUL fits: see above */
+			ph_util_hex_encode(&c, 1, out + o);
 			o += 2;
 		} else
 			out[o++] = (char)c;

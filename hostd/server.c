@@ -361,7 +361,8 @@ static void
 server_listener_pause(struct listener *l)
 {
 	uv_poll_stop(&l->poll);
-	uv_timer_start(&l->retry, server_listener_on_retry, SERVER_ACCEPT_PAUSE_MS, 0);
+	uv_timer_start(&l->retry, server_listener_on_retry,
+	    SERVER_ACCEPT_PAUSE_MS, 0);
 }
 
 /*

@@ -206,7 +206,8 @@ transfer_fill_zstd(struct transfer *t, struct wbuf *w, size_t chunk)
 		return -ENOMEM;
 	if ((p = wbuf_reserve(w, PH_HDR_LEN + chunk)) == NULL)
 		return -ENOMEM;
-	if ((err = ph_io_pread_full(t->fd, p + PH_HDR_LEN, chunk, t->pos)) < 0) {
+	if ((err = ph_io_pread_full(t->fd, p + PH_HDR_LEN, chunk,
+	    t->pos)) < 0) {
 		if (err == -ENODATA)
 			return transfer_error(t, w, PH_ERR_CHANGED,
 			    "the file shrank while it was being sent");

@@ -1301,7 +1301,8 @@ upstream_on_frame(struct upstream *u, const struct ph_header *h, uint8_t *payloa
 	int err;
 
 	if (!(h->type & 0x80)) {
-		upstream_violation(u, "a %s request", ph_message_type_name(h->type));
+		upstream_violation(u, "a %s request",
+		    ph_message_type_name(h->type));
 		return;
 	}
 	if ((err = ph_message_decode(h->type, payload, h->length, u->in)) < 0) {

@@ -263,8 +263,8 @@ wbuf_copy_out(struct wbuf *w, const struct iovec *iov, size_t niov,
 			n = w->len - w->off;
 			if (n > len - done)
 				n = len - done;
-			n = ph_io_iov_write(iov, niov, skip + done, w->buf + w->off,
-			    n);
+			n = ph_io_iov_write(iov, niov, skip + done,
+			    w->buf + w->off, n);
 			if (n == 0)
 				break;		/* iov is shorter than len */
 			w->off += n;

@@ -84,7 +84,8 @@ frame_type_max_payload(uint8_t type)
 }
 
 void
-ph_frame_header_write(uint8_t hdr[PH_HDR_LEN], uint8_t type, uint32_t payload_len)
+ph_frame_header_write(uint8_t hdr[PH_HDR_LEN], uint8_t type,
+    uint32_t payload_len)
 {
 	hdr[0] = PH_MAGIC0;
 	hdr[1] = PH_MAGIC1;

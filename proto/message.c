@@ -116,7 +116,8 @@ message_decode_get(struct ph_reader *r, struct ph_get *g)
 
 	if ((rc = ph_reader_get_u64(r, &g->offset)) != 0 ||
 	    (rc = ph_reader_get_u32(r, &g->flags)) != 0 ||
-	    (rc = ph_reader_get_str(r, g->path, sizeof(g->path), PH_MAX_PATH)) != 0)
+	    (rc = ph_reader_get_str(r, g->path, sizeof(g->path),
+	    PH_MAX_PATH)) != 0)
 		return rc;
 	if ((g->flags & ~PH_GET_FLAGS) != 0)
 		return -EPROTO;
@@ -142,7 +143,10 @@ message_decode_meta(struct ph_reader *r, struct ph_meta *mt)
 	return 0;
 }
 
-/* Checks every entry now, so that ph_message_list_entry_next() cannot fail later. */
+/*
+ * Checks every entry now, so that ph_message_list_entry_next() cannot fail
+ * later.
+ */
 static int
 message_decode_list_reply(struct ph_reader *r, struct ph_list_reply *lr)
 {
@@ -250,13 +254,13 @@ message_decode_payload(uint8_t type, struct ph_reader *r, uint8_t *payload,
 	case PH_GET:
 		return message_decode_get(r, &m->u.get);
 	case PH_STAT:
-		return ph_reader_get_str(r, m->u.stat.path, sizeof(m->u.stat.path),
-		    PH_MAX_PATH);
+		return ph_reader_get_str(r, m->u.stat.path,
+		    sizeof(m->u.stat.path), PH_MAX_PATH);
 	case PH_LIST:
 		if ((rc = ph_reader_get_u64(r, &m->u.list.cursor)) != 0)
 			return rc;
-		return ph_reader_get_str(r, m->u.list.path, sizeof(m->u.list.path),
-		    PH_MAX_PATH);
+		return ph_reader_get_str(r, m->u.list.path,
+		    sizeof(m->u.list.path), PH_MAX_PATH);
 	case PH_PING:
 	case PH_PONG:
 		return ph_reader_get_u64(r, &m->u.ping_nonce);
@@ -280,8 +284,8 @@ message_decode_payload(uint8_t type, struct ph_reader *r, uint8_t *payload,
 	case PH_END:
 		if ((rc = ph_reader_get_u64(r, &m->u.end.bytes)) != 0)
 			return rc;
-		return message_get_digest(r, &m->u.end.has_digest, &m->u.end.stale,
-		    m->u.end.sha256);
+		return message_get_digest(r, &m->u.end.has_digest,
+		    &m->u.end.stale, m->u.end.sha256);
 	case PH_ERROR:
 		if ((rc = ph_reader_get_u16(r, &m->u.error.code)) != 0 ||
 		    (rc = ph_reader_get_str(r, m->u.error.message,
@@ -295,8 +299,8 @@ message_decode_payload(uint8_t type, struct ph_reader *r, uint8_t *payload,
 	case PH_PATH:
 		if ((rc = ph_reader_get_u16(r, &m->u.path.entry)) != 0)
 			return rc;
-		return ph_reader_get_str(r, m->u.path.path, sizeof(m->u.path.path),
-		    PH_MAX_PATH);
+		return ph_reader_get_str(r, m->u.path.path,
+		    sizeof(m->u.path.path), PH_MAX_PATH);
 	case PH_CTL_REPLY:
 		return message_decode_ctl_reply(r, &m->u.ctl_reply);
 	default:
@@ -391,7 +395,8 @@ message_put_digest(struct ph_writer *w, uint8_t has_digest, uint8_t stale,
 
 	if (has_digest > 1 || stale > 1)
 		return -EINVAL;
-	if ((rc = ph_writer_put_u8(w, (uint8_t)((has_digest ? PH_DIGEST_VALID : 0) |
+	if ((rc = ph_writer_put_u8(w,
+	    (uint8_t)((has_digest ? PH_DIGEST_VALID : 0) |
 	    (stale ? PH_DIGEST_STALE : 0)))) != 0)
 		return rc;
 	return ph_writer_put_bytes(w, has_digest ? sha : zero, PH_SHA256_LEN);
@@ -506,16 +511,16 @@ message_encode_payload(const struct ph_msg *m, struct ph_writer *w)
 		if ((rc = ph_writer_put_u64(w, m->u.get.offset)) != 0 ||
 		    (rc = ph_writer_put_u32(w, m->u.get.flags)) != 0)
 			return rc;
-		return message_put_str_max(w, m->u.get.path, sizeof(m->u.get.path),
-		    PH_MAX_PATH);
+		return message_put_str_max(w, m->u.get.path,
+		    sizeof(m->u.get.path), PH_MAX_PATH);
 	case PH_STAT:
-		return message_put_str_max(w, m->u.stat.path, sizeof(m->u.stat.path),
-		    PH_MAX_PATH);
+		return message_put_str_max(w, m->u.stat.path,
+		    sizeof(m->u.stat.path), PH_MAX_PATH);
 	case PH_LIST:
 		if ((rc = ph_writer_put_u64(w, m->u.list.cursor)) != 0)
 			return rc;
-		return message_put_str_max(w, m->u.list.path, sizeof(m->u.list.path),
-		    PH_MAX_PATH);
+		return message_put_str_max(w, m->u.list.path,
+		    sizeof(m->u.list.path), PH_MAX_PATH);
 	case PH_PING:
 	case PH_PONG:
 		return ph_writer_put_u64(w, m->u.ping_nonce);
@@ -535,7 +540,8 @@ message_encode_payload(const struct ph_msg *m, struct ph_writer *w)
 	case PH_HELLO_ACK:
 		if ((rc = ph_writer_put_u16(w, m->u.hello_ack.version)) != 0 ||
 		    (rc = ph_writer_put_u32(w, m->u.hello_ack.features)) != 0 ||
-		    (rc = ph_writer_put_u32(w, m->u.hello_ack.max_payload)) != 0)
+		    (rc = ph_writer_put_u32(w,
+		    m->u.hello_ack.max_payload)) != 0)
 			return rc;
 		return message_put_str_max(w, m->u.hello_ack.agent,
 		    sizeof(m->u.hello_ack.agent), PH_MAX_MESSAGE);
@@ -543,27 +549,29 @@ message_encode_payload(const struct ph_msg *m, struct ph_writer *w)
 		return ph_writer_put_u32(w, m->u.queued_position);
 	case PH_META:
 		if ((rc = ph_writer_put_u64(w, m->u.meta.size)) != 0 ||
-		    (rc = ph_writer_put_u64(w, (uint64_t)m->u.meta.mtime_ns)) != 0 ||
+		    (rc = ph_writer_put_u64(w,
+		    (uint64_t)m->u.meta.mtime_ns)) != 0 ||
 		    (rc = ph_writer_put_u32(w, m->u.meta.mode)) != 0 ||
 		    (rc = ph_writer_put_u8(w, m->u.meta.ftype)) != 0)
 			return rc;
-		return message_put_digest(w, m->u.meta.has_digest, m->u.meta.stale,
-		    m->u.meta.sha256);
+		return message_put_digest(w, m->u.meta.has_digest,
+		    m->u.meta.stale, m->u.meta.sha256);
 	case PH_DATA:
 	case PH_DATA_ZSTD:
 		return ph_writer_put_bytes(w, m->u.data.bytes, m->u.data.len);
 	case PH_END:
 		if ((rc = ph_writer_put_u64(w, m->u.end.bytes)) != 0)
 			return rc;
-		return message_put_digest(w, m->u.end.has_digest, m->u.end.stale,
-		    m->u.end.sha256);
+		return message_put_digest(w, m->u.end.has_digest,
+		    m->u.end.stale, m->u.end.sha256);
 	case PH_ERROR:
 		if ((rc = ph_writer_put_u16(w, m->u.error.code)) != 0)
 			return rc;
 		return message_put_str_max(w, m->u.error.message,
 		    sizeof(m->u.error.message), PH_MAX_MESSAGE);
 	case PH_LIST_REPLY:
-		if ((rc = ph_writer_put_u64(w, m->u.list_reply.next_cursor)) != 0 ||
+		if ((rc = ph_writer_put_u64(w,
+		    m->u.list_reply.next_cursor)) != 0 ||
 		    (rc = ph_writer_put_u16(w, m->u.list_reply.count)) != 0)
 			return rc;
 		return ph_writer_put_bytes(w, m->u.list_reply.entries,
@@ -571,8 +579,8 @@ message_encode_payload(const struct ph_msg *m, struct ph_writer *w)
 	case PH_PATH:
 		if ((rc = ph_writer_put_u16(w, m->u.path.entry)) != 0)
 			return rc;
-		return message_put_str_max(w, m->u.path.path, sizeof(m->u.path.path),
-		    PH_MAX_PATH);
+		return message_put_str_max(w, m->u.path.path,
+		    sizeof(m->u.path.path), PH_MAX_PATH);
 	case PH_CTL_REPLY:
 		if ((rc = ph_writer_put_u16(w, m->u.ctl_reply.status)) != 0 ||
 		    (rc = ph_writer_put_u32(w, m->u.ctl_reply.body_len)) != 0)
@@ -628,7 +636,8 @@ ph_message_list_entry_next(struct ph_reader *r, struct ph_list_entry *e)
 	    (rc = ph_reader_get_u64(&t, &e->size)) != 0 ||
 	    (rc = ph_reader_get_u64(&t, &mtime)) != 0 ||
 	    (rc = ph_reader_get_u32(&t, &e->mode)) != 0 ||
-	    (rc = ph_reader_get_str(&t, e->name, sizeof(e->name), PH_MAX_NAME)) != 0)
+	    (rc = ph_reader_get_str(&t, e->name, sizeof(e->name),
+	    PH_MAX_NAME)) != 0)
 		goto fail;
 	e->mtime_ns = (int64_t)mtime;
 	if (!message_ftype_valid(e->ftype) || e->mode > MODE_MAX ||

@@ -241,7 +241,8 @@ struct ph_ctl {
 	uint8_t		 flags;		/* PH_CTL_* */
 	uint16_t	 argc;
 	const char	*argv[PH_MAX_CTL_ARGS];	/* NUL-terminated, in the
-						   frame: see ph_message_decode() */
+						   frame: see
+						   ph_message_decode() */
 };
 
 struct ph_ctl_reply {
@@ -311,7 +312,8 @@ int	ph_reader_get_ref(struct ph_reader *r, size_t n, const uint8_t **p);
  * -EBADMSG on short input, -EMSGSIZE if the length exceeds max or does not
  * fit cap, -EILSEQ on an embedded NUL. The cursor is unchanged on failure.
  */
-int	ph_reader_get_str(struct ph_reader *r, char *dst, size_t cap, size_t max);
+int	ph_reader_get_str(struct ph_reader *r, char *dst, size_t cap,
+	    size_t max);
 
 /* ---- Writer ------------------------------------------------------------ */
 
@@ -349,7 +351,8 @@ void	ph_frame_header_write(uint8_t hdr[PH_HDR_LEN], uint8_t type,
  * limit for that type: the size of its largest valid encoding, never more
  * than PH_MAX_REQUEST_PAYLOAD for requests or PH_MAX_PAYLOAD for replies.
  */
-int	ph_frame_header_parse(const uint8_t *buf, size_t len, struct ph_header *h);
+int	ph_frame_header_parse(const uint8_t *buf, size_t len,
+	    struct ph_header *h);
 
 /*
  * Decodes one payload of the given type into m. The payload must be
@@ -369,7 +372,8 @@ int	ph_message_decode(uint8_t type, uint8_t *payload, size_t len,
  * Encodes m (header and payload) into buf of cap bytes. Returns the frame
  * length, -ENOBUFS if cap is too small, -EMSGSIZE or -EINVAL if a field is
  * over its limit. For DATA and DATA_ZSTD the bytes are copied; to send file
- * data without a copy, write ph_frame_header_write() and then the bytes yourself.
+ * data without a copy, write ph_frame_header_write() and then the bytes
+ * yourself.
  */
 ssize_t	ph_message_encode(const struct ph_msg *m, uint8_t *buf, size_t cap);
 
@@ -378,7 +382,8 @@ ssize_t	ph_message_encode(const struct ph_msg *m, uint8_t *buf, size_t cap);
  * (entries, entries_len). Returns 1 with *e filled, 0 at the end, or a
  * negative errno (cannot happen on a block ph_message_decode accepted).
  */
-int	ph_message_list_entry_next(struct ph_reader *r, struct ph_list_entry *e);
+int	ph_message_list_entry_next(struct ph_reader *r,
+	    struct ph_list_entry *e);
 
 /*
  * Appends one entry to a LIST_REPLY entry block being built with w.
@@ -387,7 +392,8 @@ int	ph_message_list_entry_next(struct ph_reader *r, struct ph_list_entry *e);
  * component (empty, '.', '..', a '/', bad UTF-8, control bytes). Callers
  * skip such directory entries: they could not be fetched anyway.
  */
-int	ph_message_list_entry_put(struct ph_writer *w, const struct ph_list_entry *e);
+int	ph_message_list_entry_put(struct ph_writer *w,
+	    const struct ph_list_entry *e);
 
 /* The frame type's name ("GET"), or "?" for an unknown value. */
 const char *ph_message_type_name(uint8_t type);
@@ -654,16 +660,17 @@ size_t	ph_io_iov_len(const struct iovec *iov, size_t niov);
  * scratch space of cap bytes (PH_HDR_LEN + PH_MAX_REQUEST_PAYLOAD is enough
  * for any request).
  */
-int	ph_io_send_msg(int fd, const struct ph_msg *m, uint8_t *buf, size_t cap);
+int	ph_io_send_msg(int fd, const struct ph_msg *m, uint8_t *buf,
+	    size_t cap);
 
 /*
  * Reads one whole frame from a blocking fd into buf (cap bytes; use
  * PH_HDR_LEN + PH_MAX_PAYLOAD to accept any frame) and decodes it into m,
  * whose pointers then refer into buf. Returns 0; -ECONNRESET on EOF (before
  * or inside a frame); a header or decode error as ph_frame_header_parse() and
- * ph_message_decode() return them; -ENOBUFS if the frame does not fit cap; -errno
- * from read(). After -EMSGSIZE or -ENOBUFS the payload is still unread, so
- * the stream is out of step: close the connection.
+ * ph_message_decode() return them; -ENOBUFS if the frame does not fit cap;
+ * -errno from read(). After -EMSGSIZE or -ENOBUFS the payload is still unread,
+ * so the stream is out of step: close the connection.
  */
 int	ph_io_recv_msg(int fd, uint8_t *buf, size_t cap, struct ph_msg *m);
 
@@ -683,7 +690,8 @@ const char *ph_util_ftype_name(uint8_t ftype);
  * An ls-style mode string for a file type (enum ph_ftype) and permission
  * bits: "-rw-r--r--", "drwxr-xr-x", "?rw-------" for others, with s/S/t/T.
  */
-void	ph_util_mode_string(uint8_t ftype, uint32_t mode, char buf[PH_MODE_STRLEN]);
+void	ph_util_mode_string(uint8_t ftype, uint32_t mode,
+	    char buf[PH_MODE_STRLEN]);
 
 /*
  * Local time "YYYY-MM-DD HH:MM:SS" of a time in nanoseconds since 1970

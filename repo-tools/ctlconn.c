@@ -73,7 +73,8 @@ ctlconn_send(int fd, const char *path, const struct ctl_request *req,
 
 /* Reads the one frame that answers a CTL request. */
 static enum cx_exit
-ctlconn_recv(int fd, const char *path, struct ctl_reply *reply, struct ph_msg *m)
+ctlconn_recv(int fd, const char *path, struct ctl_reply *reply,
+    struct ph_msg *m)
 {
 	int rc;
 

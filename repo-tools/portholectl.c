@@ -46,8 +46,8 @@ portholectl_print_usage(FILE *f)
  * older daemon's text), -1 if a field the text needs is missing.
  */
 static int
-portholectl_render_text(const struct ctl_request *req, const struct ctl_reply *reply,
-    char **text, size_t *len)
+portholectl_render_text(const struct ctl_request *req,
+    const struct ctl_reply *reply, char **text, size_t *len)
 {
 	json_t *body;
 	FILE *mem;
@@ -85,8 +85,8 @@ portholectl_render_text(const struct ctl_request *req, const struct ctl_reply *r
  * Returns the exit code.
  */
 static enum cx_exit
-portholectl_print_reply(const struct ctl_request *req, const struct ctl_reply *reply,
-    bool json)
+portholectl_print_reply(const struct ctl_request *req,
+    const struct ctl_reply *reply, bool json)
 {
 	FILE *out = reply->status == PH_OK ? stdout : stderr;
 	const char *what = (const char *)reply->body;
@@ -136,7 +136,8 @@ portholectl_print_reply(const struct ctl_request *req, const struct ctl_reply *r
  * Returns -1 to go on, or an exit code after printing help or an error.
  */
 static int
-portholectl_take_global_options(int *argc, char **argv, const char **control, bool *json)
+portholectl_take_global_options(int *argc, char **argv, const char **control,
+    bool *json)
 {
 	int i, n = 0;
 
@@ -187,7 +188,10 @@ main(int argc, char **argv)
 	memset(&reply, 0, sizeof(reply));
 	signal(SIGPIPE, SIG_IGN);
 	opterr = 0;
-	/* "+": stop at the command; portholectl_take_global_options() does the rest. */
+	/*
+	 * "+": stop at the command; portholectl_take_global_options() does the
+	 * rest.
+	 */
 	while ((ch = getopt_long(argc, argv, "+:s:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
@@ -208,8 +212,8 @@ main(int argc, char **argv)
 		}
 	}
 	nargs = argc - optind;
-	if ((rc = portholectl_take_global_options(&nargs, argv + optind, &control,
-	    &json)) >= 0)
+	if ((rc = portholectl_take_global_options(&nargs, argv + optind,
+	    &control, &json)) >= 0)
 		return rc;
 	if ((ex = ctlcmd_prepare(nargs, argv + optind, &req)) ==
 	    CX_OK &&

@@ -392,12 +392,14 @@ vhost_vq_notify(struct vhost_vq *vq)
 	/* Our used index must be visible before we read the driver's wish. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (vq->event_idx) {
-		event = vhost_vq_load16(vq->avail + 4 + 2 * (size_t)vq->cfg.num);
+		event = vhost_vq_load16(vq->avail + 4 +
+		    2 * (size_t)vq->cfg.num);
 		/* Did used_idx pass used_event since the last interrupt? */
 		want = !vq->signalled_valid ||
 		    (uint16_t)(now - event - 1) < (uint16_t)(now - old);
 	} else {
-		want = !(vhost_vq_load16(vq->avail) & VRING_AVAIL_F_NO_INTERRUPT);
+		want = !(vhost_vq_load16(vq->avail) &
+		    VRING_AVAIL_F_NO_INTERRUPT);
 	}
 	vq->signalled = now;
 	vq->signalled_valid = true;

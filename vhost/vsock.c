@@ -366,7 +366,8 @@ vsock_deliver(struct vsock_conn *c, const struct vhost_chain *ch,
 		n1 = len - (uint32_t)n;
 		/* The rest goes in after what waits there; the ring may wrap. */
 		first = cap - tail < n1 ? cap - tail : n1;
-		(void)ph_io_iov_read(sub, nsub, (size_t)n, c->buf + tail, first);
+		(void)ph_io_iov_read(sub, nsub, (size_t)n, c->buf + tail,
+		    first);
 		(void)ph_io_iov_read(sub, nsub, (size_t)n + first, c->buf,
 		    n1 - first);
 		c->buf_len += n1;
@@ -599,8 +600,8 @@ vsock_rx_gather(struct vsock_dev *d, uint32_t credit, int budget,
 			r = VSOCK_MAX_PKT;
 		if (ch->in_len - VSOCK_HDR_LEN < r)
 			r = (uint32_t)(ch->in_len - VSOCK_HDR_LEN);
-		k = ph_io_iov_slice(ch->iov + ch->nout, ch->nin, VSOCK_HDR_LEN, r,
-		    iov + *niov, VSOCK_RX_IOV - *niov);
+		k = ph_io_iov_slice(ch->iov + ch->nout, ch->nin, VSOCK_HDR_LEN,
+		    r, iov + *niov, VSOCK_RX_IOV - *niov);
 		room[n] = (uint32_t)ph_io_iov_len(iov + *niov, k);
 		if (room[n] == 0) {
 			vhost_vq_unpop(d->rx);	/* no iovec space left */
@@ -717,8 +718,8 @@ vsock_rx_pass(struct vsock_dev *d)
 			d->rst_head = (d->rst_head + 1) % VSOCK_RST_QUEUE;
 			d->nrst--;
 			vsock_hdr_encode(&h, raw);
-			(void)ph_io_iov_write(ch->iov + ch->nout, ch->nin, 0, raw,
-			    sizeof(raw));
+			(void)ph_io_iov_write(ch->iov + ch->nout, ch->nin, 0,
+			    raw, sizeof(raw));
 			(void)vhost_vq_push(d->rx, ch->head, VSOCK_HDR_LEN);
 			pushed++;
 			continue;

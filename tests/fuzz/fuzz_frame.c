@@ -29,7 +29,9 @@ violated(const char *what, uint8_t type)
 	abort();
 }
 
-/* Walks a decoded LIST_REPLY; ph_message_decode promised every entry is valid. */
+/*
+ * Walks a decoded LIST_REPLY; ph_message_decode promised every entry is valid.
+ */
 static void
 walk_entries(const struct ph_list_reply *lr)
 {
@@ -194,7 +196,8 @@ check_framer(const uint8_t *data, size_t size, struct ph_msg *m,
 		} else if ((r = ph_framer_header(&f, &h)) == 0 &&
 		    ((stream && h.type == PH_DATA) ||
 		    PH_HDR_LEN + (size_t)h.length > FUZZ_FRAMER_CAP)) {
-			if (ph_frame_header_parse(data + off, size - off, &rh) != 0 ||
+			if (ph_frame_header_parse(data + off, size - off,
+			    &rh) != 0 ||
 			    rh.type != h.type || rh.length != h.length ||
 			    ph_framer_take_header(&f, &h) != 0)
 				violated("framer header differs", h.type);

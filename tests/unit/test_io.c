@@ -286,7 +286,8 @@ test_pipe(void **state)
 	assert_int_equal(pipe(p), 0);
 	out->type = PH_QUEUED;
 	out->u.queued_position = 5;
-	assert_int_equal(ph_io_send_msg(p[1], out, scratch, sizeof(scratch)), 0);
+	assert_int_equal(ph_io_send_msg(p[1], out, scratch, sizeof(scratch)),
+	    0);
 	close(p[1]);
 	assert_int_equal(ph_io_recv_msg(p[0], s->buf, RECV_CAP, s->m), 0);
 	assert_int_equal(s->m->type, PH_QUEUED);

@@ -440,24 +440,31 @@ test_header_faults(void **state)
 	exact = malloc(PH_HDR_LEN);
 	assert_non_null(exact);
 	ph_frame_header_write(exact, PH_GET, PH_MAX_REQUEST_PAYLOAD + 1);
-	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h), -EMSGSIZE);
+	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h),
+	    -EMSGSIZE);
 	ph_frame_header_write(exact, PH_CTL, PH_MAX_REQUEST_PAYLOAD);
 	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h), 0);
 	ph_frame_header_write(exact, PH_CTL, PH_MAX_REQUEST_PAYLOAD + 1);
-	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h), -EMSGSIZE);
+	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h),
+	    -EMSGSIZE);
 	ph_frame_header_write(exact, PH_DATA, PH_MAX_PAYLOAD);
 	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h), 0);
 	assert_int_equal(h.length, PH_MAX_PAYLOAD);
 	ph_frame_header_write(exact, PH_DATA, PH_MAX_PAYLOAD + 1);
-	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h), -EMSGSIZE);
+	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h),
+	    -EMSGSIZE);
 	ph_frame_header_write(exact, PH_CTL_REPLY, UINT32_MAX);
-	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h), -EMSGSIZE);
+	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h),
+	    -EMSGSIZE);
 	ph_frame_header_write(exact, PH_PING, 9);
-	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h), -EMSGSIZE);
+	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h),
+	    -EMSGSIZE);
 	ph_frame_header_write(exact, PH_META, 55);
-	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h), -EMSGSIZE);
+	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h),
+	    -EMSGSIZE);
 	ph_frame_header_write(exact, PH_LIST_REPLY, 71179);
-	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h), -EMSGSIZE);
+	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h),
+	    -EMSGSIZE);
 	ph_frame_header_write(exact, PH_LIST_REPLY, 71178);
 	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h), 0);
 	free(exact);
@@ -487,7 +494,8 @@ test_type_limits(void **state)
 	assert_int_equal(sizeof(limits) / sizeof(limits[0]), NTYPES);
 	for (i = 0; i < NTYPES; i++) {
 		ph_frame_header_write(hdr, limits[i].type, limits[i].max);
-		assert_int_equal(ph_frame_header_parse(hdr, sizeof(hdr), &h), 0);
+		assert_int_equal(ph_frame_header_parse(hdr, sizeof(hdr), &h),
+		    0);
 		assert_int_equal(h.length, limits[i].max);
 		ph_frame_header_write(hdr, limits[i].type, limits[i].max + 1);
 		assert_int_equal(ph_frame_header_parse(hdr, sizeof(hdr), &h),
@@ -572,11 +580,13 @@ test_oversized_length_fields(void **state)
 	ph_writer_init(&w, buf, sizeof(buf));
 	ph_writer_put_u64(&w, 0);
 	ph_writer_put_u16(&w, PH_MAX_LIST_ENTRIES + 1);
-	assert_int_equal(ph_message_decode(PH_LIST_REPLY, buf, w.off, d), -EMSGSIZE);
+	assert_int_equal(ph_message_decode(PH_LIST_REPLY, buf, w.off, d),
+	    -EMSGSIZE);
 	ph_writer_init(&w, buf, sizeof(buf));
 	ph_writer_put_u64(&w, 0);
 	ph_writer_put_u16(&w, 0xffff);
-	assert_int_equal(ph_message_decode(PH_LIST_REPLY, buf, w.off, d), -EMSGSIZE);
+	assert_int_equal(ph_message_decode(PH_LIST_REPLY, buf, w.off, d),
+	    -EMSGSIZE);
 
 	/* LIST entry name over 255. */
 	ph_writer_init(&w, buf, sizeof(buf));
@@ -587,7 +597,8 @@ test_oversized_length_fields(void **state)
 	ph_writer_put_u64(&w, 0);
 	ph_writer_put_u32(&w, 0644);
 	put_raw_str(&w, PH_MAX_NAME + 1, PH_MAX_NAME + 1, 'n');
-	assert_int_equal(ph_message_decode(PH_LIST_REPLY, buf, w.off, d), -EMSGSIZE);
+	assert_int_equal(ph_message_decode(PH_LIST_REPLY, buf, w.off, d),
+	    -EMSGSIZE);
 
 	/* CTL with 33 arguments, and an argument of 4097 bytes. */
 	ph_writer_init(&w, buf, sizeof(buf));
@@ -606,23 +617,29 @@ test_oversized_length_fields(void **state)
 	ph_writer_init(&w, buf, sizeof(buf));
 	ph_writer_put_u16(&w, 0);
 	ph_writer_put_u32(&w, PH_MAX_PAYLOAD + 1);
-	assert_int_equal(ph_message_decode(PH_CTL_REPLY, buf, w.off, d), -EMSGSIZE);
+	assert_int_equal(ph_message_decode(PH_CTL_REPLY, buf, w.off, d),
+	    -EMSGSIZE);
 	ph_writer_init(&w, buf, sizeof(buf));
 	ph_writer_put_u16(&w, 0);
 	ph_writer_put_u32(&w, 10);
 	put_raw_str(&w, 0x4142, 4, 'd');
-	assert_int_equal(ph_message_decode(PH_CTL_REPLY, buf, w.off, d), -EBADMSG);
+	assert_int_equal(ph_message_decode(PH_CTL_REPLY, buf, w.off, d),
+	    -EBADMSG);
 	ph_writer_init(&w, buf, sizeof(buf));
 	ph_writer_put_u16(&w, 0);
 	ph_writer_put_u32(&w, 2);
 	put_raw_str(&w, 0x4142, 4, 'd');
-	assert_int_equal(ph_message_decode(PH_CTL_REPLY, buf, w.off, d), -EBADMSG);
+	assert_int_equal(ph_message_decode(PH_CTL_REPLY, buf, w.off, d),
+	    -EBADMSG);
 
-	/* Payload lengths past the type's limit, given to ph_message_decode directly. */
+	/*
+	 * Payload lengths past the type's limit, given to ph_message_decode
+	 * directly.
+	 */
 	assert_int_equal(ph_message_decode(PH_DATA, buf, PH_MAX_PAYLOAD + 1, d),
 	    -EMSGSIZE);
-	assert_int_equal(ph_message_decode(PH_GET, buf, PH_MAX_REQUEST_PAYLOAD + 1, d),
-	    -EMSGSIZE);
+	assert_int_equal(ph_message_decode(PH_GET, buf,
+	    PH_MAX_REQUEST_PAYLOAD + 1, d), -EMSGSIZE);
 	assert_int_equal(d->type, 0);
 	free(d);
 }
@@ -720,7 +737,8 @@ test_fields_out_of_range(void **state)
 	ph_writer_init(&w, buf, sizeof(buf));
 	ph_writer_put_u16(&w, PH_ERR_MAX + 1);
 	ph_writer_put_u32(&w, 0);
-	assert_int_equal(ph_message_decode(PH_CTL_REPLY, buf, w.off, d), -EPROTO);
+	assert_int_equal(ph_message_decode(PH_CTL_REPLY, buf, w.off, d),
+	    -EPROTO);
 
 	/* GET and CTL flags outside the defined bits. */
 	ph_writer_init(&w, buf, sizeof(buf));
@@ -756,7 +774,8 @@ test_fields_out_of_range(void **state)
 	ph_writer_put_u32(&w, 0);
 	ph_writer_put_u32(&w, 0);
 	ph_writer_put_u16(&w, 0);
-	assert_int_equal(ph_message_decode(PH_HELLO_ACK, buf, w.off, d), -EPROTO);
+	assert_int_equal(ph_message_decode(PH_HELLO_ACK, buf, w.off, d),
+	    -EPROTO);
 
 	/* Empty DATA frames. */
 	assert_int_equal(ph_message_decode(PH_DATA, buf, 0, d), -EBADMSG);
@@ -766,7 +785,8 @@ test_fields_out_of_range(void **state)
 	ph_writer_init(&w, buf, sizeof(buf));
 	ph_writer_put_u64(&w, 5);
 	ph_writer_put_u16(&w, 0);
-	assert_int_equal(ph_message_decode(PH_LIST_REPLY, buf, w.off, d), -EPROTO);
+	assert_int_equal(ph_message_decode(PH_LIST_REPLY, buf, w.off, d),
+	    -EPROTO);
 
 	/* Entry fields and names. */
 	assert_int_equal(decode_one_entry(0, 1, 0644, "ok", 2), 0);
@@ -899,7 +919,8 @@ test_encode_small_buffer(void **state)
 		for (cap = 0; cap < len; cap++) {
 			buf = malloc(cap == 0 ? 1 : cap);
 			assert_non_null(buf);
-			assert_int_equal(ph_message_encode(m, buf, cap), -ENOBUFS);
+			assert_int_equal(ph_message_encode(m, buf, cap),
+			    -ENOBUFS);
 			free(buf);
 		}
 		buf = malloc(len);
@@ -1088,7 +1109,8 @@ test_names_and_texts(void **state)
 
 	(void)state;
 	for (i = 0; i < NTYPES; i++)
-		assert_string_not_equal(ph_message_type_name(all_types[i]), "?");
+		assert_string_not_equal(ph_message_type_name(all_types[i]),
+		    "?");
 	assert_string_equal(ph_message_type_name(PH_GET), "GET");
 	assert_string_equal(ph_message_type_name(PH_LIST_REPLY), "LIST_REPLY");
 	assert_string_equal(ph_message_type_name(PH_DATA_ZSTD), "DATA_ZSTD");

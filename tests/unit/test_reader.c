@@ -186,7 +186,8 @@ test_str_short(void **state)
 	for (n = 0; n < sizeof(in); n++) {
 		p = dup_bytes(in, n);
 		ph_reader_init(&r, p, n);
-		assert_int_equal(ph_reader_get_str(&r, s, sizeof(s), 16), -EBADMSG);
+		assert_int_equal(ph_reader_get_str(&r, s, sizeof(s), 16),
+		    -EBADMSG);
 		assert_int_equal(r.off, 0);
 		assert_string_equal(s, "");
 		free(p);
@@ -295,8 +296,10 @@ test_writer_full(void **state)
 		if (cap < 1)
 			assert_int_equal(ph_writer_put_u8(&w, 1), -ENOBUFS);
 		if (cap < 7)
-			assert_int_equal(ph_writer_put_str(&w, "abcde"), -ENOBUFS);
-		assert_int_equal(ph_writer_put_bytes(&w, sample, cap + 1), -ENOBUFS);
+			assert_int_equal(ph_writer_put_str(&w, "abcde"),
+			    -ENOBUFS);
+		assert_int_equal(ph_writer_put_bytes(&w, sample, cap + 1),
+		    -ENOBUFS);
 		assert_int_equal(w.off, 0);
 		free(buf);
 	}

@@ -200,7 +200,8 @@ test_time_string(void **state)
 	tzset();
 	ph_util_time_string(0, buf, sizeof(buf));
 	assert_string_equal(buf, "1970-01-01 00:00:00");
-	ph_util_time_string(1795305600LL * 1000000000 + 999999999, buf, sizeof(buf));
+	ph_util_time_string(1795305600LL * 1000000000 + 999999999, buf,
+	    sizeof(buf));
 	assert_string_equal(buf, "2026-11-22 00:00:00");
 	ph_util_time_string(-1, buf, sizeof(buf));
 	assert_string_equal(buf, "1969-12-31 23:59:59");

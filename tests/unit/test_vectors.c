@@ -160,7 +160,8 @@ test_vectors_roundtrip(void **state)
 		copy = malloc(len);
 		assert_non_null(copy);
 		memcpy(copy, frame, len);
-		if (ph_message_decode(h.type, copy + PH_HDR_LEN, h.length, m) != 0)
+		if (ph_message_decode(h.type, copy + PH_HDR_LEN, h.length,
+		    m) != 0)
 			fail_msg("%s: does not decode", name);
 		again = malloc(len);
 		assert_non_null(again);
@@ -176,7 +177,8 @@ test_vectors_roundtrip(void **state)
 	/* Every message type is pinned by at least one vector. */
 	for (i = 0; i < sizeof(types); i++)
 		if (!seen[types[i]])
-			fail_msg("no vector for %s", ph_message_type_name(types[i]));
+			fail_msg("no vector for %s",
+			    ph_message_type_name(types[i]));
 	assert_true(nvec >= sizeof(types));
 	lines_free(&l);
 	free(m);
