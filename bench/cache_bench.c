@@ -187,8 +187,8 @@ setup_open(const struct opts *o, const char *dir)
 		e.mtime_ns = (int64_t)i;
 		e.ino = i;
 		e.mode = 0100644;
-		if ((rc = cache_cat_put(c, path, &e)) != 0)
-			die("cache_cat_put", -rc);
+		if ((rc = cache_db_cat_put(c, path, &e)) != 0)
+			die("cache_db_cat_put", -rc);
 		if (i % 10000 == 9999)
 			fprintf(stderr, "cache_bench:   %" PRIu64 " (%.0f/s)\n",
 			    i + 1, (double)(i + 1) / (now() - t0));

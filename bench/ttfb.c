@@ -62,8 +62,8 @@ main(int argc, char *argv[])
 	m->u.hello.max_version = PH_PROTO_VERSION;
 	m->u.hello.features = PH_FEAT_ALL;
 	snprintf(m->u.hello.agent, sizeof(m->u.hello.agent), "ttfb");
-	if ((err = ph_send_msg(fd, m, buf, TTFB_BUF)) < 0 ||
-	    (err = ph_recv_msg(fd, buf, TTFB_BUF, m)) < 0) {
+	if ((err = ph_io_send_msg(fd, m, buf, TTFB_BUF)) < 0 ||
+	    (err = ph_io_recv_msg(fd, buf, TTFB_BUF, m)) < 0) {
 		fprintf(stderr, "ttfb: handshake: %s\n", strerror(-err));
 		goto out;
 	}
@@ -76,12 +76,12 @@ main(int argc, char *argv[])
 	m->u.get.flags = PH_GET_WANT_ZSTD;
 	snprintf(m->u.get.path, sizeof(m->u.get.path), "%s", argv[2]);
 	t0 = ttfb_now_ms();
-	if ((err = ph_send_msg(fd, m, buf, TTFB_BUF)) < 0) {
+	if ((err = ph_io_send_msg(fd, m, buf, TTFB_BUF)) < 0) {
 		fprintf(stderr, "ttfb: send: %s\n", strerror(-err));
 		goto out;
 	}
 	for (;;) {
-		if ((err = ph_recv_msg(fd, buf, TTFB_BUF, m)) < 0) {
+		if ((err = ph_io_recv_msg(fd, buf, TTFB_BUF, m)) < 0) {
 			fprintf(stderr, "ttfb: receive: %s\n", strerror(-err));
 			goto out;
 		}
@@ -112,7 +112,7 @@ main(int argc, char *argv[])
 			goto out;
 		default:
 			fprintf(stderr, "ttfb: unexpected %s\n",
-			    ph_type_name(m->type));
+			    ph_message_type_name(m->type));
 			goto out;
 		}
 	}

@@ -41,9 +41,9 @@ void
 cache__ent_name(const struct cache_ent *e, int form,
     char name[CACHE__NAME_MAX])
 {
-	ph_hex_encode(e->sha256, 1, name);
+	ph_util_hex_encode(e->sha256, 1, name);
 	name[2] = '/';
-	ph_hex_encode(e->sha256, CACHE_SHA256_LEN, name + 3);
+	ph_util_hex_encode(e->sha256, CACHE_SHA256_LEN, name + 3);
 	if (form == CACHE_FORM_ZSTD)
 		memcpy(name + 3 + 2 * CACHE_SHA256_LEN, ".zst", 5);
 }
@@ -77,7 +77,7 @@ cache__atime(struct cache *c)
 	int64_t		t;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	t = ph_timespec_ns(&ts);
+	t = ph_util_timespec_ns(&ts);
 	if (t <= c->last_atime)
 		t = c->last_atime + 1;
 	c->last_atime = t;
@@ -835,7 +835,7 @@ cache_stats(struct cache *c, struct cache_stats *out)
 	out->evictions = c->evictions;
 	out->fills = c->fills;
 	out->compressed = c->nzstd;
-	out->catalog = cache_cat_count(c);
+	out->catalog = cache_db_cat_count(c);
 }
 
 /* Walks the LRU list from its head, pinned blobs included. */

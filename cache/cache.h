@@ -92,30 +92,31 @@ struct cache_cat {
  * sha256: size, times, inode, device and mode, the fields that tell
  * whether it changed.
  */
-void	cache_cat_from_stat(struct cache_cat *e, const struct stat *st,
+void	cache_db_cat_from_stat(struct cache_cat *e, const struct stat *st,
 	    const uint8_t sha256[CACHE_SHA256_LEN]);
 
 /* True when e still describes the file st (size, times, inode, device). */
-bool	cache_cat_matches(const struct cache_cat *e, const struct stat *st);
+bool	cache_db_cat_matches(const struct cache_cat *e, const struct stat *st);
 
 /* Looks path up. Returns 0 and fills *out, or -ENOENT. */
-int	cache_cat_get(struct cache *c, const char *path, struct cache_cat *out);
+int	cache_db_cat_get(struct cache *c, const char *path,
+	    struct cache_cat *out);
 
 /* Records (or replaces) path's entry. */
-int	cache_cat_put(struct cache *c, const char *path,
+int	cache_db_cat_put(struct cache *c, const char *path,
 	    const struct cache_cat *e);
 
 /* Forgets path. Returns 0 or -ENOENT. */
-int	cache_cat_del(struct cache *c, const char *path);
+int	cache_db_cat_del(struct cache *c, const char *path);
 
 /* Calls cb for each catalog entry in path order; a non-zero return from cb
  * stops the walk and is returned. */
 typedef int cache_cat_cb(void *arg, const char *path,
     const struct cache_cat *e);
-int	cache_cat_each(struct cache *c, cache_cat_cb *cb, void *arg);
+int	cache_db_cat_each(struct cache *c, cache_cat_cb *cb, void *arg);
 
 /* Number of catalog entries. */
-uint64_t cache_cat_count(struct cache *c);
+uint64_t cache_db_cat_count(struct cache *c);
 
 /* ---- Blobs --------------------------------------------------------------- */
 
@@ -174,7 +175,7 @@ int	cache_blob_frame(const struct cache_blob *b, uint32_t i,
  * Returns 0, -EBADMSG if it does not match or does not decode, or the
  * errno of a failed read.
  */
-int	cache_blob_verify(struct cache_blob *b);
+int	cache_pack_verify(struct cache_blob *b);
 
 /* Removes a pinned blob from the index, the database and its directory at
  * once (cache_blob_has() is false afterwards); the pins keep reading their

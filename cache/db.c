@@ -563,13 +563,13 @@ cache_db_cat_from_row(sqlite3_stmt *st, int first, struct cache_cat *out)
 }
 
 void
-cache_cat_from_stat(struct cache_cat *e, const struct stat *st,
+cache_db_cat_from_stat(struct cache_cat *e, const struct stat *st,
     const uint8_t sha256[CACHE_SHA256_LEN])
 {
 	memset(e, 0, sizeof(*e));
 	e->size = (uint64_t)st->st_size;
-	e->mtime_ns = ph_timespec_ns(&st->st_mtim);
-	e->ctime_ns = ph_timespec_ns(&st->st_ctim);
+	e->mtime_ns = ph_util_timespec_ns(&st->st_mtim);
+	e->ctime_ns = ph_util_timespec_ns(&st->st_ctim);
 	e->ino = (uint64_t)st->st_ino;
 	e->dev = (uint64_t)st->st_dev;
 	e->mode = (uint32_t)st->st_mode;
@@ -577,16 +577,16 @@ cache_cat_from_stat(struct cache_cat *e, const struct stat *st,
 }
 
 bool
-cache_cat_matches(const struct cache_cat *e, const struct stat *st)
+cache_db_cat_matches(const struct cache_cat *e, const struct stat *st)
 {
 	return e->size == (uint64_t)st->st_size &&
-	    e->mtime_ns == ph_timespec_ns(&st->st_mtim) &&
-	    e->ctime_ns == ph_timespec_ns(&st->st_ctim) &&
+	    e->mtime_ns == ph_util_timespec_ns(&st->st_mtim) &&
+	    e->ctime_ns == ph_util_timespec_ns(&st->st_ctim) &&
 	    e->ino == (uint64_t)st->st_ino && e->dev == (uint64_t)st->st_dev;
 }
 
 int
-cache_cat_get(struct cache *c, const char *path, struct cache_cat *out)
+cache_db_cat_get(struct cache *c, const char *path, struct cache_cat *out)
 {
 	sqlite3_stmt	*st = c->st[ST_CAT_GET];
 	bool		 ok;
@@ -604,7 +604,7 @@ cache_cat_get(struct cache *c, const char *path, struct cache_cat *out)
 		if (ok)
 			return 0;
 		/* A row we cannot trust is as good as none. */
-		(void)cache_cat_del(c, path);
+		(void)cache_db_cat_del(c, path);
 		memset(out, 0, sizeof(*out));
 		return -ENOENT;
 	}
@@ -628,7 +628,7 @@ cache_db_cat_bind(sqlite3_stmt *st, const char *path, const struct cache_cat *e)
 
 /* Updates in place, else inserts, which keeps the entry count exact. */
 int
-cache_cat_put(struct cache *c, const char *path, const struct cache_cat *e)
+cache_db_cat_put(struct cache *c, const char *path, const struct cache_cat *e)
 {
 	int	rc;
 
@@ -650,7 +650,7 @@ cache_cat_put(struct cache *c, const char *path, const struct cache_cat *e)
 }
 
 int
-cache_cat_del(struct cache *c, const char *path)
+cache_db_cat_del(struct cache *c, const char *path)
 {
 	sqlite3_stmt	*st = c->st[ST_CAT_DEL];
 	int		 rc;
@@ -672,7 +672,7 @@ cache_cat_del(struct cache *c, const char *path)
  * calls (even start another walk). Rows that fail the checks are skipped.
  */
 int
-cache_cat_each(struct cache *c, cache_cat_cb *cb, void *arg)
+cache_db_cat_each(struct cache *c, cache_cat_cb *cb, void *arg)
 {
 	sqlite3_stmt		*st = NULL;
 	struct cache_cat	 e;
@@ -702,7 +702,7 @@ out:
  * rows that fail the checks, and kept up to date from then on. A failure
  * is retried on the next call; meanwhile the answer is 0. */
 uint64_t
-cache_cat_count(struct cache *c)
+cache_db_cat_count(struct cache *c)
 {
 	int64_t	n;
 

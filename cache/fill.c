@@ -164,7 +164,7 @@ cache_fill_write(struct cache_fill *f, const void *buf, size_t len)
 		return f->err = -EFBIG;
 	if (len == 0)
 		return 0;
-	if ((rc = ph_write_full(f->fd, buf, len)) != 0)
+	if ((rc = ph_io_write_full(f->fd, buf, len)) != 0)
 		return f->err = rc == -EFBIG ? -ENOSPC : rc;
 	if (EVP_DigestUpdate(f->md, buf, len) != 1)
 		return f->err = -EIO;

@@ -119,7 +119,7 @@ cache_pack_run(struct cache_pack *p)
 	}
 	for (i = 0; i < p->nframes; i++) {
 		len = cache_pack_chunk_len(p->size, i);
-		rc = ph_pread_full(p->src->fd, in, len,
+		rc = ph_io_pread_full(p->src->fd, in, len,
 		    (uint64_t)i * CACHE_CHUNK);
 		if (rc == -ENODATA) {
 			p->corrupt = true;
@@ -141,7 +141,7 @@ cache_pack_run(struct cache_pack *p)
 			rc = 0;
 			goto out;
 		}
-		if ((rc = ph_write_full(p->fd, zb, z)) != 0)
+		if ((rc = ph_io_write_full(p->fd, zb, z)) != 0)
 			goto out;
 		p->lens[i] = (uint32_t)z;
 		p->out += z;
@@ -292,7 +292,7 @@ cache_pack_verify_raw(const struct cache_blob *b, EVP_MD_CTX *md, uint8_t *buf)
 	for (off = 0; off < b->e->size; off += len) {
 		len = b->e->size - off < CACHE_CHUNK ?
 		    (uint32_t)(b->e->size - off) : CACHE_CHUNK;
-		if ((rc = ph_pread_full(b->fd, buf, len, off)) != 0)
+		if ((rc = ph_io_pread_full(b->fd, buf, len, off)) != 0)
 			return rc == -ENODATA ? -EBADMSG : rc;
 		if (EVP_DigestUpdate(md, buf, len) != 1)
 			return -EIO;
@@ -324,7 +324,7 @@ cache_pack_verify_zstd(const struct cache_blob *b, EVP_MD_CTX *md, uint8_t *buf)
 	for (i = 0; i < b->nframes; i++) {
 		n = (size_t)(b->foff[i + 1] - b->foff[i]);
 		want = cache_pack_chunk_len(b->e->size, i);
-		if ((rc = ph_pread_full(b->fd, zb, n, b->foff[i])) != 0) {
+		if ((rc = ph_io_pread_full(b->fd, zb, n, b->foff[i])) != 0) {
 			if (rc == -ENODATA)
 				rc = -EBADMSG;
 			goto out;
@@ -353,7 +353,7 @@ out:
 /* Checks the size on disk first: a truncated file is corrupt before any
  * byte is read. */
 int
-cache_blob_verify(struct cache_blob *b)
+cache_pack_verify(struct cache_blob *b)
 {
 	EVP_MD_CTX	*md = NULL;
 	struct stat	 st;

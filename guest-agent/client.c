@@ -86,7 +86,7 @@ client_exit_for(unsigned int ph_err)
 
 /* Whether the server closes the connection after sending this code. */
 static bool
-err_closes_connection(unsigned int ph_err)
+client_err_closes_connection(unsigned int ph_err)
 {
 	return ph_err == PH_ERR_PROTOCOL || ph_err == PH_ERR_VERSION ||
 	    ph_err == PH_ERR_TIMEOUT || ph_err == PH_ERR_SHUTDOWN;
@@ -103,7 +103,7 @@ client_remote_error(struct client *c, const char *subject,
 	fmt_safe_str(stderr, e->message[0] != '\0' ? e->message :
 	    ph_err_text(e->code));
 	fprintf(stderr, " (%s)\n", ph_err_name(e->code));
-	if (err_closes_connection(e->code))
+	if (client_err_closes_connection(e->code))
 		c->broken = true;
 	return client_exit_for(e->code);
 }
@@ -132,12 +132,12 @@ client_unexpected(struct client *c, const char *subject,
 	if (m->type == PH_ERROR)
 		return client_remote_error(c, subject, &m->u.error);
 	return client_protocol_error(c, "unexpected %s frame",
-	    ph_type_name(m->type));
+	    ph_message_type_name(m->type));
 }
 
 /* Prints a transport failure on c and returns PX_CONN. */
 static enum px_exit
-report_io_error(struct client *c, const char *doing, int err)
+client_report_io_error(struct client *c, const char *doing, int err)
 {
 	progress_clear(c->progress);
 	fputs("porthole: ", stderr);
@@ -163,7 +163,7 @@ client_encode(const struct ph_msg *m, uint8_t *buf, size_t cap, size_t *len)
 	ssize_t n;
 
 	*len = 0;
-	if ((n = ph_encode(m, buf, cap)) < 0) {
+	if ((n = ph_message_encode(m, buf, cap)) < 0) {
 		fprintf(stderr, "porthole: request too large to send: %s\n",
 		    strerror((int)-n));
 		return PX_USAGE;
@@ -180,17 +180,17 @@ client_send(struct client *c, const struct ph_msg *m)
 	int rc;
 
 	if (c->broken)
-		return report_io_error(c, "send", -ECONNRESET);
+		return client_report_io_error(c, "send", -ECONNRESET);
 	if ((ex = client_encode(m, c->wbuf, sizeof(c->wbuf), &len)) != PX_OK)
 		return ex;
-	if ((rc = ph_write_all(c->fd, c->wbuf, len)) < 0)
-		return report_io_error(c, "send", rc);
+	if ((rc = ph_io_write_all(c->fd, c->wbuf, len)) < 0)
+		return client_report_io_error(c, "send", rc);
 	return PX_OK;
 }
 
 /* Reads up to len bytes into buf. The count, or -errno; EOF is -ECONNRESET. */
 static ssize_t
-read_some(int fd, uint8_t *buf, size_t len)
+client_read_some(int fd, uint8_t *buf, size_t len)
 {
 	ssize_t n;
 
@@ -222,7 +222,7 @@ client_fill(struct client *c)
 	want = need < CLIENT_READAHEAD ? CLIENT_READAHEAD : need;
 	if (want > room)
 		want = room;
-	if ((n = read_some(c->fd, dst, want)) < 0)
+	if ((n = client_read_some(c->fd, dst, want)) < 0)
 		return (int)n;
 	ph_framer_commit(&c->in, (size_t)n);
 	return 0;
@@ -235,7 +235,7 @@ client_fill(struct client *c)
  * what was read ahead is copied, the rest is read straight into place.
  */
 static int
-recv_frame(struct client *c, struct ph_msg *m, uint8_t *data, size_t cap)
+client_recv_frame(struct client *c, struct ph_msg *m, uint8_t *data, size_t cap)
 {
 	struct ph_header h;
 	const uint8_t *p;
@@ -254,12 +254,12 @@ recv_frame(struct client *c, struct ph_msg *m, uint8_t *data, size_t cap)
 		if ((got = ph_framer_body(&c->in, h.length, &p)) > 0)
 			memcpy(data, p, got);
 		for (; got < h.length; got += (size_t)n) {
-			if ((n = read_some(c->fd, data + got,
+			if ((n = client_read_some(c->fd, data + got,
 			    h.length - got)) < 0)
 				return (int)n;
 			ph_framer_body_skip(&c->in, (size_t)n);
 		}
-		return ph_decode(h.type, data, h.length, m);
+		return ph_message_decode(h.type, data, h.length, m);
 	}
 	/* The framer's buffer holds any frame the header check allows. */
 	while ((rc = ph_framer_next(&c->in, &h, &payload)) == 0)
@@ -267,7 +267,7 @@ recv_frame(struct client *c, struct ph_msg *m, uint8_t *data, size_t cap)
 			return rc;
 	if (rc < 0)
 		return rc;
-	return ph_decode(h.type, payload, h.length, m);
+	return ph_message_decode(h.type, payload, h.length, m);
 }
 
 enum px_exit
@@ -283,13 +283,13 @@ client_recv_data(struct client *c, struct ph_msg *m, uint8_t *data,
 	int rc;
 
 	/*
-	 * ph_decode() clears the member it fills; clearing all of m would
-	 * cost more than most frames (its path buffers are 4 KB each).
+	 * ph_message_decode() clears the member it fills; clearing all of m
+	 * would cost more than most frames (its path buffers are 4 KB each).
 	 */
 	m->type = 0;
 	if (c->broken)
-		return report_io_error(c, "receive", -ECONNRESET);
-	rc = recv_frame(c, m, data, cap);
+		return client_report_io_error(c, "receive", -ECONNRESET);
+	rc = client_recv_frame(c, m, data, cap);
 	switch (rc) {
 	case 0:
 		/* A host that answers is there: a later wait may be long. */
@@ -305,7 +305,7 @@ client_recv_data(struct client *c, struct ph_msg *m, uint8_t *data,
 		return client_protocol_error(c, "malformed frame (%s)",
 		    strerror(-rc));
 	default:
-		return report_io_error(c, "receive", rc);
+		return client_report_io_error(c, "receive", rc);
 	}
 }
 
@@ -337,7 +337,7 @@ client_path(const char *arg, char norm[PH_MAX_PATH + 1],
  * transfer works either way.
  */
 static void
-set_rcvbuf(int fd, enum ph_ep_kind kind)
+client_set_rcvbuf(int fd, enum ph_ep_kind kind)
 {
 	unsigned long long vsz = CLIENT_RCVBUF;
 	int sz = CLIENT_RCVBUF;
@@ -513,9 +513,9 @@ client_connect_once(struct client *c, bool *again)
 		return client_connect_failed(c);
 	}
 	c->fd = fd;
-	set_rcvbuf(fd, c->ep.kind);
+	client_set_rcvbuf(fd, c->ep.kind);
 	if ((rc = sockopt_io_timeout(fd, CLIENT_IO_TIMEOUT_MS)) < 0)
-		return report_io_error(c, "setsockopt", rc);
+		return client_report_io_error(c, "setsockopt", rc);
 	if ((ex = client_hello(c)) != PX_OK) {
 		*again = c->hello_busy;
 		c->broken = true;
@@ -554,8 +554,8 @@ client_request(struct client *c, struct ph_msg *m)
 		/* A server may also close a connection it turned away. */
 		if ((ex = client_connect(c)) != PX_OK)
 			return ex;
-		if ((rc = ph_write_all(c->fd, c->rq, len)) < 0)
-			return report_io_error(c, "send", rc);
+		if ((rc = ph_io_write_all(c->fd, c->rq, len)) < 0)
+			return client_report_io_error(c, "send", rc);
 		if ((ex = client_recv(c, m)) != PX_OK)
 			return ex;
 	} while (client_reply_busy(m) && client_wait_more(c, &b));

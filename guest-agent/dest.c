@@ -305,8 +305,8 @@ dest_write(struct dest *d, const void *buf, size_t len)
 	if (d->fd == -1)
 		return -EBADF;
 	if (d->is_sock)
-		return ph_write_all(d->fd, buf, len);
-	if ((rc = ph_write_full(d->fd, buf, len)) < 0)
+		return ph_io_write_all(d->fd, buf, len);
+	if ((rc = ph_io_write_full(d->fd, buf, len)) < 0)
 		return rc;
 	d->written += len;
 	if (!d->stream && d->written - d->wb_start >= DEST_WRITEBACK) {

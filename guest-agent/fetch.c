@@ -506,8 +506,8 @@ fetch_on_end(struct fetcher *f, struct transfer *t, const struct ph_end *end)
 		return PX_INTEGRITY;
 	}
 	if (memcmp(t->digest, end->sha256, PH_SHA256_LEN) != 0) {
-		ph_sha256_hex(end->sha256, want);
-		ph_sha256_hex(t->digest, got);
+		ph_util_sha256_hex(end->sha256, want);
+		ph_util_sha256_hex(t->digest, got);
 		return fetch_damaged(f, t, "SHA-256 mismatch: expected %s, got "
 		    "%s", want, got);
 	}
@@ -622,7 +622,7 @@ fetch_report(struct fetcher *f, const struct transfer *t)
 		    "refuses such copies)\n", stderr);
 	}
 	if (t->ex == PX_OK) {
-		ph_sha256_hex(t->digest, hex);
+		ph_util_sha256_hex(t->digest, hex);
 		if (!f->o->quiet) {
 			/* Time in the host's queue is not transfer time. */
 			fmt_rate(t->received, t->finished - t->meta_at, rate,

@@ -73,7 +73,7 @@ fmt_json_str(FILE *f, const char *s)
 
 	fputc('"', f);
 	while (*p != '\0') {
-		n = ph_utf8_seq_len(p, (size_t)(end - p));
+		n = ph_path_utf8_seq_len(p, (size_t)(end - p));
 		if (n == 0) {
 			fputs("\\ufffd", f);
 			p++;
@@ -105,7 +105,7 @@ fmt_safe_str(FILE *f, const char *s)
 	size_t n;
 
 	while (*p != '\0') {
-		n = ph_utf8_seq_len(p, (size_t)(end - p));
+		n = ph_path_utf8_seq_len(p, (size_t)(end - p));
 		/* C0 controls, DEL, and the C1 controls U+0080..U+009F. */
 		if (n == 0 || *p < 0x20 || *p == 0x7f ||
 		    (n == 2 && p[0] == 0xc2 && p[1] < 0xa0)) {

@@ -66,7 +66,7 @@ manifest_read_line(struct ph_reader *r, struct mline *l,
 	l->no++;
 	l->len = 0;
 	l->pos = 0;
-	while (ph_get_u8(r, &c) == 0 && c != '\n') {
+	while (ph_reader_get_u8(r, &c) == 0 && c != '\n') {
 		if (c == '\0')
 			return manifest_bad(err, l->no, "NUL byte in the line");
 		if (c == '\r')
@@ -381,7 +381,7 @@ manifest_load(const char *path, struct manifest **out,
 		rc = -ENOMEM;
 		goto fail;
 	}
-	if ((n = ph_read_full(fd, buf, MANIFEST_MAX_BYTES + 1)) < 0) {
+	if ((n = ph_io_read_full(fd, buf, MANIFEST_MAX_BYTES + 1)) < 0) {
 		rc = (int)n;
 		goto fail;
 	}

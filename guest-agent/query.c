@@ -63,16 +63,16 @@ query_print_stat_text(const char *shown, const struct ph_meta *meta)
 	char hex[65];
 
 	fmt_size(meta->size, size, sizeof(size));
-	ph_mode_string(meta->ftype, meta->mode, mode);
-	ph_time_string(meta->mtime_ns, mtime, sizeof(mtime));
+	ph_util_mode_string(meta->ftype, meta->mode, mode);
+	ph_util_time_string(meta->mtime_ns, mtime, sizeof(mtime));
 	fputs("path:   ", stdout);
 	fmt_safe_str(stdout, shown);
-	printf("\ntype:   %s\n", ph_ftype_name(meta->ftype));
+	printf("\ntype:   %s\n", ph_util_ftype_name(meta->ftype));
 	printf("size:   %" PRIu64 " (%s)\n", meta->size, size);
 	printf("mode:   %04o (%s)\n", meta->mode & 07777, mode);
 	printf("mtime:  %s\n", mtime);
 	if (meta->has_digest) {
-		ph_sha256_hex(meta->sha256, hex);
+		ph_util_sha256_hex(meta->sha256, hex);
 		printf("sha256: %s\n", hex);
 	}
 	if (meta->stale)
@@ -88,10 +88,11 @@ query_print_stat_json(const char *shown, const struct ph_meta *meta)
 	fputs("{\"path\":", stdout);
 	fmt_json_str(stdout, shown);
 	printf(",\"type\":\"%s\",\"size\":%" PRIu64 ",\"mode\":\"%04o\","
-	    "\"mtime_ns\":%" PRId64 ",\"sha256\":", ph_ftype_name(meta->ftype),
+	    "\"mtime_ns\":%" PRId64 ",\"sha256\":",
+	    ph_util_ftype_name(meta->ftype),
 	    meta->size, meta->mode & 07777, meta->mtime_ns);
 	if (meta->has_digest) {
-		ph_sha256_hex(meta->sha256, hex);
+		ph_util_sha256_hex(meta->sha256, hex);
 		printf("\"%s\"", hex);
 	} else
 		fputs("null", stdout);
@@ -135,13 +136,13 @@ query_print_entry(const struct query_opts *o, const struct ph_list_entry *e)
 		fmt_json_str(stdout, e->name);
 		printf(",\"type\":\"%s\",\"size\":%" PRIu64 ",\"mode\":"
 		    "\"%04o\",\"mtime_ns\":%" PRId64 "}\n",
-		    ph_ftype_name(e->ftype), e->size, e->mode & 07777,
+		    ph_util_ftype_name(e->ftype), e->size, e->mode & 07777,
 		    e->mtime_ns);
 		return;
 	}
 	if (o->long_format) {
-		ph_mode_string(e->ftype, e->mode, mode);
-		ph_time_string(e->mtime_ns, mtime, sizeof(mtime));
+		ph_util_mode_string(e->ftype, e->mode, mode);
+		ph_util_time_string(e->mtime_ns, mtime, sizeof(mtime));
 		printf("%s %12" PRIu64 "  %s  ", mode, e->size, mtime);
 	}
 	fmt_safe_str(stdout, e->name);
@@ -158,7 +159,7 @@ query_print_list_reply(const struct query_opts *o, struct client *c,
 	int rc;
 
 	ph_reader_init(&r, lr->entries, lr->entries_len);
-	while ((rc = ph_list_entry_next(&r, &e)) == 1)
+	while ((rc = ph_message_list_entry_next(&r, &e)) == 1)
 		query_print_entry(o, &e);
 	if (rc < 0)
 		return client_protocol_error(c, "bad LIST_REPLY entry");

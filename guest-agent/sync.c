@@ -167,7 +167,7 @@ sync_read_local(struct syncer *s, const char *local, struct local_state *ls)
 		goto fail;
 	}
 	for (;;) {
-		if ((n = ph_read_full(ls->fd, s->buf, SYNC_HASH_BUF)) < 0) {
+		if ((n = ph_io_read_full(ls->fd, s->buf, SYNC_HASH_BUF)) < 0) {
 			rc = (int)n;
 			goto fail;
 		}

@@ -47,7 +47,7 @@ acl_name_ok(const char *s)
 	while (i < len) {
 		if (p[i] < 0x20 || p[i] == 0x7f || p[i] == '/')
 			return false;
-		if ((n = ph_utf8_seq_len(p + i, len - i)) == 0)
+		if ((n = ph_path_utf8_seq_len(p + i, len - i)) == 0)
 			return false;
 		i += n;
 	}

@@ -399,7 +399,7 @@ conf_set(struct conf *c, enum conf_opt opt, const char *value,
 		return conf_str(&c->cache_dir, value, "cache directory",
 		    err, errlen);
 	case CONF_CACHE_SIZE:
-		if (ph_parse_size(value, &c->cache_size) < 0) {
+		if (ph_util_parse_size(value, &c->cache_size) < 0) {
 			snprintf(err, errlen, "invalid %s '%s' (bytes, with "
 			    "an optional K, M, G or T suffix)", name, value);
 			return -EINVAL;

@@ -278,7 +278,7 @@ conn_audit(struct conn *c, const char *result, uint64_t ms)
 	row.peer = peer;
 	row.domain = c->has_vm ? c->vm.name : NULL;
 	row.uuid = c->has_vm && c->vm.uuid[0] != '\0' ? c->vm.uuid : NULL;
-	row.op = ph_type_name(c->req.op);
+	row.op = ph_message_type_name(c->req.op);
 	row.path = c->req.path;
 	row.result = result;
 	row.bytes = c->req.bytes;
@@ -304,7 +304,7 @@ conn_req_log(struct conn *c, const char *result)
 	else if (c->req.denied)
 		snprintf(why, sizeof(why), " denied_by=default");
 	log_info(c->log, "peer=%s op=%s path=%s result=%s bytes=%" PRIu64
-	    " ms=%" PRIu64 "%s", c->peer, ph_type_name(c->req.op),
+	    " ms=%" PRIu64 "%s", c->peer, ph_message_type_name(c->req.op),
 	    c->req.path, result, c->req.bytes, ms, why);
 	conn_audit(c, result, ms);
 }
@@ -333,7 +333,7 @@ conn_put(struct conn *c, const struct ph_msg *m)
 
 	if ((err = wbuf_put_msg(c->wb, m)) < 0) {
 		log_warn(c->log, "peer=%s cannot queue %s: %s", c->peer,
-		    ph_type_name(m->type), strerror(-err));
+		    ph_message_type_name(m->type), strerror(-err));
 		conn_close(c, "out of memory");
 		return false;
 	}
@@ -731,7 +731,7 @@ conn_page_add(struct conn_page *pg, const struct ph_list_entry *e,
 	if (target != NULL && target[0] != '\0' &&
 	    (t = strdup(target)) == NULL)
 		return true;
-	if (ph_list_entry_put(&pg->w, e) < 0) {
+	if (ph_message_list_entry_put(&pg->w, e) < 0) {
 		free(t);
 		return false;
 	}
@@ -762,10 +762,10 @@ conn_page_send(struct conn *c, struct conn_page *pg, const char *real,
 		conn_close(c, "out of memory");
 		goto out;
 	}
-	ph_header_write(p, PH_LIST_REPLY, (uint32_t)(10 + pg->w.off));
+	ph_frame_header_write(p, PH_LIST_REPLY, (uint32_t)(10 + pg->w.off));
 	ph_writer_init(&hw, p + PH_HDR_LEN, 10);
-	(void)ph_put_u64(&hw, next_cursor);
-	(void)ph_put_u16(&hw, pg->n);
+	(void)ph_writer_put_u64(&hw, next_cursor);
+	(void)ph_writer_put_u16(&hw, pg->n);
 	memcpy(p + PH_HDR_LEN + 10, pg->buf, pg->w.off);
 	wbuf_commit(c->wb, PH_HDR_LEN + 10 + pg->w.off);
 	c->req.bytes = 0;
@@ -790,7 +790,7 @@ conn_list_filter(const struct conn *c, const char *dir,
 
 	ph_reader_init(&r, page->entries, page->entries_len);
 	for (uint16_t i = 0; i < page->count; i++) {
-		if (ph_list_entry_next(&r, &e) < 0)
+		if (ph_message_list_entry_next(&r, &e) < 0)
 			break;
 		target = !paths->known ? NULL : paths->target[i] != NULL ?
 		    paths->target[i] : "";
@@ -1313,7 +1313,7 @@ conn_process_one(struct conn *c)
 	}
 	if (!conn_type_ok(c, h.type)) {
 		conn_fail(c, h.type, PH_ERR_PROTOCOL, "%s is not valid %s",
-		    ph_type_name(h.type), c->state == CONN_HELLO ?
+		    ph_message_type_name(h.type), c->state == CONN_HELLO ?
 		    "before HELLO" : "here");
 		return true;
 	}
@@ -1323,10 +1323,10 @@ conn_process_one(struct conn *c)
 	}
 	if (r == 0)
 		return false;
-	r = ph_decode(h.type, payload, h.length, &m);
+	r = ph_message_decode(h.type, payload, h.length, &m);
 	if (r < 0) {
 		conn_fail(c, h.type, PH_ERR_PROTOCOL, "malformed %s: %s",
-		    ph_type_name(h.type), strerror(-r));
+		    ph_message_type_name(h.type), strerror(-r));
 		return true;
 	}
 	/* Requests decode to copies, so the frame can go before handling. */
@@ -2019,7 +2019,8 @@ conn_port_write(struct conn *c, const struct iovec *iov, size_t niov,
 		conn_close(c, "out of memory");
 		return -ENOMEM;
 	}
-	n = ph_iov_read(iov, niov, 0, c->rbuf + c->rlen, CONN_RBUF - c->rlen);
+	n = ph_io_iov_read(iov, niov, 0, c->rbuf + c->rlen,
+	    CONN_RBUF - c->rlen);
 	if (c->rlen == 0 && n > 0)
 		c->frame_ms = uv_now(server_loop(c->srv));
 	c->rlen += n;

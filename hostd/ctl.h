@@ -1,7 +1,7 @@
 /*
  * ctl.h: what a control command's handler (hostd/ctl_*.c) may use.
  *
- * control.c owns the socket and the connections; it looks each CTL up in
+ * ctl.c owns the socket and the connections; it looks each CTL up in
  * the command table (common/ctltab.h) and calls the entry's handler with
  * the operands. A handler answers with exactly one ctl_reply() or
  * ctl_error(), at once or later: a handler that replies later calls

@@ -215,7 +215,7 @@ ctl_cache_ls_one(void *arg, const struct cache_entry_info *e)
 	}
 	if (hit != NULL)
 		snprintf(disp, sizeof(disp), "/%s", hit->path);
-	ph_sha256_hex(e->sha256, hex);
+	ph_util_sha256_hex(e->sha256, hex);
 	return ctl_json_list_add(&ls->list, json_pack("{s:s, s:o, s:o, s:s, "
 	    "s:I, s:I, s:o}", "sha256", hex, "size", ctl_json_u64(e->size),
 	    "stored", ctl_json_u64(e->stored), "form", e->form ==
@@ -234,7 +234,7 @@ ctl_cache_ls(struct ctl_conn *cc, size_t argc, const char *const *argv)
 	(void)argc;
 	(void)argv;
 	memset(&ls, 0, sizeof(ls));
-	if (cache_cat_each(cache, ctl_cache_cat_collect, &ls.cat) < 0 ||
+	if (cache_db_cat_each(cache, ctl_cache_cat_collect, &ls.cat) < 0 ||
 	    !ctl_json_list_init(&ls.list, CTL_JSON_LIST_MAX)) {
 		ctl_error(cc, PH_ERR_INTERNAL, "out of memory");
 		goto out;
@@ -342,7 +342,7 @@ ctl_cache_scan_add(struct ctl_cache_job *j, const char *rel,
 		c = bsearch(&key, j->cat, j->ncat, sizeof(*j->cat),
 		    ctl_cache_cmp_path);
 	}
-	if (c != NULL && cache_cat_matches(&c->e, st)) {
+	if (c != NULL && cache_db_cat_matches(&c->e, st)) {
 		it->known = true;
 		memcpy(it->cat_sha, c->e.sha256, PH_SHA256_LEN);
 	}
@@ -414,7 +414,7 @@ ctl_cache_work(uv_work_t *w)
 		for (size_t i = 0; i < j->nblobs; i++) {
 			if (atomic_load(&j->abort))
 				break;
-			j->blob_status[i] = cache_blob_verify(j->blobs[i]);
+			j->blob_status[i] = cache_pack_verify(j->blobs[i]);
 		}
 		return;
 	}
@@ -493,7 +493,7 @@ ctl_cache_batch_done(struct ctl_cache_job *j)
 	for (size_t i = 0; i < j->nblobs; i++) {
 		j->verified++;
 		if (j->blob_status[i] != 0) {
-			ph_sha256_hex(cache_blob_sha256(j->blobs[i]), hex);
+			ph_util_sha256_hex(cache_blob_sha256(j->blobs[i]), hex);
 			log_warn(j->log, "cache verify: blob sha256:%s is "
 			    "corrupt (%s): removed", hex,
 			    j->blob_status[i] == -EBADMSG ? "digest mismatch" :
@@ -520,7 +520,7 @@ ctl_cache_verify_reply(struct ctl_cache_job *j)
 		return;
 	}
 	for (size_t i = 0; i < j->nbad; i++) {
-		ph_sha256_hex(j->bad[i], hex);
+		ph_util_sha256_hex(j->bad[i], hex);
 		(void)ctl_json_list_add(&l, json_string(hex));
 	}
 	ctl_reply(j->cc, j->nbad > 0 ? PH_ERR_INTEGRITY : PH_OK, json_pack(
@@ -715,7 +715,7 @@ ctl_cache_walk(struct ctl_conn *cc, enum ctl_cache_kind kind)
 	if ((j = ctl_cache_job_new(cc, kind)) == NULL)
 		return;
 	if ((j->root = strdup(repo_path(repo))) == NULL ||
-	    cache_cat_each(j->cache, ctl_cache_cat_collect, j) < 0) {
+	    cache_db_cat_each(j->cache, ctl_cache_cat_collect, j) < 0) {
 		ctl_error(cc, PH_ERR_INTERNAL, "out of memory");
 		ctl_cache_job_free(j);
 		return;

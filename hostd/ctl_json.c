@@ -22,7 +22,7 @@ ctl_json_str(const char *str)
 	if ((clean = malloc(3 * left + 1)) == NULL)
 		return NULL;
 	while (left > 0) {
-		if ((n = ph_utf8_seq_len(s, left)) == 0) {
+		if ((n = ph_path_utf8_seq_len(s, left)) == 0) {
 			memcpy(clean + o, "\xef\xbf\xbd", 3);
 			o += 3;
 			n = 1;

@@ -131,7 +131,7 @@ ctl_repo_entry(const struct ph_list_entry *e)
 
 	snprintf(mode, sizeof(mode), "%04o", (unsigned)(e->mode & 07777));
 	return json_pack("{s:o, s:s, s:o, s:s, s:I}", "name",
-	    ctl_json_str(e->name), "type", ph_ftype_name(e->ftype), "size",
+	    ctl_json_str(e->name), "type", ph_util_ftype_name(e->ftype), "size",
 	    ctl_json_u64(e->size), "mode", mode, "mtime_ns",
 	    (json_int_t)e->mtime_ns);
 }

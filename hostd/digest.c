@@ -72,8 +72,8 @@ digest_key_of(const struct stat *st, struct digest_key *k)
 	k->dev = st->st_dev;
 	k->ino = st->st_ino;
 	k->size = st->st_size;
-	k->mtime_ns = ph_timespec_ns(&st->st_mtim);
-	k->ctime_ns = ph_timespec_ns(&st->st_ctim);
+	k->mtime_ns = ph_util_timespec_ns(&st->st_mtim);
+	k->ctime_ns = ph_util_timespec_ns(&st->st_ctim);
 }
 
 /* True when two keys name the same file contents. */

@@ -124,7 +124,7 @@ log_escape(const char *s, size_t len, bool escape_high, char *out, size_t cap)
 
 		/* Bytes of a valid multi-byte sequence pass as they are. */
 		if (seq == 0 && c >= 0x80 && !escape_high)
-			seq = ph_utf8_seq_len((const unsigned char *)s + i,
+			seq = ph_path_utf8_seq_len((const unsigned char *)s + i,
 			    len - i);
 		esc = c < 0x21 || c == 0x7f || c == '\\' ||
 		    (c >= 0x80 && seq == 0);
@@ -145,7 +145,8 @@ log_escape(const char *s, size_t len, bool escape_high, char *out, size_t cap)
 		if (esc) {
 			out[o++] = '\\';
 			out[o++] = 'x';
-			ph_hex_encode(&c, 1, out + o);	/* its NUL fits: see above */
+			/* its NUL fits: see above */
+			ph_util_hex_encode(&c, 1, out + o);
 			o += 2;
 		} else
 			out[o++] = (char)c;

@@ -685,7 +685,7 @@ main_stop(struct hostd *h)
 	if (!h->stopping) {
 		h->stopping = true;
 		main_notify_stopping(h);
-		control_close(h->ctl);
+		ctl_close(h->ctl);
 		vsockdev_stop(h->vsd);
 	}
 	if (h->srv != NULL)
@@ -896,12 +896,12 @@ main(int argc, char **argv)
 	}
 	if (main_setup_vhost_user(&h) < 0)
 		goto out_run;
-	if (control_new(&h.loop, h.log, h.srv, h.state, h.opts.cfg.control,
+	if (ctl_new(&h.loop, h.log, h.srv, h.state, h.opts.cfg.control,
 	    &h.ctl, err, sizeof(err)) < 0) {
 		fprintf(stderr, "portholed: %s\n", err);
 		goto out_run;
 	}
-	control_set_vsockdev(h.ctl, h.vsd);
+	ctl_set_vsockdev(h.ctl, h.vsd);
 	if ((r = main_setup_signals(&h)) < 0) {
 		fprintf(stderr, "portholed: cannot handle signals: %s\n",
 		    uv_strerror(r));
@@ -927,7 +927,7 @@ main(int argc, char **argv)
 		    "no repository configured", repo != NULL ?
 		    main_log_path(repo_path(repo), esc, sizeof(esc)) : "");
 	log_debug(h.log, "control socket %s, state %s, cache %s (%llu bytes), "
-	    "shutdown grace %llu s", control_path(h.ctl), h.opts.cfg.state_dir,
+	    "shutdown grace %llu s", ctl_path(h.ctl), h.opts.cfg.state_dir,
 	    h.opts.cfg.cache_dir, (unsigned long long)h.opts.cfg.cache_size,
 	    (unsigned long long)h.opts.cfg.grace_s);
 	log_debug(h.log, "transfers: %u at once, %u waiting, %u per client, "
@@ -961,7 +961,7 @@ out_run:
 	uv_run(&h.loop, UV_RUN_DEFAULT);
 	if (rc == 0)
 		log_info(h.log, "stopped");
-	control_free(h.ctl);
+	ctl_free(h.ctl);
 	vsockdev_free(h.vsd);
 	server_free(h.srv);
 	store_free(h.store);

@@ -51,7 +51,7 @@ repo_ftype(mode_t mode)
 int64_t
 repo_ns(const struct timespec *ts)
 {
-	return ph_timespec_ns(ts);
+	return ph_util_timespec_ns(ts);
 }
 
 /*

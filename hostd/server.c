@@ -338,8 +338,8 @@ server_peer_name(int fd, const struct sockaddr_storage *ss, char *buf,
 		snprintf(buf, cap, "unix:unknown");
 }
 
-static void	listener_on_accept(uv_poll_t *h, int status, int events);
-static void	listener_on_retry(uv_timer_t *t);
+static void	server_listener_on_accept(uv_poll_t *h, int status, int events);
+static void	server_listener_on_retry(uv_timer_t *t);
 
 /*
  * True while the lowest free descriptor lies in the reserve, so that the
@@ -358,10 +358,11 @@ server_fds_low(const struct server *srv, int fd)
 
 /* Stops accepting for a moment; the kernel keeps new clients waiting. */
 static void
-listener_pause(struct listener *l)
+server_listener_pause(struct listener *l)
 {
 	uv_poll_stop(&l->poll);
-	uv_timer_start(&l->retry, listener_on_retry, SERVER_ACCEPT_PAUSE_MS, 0);
+	uv_timer_start(&l->retry, server_listener_on_retry,
+	    SERVER_ACCEPT_PAUSE_MS, 0);
 }
 
 /*
@@ -369,7 +370,7 @@ listener_pause(struct listener *l)
  * (then an idle connection is closed to make room, and we wait again).
  */
 static void
-listener_on_retry(uv_timer_t *t)
+server_listener_on_retry(uv_timer_t *t)
 {
 	struct listener *l = t->data;
 	int err;
@@ -378,21 +379,21 @@ listener_on_retry(uv_timer_t *t)
 		return;
 	if (l->reserved && server_fds_low(l->srv, l->fd)) {
 		(void)conn_shed_idle(&l->srv->conns, NULL);
-		listener_pause(l);
+		server_listener_pause(l);
 		return;
 	}
 	if (l->reserved)
 		log_info(l->srv->log, "%s: accepting again", l->name);
 	l->reserved = false;
 	if ((err = uv_poll_start(&l->poll, UV_READABLE,
-	    listener_on_accept)) < 0)
+	    server_listener_on_accept)) < 0)
 		log_warn(l->srv->log, "%s: cannot resume accepting: %s",
 		    l->name, uv_strerror(err));
 }
 
 /* Accepts a batch of connections; pauses when descriptors run out. */
 static void
-listener_on_accept(uv_poll_t *h, int status, int events)
+server_listener_on_accept(uv_poll_t *h, int status, int events)
 {
 	struct listener *l = h->data;
 	struct server *srv = l->srv;
@@ -433,7 +434,7 @@ listener_on_accept(uv_poll_t *h, int status, int events)
 				l->starved = true;
 				/* Nothing else may give one back soon. */
 				(void)conn_shed_idle(&srv->conns, NULL);
-				listener_pause(l);
+				server_listener_pause(l);
 				return;
 			default:
 				log_warn(srv->log, "%s: cannot accept: %s",
@@ -476,7 +477,7 @@ listener_on_accept(uv_poll_t *h, int status, int events)
 				    "to close before accepting more", l->name,
 				    fd, srv->fd_cap);
 			l->reserved = true;
-			listener_pause(l);
+			server_listener_pause(l);
 			return;
 		}
 	}
@@ -487,7 +488,7 @@ listener_on_accept(uv_poll_t *h, int status, int events)
  * table. On error l, its fd and a socket file it made are gone.
  */
 static int
-listener_start(struct server *srv, struct listener *l, int fd, char *err,
+server_listener_start(struct server *srv, struct listener *l, int fd, char *err,
     size_t errlen)
 {
 	struct listener **ls;
@@ -514,7 +515,7 @@ listener_start(struct server *srv, struct listener *l, int fd, char *err,
 	srv->listeners[srv->nlisteners++] = l;
 	srv->open_listeners++;
 	if ((r = uv_poll_start(&l->poll, UV_READABLE,
-	    listener_on_accept)) < 0) {
+	    server_listener_on_accept)) < 0) {
 		snprintf(err, errlen, "cannot watch %s: %s", l->name,
 		    uv_strerror(r));
 		return r;	/* closed by server_shutdown() */
@@ -562,7 +563,7 @@ server_listen(struct server *srv, const char *endpoint, char *err,
 		l->dev = st.st_dev;
 		l->ino = st.st_ino;
 	}
-	return listener_start(srv, l, fd, err, errlen);
+	return server_listener_start(srv, l, fd, err, errlen);
 }
 
 /*
@@ -628,12 +629,12 @@ server_adopt(struct server *srv, int fd, char *err, size_t errlen)
 		close(fd);
 		return -e;
 	}
-	return listener_start(srv, l, fd, err, errlen);
+	return server_listener_start(srv, l, fd, err, errlen);
 }
 
 /* The listener's handles are closed: release its socket. */
 static void
-listener_on_closed(uv_handle_t *h)
+server_listener_on_closed(uv_handle_t *h)
 {
 	struct listener *l = h->data;
 	struct server *srv = l->srv;
@@ -648,7 +649,7 @@ listener_on_closed(uv_handle_t *h)
 
 /* Stops accepting and removes the socket file if it is still ours. */
 static void
-listener_close(struct listener *l)
+server_listener_close(struct listener *l)
 {
 	struct stat st;
 
@@ -658,8 +659,8 @@ listener_close(struct listener *l)
 	    S_ISSOCK(st.st_mode) && st.st_dev == l->dev &&
 	    st.st_ino == l->ino)
 		(void)unlink(l->ep.path);
-	uv_close((uv_handle_t *)&l->poll, listener_on_closed);
-	uv_close((uv_handle_t *)&l->retry, listener_on_closed);
+	uv_close((uv_handle_t *)&l->poll, server_listener_on_closed);
+	uv_close((uv_handle_t *)&l->retry, server_listener_on_closed);
 }
 
 /* A stream from a vsock device: served like an accepted socket. */
@@ -781,7 +782,7 @@ server_shutdown(struct server *srv, uint64_t grace_ms, void (*done)(void *),
 	srv->done = done;
 	srv->done_arg = arg;
 	for (size_t i = 0; i < srv->nlisteners; i++)
-		listener_close(srv->listeners[i]);
+		server_listener_close(srv->listeners[i]);
 	for (c = conn_first(&srv->conns); c != NULL; c = next) {
 		next = conn_next(c);
 		conn_stop(c);

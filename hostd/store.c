@@ -237,8 +237,8 @@ store_catalog_record(struct store *s, const char *rel, const struct stat *st,
 {
 	struct cache_cat e;
 
-	cache_cat_from_stat(&e, st, sha256);
-	if (cache_cat_put(s->cache, rel, &e) < 0)
+	cache_db_cat_from_stat(&e, st, sha256);
+	if (cache_db_cat_put(s->cache, rel, &e) < 0)
 		log_debug(s->log, "cannot record the digest of /%s", rel);
 }
 
@@ -494,7 +494,7 @@ store_check_after(uv_work_t *w, int status)
 	bool ok = status == 0 && k->status == 0;
 
 	LIST_REMOVE(k, link);
-	ph_sha256_hex(cache_blob_sha256(k->b), hex);
+	ph_util_sha256_hex(cache_blob_sha256(k->b), hex);
 	if (ok) {
 		memcpy(s->checked[s->checked_next].sha256,
 		    cache_blob_sha256(k->b), PH_SHA256_LEN);
@@ -532,7 +532,7 @@ store_check_work(uv_work_t *w)
 {
 	struct store_check *k = w->data;
 
-	k->status = cache_blob_verify(k->b);
+	k->status = cache_pack_verify(k->b);
 }
 
 /*
@@ -618,8 +618,8 @@ store_get_local(struct store_req *r, struct repo *repo)
 		store_req_done(r);
 		return NULL;
 	}
-	if (cache_cat_get(s->cache, r->rel, &e) == 0 &&
-	    cache_cat_matches(&e, &r->res.src.st)) {
+	if (cache_db_cat_get(s->cache, r->rel, &e) == 0 &&
+	    cache_db_cat_matches(&e, &r->res.src.st)) {
 		r->res.src.has_digest = true;
 		memcpy(r->res.src.sha256, e.sha256, PH_SHA256_LEN);
 		if (cache_blob_get(s->cache, e.sha256, &b) == 0) {
@@ -684,8 +684,8 @@ store_stat_local(struct store_req *r, struct repo *repo)
 	}
 	if (!S_ISREG(r->res.src.st.st_mode))
 		goto done;
-	if (cache_cat_get(s->cache, r->rel, &e) == 0 &&
-	    cache_cat_matches(&e, &r->res.src.st)) {
+	if (cache_db_cat_get(s->cache, r->rel, &e) == 0 &&
+	    cache_db_cat_matches(&e, &r->res.src.st)) {
 		r->res.src.has_digest = true;
 		memcpy(r->res.src.sha256, e.sha256, PH_SHA256_LEN);
 		goto done;
@@ -717,7 +717,7 @@ store_relay_fallback(struct store_req *r)
 	struct cache_cat e;
 	struct cache_blob *b = NULL;
 
-	if (cache_cat_get(s->cache, r->rel, &e) < 0)
+	if (cache_db_cat_get(s->cache, r->rel, &e) < 0)
 		return false;
 	if (r->op == PH_GET) {
 		if (cache_blob_get(s->cache, e.sha256, &b) < 0)
@@ -1188,5 +1188,5 @@ store_counters(const struct store *s, struct store_counters *out)
 int
 store_catalog_forget(struct store *s, const char *rel)
 {
-	return cache_cat_del(s->cache, rel);
+	return cache_db_cat_del(s->cache, rel);
 }

@@ -196,7 +196,7 @@ struct store_counters {
 void	store_counters(const struct store *s, struct store_counters *out);
 
 /*
- * The catalog, for `repo scan` and `repo verify` (cache_cat_matches() tells
+ * The catalog, for `repo scan` and `repo verify` (cache_db_cat_matches() tells
  * whether an entry still describes a file): record that the repository
  * file st at rel (no leading "/") has the digest sha256 (a failure only
  * costs a re-hash later); forget rel (0, or a negative errno: -ENOENT if it

@@ -269,7 +269,7 @@ store_fill_complete(struct store_fill *f)
 	else if (kept) {
 		store_disk_ok(s);
 		s->fills_done++;
-		ph_sha256_hex(f->sha256, hex);
+		ph_util_sha256_hex(f->sha256, hex);
 		log_debug(s->log, "cached /%s: %" PRIu64 " bytes, sha256:%s",
 		    f->rel, f->size, hex);
 		store_pack_schedule(s, b);
@@ -301,7 +301,7 @@ store_fill_work(uv_work_t *w)
 		want = f->size - pos < CACHE_CHUNK ? (size_t)(f->size - pos) :
 		    CACHE_CHUNK;
 		/* -ENODATA: the file shrank. */
-		if ((err = ph_pread_full(f->repo_fd, buf, want, pos)) < 0 ||
+		if ((err = ph_io_pread_full(f->repo_fd, buf, want, pos)) < 0 ||
 		    (err = cache_fill_write(f->cf, buf, want)) < 0)
 			break;
 		pos += want;
@@ -646,7 +646,7 @@ store_fill_up_finish_after(uv_work_t *w, int status)
 		e.mode = (uint32_t)(S_IFREG | (f->umeta.mode & 07777));
 		memcpy(e.sha256, f->sha256, PH_SHA256_LEN);
 		if (f->unkept == 0)
-			(void)cache_cat_put(s->cache, f->rel, &e);
+			(void)cache_db_cat_put(s->cache, f->rel, &e);
 		store_fill_complete(f);
 	}
 	store_fill_unref(f);
@@ -719,7 +719,7 @@ store_fill_start_upstream(struct store *s, const char *rel, uint64_t size,
 	char key[96], hex[PH_SHA256_LEN * 2 + 1];
 	struct store_fill *f;
 
-	ph_sha256_hex(sha256, hex);
+	ph_util_sha256_hex(sha256, hex);
 	snprintf(key, sizeof(key), "U:%s", hex);
 	if ((f = store_fill_find(s, key)) != NULL) {
 		f->refs++;

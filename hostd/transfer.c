@@ -206,7 +206,8 @@ transfer_fill_zstd(struct transfer *t, struct wbuf *w, size_t chunk)
 		return -ENOMEM;
 	if ((p = wbuf_reserve(w, PH_HDR_LEN + chunk)) == NULL)
 		return -ENOMEM;
-	if ((err = ph_pread_full(t->fd, p + PH_HDR_LEN, chunk, t->pos)) < 0) {
+	if ((err = ph_io_pread_full(t->fd, p + PH_HDR_LEN, chunk,
+	    t->pos)) < 0) {
 		if (err == -ENODATA)
 			return transfer_error(t, w, PH_ERR_CHANGED,
 			    "the file shrank while it was being sent");
@@ -215,12 +216,12 @@ transfer_fill_zstd(struct transfer *t, struct wbuf *w, size_t chunk)
 	z = ZSTD_compress2(t->cctx, t->zbuf, cap, p + PH_HDR_LEN, chunk);
 	if (!ZSTD_isError(z) && z > 0 && z <= cap) {
 		memcpy(p + PH_HDR_LEN, t->zbuf, z);
-		ph_header_write(p, PH_DATA_ZSTD, (uint32_t)z);
+		ph_frame_header_write(p, PH_DATA_ZSTD, (uint32_t)z);
 		wbuf_commit(w, PH_HDR_LEN + z);
 		t->incompressible = 0;
 		t->zframes++;
 	} else {
-		ph_header_write(p, PH_DATA, (uint32_t)chunk);
+		ph_frame_header_write(p, PH_DATA, (uint32_t)chunk);
 		wbuf_commit(w, PH_HDR_LEN + chunk);
 		if (++t->incompressible >= TRANSFER_ZSTD_GIVE_UP) {
 			/* Not worth the CPU: plain sendfile from here on. */
@@ -254,7 +255,7 @@ transfer_fill_frame(struct transfer *t, struct wbuf *w)
 	if (t->want_zstd && skip == 0 && zlen <= PH_MAX_PAYLOAD) {
 		if ((p = wbuf_reserve(w, PH_HDR_LEN)) == NULL)
 			return -ENOMEM;
-		ph_header_write(p, PH_DATA_ZSTD, zlen);
+		ph_frame_header_write(p, PH_DATA_ZSTD, zlen);
 		wbuf_commit(w, PH_HDR_LEN);
 		wbuf_set_tail(w, t->fd, zoff, zlen);
 		t->zframes++;
@@ -267,7 +268,7 @@ transfer_fill_frame(struct transfer *t, struct wbuf *w)
 		return transfer_damaged(t, w, "a frame larger than its chunk");
 	if (t->dctx == NULL || transfer_zbuf(t, zlen) < 0)
 		return -ENOMEM;
-	if ((err = ph_pread_full(t->fd, t->zbuf, zlen, zoff)) < 0) {
+	if ((err = ph_io_pread_full(t->fd, t->zbuf, zlen, zoff)) < 0) {
 		if (err == -ENODATA)
 			return transfer_damaged(t, w, "truncated");
 		return transfer_error(t, w, PH_ERR_IO, strerror(-err));
@@ -284,7 +285,7 @@ transfer_fill_frame(struct transfer *t, struct wbuf *w)
 	}
 	if (skip > 0)
 		memmove(p + PH_HDR_LEN, p + PH_HDR_LEN + skip, clen - skip);
-	ph_header_write(p, PH_DATA, (uint32_t)(clen - skip));
+	ph_frame_header_write(p, PH_DATA, (uint32_t)(clen - skip));
 	wbuf_commit(w, PH_HDR_LEN + clen - skip);
 	t->pos += clen - skip;
 	t->sent += clen - skip;
@@ -355,7 +356,7 @@ transfer_fill(struct transfer *t, struct wbuf *w)
 		return transfer_fill_zstd(t, w, chunk);
 	if ((p = wbuf_reserve(w, PH_HDR_LEN)) == NULL)
 		return -ENOMEM;
-	ph_header_write(p, PH_DATA, (uint32_t)chunk);
+	ph_frame_header_write(p, PH_DATA, (uint32_t)chunk);
 	wbuf_commit(w, PH_HDR_LEN);
 	wbuf_set_tail(w, t->fd, t->pos, chunk);
 	t->pos += chunk;

@@ -658,7 +658,7 @@ upstream_conn_send(struct upstream *u)
 {
 	ssize_t n;
 
-	if ((n = ph_encode(u->out, u->wbuf, sizeof(u->wbuf))) < 0)
+	if ((n = ph_message_encode(u->out, u->wbuf, sizeof(u->wbuf))) < 0)
 		abort();	/* our own request does not encode */
 	u->wlen = (size_t)n;
 	u->woff = 0;
@@ -863,7 +863,7 @@ upstream_on_hello_reply(struct upstream *u, const struct ph_msg *m)
 	}
 	if (m->type != PH_HELLO_ACK) {
 		upstream_violation(u, "%s instead of HELLO_ACK",
-		    ph_type_name(m->type));
+		    ph_message_type_name(m->type));
 		return;
 	}
 	if (m->u.hello_ack.version < PH_PROTO_MIN_VERSION ||
@@ -1007,7 +1007,7 @@ upstream_paths_done(struct upstream *u, struct upstream_req *r, uint16_t count)
 		return true;
 	if (!r->paths.told) {
 		upstream_violation(u, "%s without a PATH",
-		    ph_type_name(u->in->type));
+		    ph_message_type_name(u->in->type));
 		return false;
 	}
 	/* An empty PATH: known stays false, as behind an older parent. */
@@ -1047,7 +1047,8 @@ upstream_query_frame(struct upstream *u, struct upstream_req *r,
 	}
 	if (m->type != final) {
 		upstream_violation(u, "%s in reply to %s",
-		    ph_type_name(m->type), ph_type_name(r->op));
+		    ph_message_type_name(m->type),
+		    ph_message_type_name(r->op));
 		return;
 	}
 	if (!upstream_paths_done(u, r, stat ? 0 : m->u.list_reply.count))
@@ -1076,7 +1077,7 @@ upstream_ping_frame(struct upstream *u, struct upstream_req *r,
 		upstream_remote_error(u, r, &m->u.error);
 	else
 		upstream_violation(u, "%s in reply to PING",
-		    ph_type_name(m->type));
+		    ph_message_type_name(m->type));
 }
 
 /*
@@ -1217,8 +1218,8 @@ upstream_get_end(struct upstream *u, struct upstream_req *r,
 			return;
 		}
 		if (memcmp(r->digest, end->sha256, PH_SHA256_LEN) != 0) {
-			ph_sha256_hex(end->sha256, want);
-			ph_sha256_hex(r->digest, got);
+			ph_util_sha256_hex(end->sha256, want);
+			ph_util_sha256_hex(r->digest, got);
 			upstream_integrity(u, r, "SHA-256 mismatch: expected "
 			    "%s, got %s", want, got);
 			return;
@@ -1269,7 +1270,7 @@ upstream_get_frame(struct upstream *u, struct upstream_req *r,
 		return;
 	default:
 		upstream_violation(u, "%s in reply to GET",
-		    ph_type_name(m->type));
+		    ph_message_type_name(m->type));
 	}
 }
 
@@ -1281,12 +1282,13 @@ upstream_on_frame(struct upstream *u, const struct ph_header *h, uint8_t *payloa
 	int err;
 
 	if (!(h->type & 0x80)) {
-		upstream_violation(u, "a %s request", ph_type_name(h->type));
+		upstream_violation(u, "a %s request",
+		    ph_message_type_name(h->type));
 		return;
 	}
-	if ((err = ph_decode(h->type, payload, h->length, u->in)) < 0) {
+	if ((err = ph_message_decode(h->type, payload, h->length, u->in)) < 0) {
 		upstream_violation(u, "%s does not decode: %s",
-		    ph_type_name(h->type), strerror(-err));
+		    ph_message_type_name(h->type), strerror(-err));
 		return;
 	}
 	if (u->state == UP_HELLO) {
@@ -1300,7 +1302,7 @@ upstream_on_frame(struct upstream *u, const struct ph_header *h, uint8_t *payloa
 			    "connection");
 		else
 			upstream_violation(u, "%s with no request in flight",
-			    ph_type_name(u->in->type));
+			    ph_message_type_name(u->in->type));
 		return;
 	}
 	uv_timer_start(&u->watch, upstream_on_watch, u->stall_ms, 0);

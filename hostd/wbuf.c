@@ -97,7 +97,7 @@ wbuf_put_msg(struct wbuf *w, const struct ph_msg *m)
 
 	if ((p = wbuf_reserve(w, WBUF_SMALL_FRAME)) == NULL)
 		return -ENOMEM;
-	n = ph_encode(m, p, WBUF_SMALL_FRAME);
+	n = ph_message_encode(m, p, WBUF_SMALL_FRAME);
 	if (n < 0)
 		return (int)n;
 	wbuf_commit(w, (size_t)n);
@@ -263,8 +263,8 @@ wbuf_copy_out(struct wbuf *w, const struct iovec *iov, size_t niov,
 			n = w->len - w->off;
 			if (n > len - done)
 				n = len - done;
-			n = ph_iov_write(iov, niov, skip + done, w->buf + w->off,
-			    n);
+			n = ph_io_iov_write(iov, niov, skip + done,
+			    w->buf + w->off, n);
 			if (n == 0)
 				break;		/* iov is shorter than len */
 			w->off += n;
@@ -274,7 +274,7 @@ wbuf_copy_out(struct wbuf *w, const struct iovec *iov, size_t niov,
 		if (w->tail_len == 0)
 			break;
 		n = w->tail_len < len - done ? w->tail_len : len - done;
-		nsub = ph_iov_slice(iov, niov, skip + done, n, sub,
+		nsub = ph_io_iov_slice(iov, niov, skip + done, n, sub,
 		    WBUF_MAX_IOV);
 		if (nsub == 0)
 			break;

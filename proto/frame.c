@@ -21,7 +21,7 @@
  * reply ceiling.
  */
 static uint32_t
-type_max_payload(uint8_t type)
+frame_type_max_payload(uint8_t type)
 {
 	uint32_t	max;
 
@@ -84,7 +84,8 @@ type_max_payload(uint8_t type)
 }
 
 void
-ph_header_write(uint8_t hdr[PH_HDR_LEN], uint8_t type, uint32_t payload_len)
+ph_frame_header_write(uint8_t hdr[PH_HDR_LEN], uint8_t type,
+    uint32_t payload_len)
 {
 	hdr[0] = PH_MAGIC0;
 	hdr[1] = PH_MAGIC1;
@@ -101,7 +102,7 @@ ph_header_write(uint8_t hdr[PH_HDR_LEN], uint8_t type, uint32_t payload_len)
  * fault is the one reported.
  */
 int
-ph_header_parse(const uint8_t *buf, size_t len, struct ph_header *h)
+ph_frame_header_parse(const uint8_t *buf, size_t len, struct ph_header *h)
 {
 	struct ph_reader	r;
 	uint8_t			m0, m1, version, type;
@@ -113,16 +114,16 @@ ph_header_parse(const uint8_t *buf, size_t len, struct ph_header *h)
 	if (buf == NULL || len < PH_HDR_LEN)
 		return -EAGAIN;
 	ph_reader_init(&r, buf, PH_HDR_LEN);
-	(void)ph_get_u8(&r, &m0);
-	(void)ph_get_u8(&r, &m1);
-	(void)ph_get_u8(&r, &version);
-	(void)ph_get_u8(&r, &type);
-	(void)ph_get_u32(&r, &plen);
+	(void)ph_reader_get_u8(&r, &m0);
+	(void)ph_reader_get_u8(&r, &m1);
+	(void)ph_reader_get_u8(&r, &version);
+	(void)ph_reader_get_u8(&r, &type);
+	(void)ph_reader_get_u32(&r, &plen);
 	if (m0 != PH_MAGIC0 || m1 != PH_MAGIC1)
 		return -EPROTO;
 	if (version < PH_PROTO_MIN_VERSION || version > PH_PROTO_VERSION)
 		return -EPROTONOSUPPORT;
-	if ((max = type_max_payload(type)) == 0)
+	if ((max = frame_type_max_payload(type)) == 0)
 		return -EPROTO;
 	if (plen > max)
 		return -EMSGSIZE;

@@ -3,7 +3,7 @@
  *
  * Bytes go into a caller-owned buffer; whole frames (or a header alone,
  * for payloads the caller wants to place itself) come out. The header is
- * checked by ph_header_parse() before its length is trusted, so the
+ * checked by ph_frame_header_parse() before its length is trusted, so the
  * per-type limits and the version check live in one place.
  */
 #include <errno.h>
@@ -93,7 +93,7 @@ ph_framer_feed(struct ph_framer *f, const void *src, size_t n)
 }
 
 /*
- * Like ph_header_parse(), but on failure h keeps the raw version and type
+ * Like ph_frame_header_parse(), but on failure h keeps the raw version and type
  * bytes, which callers quote in their answer.
  */
 int
@@ -110,7 +110,7 @@ ph_framer_header(const struct ph_framer *f, struct ph_header *h)
 	if (f->end - f->start < PH_HDR_LEN)
 		return -EAGAIN;
 	p = f->buf + f->start;
-	if ((rc = ph_header_parse(p, PH_HDR_LEN, h)) < 0) {
+	if ((rc = ph_frame_header_parse(p, PH_HDR_LEN, h)) < 0) {
 		h->version = p[2];
 		h->type = p[3];
 	}

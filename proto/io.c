@@ -80,39 +80,39 @@ ph_io_all(enum ph_io_op op, int fd, uint8_t *p, size_t len, uint64_t off,
 
 /* The loop only reads buf when it writes, so dropping const is safe. */
 int
-ph_write_all(int fd, const void *buf, size_t len)
+ph_io_write_all(int fd, const void *buf, size_t len)
 {
 	return ph_io_all(PH_IO_SEND, fd, (uint8_t *)(uintptr_t)buf, len, 0,
 	    -EIO);
 }
 
 int
-ph_write_full(int fd, const void *buf, size_t len)
+ph_io_write_full(int fd, const void *buf, size_t len)
 {
 	return ph_io_all(PH_IO_WRITE, fd, (uint8_t *)(uintptr_t)buf, len, 0,
 	    -EIO);
 }
 
 int
-ph_pread_full(int fd, void *buf, size_t len, uint64_t off)
+ph_io_pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
 	return ph_io_all(PH_IO_PREAD, fd, buf, len, off, -ENODATA);
 }
 
 ssize_t
-ph_read_full(int fd, void *buf, size_t len)
+ph_io_read_full(int fd, void *buf, size_t len)
 {
 	return ph_io_loop(PH_IO_READ, fd, buf, len, 0);
 }
 
 int
-ph_send_msg(int fd, const struct ph_msg *m, uint8_t *buf, size_t cap)
+ph_io_send_msg(int fd, const struct ph_msg *m, uint8_t *buf, size_t cap)
 {
 	ssize_t	n;
 
-	if ((n = ph_encode(m, buf, cap)) < 0)
+	if ((n = ph_message_encode(m, buf, cap)) < 0)
 		return (int)n;
-	return ph_write_all(fd, buf, (size_t)n);
+	return ph_io_write_all(fd, buf, (size_t)n);
 }
 
 /*
@@ -121,7 +121,7 @@ ph_send_msg(int fd, const struct ph_msg *m, uint8_t *buf, size_t cap)
  * no byte of the next frame is taken from fd.
  */
 int
-ph_recv_msg(int fd, uint8_t *buf, size_t cap, struct ph_msg *m)
+ph_io_recv_msg(int fd, uint8_t *buf, size_t cap, struct ph_msg *m)
 {
 	struct ph_framer	f;
 	struct ph_header	h;
@@ -144,11 +144,11 @@ ph_recv_msg(int fd, uint8_t *buf, size_t cap, struct ph_msg *m)
 	}
 	if (rc < 0)
 		return rc;
-	return ph_decode(h.type, payload, h.length, m);
+	return ph_message_decode(h.type, payload, h.length, m);
 }
 
 size_t
-ph_iov_slice(const struct iovec *iov, size_t niov, size_t off, size_t len,
+ph_io_iov_slice(const struct iovec *iov, size_t niov, size_t off, size_t len,
     struct iovec *out, size_t cap)
 {
 	size_t n = 0, take;
@@ -171,7 +171,7 @@ ph_iov_slice(const struct iovec *iov, size_t niov, size_t off, size_t len,
 }
 
 size_t
-ph_iov_len(const struct iovec *iov, size_t niov)
+ph_io_iov_len(const struct iovec *iov, size_t niov)
 {
 	size_t len = 0;
 
@@ -182,7 +182,7 @@ ph_iov_len(const struct iovec *iov, size_t niov)
 
 /* Copies between iov (from byte off on) and buf, in the direction asked. */
 static size_t
-ph_iov_copy(const struct iovec *iov, size_t niov, size_t off, uint8_t *buf,
+ph_io_iov_copy(const struct iovec *iov, size_t niov, size_t off, uint8_t *buf,
     size_t len, bool into_iov)
 {
 	size_t done = 0, n;
@@ -206,17 +206,17 @@ ph_iov_copy(const struct iovec *iov, size_t niov, size_t off, uint8_t *buf,
 }
 
 size_t
-ph_iov_read(const struct iovec *iov, size_t niov, size_t off, void *dst,
+ph_io_iov_read(const struct iovec *iov, size_t niov, size_t off, void *dst,
     size_t len)
 {
-	return ph_iov_copy(iov, niov, off, dst, len, false);
+	return ph_io_iov_copy(iov, niov, off, dst, len, false);
 }
 
 size_t
-ph_iov_write(const struct iovec *iov, size_t niov, size_t off,
+ph_io_iov_write(const struct iovec *iov, size_t niov, size_t off,
     const void *src, size_t len)
 {
 	/* The source is only read: into_iov never writes to buf. */
-	return ph_iov_copy(iov, niov, off, (uint8_t *)(uintptr_t)src, len,
+	return ph_io_iov_copy(iov, niov, off, (uint8_t *)(uintptr_t)src, len,
 	    true);
 }

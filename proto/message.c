@@ -3,7 +3,7 @@
  *
  * Decoders go through the bounded reader only and insist that the payload
  * is consumed exactly. Encoders apply the same limits as the decoders, so
- * anything ph_encode() produces is accepted by ph_decode().
+ * anything ph_message_encode() produces is accepted by ph_message_decode().
  */
 #include <errno.h>
 #include <string.h>
@@ -14,7 +14,7 @@
 
 /* True if len bytes at p are all zero. */
 static bool
-all_zero(const uint8_t *p, size_t len)
+message_all_zero(const uint8_t *p, size_t len)
 {
 	size_t	i;
 
@@ -25,7 +25,7 @@ all_zero(const uint8_t *p, size_t len)
 }
 
 static bool
-ftype_valid(uint8_t ftype)
+message_ftype_valid(uint8_t ftype)
 {
 	return ftype == PH_FT_REGULAR || ftype == PH_FT_DIR ||
 	    ftype == PH_FT_OTHER;
@@ -37,7 +37,7 @@ ftype_valid(uint8_t ftype)
  * checks: not empty, no '/', not "." or "..", valid UTF-8, no control bytes.
  */
 static bool
-name_valid(const char *name)
+message_name_valid(const char *name)
 {
 	char	norm[PH_MAX_NAME + 1];
 	size_t	n = strlen(name);
@@ -56,35 +56,35 @@ name_valid(const char *name)
  * every older peer, so a new bit needs a feature first.
  */
 static int
-get_digest(struct ph_reader *r, uint8_t *has_digest, uint8_t *stale,
+message_get_digest(struct ph_reader *r, uint8_t *has_digest, uint8_t *stale,
     uint8_t sha[PH_SHA256_LEN])
 {
 	uint8_t	flags;
 	int	rc;
 
-	if ((rc = ph_get_u8(r, &flags)) != 0)
+	if ((rc = ph_reader_get_u8(r, &flags)) != 0)
 		return rc;
-	if ((rc = ph_get_bytes(r, sha, PH_SHA256_LEN)) != 0)
+	if ((rc = ph_reader_get_bytes(r, sha, PH_SHA256_LEN)) != 0)
 		return rc;
 	if ((flags & ~(PH_DIGEST_VALID | PH_DIGEST_STALE)) != 0)
 		return -EPROTO;
 	*has_digest = (flags & PH_DIGEST_VALID) != 0;
 	*stale = (flags & PH_DIGEST_STALE) != 0;
-	if (*has_digest == 0 && !all_zero(sha, PH_SHA256_LEN))
+	if (*has_digest == 0 && !message_all_zero(sha, PH_SHA256_LEN))
 		return -EPROTO;
 	return 0;
 }
 
 static int
-decode_hello(struct ph_reader *r, struct ph_hello *h)
+message_decode_hello(struct ph_reader *r, struct ph_hello *h)
 {
 	int	rc;
 
-	if ((rc = ph_get_u16(r, &h->min_version)) != 0 ||
-	    (rc = ph_get_u16(r, &h->max_version)) != 0 ||
-	    (rc = ph_get_u32(r, &h->features)) != 0 ||
-	    (rc = ph_get_u32(r, &h->declared_peer)) != 0 ||
-	    (rc = ph_get_str(r, h->agent, sizeof(h->agent),
+	if ((rc = ph_reader_get_u16(r, &h->min_version)) != 0 ||
+	    (rc = ph_reader_get_u16(r, &h->max_version)) != 0 ||
+	    (rc = ph_reader_get_u32(r, &h->features)) != 0 ||
+	    (rc = ph_reader_get_u32(r, &h->declared_peer)) != 0 ||
+	    (rc = ph_reader_get_str(r, h->agent, sizeof(h->agent),
 	    PH_MAX_MESSAGE)) != 0)
 		return rc;
 	/* A range that is empty or starts at 0 is malformed, not a mismatch. */
@@ -94,14 +94,14 @@ decode_hello(struct ph_reader *r, struct ph_hello *h)
 }
 
 static int
-decode_hello_ack(struct ph_reader *r, struct ph_hello_ack *h)
+message_decode_hello_ack(struct ph_reader *r, struct ph_hello_ack *h)
 {
 	int	rc;
 
-	if ((rc = ph_get_u16(r, &h->version)) != 0 ||
-	    (rc = ph_get_u32(r, &h->features)) != 0 ||
-	    (rc = ph_get_u32(r, &h->max_payload)) != 0 ||
-	    (rc = ph_get_str(r, h->agent, sizeof(h->agent),
+	if ((rc = ph_reader_get_u16(r, &h->version)) != 0 ||
+	    (rc = ph_reader_get_u32(r, &h->features)) != 0 ||
+	    (rc = ph_reader_get_u32(r, &h->max_payload)) != 0 ||
+	    (rc = ph_reader_get_str(r, h->agent, sizeof(h->agent),
 	    PH_MAX_MESSAGE)) != 0)
 		return rc;
 	if (h->version == 0)
@@ -110,13 +110,14 @@ decode_hello_ack(struct ph_reader *r, struct ph_hello_ack *h)
 }
 
 static int
-decode_get(struct ph_reader *r, struct ph_get *g)
+message_decode_get(struct ph_reader *r, struct ph_get *g)
 {
 	int	rc;
 
-	if ((rc = ph_get_u64(r, &g->offset)) != 0 ||
-	    (rc = ph_get_u32(r, &g->flags)) != 0 ||
-	    (rc = ph_get_str(r, g->path, sizeof(g->path), PH_MAX_PATH)) != 0)
+	if ((rc = ph_reader_get_u64(r, &g->offset)) != 0 ||
+	    (rc = ph_reader_get_u32(r, &g->flags)) != 0 ||
+	    (rc = ph_reader_get_str(r, g->path, sizeof(g->path),
+	    PH_MAX_PATH)) != 0)
 		return rc;
 	if ((g->flags & ~PH_GET_FLAGS) != 0)
 		return -EPROTO;
@@ -124,27 +125,30 @@ decode_get(struct ph_reader *r, struct ph_get *g)
 }
 
 static int
-decode_meta(struct ph_reader *r, struct ph_meta *mt)
+message_decode_meta(struct ph_reader *r, struct ph_meta *mt)
 {
 	uint64_t	mtime;
 	int		rc;
 
-	if ((rc = ph_get_u64(r, &mt->size)) != 0 ||
-	    (rc = ph_get_u64(r, &mtime)) != 0 ||
-	    (rc = ph_get_u32(r, &mt->mode)) != 0 ||
-	    (rc = ph_get_u8(r, &mt->ftype)) != 0 ||
-	    (rc = get_digest(r, &mt->has_digest, &mt->stale,
+	if ((rc = ph_reader_get_u64(r, &mt->size)) != 0 ||
+	    (rc = ph_reader_get_u64(r, &mtime)) != 0 ||
+	    (rc = ph_reader_get_u32(r, &mt->mode)) != 0 ||
+	    (rc = ph_reader_get_u8(r, &mt->ftype)) != 0 ||
+	    (rc = message_get_digest(r, &mt->has_digest, &mt->stale,
 	    mt->sha256)) != 0)
 		return rc;
 	mt->mtime_ns = (int64_t)mtime;
-	if (mt->mode > MODE_MAX || !ftype_valid(mt->ftype))
+	if (mt->mode > MODE_MAX || !message_ftype_valid(mt->ftype))
 		return -EPROTO;
 	return 0;
 }
 
-/* Checks every entry now, so that ph_list_entry_next() cannot fail later. */
+/*
+ * Checks every entry now, so that ph_message_list_entry_next() cannot fail
+ * later.
+ */
 static int
-decode_list_reply(struct ph_reader *r, struct ph_list_reply *lr)
+message_decode_list_reply(struct ph_reader *r, struct ph_list_reply *lr)
 {
 	struct ph_reader	 walk;
 	struct ph_list_entry	 e;
@@ -153,8 +157,8 @@ decode_list_reply(struct ph_reader *r, struct ph_list_reply *lr)
 	uint16_t		 i;
 	int			 rc;
 
-	if ((rc = ph_get_u64(r, &lr->next_cursor)) != 0 ||
-	    (rc = ph_get_u16(r, &lr->count)) != 0)
+	if ((rc = ph_reader_get_u64(r, &lr->next_cursor)) != 0 ||
+	    (rc = ph_reader_get_u16(r, &lr->count)) != 0)
 		return rc;
 	if (lr->count > PH_MAX_LIST_ENTRIES)
 		return -EMSGSIZE;
@@ -162,10 +166,10 @@ decode_list_reply(struct ph_reader *r, struct ph_list_reply *lr)
 	if (lr->count == 0 && lr->next_cursor != 0)
 		return -EPROTO;
 	left = ph_reader_left(r);
-	(void)ph_get_ref(r, left, &block);
+	(void)ph_reader_get_ref(r, left, &block);
 	ph_reader_init(&walk, block, left);
 	for (i = 0; i < lr->count; i++) {
-		if ((rc = ph_list_entry_next(&walk, &e)) < 0)
+		if ((rc = ph_message_list_entry_next(&walk, &e)) < 0)
 			return rc;
 		if (rc == 0)
 			return -EBADMSG;
@@ -184,26 +188,26 @@ decode_list_reply(struct ph_reader *r, struct ph_list_reply *lr)
  * them, which only ever writes over the argument's own bytes.
  */
 static int
-decode_ctl(struct ph_reader *r, uint8_t *payload, struct ph_ctl *c)
+message_decode_ctl(struct ph_reader *r, uint8_t *payload, struct ph_ctl *c)
 {
 	const uint8_t	*p[PH_MAX_CTL_ARGS];
 	uint16_t	 len[PH_MAX_CTL_ARGS], i;
 	uint8_t		*dst;
 	int		 rc;
 
-	if ((rc = ph_get_u8(r, &c->flags)) != 0 ||
-	    (rc = ph_get_u16(r, &c->argc)) != 0)
+	if ((rc = ph_reader_get_u8(r, &c->flags)) != 0 ||
+	    (rc = ph_reader_get_u16(r, &c->argc)) != 0)
 		return rc;
 	if (c->argc > PH_MAX_CTL_ARGS)
 		return -EMSGSIZE;
 	if ((c->flags & ~PH_CTL_JSON) != 0)
 		return -EPROTO;
 	for (i = 0; i < c->argc; i++) {
-		if ((rc = ph_get_u16(r, &len[i])) != 0)
+		if ((rc = ph_reader_get_u16(r, &len[i])) != 0)
 			return rc;
 		if (len[i] > PH_MAX_PATH)
 			return -EMSGSIZE;
-		if ((rc = ph_get_ref(r, len[i], &p[i])) != 0)
+		if ((rc = ph_reader_get_ref(r, len[i], &p[i])) != 0)
 			return rc;
 		if (memchr(p[i], '\0', len[i]) != NULL)
 			return -EILSEQ;
@@ -221,16 +225,16 @@ decode_ctl(struct ph_reader *r, uint8_t *payload, struct ph_ctl *c)
 }
 
 static int
-decode_ctl_reply(struct ph_reader *r, struct ph_ctl_reply *cr)
+message_decode_ctl_reply(struct ph_reader *r, struct ph_ctl_reply *cr)
 {
 	int	rc;
 
-	if ((rc = ph_get_u16(r, &cr->status)) != 0 ||
-	    (rc = ph_get_u32(r, &cr->body_len)) != 0)
+	if ((rc = ph_reader_get_u16(r, &cr->status)) != 0 ||
+	    (rc = ph_reader_get_u32(r, &cr->body_len)) != 0)
 		return rc;
 	if (cr->body_len > PH_MAX_PAYLOAD)
 		return -EMSGSIZE;
-	if ((rc = ph_get_ref(r, cr->body_len, &cr->body)) != 0)
+	if ((rc = ph_reader_get_ref(r, cr->body_len, &cr->body)) != 0)
 		return rc;
 	if (cr->status > PH_ERR_MAX)
 		return -EPROTO;
@@ -239,35 +243,35 @@ decode_ctl_reply(struct ph_reader *r, struct ph_ctl_reply *cr)
 
 /* Dispatches on type; the caller has zeroed the member to be filled. */
 static int
-decode_payload(uint8_t type, struct ph_reader *r, uint8_t *payload,
+message_decode_payload(uint8_t type, struct ph_reader *r, uint8_t *payload,
     struct ph_msg *m)
 {
 	int	rc;
 
 	switch (type) {
 	case PH_HELLO:
-		return decode_hello(r, &m->u.hello);
+		return message_decode_hello(r, &m->u.hello);
 	case PH_GET:
-		return decode_get(r, &m->u.get);
+		return message_decode_get(r, &m->u.get);
 	case PH_STAT:
-		return ph_get_str(r, m->u.stat.path, sizeof(m->u.stat.path),
-		    PH_MAX_PATH);
+		return ph_reader_get_str(r, m->u.stat.path,
+		    sizeof(m->u.stat.path), PH_MAX_PATH);
 	case PH_LIST:
-		if ((rc = ph_get_u64(r, &m->u.list.cursor)) != 0)
+		if ((rc = ph_reader_get_u64(r, &m->u.list.cursor)) != 0)
 			return rc;
-		return ph_get_str(r, m->u.list.path, sizeof(m->u.list.path),
-		    PH_MAX_PATH);
+		return ph_reader_get_str(r, m->u.list.path,
+		    sizeof(m->u.list.path), PH_MAX_PATH);
 	case PH_PING:
 	case PH_PONG:
-		return ph_get_u64(r, &m->u.ping_nonce);
+		return ph_reader_get_u64(r, &m->u.ping_nonce);
 	case PH_CTL:
-		return decode_ctl(r, payload, &m->u.ctl);
+		return message_decode_ctl(r, payload, &m->u.ctl);
 	case PH_HELLO_ACK:
-		return decode_hello_ack(r, &m->u.hello_ack);
+		return message_decode_hello_ack(r, &m->u.hello_ack);
 	case PH_QUEUED:
-		return ph_get_u32(r, &m->u.queued_position);
+		return ph_reader_get_u32(r, &m->u.queued_position);
 	case PH_META:
-		return decode_meta(r, &m->u.meta);
+		return message_decode_meta(r, &m->u.meta);
 	case PH_DATA:
 	case PH_DATA_ZSTD:
 		/* An empty data frame carries nothing and is never sent. */
@@ -276,29 +280,29 @@ decode_payload(uint8_t type, struct ph_reader *r, uint8_t *payload,
 		if (ph_reader_left(r) > PH_DATA_CHUNK)
 			return -EMSGSIZE;
 		m->u.data.len = (uint32_t)ph_reader_left(r);
-		return ph_get_ref(r, m->u.data.len, &m->u.data.bytes);
+		return ph_reader_get_ref(r, m->u.data.len, &m->u.data.bytes);
 	case PH_END:
-		if ((rc = ph_get_u64(r, &m->u.end.bytes)) != 0)
+		if ((rc = ph_reader_get_u64(r, &m->u.end.bytes)) != 0)
 			return rc;
-		return get_digest(r, &m->u.end.has_digest, &m->u.end.stale,
-		    m->u.end.sha256);
+		return message_get_digest(r, &m->u.end.has_digest,
+		    &m->u.end.stale, m->u.end.sha256);
 	case PH_ERROR:
-		if ((rc = ph_get_u16(r, &m->u.error.code)) != 0 ||
-		    (rc = ph_get_str(r, m->u.error.message,
+		if ((rc = ph_reader_get_u16(r, &m->u.error.code)) != 0 ||
+		    (rc = ph_reader_get_str(r, m->u.error.message,
 		    sizeof(m->u.error.message), PH_MAX_MESSAGE)) != 0)
 			return rc;
 		if (m->u.error.code == PH_OK || m->u.error.code > PH_ERR_MAX)
 			return -EPROTO;
 		return 0;
 	case PH_LIST_REPLY:
-		return decode_list_reply(r, &m->u.list_reply);
+		return message_decode_list_reply(r, &m->u.list_reply);
 	case PH_PATH:
-		if ((rc = ph_get_u16(r, &m->u.path.entry)) != 0)
+		if ((rc = ph_reader_get_u16(r, &m->u.path.entry)) != 0)
 			return rc;
-		return ph_get_str(r, m->u.path.path, sizeof(m->u.path.path),
-		    PH_MAX_PATH);
+		return ph_reader_get_str(r, m->u.path.path,
+		    sizeof(m->u.path.path), PH_MAX_PATH);
 	case PH_CTL_REPLY:
-		return decode_ctl_reply(r, &m->u.ctl_reply);
+		return message_decode_ctl_reply(r, &m->u.ctl_reply);
 	default:
 		return -EPROTO;
 	}
@@ -306,7 +310,7 @@ decode_payload(uint8_t type, struct ph_reader *r, uint8_t *payload,
 
 /* Size of the union member that type uses, or 0 for an unknown type. */
 static size_t
-member_size(uint8_t type)
+message_member_size(uint8_t type)
 {
 	struct ph_msg	*m = NULL;
 
@@ -338,7 +342,7 @@ member_size(uint8_t type)
  * work.
  */
 int
-ph_decode(uint8_t type, uint8_t *payload, size_t len, struct ph_msg *m)
+ph_message_decode(uint8_t type, uint8_t *payload, size_t len, struct ph_msg *m)
 {
 	struct ph_reader	r;
 	uint8_t			hdr[PH_HDR_LEN];
@@ -347,17 +351,17 @@ ph_decode(uint8_t type, uint8_t *payload, size_t len, struct ph_msg *m)
 	int			rc;
 
 	m->type = 0;
-	if ((msize = member_size(type)) == 0)
+	if ((msize = message_member_size(type)) == 0)
 		return -EPROTO;
 	memset(&m->u, 0, msize);
 	if (len > UINT32_MAX)
 		return -EMSGSIZE;
 	/* The same per-type ceiling as the header check. */
-	ph_header_write(hdr, type, (uint32_t)len);
-	if ((rc = ph_header_parse(hdr, sizeof(hdr), &h)) != 0)
+	ph_frame_header_write(hdr, type, (uint32_t)len);
+	if ((rc = ph_frame_header_parse(hdr, sizeof(hdr), &h)) != 0)
 		return rc;
 	ph_reader_init(&r, payload, len);
-	if ((rc = decode_payload(type, &r, payload, m)) != 0)
+	if ((rc = message_decode_payload(type, &r, payload, m)) != 0)
 		goto fail;
 	if (ph_reader_left(&r) != 0) {
 		rc = -EBADMSG;
@@ -372,18 +376,18 @@ fail:
 
 /* Puts a string after checking it against its field's maximum. */
 static int
-put_str_max(struct ph_writer *w, const char *s, size_t cap, size_t max)
+message_put_str_max(struct ph_writer *w, const char *s, size_t cap, size_t max)
 {
 	size_t	n = strnlen(s, cap);
 
 	if (n >= cap || n > max)
 		return -EMSGSIZE;
-	return ph_put_str(w, s);
+	return ph_writer_put_str(w, s);
 }
 
 /* Writes the flags byte and digest of META and END. */
 static int
-put_digest(struct ph_writer *w, uint8_t has_digest, uint8_t stale,
+message_put_digest(struct ph_writer *w, uint8_t has_digest, uint8_t stale,
     const uint8_t sha[PH_SHA256_LEN])
 {
 	static const uint8_t	zero[PH_SHA256_LEN];
@@ -391,15 +395,16 @@ put_digest(struct ph_writer *w, uint8_t has_digest, uint8_t stale,
 
 	if (has_digest > 1 || stale > 1)
 		return -EINVAL;
-	if ((rc = ph_put_u8(w, (uint8_t)((has_digest ? PH_DIGEST_VALID : 0) |
+	if ((rc = ph_writer_put_u8(w,
+	    (uint8_t)((has_digest ? PH_DIGEST_VALID : 0) |
 	    (stale ? PH_DIGEST_STALE : 0)))) != 0)
 		return rc;
-	return ph_put_bytes(w, has_digest ? sha : zero, PH_SHA256_LEN);
+	return ph_writer_put_bytes(w, has_digest ? sha : zero, PH_SHA256_LEN);
 }
 
 /* Checks the fields that have a range before anything is written. */
 static int
-encode_check(const struct ph_msg *m)
+message_encode_check(const struct ph_msg *m)
 {
 	const struct ph_list_reply	*lr;
 	struct ph_reader		 r;
@@ -429,7 +434,7 @@ encode_check(const struct ph_msg *m)
 		break;
 	case PH_META:
 		if (m->u.meta.mode > MODE_MAX ||
-		    !ftype_valid(m->u.meta.ftype) ||
+		    !message_ftype_valid(m->u.meta.ftype) ||
 		    m->u.meta.has_digest > 1 || m->u.meta.stale > 1)
 			return -EINVAL;
 		break;
@@ -459,7 +464,7 @@ encode_check(const struct ph_msg *m)
 		/* The block must hold exactly count valid entries. */
 		ph_reader_init(&r, lr->entries, lr->entries_len);
 		for (i = 0; i < lr->count; i++) {
-			if ((rc = ph_list_entry_next(&r, &e)) != 1)
+			if ((rc = ph_message_list_entry_next(&r, &e)) != 1)
 				return -EINVAL;
 		}
 		if (ph_reader_left(&r) != 0)
@@ -486,98 +491,101 @@ encode_check(const struct ph_msg *m)
 	return 0;
 }
 
-/* Writes the payload of m; limits were checked by encode_check(). */
+/* Writes the payload of m; limits were checked by message_encode_check(). */
 static int
-encode_payload(const struct ph_msg *m, struct ph_writer *w)
+message_encode_payload(const struct ph_msg *m, struct ph_writer *w)
 {
 	uint16_t	i;
 	int		rc;
 
 	switch (m->type) {
 	case PH_HELLO:
-		if ((rc = ph_put_u16(w, m->u.hello.min_version)) != 0 ||
-		    (rc = ph_put_u16(w, m->u.hello.max_version)) != 0 ||
-		    (rc = ph_put_u32(w, m->u.hello.features)) != 0 ||
-		    (rc = ph_put_u32(w, m->u.hello.declared_peer)) != 0)
+		if ((rc = ph_writer_put_u16(w, m->u.hello.min_version)) != 0 ||
+		    (rc = ph_writer_put_u16(w, m->u.hello.max_version)) != 0 ||
+		    (rc = ph_writer_put_u32(w, m->u.hello.features)) != 0 ||
+		    (rc = ph_writer_put_u32(w, m->u.hello.declared_peer)) != 0)
 			return rc;
-		return put_str_max(w, m->u.hello.agent,
+		return message_put_str_max(w, m->u.hello.agent,
 		    sizeof(m->u.hello.agent), PH_MAX_MESSAGE);
 	case PH_GET:
-		if ((rc = ph_put_u64(w, m->u.get.offset)) != 0 ||
-		    (rc = ph_put_u32(w, m->u.get.flags)) != 0)
+		if ((rc = ph_writer_put_u64(w, m->u.get.offset)) != 0 ||
+		    (rc = ph_writer_put_u32(w, m->u.get.flags)) != 0)
 			return rc;
-		return put_str_max(w, m->u.get.path, sizeof(m->u.get.path),
-		    PH_MAX_PATH);
+		return message_put_str_max(w, m->u.get.path,
+		    sizeof(m->u.get.path), PH_MAX_PATH);
 	case PH_STAT:
-		return put_str_max(w, m->u.stat.path, sizeof(m->u.stat.path),
-		    PH_MAX_PATH);
+		return message_put_str_max(w, m->u.stat.path,
+		    sizeof(m->u.stat.path), PH_MAX_PATH);
 	case PH_LIST:
-		if ((rc = ph_put_u64(w, m->u.list.cursor)) != 0)
+		if ((rc = ph_writer_put_u64(w, m->u.list.cursor)) != 0)
 			return rc;
-		return put_str_max(w, m->u.list.path, sizeof(m->u.list.path),
-		    PH_MAX_PATH);
+		return message_put_str_max(w, m->u.list.path,
+		    sizeof(m->u.list.path), PH_MAX_PATH);
 	case PH_PING:
 	case PH_PONG:
-		return ph_put_u64(w, m->u.ping_nonce);
+		return ph_writer_put_u64(w, m->u.ping_nonce);
 	case PH_CTL:
-		if ((rc = ph_put_u8(w, m->u.ctl.flags)) != 0 ||
-		    (rc = ph_put_u16(w, m->u.ctl.argc)) != 0)
+		if ((rc = ph_writer_put_u8(w, m->u.ctl.flags)) != 0 ||
+		    (rc = ph_writer_put_u16(w, m->u.ctl.argc)) != 0)
 			return rc;
 		for (i = 0; i < m->u.ctl.argc; i++) {
 			if (m->u.ctl.argv[i] == NULL)
 				return -EINVAL;
-			rc = put_str_max(w, m->u.ctl.argv[i],
+			rc = message_put_str_max(w, m->u.ctl.argv[i],
 			    PH_MAX_PATH + 1, PH_MAX_PATH);
 			if (rc != 0)
 				return rc;
 		}
 		return 0;
 	case PH_HELLO_ACK:
-		if ((rc = ph_put_u16(w, m->u.hello_ack.version)) != 0 ||
-		    (rc = ph_put_u32(w, m->u.hello_ack.features)) != 0 ||
-		    (rc = ph_put_u32(w, m->u.hello_ack.max_payload)) != 0)
+		if ((rc = ph_writer_put_u16(w, m->u.hello_ack.version)) != 0 ||
+		    (rc = ph_writer_put_u32(w, m->u.hello_ack.features)) != 0 ||
+		    (rc = ph_writer_put_u32(w,
+		    m->u.hello_ack.max_payload)) != 0)
 			return rc;
-		return put_str_max(w, m->u.hello_ack.agent,
+		return message_put_str_max(w, m->u.hello_ack.agent,
 		    sizeof(m->u.hello_ack.agent), PH_MAX_MESSAGE);
 	case PH_QUEUED:
-		return ph_put_u32(w, m->u.queued_position);
+		return ph_writer_put_u32(w, m->u.queued_position);
 	case PH_META:
-		if ((rc = ph_put_u64(w, m->u.meta.size)) != 0 ||
-		    (rc = ph_put_u64(w, (uint64_t)m->u.meta.mtime_ns)) != 0 ||
-		    (rc = ph_put_u32(w, m->u.meta.mode)) != 0 ||
-		    (rc = ph_put_u8(w, m->u.meta.ftype)) != 0)
+		if ((rc = ph_writer_put_u64(w, m->u.meta.size)) != 0 ||
+		    (rc = ph_writer_put_u64(w,
+		    (uint64_t)m->u.meta.mtime_ns)) != 0 ||
+		    (rc = ph_writer_put_u32(w, m->u.meta.mode)) != 0 ||
+		    (rc = ph_writer_put_u8(w, m->u.meta.ftype)) != 0)
 			return rc;
-		return put_digest(w, m->u.meta.has_digest, m->u.meta.stale,
-		    m->u.meta.sha256);
+		return message_put_digest(w, m->u.meta.has_digest,
+		    m->u.meta.stale, m->u.meta.sha256);
 	case PH_DATA:
 	case PH_DATA_ZSTD:
-		return ph_put_bytes(w, m->u.data.bytes, m->u.data.len);
+		return ph_writer_put_bytes(w, m->u.data.bytes, m->u.data.len);
 	case PH_END:
-		if ((rc = ph_put_u64(w, m->u.end.bytes)) != 0)
+		if ((rc = ph_writer_put_u64(w, m->u.end.bytes)) != 0)
 			return rc;
-		return put_digest(w, m->u.end.has_digest, m->u.end.stale,
-		    m->u.end.sha256);
+		return message_put_digest(w, m->u.end.has_digest,
+		    m->u.end.stale, m->u.end.sha256);
 	case PH_ERROR:
-		if ((rc = ph_put_u16(w, m->u.error.code)) != 0)
+		if ((rc = ph_writer_put_u16(w, m->u.error.code)) != 0)
 			return rc;
-		return put_str_max(w, m->u.error.message,
+		return message_put_str_max(w, m->u.error.message,
 		    sizeof(m->u.error.message), PH_MAX_MESSAGE);
 	case PH_LIST_REPLY:
-		if ((rc = ph_put_u64(w, m->u.list_reply.next_cursor)) != 0 ||
-		    (rc = ph_put_u16(w, m->u.list_reply.count)) != 0)
+		if ((rc = ph_writer_put_u64(w,
+		    m->u.list_reply.next_cursor)) != 0 ||
+		    (rc = ph_writer_put_u16(w, m->u.list_reply.count)) != 0)
 			return rc;
-		return ph_put_bytes(w, m->u.list_reply.entries,
+		return ph_writer_put_bytes(w, m->u.list_reply.entries,
 		    m->u.list_reply.entries_len);
 	case PH_PATH:
-		if ((rc = ph_put_u16(w, m->u.path.entry)) != 0)
+		if ((rc = ph_writer_put_u16(w, m->u.path.entry)) != 0)
 			return rc;
-		return put_str_max(w, m->u.path.path, sizeof(m->u.path.path),
-		    PH_MAX_PATH);
+		return message_put_str_max(w, m->u.path.path,
+		    sizeof(m->u.path.path), PH_MAX_PATH);
 	case PH_CTL_REPLY:
-		if ((rc = ph_put_u16(w, m->u.ctl_reply.status)) != 0 ||
-		    (rc = ph_put_u32(w, m->u.ctl_reply.body_len)) != 0)
+		if ((rc = ph_writer_put_u16(w, m->u.ctl_reply.status)) != 0 ||
+		    (rc = ph_writer_put_u32(w, m->u.ctl_reply.body_len)) != 0)
 			return rc;
-		return ph_put_bytes(w, m->u.ctl_reply.body,
+		return ph_writer_put_bytes(w, m->u.ctl_reply.body,
 		    m->u.ctl_reply.body_len);
 	default:
 		return -EINVAL;
@@ -590,24 +598,24 @@ encode_payload(const struct ph_msg *m, struct ph_writer *w)
  * a CTL whose arguments together exceed the request limit.
  */
 ssize_t
-ph_encode(const struct ph_msg *m, uint8_t *buf, size_t cap)
+ph_message_encode(const struct ph_msg *m, uint8_t *buf, size_t cap)
 {
 	struct ph_writer	w;
 	struct ph_header	h;
 	uint8_t			hdr[PH_HDR_LEN];
 	int			rc;
 
-	if ((rc = encode_check(m)) != 0)
+	if ((rc = message_encode_check(m)) != 0)
 		return rc;
 	if (buf == NULL || cap < PH_HDR_LEN)
 		return -ENOBUFS;
 	ph_writer_init(&w, buf + PH_HDR_LEN, cap - PH_HDR_LEN);
-	if ((rc = encode_payload(m, &w)) != 0)
+	if ((rc = message_encode_payload(m, &w)) != 0)
 		return rc;
 	if (w.off > PH_MAX_PAYLOAD)
 		return -EMSGSIZE;
-	ph_header_write(hdr, m->type, (uint32_t)w.off);
-	if ((rc = ph_header_parse(hdr, sizeof(hdr), &h)) != 0)
+	ph_frame_header_write(hdr, m->type, (uint32_t)w.off);
+	if ((rc = ph_frame_header_parse(hdr, sizeof(hdr), &h)) != 0)
 		return rc == -EMSGSIZE ? -EMSGSIZE : -EINVAL;
 	memcpy(buf, hdr, sizeof(hdr));
 	return (ssize_t)(PH_HDR_LEN + w.off);
@@ -615,7 +623,7 @@ ph_encode(const struct ph_msg *m, uint8_t *buf, size_t cap)
 
 /* Reads one entry through a copy of r, so a failure leaves r unchanged. */
 int
-ph_list_entry_next(struct ph_reader *r, struct ph_list_entry *e)
+ph_message_list_entry_next(struct ph_reader *r, struct ph_list_entry *e)
 {
 	struct ph_reader	t = *r;
 	uint64_t		mtime;
@@ -624,15 +632,16 @@ ph_list_entry_next(struct ph_reader *r, struct ph_list_entry *e)
 	memset(e, 0, sizeof(*e));
 	if (ph_reader_left(&t) == 0)
 		return 0;
-	if ((rc = ph_get_u8(&t, &e->ftype)) != 0 ||
-	    (rc = ph_get_u64(&t, &e->size)) != 0 ||
-	    (rc = ph_get_u64(&t, &mtime)) != 0 ||
-	    (rc = ph_get_u32(&t, &e->mode)) != 0 ||
-	    (rc = ph_get_str(&t, e->name, sizeof(e->name), PH_MAX_NAME)) != 0)
+	if ((rc = ph_reader_get_u8(&t, &e->ftype)) != 0 ||
+	    (rc = ph_reader_get_u64(&t, &e->size)) != 0 ||
+	    (rc = ph_reader_get_u64(&t, &mtime)) != 0 ||
+	    (rc = ph_reader_get_u32(&t, &e->mode)) != 0 ||
+	    (rc = ph_reader_get_str(&t, e->name, sizeof(e->name),
+	    PH_MAX_NAME)) != 0)
 		goto fail;
 	e->mtime_ns = (int64_t)mtime;
-	if (!ftype_valid(e->ftype) || e->mode > MODE_MAX ||
-	    !name_valid(e->name)) {
+	if (!message_ftype_valid(e->ftype) || e->mode > MODE_MAX ||
+	    !message_name_valid(e->name)) {
 		rc = -EPROTO;
 		goto fail;
 	}
@@ -645,7 +654,7 @@ fail:
 
 /* Writes into a copy of w, so a failure leaves w unchanged. */
 int
-ph_list_entry_put(struct ph_writer *w, const struct ph_list_entry *e)
+ph_message_list_entry_put(struct ph_writer *w, const struct ph_list_entry *e)
 {
 	struct ph_writer	t = *w;
 	size_t			n = strnlen(e->name, sizeof(e->name));
@@ -653,21 +662,21 @@ ph_list_entry_put(struct ph_writer *w, const struct ph_list_entry *e)
 
 	if (n > PH_MAX_NAME)
 		return -EMSGSIZE;
-	if (!ftype_valid(e->ftype) || e->mode > MODE_MAX ||
-	    !name_valid(e->name))
+	if (!message_ftype_valid(e->ftype) || e->mode > MODE_MAX ||
+	    !message_name_valid(e->name))
 		return -EINVAL;
-	if ((rc = ph_put_u8(&t, e->ftype)) != 0 ||
-	    (rc = ph_put_u64(&t, e->size)) != 0 ||
-	    (rc = ph_put_u64(&t, (uint64_t)e->mtime_ns)) != 0 ||
-	    (rc = ph_put_u32(&t, e->mode)) != 0 ||
-	    (rc = ph_put_str(&t, e->name)) != 0)
+	if ((rc = ph_writer_put_u8(&t, e->ftype)) != 0 ||
+	    (rc = ph_writer_put_u64(&t, e->size)) != 0 ||
+	    (rc = ph_writer_put_u64(&t, (uint64_t)e->mtime_ns)) != 0 ||
+	    (rc = ph_writer_put_u32(&t, e->mode)) != 0 ||
+	    (rc = ph_writer_put_str(&t, e->name)) != 0)
 		return rc;
 	*w = t;
 	return 0;
 }
 
 const char *
-ph_type_name(uint8_t type)
+ph_message_type_name(uint8_t type)
 {
 	switch (type) {
 	case PH_HELLO:		return "HELLO";
@@ -688,74 +697,5 @@ ph_type_name(uint8_t type)
 	case PH_PATH:		return "PATH";
 	case PH_CTL_REPLY:	return "CTL_REPLY";
 	default:		return "?";
-	}
-}
-
-/* Names and texts, indexed by code; PROTOCOL.md lists the same table. */
-static const struct {
-	const char	*name;
-	const char	*text;
-} err_table[PH_ERR_MAX + 1] = {
-	[PH_OK] = { "OK", "success" },
-	[PH_ERR_PROTOCOL] = { "PROTOCOL",
-	    "malformed frame or unexpected message" },
-	[PH_ERR_VERSION] = { "VERSION", "no common protocol version" },
-	[PH_ERR_BAD_PATH] = { "BAD_PATH",
-	    "invalid path (bad UTF-8, control bytes or too long)" },
-	[PH_ERR_PATH_ESCAPE] = { "PATH_ESCAPE",
-	    "path leads outside the repository" },
-	[PH_ERR_NOT_FOUND] = { "NOT_FOUND", "no such file or directory" },
-	[PH_ERR_FORBIDDEN] = { "FORBIDDEN", "permission denied" },
-	[PH_ERR_NOT_FILE] = { "NOT_FILE", "not a regular file" },
-	[PH_ERR_NOT_DIR] = { "NOT_DIR", "not a directory" },
-	[PH_ERR_BUSY] = { "BUSY", "server busy, queue full" },
-	[PH_ERR_IO] = { "IO", "the host could not read the file" },
-	[PH_ERR_CHANGED] = { "CHANGED",
-	    "the file changed while it was being sent" },
-	[PH_ERR_BAD_OFFSET] = { "BAD_OFFSET",
-	    "resume offset is past the end of the file" },
-	[PH_ERR_UNAVAILABLE] = { "UNAVAILABLE",
-	    "no repository configured, or upstream unavailable" },
-	[PH_ERR_INTEGRITY] = { "INTEGRITY", "digest mismatch" },
-	[PH_ERR_TIMEOUT] = { "TIMEOUT", "timed out" },
-	[PH_ERR_SHUTDOWN] = { "SHUTDOWN", "the server is shutting down" },
-	[PH_ERR_USAGE] = { "USAGE", "bad command or arguments" },
-	[PH_ERR_INTERNAL] = { "INTERNAL", "internal server error" },
-};
-
-const char *
-ph_err_name(unsigned int code)
-{
-	if (code > PH_ERR_MAX)
-		return "UNKNOWN";
-	return err_table[code].name;
-}
-
-const char *
-ph_err_text(unsigned int code)
-{
-	if (code > PH_ERR_MAX)
-		return "unknown error";
-	return err_table[code].text;
-}
-
-enum ph_err
-ph_err_from_errno(int neg_errno)
-{
-	switch (neg_errno) {
-	case 0:
-		return PH_OK;
-	case -ENOENT:
-		return PH_ERR_NOT_FOUND;
-	case -EACCES:
-	case -EPERM:
-		return PH_ERR_FORBIDDEN;
-	case -EXDEV:
-	case -ELOOP:
-		return PH_ERR_PATH_ESCAPE;
-	case -ENOTDIR:
-		return PH_ERR_NOT_DIR;
-	default:
-		return PH_ERR_IO;
 	}
 }

@@ -13,7 +13,7 @@
 #include "proto.h"
 
 size_t
-ph_utf8_seq_len(const uint8_t *p, size_t n)
+ph_path_utf8_seq_len(const uint8_t *p, size_t n)
 {
 	uint8_t	lo = 0x80, hi = 0xbf;
 	size_t	len, i;
@@ -57,7 +57,7 @@ path_bytes_valid(const uint8_t *p, size_t len)
 	while (i < len) {
 		if (p[i] < 0x20 || p[i] == 0x7f)
 			return -EILSEQ;
-		if ((n = ph_utf8_seq_len(p + i, len - i)) == 0)
+		if ((n = ph_path_utf8_seq_len(p + i, len - i)) == 0)
 			return -EILSEQ;
 		i += n;
 	}

@@ -220,7 +220,7 @@ struct ph_list_reply {
 	uint64_t	next_cursor;	/* 0: the listing is complete */
 	uint16_t	count;
 	const uint8_t	*entries;	/* validated block; walk with
-					   ph_list_entry_next() */
+					   ph_message_list_entry_next() */
 	uint32_t	entries_len;
 };
 
@@ -241,7 +241,8 @@ struct ph_ctl {
 	uint8_t		 flags;		/* PH_CTL_* */
 	uint16_t	 argc;
 	const char	*argv[PH_MAX_CTL_ARGS];	/* NUL-terminated, in the
-						   frame: see ph_decode() */
+						   frame: see
+						   ph_message_decode() */
 };
 
 struct ph_ctl_reply {
@@ -295,23 +296,24 @@ void	ph_reader_init(struct ph_reader *r, const void *buf, size_t len);
 size_t	ph_reader_left(const struct ph_reader *r);
 
 /* Big-endian integers. -EBADMSG if fewer bytes remain than needed. */
-int	ph_get_u8(struct ph_reader *r, uint8_t *v);
-int	ph_get_u16(struct ph_reader *r, uint16_t *v);
-int	ph_get_u32(struct ph_reader *r, uint32_t *v);
-int	ph_get_u64(struct ph_reader *r, uint64_t *v);
+int	ph_reader_get_u8(struct ph_reader *r, uint8_t *v);
+int	ph_reader_get_u16(struct ph_reader *r, uint16_t *v);
+int	ph_reader_get_u32(struct ph_reader *r, uint32_t *v);
+int	ph_reader_get_u64(struct ph_reader *r, uint64_t *v);
 
 /* Copies n bytes to dst. -EBADMSG on short input. */
-int	ph_get_bytes(struct ph_reader *r, void *dst, size_t n);
+int	ph_reader_get_bytes(struct ph_reader *r, void *dst, size_t n);
 
 /* Sets *p to the next n bytes, in place, and consumes them. -EBADMSG. */
-int	ph_get_ref(struct ph_reader *r, size_t n, const uint8_t **p);
+int	ph_reader_get_ref(struct ph_reader *r, size_t n, const uint8_t **p);
 
 /*
  * A u16-length-prefixed string, copied into dst (cap bytes, NUL-terminated).
  * -EBADMSG on short input, -EMSGSIZE if the length exceeds max or does not
  * fit cap, -EILSEQ on an embedded NUL. The cursor is unchanged on failure.
  */
-int	ph_get_str(struct ph_reader *r, char *dst, size_t cap, size_t max);
+int	ph_reader_get_str(struct ph_reader *r, char *dst, size_t cap,
+	    size_t max);
 
 /* ---- Writer ------------------------------------------------------------ */
 
@@ -326,18 +328,18 @@ struct ph_writer {
 };
 
 void	ph_writer_init(struct ph_writer *w, void *buf, size_t cap);
-int	ph_put_u8(struct ph_writer *w, uint8_t v);
-int	ph_put_u16(struct ph_writer *w, uint16_t v);
-int	ph_put_u32(struct ph_writer *w, uint32_t v);
-int	ph_put_u64(struct ph_writer *w, uint64_t v);
-int	ph_put_bytes(struct ph_writer *w, const void *src, size_t n);
+int	ph_writer_put_u8(struct ph_writer *w, uint8_t v);
+int	ph_writer_put_u16(struct ph_writer *w, uint16_t v);
+int	ph_writer_put_u32(struct ph_writer *w, uint32_t v);
+int	ph_writer_put_u64(struct ph_writer *w, uint64_t v);
+int	ph_writer_put_bytes(struct ph_writer *w, const void *src, size_t n);
 /* A u16-length-prefixed string of strlen(s) bytes; -EMSGSIZE over 65535. */
-int	ph_put_str(struct ph_writer *w, const char *s);
+int	ph_writer_put_str(struct ph_writer *w, const char *s);
 
 /* ---- Frames ------------------------------------------------------------ */
 
 /* Writes the 8-byte header for a frame of type with payload_len bytes. */
-void	ph_header_write(uint8_t hdr[PH_HDR_LEN], uint8_t type,
+void	ph_frame_header_write(uint8_t hdr[PH_HDR_LEN], uint8_t type,
 	    uint32_t payload_len);
 
 /*
@@ -349,7 +351,8 @@ void	ph_header_write(uint8_t hdr[PH_HDR_LEN], uint8_t type,
  * limit for that type: the size of its largest valid encoding, never more
  * than PH_MAX_REQUEST_PAYLOAD for requests or PH_MAX_PAYLOAD for replies.
  */
-int	ph_header_parse(const uint8_t *buf, size_t len, struct ph_header *h);
+int	ph_frame_header_parse(const uint8_t *buf, size_t len,
+	    struct ph_header *h);
 
 /*
  * Decodes one payload of the given type into m. The payload must be
@@ -362,23 +365,25 @@ int	ph_header_parse(const uint8_t *buf, size_t len, struct ph_header *h);
  * reads as that frame, and m->u.ctl.argv point there. Every other type,
  * and any payload refused, is left as it was.
  */
-int	ph_decode(uint8_t type, uint8_t *payload, size_t len,
+int	ph_message_decode(uint8_t type, uint8_t *payload, size_t len,
 	    struct ph_msg *m);
 
 /*
  * Encodes m (header and payload) into buf of cap bytes. Returns the frame
  * length, -ENOBUFS if cap is too small, -EMSGSIZE or -EINVAL if a field is
  * over its limit. For DATA and DATA_ZSTD the bytes are copied; to send file
- * data without a copy, write ph_header_write() and then the bytes yourself.
+ * data without a copy, write ph_frame_header_write() and then the bytes
+ * yourself.
  */
-ssize_t	ph_encode(const struct ph_msg *m, uint8_t *buf, size_t cap);
+ssize_t	ph_message_encode(const struct ph_msg *m, uint8_t *buf, size_t cap);
 
 /*
  * Walks a decoded LIST_REPLY's entry block: r must be initialised over
  * (entries, entries_len). Returns 1 with *e filled, 0 at the end, or a
- * negative errno (cannot happen on a block ph_decode accepted).
+ * negative errno (cannot happen on a block ph_message_decode accepted).
  */
-int	ph_list_entry_next(struct ph_reader *r, struct ph_list_entry *e);
+int	ph_message_list_entry_next(struct ph_reader *r,
+	    struct ph_list_entry *e);
 
 /*
  * Appends one entry to a LIST_REPLY entry block being built with w.
@@ -387,10 +392,11 @@ int	ph_list_entry_next(struct ph_reader *r, struct ph_list_entry *e);
  * component (empty, '.', '..', a '/', bad UTF-8, control bytes). Callers
  * skip such directory entries: they could not be fetched anyway.
  */
-int	ph_list_entry_put(struct ph_writer *w, const struct ph_list_entry *e);
+int	ph_message_list_entry_put(struct ph_writer *w,
+	    const struct ph_list_entry *e);
 
 /* The frame type's name ("GET"), or "?" for an unknown value. */
-const char *ph_type_name(uint8_t type);
+const char *ph_message_type_name(uint8_t type);
 
 /* The error code's name ("NOT_FOUND"), or "UNKNOWN". */
 const char *ph_err_name(unsigned int code);
@@ -411,7 +417,7 @@ enum ph_err ph_err_from_errno(int neg_errno);
  * The one incremental frame reader: every peer's input goes through it.
  * Bytes go into a caller-owned buffer (ph_framer_space() and
  * ph_framer_commit(), or ph_framer_feed()); ph_framer_next() hands back
- * whole frames whose header passed ph_header_parse(), so the magic,
+ * whole frames whose header passed ph_frame_header_parse(), so the magic,
  * version, type and per-type length limits are checked, before any payload
  * byte is trusted, here and nowhere else. A caller that wants to place a
  * payload itself (file bytes straight into a hashing slot, or relayed as
@@ -470,7 +476,7 @@ size_t	ph_framer_compact(struct ph_framer *f);
  * Checks the header of the next frame without taking anything. Returns 0
  * with h filled; -EAGAIN while fewer than PH_HDR_LEN bytes are there;
  * -EBUSY while a taken header's payload is not all handed out; otherwise
- * ph_header_parse()'s error, with h->version and h->type set to the raw
+ * ph_frame_header_parse()'s error, with h->version and h->type set to the raw
  * header bytes (h->length 0) so the caller can say what it refused.
  */
 int	ph_framer_header(const struct ph_framer *f, struct ph_header *h);
@@ -545,7 +551,7 @@ int	ph_path_normalize(const char *in, size_t len, char *out, size_t cap);
  * by the end of the n bytes are all refused. The one UTF-8 check every
  * component uses.
  */
-size_t	ph_utf8_seq_len(const uint8_t *p, size_t n);
+size_t	ph_path_utf8_seq_len(const uint8_t *p, size_t n);
 
 /*
  * The path as clients see it: "/" for the root (rel is "." or ""), else
@@ -611,61 +617,62 @@ int	ph_endpoint_connect(const struct ph_endpoint *ep, int timeout_ms);
  * EINTR. Returns the bytes read (fewer than len only at end of file) or
  * -errno; bytes read before an error are lost to the caller.
  */
-ssize_t	ph_read_full(int fd, void *buf, size_t len);
+ssize_t	ph_io_read_full(int fd, void *buf, size_t len);
 
 /* Writes all len bytes to a blocking fd, retrying on EINTR. 0 or -errno. */
-int	ph_write_all(int fd, const void *buf, size_t len);
+int	ph_io_write_all(int fd, const void *buf, size_t len);
 
 /*
  * Writes all len bytes to a file (or pipe) with write(), going on after
  * short writes and EINTR. Returns 0, or -errno (-EIO if write returns 0).
  */
-int	ph_write_full(int fd, const void *buf, size_t len);
+int	ph_io_write_full(int fd, const void *buf, size_t len);
 
 /*
  * Reads exactly len bytes at offset off with pread(), going on after short
  * reads and EINTR. Returns 0, -ENODATA if the file ends first, or -errno.
  */
-int	ph_pread_full(int fd, void *buf, size_t len, uint64_t off);
+int	ph_io_pread_full(int fd, void *buf, size_t len, uint64_t off);
 
 /*
- * Scatter lists. ph_iov_read() copies len bytes out of iov, starting at
- * byte off, into dst; ph_iov_write() copies src into iov the same way.
+ * Scatter lists. ph_io_iov_read() copies len bytes out of iov, starting at
+ * byte off, into dst; ph_io_iov_write() copies src into iov the same way.
  * Both return the bytes copied, short when iov ends first.
  */
-size_t	ph_iov_read(const struct iovec *iov, size_t niov, size_t off,
+size_t	ph_io_iov_read(const struct iovec *iov, size_t niov, size_t off,
 	    void *dst, size_t len);
-size_t	ph_iov_write(const struct iovec *iov, size_t niov, size_t off,
+size_t	ph_io_iov_write(const struct iovec *iov, size_t niov, size_t off,
 	    const void *src, size_t len);
 
 /*
  * Describes bytes [off, off + len) of iov as at most cap pieces in out.
  * Returns the number of pieces; they cover fewer bytes when iov or cap
- * run out first (ph_iov_len() tells how many).
+ * run out first (ph_io_iov_len() tells how many).
  */
-size_t	ph_iov_slice(const struct iovec *iov, size_t niov, size_t off,
+size_t	ph_io_iov_slice(const struct iovec *iov, size_t niov, size_t off,
 	    size_t len, struct iovec *out, size_t cap);
 
 /* Total bytes in niov pieces. */
-size_t	ph_iov_len(const struct iovec *iov, size_t niov);
+size_t	ph_io_iov_len(const struct iovec *iov, size_t niov);
 
 /*
  * Encodes m and writes the frame to a blocking fd. 0 or -errno. buf is
  * scratch space of cap bytes (PH_HDR_LEN + PH_MAX_REQUEST_PAYLOAD is enough
  * for any request).
  */
-int	ph_send_msg(int fd, const struct ph_msg *m, uint8_t *buf, size_t cap);
+int	ph_io_send_msg(int fd, const struct ph_msg *m, uint8_t *buf,
+	    size_t cap);
 
 /*
  * Reads one whole frame from a blocking fd into buf (cap bytes; use
  * PH_HDR_LEN + PH_MAX_PAYLOAD to accept any frame) and decodes it into m,
  * whose pointers then refer into buf. Returns 0; -ECONNRESET on EOF (before
- * or inside a frame); a header or decode error as ph_header_parse() and
- * ph_decode() return them; -ENOBUFS if the frame does not fit cap; -errno
- * from read(). After -EMSGSIZE or -ENOBUFS the payload is still unread, so
- * the stream is out of step: close the connection.
+ * or inside a frame); a header or decode error as ph_frame_header_parse() and
+ * ph_message_decode() return them; -ENOBUFS if the frame does not fit cap;
+ * -errno from read(). After -EMSGSIZE or -ENOBUFS the payload is still unread,
+ * so the stream is out of step: close the connection.
  */
-int	ph_recv_msg(int fd, uint8_t *buf, size_t cap, struct ph_msg *m);
+int	ph_io_recv_msg(int fd, uint8_t *buf, size_t cap, struct ph_msg *m);
 
 /* ---- Small helpers ------------------------------------------------------ */
 
@@ -677,37 +684,38 @@ int	ph_recv_msg(int fd, uint8_t *buf, size_t cap, struct ph_msg *m);
 #define PH_TIME_STRLEN	32
 
 /* The file type as a word: "file", "dir" or "other". */
-const char *ph_ftype_name(uint8_t ftype);
+const char *ph_util_ftype_name(uint8_t ftype);
 
 /*
  * An ls-style mode string for a file type (enum ph_ftype) and permission
  * bits: "-rw-r--r--", "drwxr-xr-x", "?rw-------" for others, with s/S/t/T.
  */
-void	ph_mode_string(uint8_t ftype, uint32_t mode, char buf[PH_MODE_STRLEN]);
+void	ph_util_mode_string(uint8_t ftype, uint32_t mode,
+	    char buf[PH_MODE_STRLEN]);
 
 /*
  * Local time "YYYY-MM-DD HH:MM:SS" of a time in nanoseconds since 1970
  * (floor division, so times before 1970 are right); "@SECONDS" if the time
  * cannot be converted.
  */
-void	ph_time_string(int64_t ns, char *buf, size_t cap);
+void	ph_util_time_string(int64_t ns, char *buf, size_t cap);
 
 /*
  * Lowercase hex of the n bytes at src: writes 2 * n digits and a NUL, so
  * out must have room for 2 * n + 1 bytes. src and out must not overlap.
  */
-void	ph_hex_encode(const void *src, size_t n, char *out);
+void	ph_util_hex_encode(const void *src, size_t n, char *out);
 
 /* Lowercase hex of a digest into out (65 bytes with the NUL). */
-void	ph_sha256_hex(const uint8_t digest[PH_SHA256_LEN], char out[65]);
+void	ph_util_sha256_hex(const uint8_t digest[PH_SHA256_LEN], char out[65]);
 
 /* Nanoseconds since 1970 of a timespec (st_mtim, st_ctim, a clock). */
-int64_t	ph_timespec_ns(const struct timespec *ts);
+int64_t	ph_util_timespec_ns(const struct timespec *ts);
 
 /*
  * Parses a size with an optional K, M, G or T suffix (powers of 1024), as
  * used by --cache-size. Returns 0 or -EINVAL / -ERANGE.
  */
-int	ph_parse_size(const char *s, uint64_t *out);
+int	ph_util_parse_size(const char *s, uint64_t *out);
 
 #endif /* PORTHOLE_PROTO_H */

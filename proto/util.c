@@ -9,7 +9,7 @@
 #include "proto.h"
 
 void
-ph_hex_encode(const void *src, size_t n, char *out)
+ph_util_hex_encode(const void *src, size_t n, char *out)
 {
 	static const char	hex[] = "0123456789abcdef";
 	const uint8_t		*p = src;
@@ -23,13 +23,13 @@ ph_hex_encode(const void *src, size_t n, char *out)
 }
 
 void
-ph_sha256_hex(const uint8_t digest[PH_SHA256_LEN], char out[65])
+ph_util_sha256_hex(const uint8_t digest[PH_SHA256_LEN], char out[65])
 {
-	ph_hex_encode(digest, PH_SHA256_LEN, out);
+	ph_util_hex_encode(digest, PH_SHA256_LEN, out);
 }
 
 int64_t
-ph_timespec_ns(const struct timespec *ts)
+ph_util_timespec_ns(const struct timespec *ts)
 {
 	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
@@ -39,7 +39,7 @@ ph_timespec_ns(const struct timespec *ts)
  * "1MB" are errors rather than something strtoull would half-accept.
  */
 int
-ph_parse_size(const char *s, uint64_t *out)
+ph_util_parse_size(const char *s, uint64_t *out)
 {
 	uint64_t	v = 0, mul = 1;
 	unsigned int	shift = 0;
@@ -85,7 +85,7 @@ ph_parse_size(const char *s, uint64_t *out)
 }
 
 const char *
-ph_ftype_name(uint8_t ftype)
+ph_util_ftype_name(uint8_t ftype)
 {
 	switch (ftype) {
 	case PH_FT_REGULAR:
@@ -98,7 +98,7 @@ ph_ftype_name(uint8_t ftype)
 }
 
 void
-ph_mode_string(uint8_t ftype, uint32_t mode, char buf[PH_MODE_STRLEN])
+ph_util_mode_string(uint8_t ftype, uint32_t mode, char buf[PH_MODE_STRLEN])
 {
 	static const char rwx[] = "rwxrwxrwx";
 	int i;
@@ -117,7 +117,7 @@ ph_mode_string(uint8_t ftype, uint32_t mode, char buf[PH_MODE_STRLEN])
 }
 
 void
-ph_time_string(int64_t ns, char *buf, size_t cap)
+ph_util_time_string(int64_t ns, char *buf, size_t cap)
 {
 	struct tm tm;
 	time_t t;

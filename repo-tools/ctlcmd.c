@@ -91,7 +91,7 @@ ctlcmd_prepare(int argc, char *const *argv, struct ctl_request *req)
 }
 
 void
-ctl_request_free(struct ctl_request *req)
+ctlcmd_request_free(struct ctl_request *req)
 {
 	size_t i;
 

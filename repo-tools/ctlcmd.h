@@ -33,12 +33,12 @@ struct ctl_request {
  * checking them against the command table and preparing the operands.
  * Prints a message and returns CX_USAGE (an unknown command, a wrong
  * operand count) or CX_ERROR (a PATH that does not resolve) on failure.
- * req must be released with ctl_request_free() either way.
+ * req must be released with ctlcmd_request_free() either way.
  */
 enum cx_exit ctlcmd_prepare(int argc, char *const *argv,
 	    struct ctl_request *req);
 
 /* Frees the strings req owns. Accepts NULL. */
-void	ctl_request_free(struct ctl_request *req);
+void	ctlcmd_request_free(struct ctl_request *req);
 
 #endif /* PORTHOLE_CTLCMD_H */

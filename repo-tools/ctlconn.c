@@ -12,7 +12,7 @@
 
 /* Connects to the control socket, with the message the brief promises. */
 static enum cx_exit
-ctl_connect(const char *path, int *fd)
+ctlconn_connect(const char *path, int *fd)
 {
 	struct ph_endpoint ep;
 	char *spec = NULL;
@@ -45,7 +45,7 @@ ctl_connect(const char *path, int *fd)
 }
 
 static enum cx_exit
-ctl_send(int fd, const char *path, const struct ctl_request *req,
+ctlconn_send(int fd, const char *path, const struct ctl_request *req,
     struct ph_msg *m)
 {
 	uint8_t buf[PH_HDR_LEN + PH_MAX_REQUEST_PAYLOAD];
@@ -58,7 +58,7 @@ ctl_send(int fd, const char *path, const struct ctl_request *req,
 	m->u.ctl.argc = (uint16_t)req->argc;
 	for (i = 0; i < req->argc; i++)
 		m->u.ctl.argv[i] = req->argv[i];
-	rc = ph_send_msg(fd, m, buf, sizeof(buf));
+	rc = ph_io_send_msg(fd, m, buf, sizeof(buf));
 	if (rc == -ENOBUFS || rc == -EMSGSIZE || rc == -EINVAL) {
 		fprintf(stderr, "portholectl: the command is longer than a "
 		    "request may be (%d bytes)\n", PH_MAX_REQUEST_PAYLOAD);
@@ -73,7 +73,8 @@ ctl_send(int fd, const char *path, const struct ctl_request *req,
 
 /* Reads the one frame that answers a CTL request. */
 static enum cx_exit
-ctl_recv(int fd, const char *path, struct ctl_reply *reply, struct ph_msg *m)
+ctlconn_recv(int fd, const char *path, struct ctl_reply *reply,
+    struct ph_msg *m)
 {
 	int rc;
 
@@ -81,7 +82,7 @@ ctl_recv(int fd, const char *path, struct ctl_reply *reply, struct ph_msg *m)
 		fprintf(stderr, "portholectl: %s\n", strerror(ENOMEM));
 		return CX_ERROR;
 	}
-	rc = ph_recv_msg(fd, reply->buf, PH_HDR_LEN + PH_MAX_PAYLOAD, m);
+	rc = ph_io_recv_msg(fd, reply->buf, PH_HDR_LEN + PH_MAX_PAYLOAD, m);
 	if (rc == -ECONNRESET || rc == -EAGAIN || rc == -EWOULDBLOCK) {
 		fprintf(stderr, "portholectl: %s: %s\n", path,
 		    rc == -ECONNRESET ? "the daemon closed the connection" :
@@ -101,7 +102,7 @@ ctl_recv(int fd, const char *path, struct ctl_reply *reply, struct ph_msg *m)
 	}
 	if (m->type != PH_CTL_REPLY) {
 		fprintf(stderr, "portholectl: %s: unexpected %s reply\n", path,
-		    ph_type_name(m->type));
+		    ph_message_type_name(m->type));
 		return CX_ERROR;
 	}
 	reply->status = m->u.ctl_reply.status;
@@ -124,9 +125,9 @@ ctlconn_request(const char *path, const struct ctl_request *req,
 		fprintf(stderr, "portholectl: %s\n", strerror(ENOMEM));
 		return CX_ERROR;
 	}
-	if ((ex = ctl_connect(path, &fd)) == CX_OK &&
-	    (ex = ctl_send(fd, path, req, m)) == CX_OK)
-		ex = ctl_recv(fd, path, reply, m);
+	if ((ex = ctlconn_connect(path, &fd)) == CX_OK &&
+	    (ex = ctlconn_send(fd, path, req, m)) == CX_OK)
+		ex = ctlconn_recv(fd, path, reply, m);
 	if (fd != -1)
 		close(fd);
 	free(m);
@@ -134,7 +135,7 @@ ctlconn_request(const char *path, const struct ctl_request *req,
 }
 
 void
-ctl_reply_free(struct ctl_reply *reply)
+ctlconn_reply_free(struct ctl_reply *reply)
 {
 	if (reply == NULL)
 		return;

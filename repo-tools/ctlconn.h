@@ -25,12 +25,12 @@ struct ctl_reply {
  * reads the CTL_REPLY (its body is JSON) into *reply. Returns CX_OK,
  * or prints a message and returns CX_UNREACHABLE (no connection, no reply),
  * CX_USAGE (bad socket path, request too large) or CX_ERROR (a malformed
- * or unexpected reply). Release *reply with ctl_reply_free() either way.
+ * or unexpected reply). Release *reply with ctlconn_reply_free() either way.
  */
 enum cx_exit ctlconn_request(const char *path, const struct ctl_request *req,
 	    struct ctl_reply *reply);
 
 /* Frees reply's buffer. Accepts NULL. */
-void	ctl_reply_free(struct ctl_reply *reply);
+void	ctlconn_reply_free(struct ctl_reply *reply);
 
 #endif /* PORTHOLE_CTLCONN_H */

@@ -286,7 +286,7 @@ ctlshow_ftype(const char *name)
 	static const uint8_t types[] = { PH_FT_REGULAR, PH_FT_DIR };
 
 	for (size_t i = 0; i < sizeof(types); i++)
-		if (strcmp(name, ph_ftype_name(types[i])) == 0)
+		if (strcmp(name, ph_util_ftype_name(types[i])) == 0)
 			return types[i];
 	return PH_FT_OTHER;
 }
@@ -310,9 +310,9 @@ ctlshow_repo_ls(FILE *f, json_t *r)
 		    "type", &type, "size", &size, "mode", &perm, "mtime_ns",
 		    &mtime_ns) < 0)
 			return -1;
-		ph_mode_string(ctlshow_ftype(type),
+		ph_util_mode_string(ctlshow_ftype(type),
 		    (uint32_t)strtoul(perm, NULL, 8), mode);
-		ph_time_string(mtime_ns, mtime, sizeof(mtime));
+		ph_util_time_string(mtime_ns, mtime, sizeof(mtime));
 		fprintf(f, "%s %12" PRIu64 "  %s  %s\n", mode,
 		    ctlshow_u64(size), mtime, name);
 	}

@@ -20,7 +20,7 @@
 #include "usage.h"
 
 static void
-print_usage(FILE *f)
+portholectl_print_usage(FILE *f)
 {
 	fputs("usage: portholectl [-s CONTROL] [--json] COMMAND [ARGS]\n"
 	    "\n"
@@ -46,8 +46,8 @@ print_usage(FILE *f)
  * older daemon's text), -1 if a field the text needs is missing.
  */
 static int
-render_text(const struct ctl_request *req, const struct ctl_reply *reply,
-    char **text, size_t *len)
+portholectl_render_text(const struct ctl_request *req,
+    const struct ctl_reply *reply, char **text, size_t *len)
 {
 	json_t *body;
 	FILE *mem;
@@ -85,8 +85,8 @@ render_text(const struct ctl_request *req, const struct ctl_reply *reply,
  * Returns the exit code.
  */
 static enum cx_exit
-print_reply(const struct ctl_request *req, const struct ctl_reply *reply,
-    bool json)
+portholectl_print_reply(const struct ctl_request *req,
+    const struct ctl_reply *reply, bool json)
 {
 	FILE *out = reply->status == PH_OK ? stdout : stderr;
 	const char *what = (const char *)reply->body;
@@ -99,7 +99,7 @@ print_reply(const struct ctl_request *req, const struct ctl_reply *reply,
 		fprintf(stderr, "portholectl: %s (%s)\n",
 		    ph_err_text(reply->status), ph_err_name(reply->status));
 	if (!json && reply->body_len > 0 &&
-	    (r = render_text(req, reply, &text, &len)) == 0)
+	    (r = portholectl_render_text(req, reply, &text, &len)) == 0)
 		what = text;
 	else if (r < 0) {
 		fprintf(stderr, "portholectl: the daemon's reply lacks a field "
@@ -136,7 +136,8 @@ print_reply(const struct ctl_request *req, const struct ctl_reply *reply,
  * Returns -1 to go on, or an exit code after printing help or an error.
  */
 static int
-take_global_options(int *argc, char **argv, const char **control, bool *json)
+portholectl_take_global_options(int *argc, char **argv, const char **control,
+    bool *json)
 {
 	int i, n = 0;
 
@@ -158,7 +159,7 @@ take_global_options(int *argc, char **argv, const char **control, bool *json)
 		} else if (strncmp(a, "--socket=", 9) == 0) {
 			*control = a + 9;
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			print_usage(stdout);
+			portholectl_print_usage(stdout);
 			return CX_OK;
 		} else
 			argv[n++] = argv[i];
@@ -187,7 +188,10 @@ main(int argc, char **argv)
 	memset(&reply, 0, sizeof(reply));
 	signal(SIGPIPE, SIG_IGN);
 	opterr = 0;
-	/* "+": stop at the command; take_global_options() does the rest. */
+	/*
+	 * "+": stop at the command; portholectl_take_global_options() does the
+	 * rest.
+	 */
 	while ((ch = getopt_long(argc, argv, "+:s:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
@@ -197,7 +201,7 @@ main(int argc, char **argv)
 			json = true;
 			break;
 		case 'h':
-			print_usage(stdout);
+			portholectl_print_usage(stdout);
 			return CX_OK;
 		case 'V':
 			printf("portholectl %s (protocol %d)\n",
@@ -208,14 +212,14 @@ main(int argc, char **argv)
 		}
 	}
 	nargs = argc - optind;
-	if ((rc = take_global_options(&nargs, argv + optind, &control,
-	    &json)) >= 0)
+	if ((rc = portholectl_take_global_options(&nargs, argv + optind,
+	    &control, &json)) >= 0)
 		return rc;
 	if ((ex = ctlcmd_prepare(nargs, argv + optind, &req)) ==
 	    CX_OK &&
 	    (ex = ctlconn_request(control, &req, &reply)) == CX_OK)
-		ex = print_reply(&req, &reply, json);
-	ctl_reply_free(&reply);
-	ctl_request_free(&req);
+		ex = portholectl_print_reply(&req, &reply, json);
+	ctlconn_reply_free(&reply);
+	ctlcmd_request_free(&req);
 	return ex;
 }

@@ -725,9 +725,9 @@ vhost_user_input(struct vhost_user *u)
 				continue;
 			if (u->have == VU_HDR_LEN) {
 				ph_reader_init(&r, u->buf, VU_HDR_LEN);
-				(void)ph_get_bytes(&r, &u->req, 4);
-				(void)ph_get_bytes(&r, &u->flags, 4);
-				(void)ph_get_bytes(&r, &u->size, 4);
+				(void)ph_reader_get_bytes(&r, &u->req, 4);
+				(void)ph_reader_get_bytes(&r, &u->flags, 4);
+				(void)ph_reader_get_bytes(&r, &u->size, 4);
 				if ((u->flags & VU_VERSION_MASK) != VU_VERSION)
 					return vhost_user_fail(u, -EPROTO,
 					    "message version %u",

@@ -24,7 +24,7 @@ vh_get_le16(struct ph_reader *r, uint16_t *v)
 	uint16_t x;
 	int err;
 
-	if ((err = ph_get_bytes(r, &x, sizeof(x))) < 0)
+	if ((err = ph_reader_get_bytes(r, &x, sizeof(x))) < 0)
 		return err;
 	*v = le16toh(x);
 	return 0;
@@ -36,7 +36,7 @@ vh_get_le32(struct ph_reader *r, uint32_t *v)
 	uint32_t x;
 	int err;
 
-	if ((err = ph_get_bytes(r, &x, sizeof(x))) < 0)
+	if ((err = ph_reader_get_bytes(r, &x, sizeof(x))) < 0)
 		return err;
 	*v = le32toh(x);
 	return 0;
@@ -48,7 +48,7 @@ vh_get_le64(struct ph_reader *r, uint64_t *v)
 	uint64_t x;
 	int err;
 
-	if ((err = ph_get_bytes(r, &x, sizeof(x))) < 0)
+	if ((err = ph_reader_get_bytes(r, &x, sizeof(x))) < 0)
 		return err;
 	*v = le64toh(x);
 	return 0;
@@ -59,7 +59,7 @@ vh_put_le16(struct ph_writer *w, uint16_t v)
 {
 	uint16_t x = htole16(v);
 
-	return ph_put_bytes(w, &x, sizeof(x));
+	return ph_writer_put_bytes(w, &x, sizeof(x));
 }
 
 static inline int
@@ -67,7 +67,7 @@ vh_put_le32(struct ph_writer *w, uint32_t v)
 {
 	uint32_t x = htole32(v);
 
-	return ph_put_bytes(w, &x, sizeof(x));
+	return ph_writer_put_bytes(w, &x, sizeof(x));
 }
 
 static inline int
@@ -75,7 +75,7 @@ vh_put_le64(struct ph_writer *w, uint64_t v)
 {
 	uint64_t x = htole64(v);
 
-	return ph_put_bytes(w, &x, sizeof(x));
+	return ph_writer_put_bytes(w, &x, sizeof(x));
 }
 
 /*

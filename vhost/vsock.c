@@ -355,7 +355,7 @@ vsock_deliver(struct vsock_conn *c, const struct vhost_chain *ch,
 
 	if (len > cap - c->buf_len)
 		return -EPROTO;
-	nsub = ph_iov_slice(ch->iov, ch->nout, VSOCK_HDR_LEN, len, sub,
+	nsub = ph_io_iov_slice(ch->iov, ch->nout, VSOCK_HDR_LEN, len, sub,
 	    VHOST_CHAIN_MAX_IOV);
 	if (c->buf_len == 0 && (n = vsock_offer(c, sub, nsub, len)) < 0)
 		return (int)n;
@@ -366,8 +366,9 @@ vsock_deliver(struct vsock_conn *c, const struct vhost_chain *ch,
 		n1 = len - (uint32_t)n;
 		/* The rest goes in after what waits there; the ring may wrap. */
 		first = cap - tail < n1 ? cap - tail : n1;
-		(void)ph_iov_read(sub, nsub, (size_t)n, c->buf + tail, first);
-		(void)ph_iov_read(sub, nsub, (size_t)n + first, c->buf,
+		(void)ph_io_iov_read(sub, nsub, (size_t)n, c->buf + tail,
+		    first);
+		(void)ph_io_iov_read(sub, nsub, (size_t)n + first, c->buf,
 		    n1 - first);
 		c->buf_len += n1;
 	}
@@ -415,7 +416,7 @@ vsock_tx_packet(struct vsock_dev *d, const struct vhost_chain *ch)
 		d->st.dropped++;
 		return;
 	}
-	(void)ph_iov_read(ch->iov, ch->nout, 0, raw, sizeof(raw));
+	(void)ph_io_iov_read(ch->iov, ch->nout, 0, raw, sizeof(raw));
 	vsock_hdr_decode(raw, &h);
 	/* A guest speaks only for itself. */
 	if (h.src_cid != d->cfg.guest_cid) {
@@ -530,7 +531,7 @@ vsock_rx_put_hdr(struct vsock_conn *c, const struct vhost_chain *ch,
 	c->fwd_sent = c->fwd_cnt;
 	c->need_credit = false;
 	vsock_hdr_encode(&h, raw);
-	(void)ph_iov_write(ch->iov + ch->nout, ch->nin, 0, raw, sizeof(raw));
+	(void)ph_io_iov_write(ch->iov + ch->nout, ch->nin, 0, raw, sizeof(raw));
 }
 
 /* True when the connection's next packet is payload from the service. */
@@ -599,9 +600,9 @@ vsock_rx_gather(struct vsock_dev *d, uint32_t credit, int budget,
 			r = VSOCK_MAX_PKT;
 		if (ch->in_len - VSOCK_HDR_LEN < r)
 			r = (uint32_t)(ch->in_len - VSOCK_HDR_LEN);
-		k = ph_iov_slice(ch->iov + ch->nout, ch->nin, VSOCK_HDR_LEN, r,
-		    iov + *niov, VSOCK_RX_IOV - *niov);
-		room[n] = (uint32_t)ph_iov_len(iov + *niov, k);
+		k = ph_io_iov_slice(ch->iov + ch->nout, ch->nin, VSOCK_HDR_LEN,
+		    r, iov + *niov, VSOCK_RX_IOV - *niov);
+		room[n] = (uint32_t)ph_io_iov_len(iov + *niov, k);
 		if (room[n] == 0) {
 			vhost_vq_unpop(d->rx);	/* no iovec space left */
 			return n;
@@ -717,8 +718,8 @@ vsock_rx_pass(struct vsock_dev *d)
 			d->rst_head = (d->rst_head + 1) % VSOCK_RST_QUEUE;
 			d->nrst--;
 			vsock_hdr_encode(&h, raw);
-			(void)ph_iov_write(ch->iov + ch->nout, ch->nin, 0, raw,
-			    sizeof(raw));
+			(void)ph_io_iov_write(ch->iov + ch->nout, ch->nin, 0,
+			    raw, sizeof(raw));
 			(void)vhost_vq_push(d->rx, ch->head, VSOCK_HDR_LEN);
 			pushed++;
 			continue;

@@ -8,7 +8,7 @@
  * whatever decodes must encode back to the same bytes, and whatever the
  * normaliser accepts must be a fixed point of it; a violation aborts, which
  * libFuzzer reports as a crash. The framer must cut the stream where a
- * walk of the whole input with ph_header_parse() does, however it is fed.
+ * walk of the whole input with ph_frame_header_parse() does, however it is fed.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -29,7 +29,9 @@ violated(const char *what, uint8_t type)
 	abort();
 }
 
-/* Walks a decoded LIST_REPLY; ph_decode promised every entry is valid. */
+/*
+ * Walks a decoded LIST_REPLY; ph_message_decode promised every entry is valid.
+ */
 static void
 walk_entries(const struct ph_list_reply *lr)
 {
@@ -39,7 +41,7 @@ walk_entries(const struct ph_list_reply *lr)
 	int			rc;
 
 	ph_reader_init(&r, lr->entries, lr->entries_len);
-	while ((rc = ph_list_entry_next(&r, &e)) == 1) {
+	while ((rc = ph_message_list_entry_next(&r, &e)) == 1) {
 		if (strlen(e.name) == 0 || strchr(e.name, '/') != NULL)
 			violated("bad entry name accepted", PH_LIST_REPLY);
 		n++;
@@ -108,7 +110,7 @@ check_decode(uint8_t type, const uint8_t *payload, size_t len,
 
 	if (len > 0)
 		memcpy(in, payload, len);
-	if (ph_decode(type, in, len, m) != 0) {
+	if (ph_message_decode(type, in, len, m) != 0) {
 		if (m->type != 0)
 			violated("failed decode left a type", type);
 		if (len > 0 && memcmp(in, payload, len) != 0)
@@ -119,17 +121,17 @@ check_decode(uint8_t type, const uint8_t *payload, size_t len,
 		check_ctl_args(&m->u.ctl, in, len);
 	if (m->type != type)
 		violated("decode set the wrong type", type);
-	(void)ph_type_name(type);
+	(void)ph_message_type_name(type);
 	if (type == PH_LIST_REPLY)
 		walk_entries(&m->u.list_reply);
 	if (type == PH_ERROR)
 		(void)ph_err_text(m->u.error.code);
 	check_flags(m);
-	n = ph_encode(m, out, outcap);
+	n = ph_message_encode(m, out, outcap);
 	if (n < 0)
 		violated("decoded message does not encode in its own size",
 		    type);
-	ph_header_write(hdr, type, (uint32_t)len);
+	ph_frame_header_write(hdr, type, (uint32_t)len);
 	if ((size_t)n != PH_HDR_LEN + len ||
 	    memcmp(out, hdr, PH_HDR_LEN) != 0 ||
 	    (len > 0 && memcmp(out + PH_HDR_LEN, payload, len) != 0))
@@ -149,7 +151,7 @@ ref_frame(const uint8_t *data, size_t size, size_t off, struct ph_header *h)
 {
 	int	rc;
 
-	if ((rc = ph_header_parse(data + off, size - off, h)) == -EAGAIN)
+	if ((rc = ph_frame_header_parse(data + off, size - off, h)) == -EAGAIN)
 		return 0;
 	if (rc < 0)
 		return rc;
@@ -194,7 +196,8 @@ check_framer(const uint8_t *data, size_t size, struct ph_msg *m,
 		} else if ((r = ph_framer_header(&f, &h)) == 0 &&
 		    ((stream && h.type == PH_DATA) ||
 		    PH_HDR_LEN + (size_t)h.length > FUZZ_FRAMER_CAP)) {
-			if (ph_header_parse(data + off, size - off, &rh) != 0 ||
+			if (ph_frame_header_parse(data + off, size - off,
+			    &rh) != 0 ||
 			    rh.type != h.type || rh.length != h.length ||
 			    ph_framer_take_header(&f, &h) != 0)
 				violated("framer header differs", h.type);
@@ -272,7 +275,7 @@ check_endpoint(const uint8_t *data, size_t size)
 		    memcmp(&ep, &ep2, sizeof(ep)) != 0)
 			violated("endpoint does not round trip", 0);
 	}
-	(void)ph_parse_size(s, &v);
+	(void)ph_util_parse_size(s, &v);
 	free(s);
 }
 
@@ -297,7 +300,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	/* As a frame: header first, then the payload it announces. */
-	if (ph_header_parse(data, size, &h) == 0 &&
+	if (ph_frame_header_parse(data, size, &h) == 0 &&
 	    h.length <= size - PH_HDR_LEN)
 		check_decode(h.type, data + PH_HDR_LEN, h.length, m, in, out,
 		    outcap);

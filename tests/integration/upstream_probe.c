@@ -175,9 +175,9 @@ on_get_end(void *arg, int status, const struct upstream_error *e,
 
 	if (EVP_DigestFinal_ex(p->md, hash, &n) != 1)
 		abort();
-	ph_sha256_hex(hash, hhex);
+	ph_util_sha256_hex(hash, hhex);
 	if (sha256 != NULL)
-		ph_sha256_hex(sha256, dhex);
+		ph_util_sha256_hex(sha256, dhex);
 	else
 		snprintf(dhex, sizeof(dhex), "-");
 	if (status != 0 && e == NULL) {
@@ -212,7 +212,7 @@ on_stat(void *arg, int status, const struct upstream_error *e,
 
 	if (status == 0) {
 		if (meta->has_digest)
-			ph_sha256_hex(meta->sha256, hex);
+			ph_util_sha256_hex(meta->sha256, hex);
 		else
 			snprintf(hex, sizeof(hex), "-");
 		/* Where the parent says the path leads; "-" if it does not. */
@@ -250,7 +250,7 @@ on_list(void *arg, int status, const struct upstream_error *e,
 		goto done;
 	}
 	ph_reader_init(&rd, page->entries, page->entries_len);
-	while ((err = ph_list_entry_next(&rd, &ent)) == 1) {
+	while ((err = ph_message_list_entry_next(&rd, &ent)) == 1) {
 		n = snprintf(item, sizeof(item), "%s%s:%" PRIu64 ":%u",
 		    p->entries_len > 0 ? "," : "", ent.name, ent.size,
 		    (unsigned int)ent.ftype);

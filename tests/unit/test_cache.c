@@ -111,7 +111,7 @@ test_fill_get(void **state)
 	back = tread_fd(cache_blob_fd(b), sizeof(data));
 	assert_memory_equal(back, data, sizeof(data));
 	free(back);
-	assert_int_equal(cache_blob_verify(b), 0);
+	assert_int_equal(cache_pack_verify(b), 0);
 
 	cache_stats(c, &st);
 	assert_int_equal(st.entries, 1);
@@ -151,7 +151,7 @@ test_empty_blob(void **state)
 
 	assert_int_equal(tput(c, "", 0, &b), 0);
 	assert_int_equal(cache_blob_size(b), 0);
-	assert_int_equal(cache_blob_verify(b), 0);
+	assert_int_equal(cache_pack_verify(b), 0);
 	assert_int_equal(cache_pack_begin(c, b, &p), 0);
 	assert_null(p);
 	cache_blob_put(b);
@@ -410,7 +410,7 @@ test_duplicate_commit(void **state)
 	assert_non_null(b1);
 	assert_non_null(b2);
 	assert_memory_equal(cache_blob_sha256(b2), sha, 32);
-	assert_int_equal(cache_blob_verify(b2), 0);
+	assert_int_equal(cache_pack_verify(b2), 0);
 	cache_stats(c, &st);
 	assert_int_equal(st.entries, 1);
 	assert_int_equal(st.fills, 1);
@@ -494,7 +494,7 @@ test_remove_pinned(void **state)
 	cache_blob_put(b2);
 	assert_int_equal(cache_fill_begin(c, 7000, &f), 0);
 	cache_fill_abort(f);
-	assert_int_equal(cache_blob_verify(b3), 0);
+	assert_int_equal(cache_pack_verify(b3), 0);
 	cache_blob_put(b3);
 	assert_true(cache_blob_has(c, sha));
 	assert_int_equal(tcount_files(t->blobs, NULL), 1);
@@ -515,7 +515,7 @@ test_clear(void **state)
 	put_tagged(c, 'b', 1000, b);
 	put_tagged(c, 'd', 1000, d);
 	memcpy(e.sha256, a, 32);
-	assert_int_equal(cache_cat_put(c, "x/a", &e), 0);
+	assert_int_equal(cache_db_cat_put(c, "x/a", &e), 0);
 	assert_int_equal(cache_blob_get(c, b, &pb), 0);
 	assert_int_equal(cache_clear(c), 2);
 	assert_false(cache_blob_has(c, a));
@@ -737,54 +737,54 @@ test_catalog(void **state)
 	e.dev = 0x8000000000000001ULL;
 	e.mode = 0100644;
 	memset(e.sha256, 0xab, 32);
-	assert_int_equal(cache_cat_get(c, "a/b", &got), -ENOENT);
-	assert_int_equal(cache_cat_put(c, "a/b", &e), 0);
-	assert_int_equal(cache_cat_count(c), 1);
-	assert_int_equal(cache_cat_get(c, "a/b", &got), 0);
+	assert_int_equal(cache_db_cat_get(c, "a/b", &got), -ENOENT);
+	assert_int_equal(cache_db_cat_put(c, "a/b", &e), 0);
+	assert_int_equal(cache_db_cat_count(c), 1);
+	assert_int_equal(cache_db_cat_get(c, "a/b", &got), 0);
 	assert_memory_equal(&got, &e, sizeof(e));
 
 	e.size = 4;
-	assert_int_equal(cache_cat_put(c, "b/cc", &e), 0);
+	assert_int_equal(cache_db_cat_put(c, "b/cc", &e), 0);
 	e.size = 3;
 	e.mtime_ns = 42;
-	assert_int_equal(cache_cat_put(c, "a/b", &e), 0);	/* replace */
-	assert_int_equal(cache_cat_count(c), 2);
-	assert_int_equal(cache_cat_get(c, "a/b", &got), 0);
+	assert_int_equal(cache_db_cat_put(c, "a/b", &e), 0);	/* replace */
+	assert_int_equal(cache_db_cat_count(c), 2);
+	assert_int_equal(cache_db_cat_get(c, "a/b", &got), 0);
 	assert_int_equal(got.mtime_ns, 42);
 	e.size = 2;
-	assert_int_equal(cache_cat_put(c, "a.", &e), 0);
+	assert_int_equal(cache_db_cat_put(c, "a.", &e), 0);
 
 	/* Byte order: "a." < "a/b" < "b/cc". */
-	assert_int_equal(cache_cat_each(c, cat_collect, &w), 0);
+	assert_int_equal(cache_db_cat_each(c, cat_collect, &w), 0);
 	assert_int_equal(w.n, 3);
 	assert_string_equal(w.paths[0], "a.");
 	assert_string_equal(w.paths[1], "a/b");
 	assert_string_equal(w.paths[2], "b/cc");
 	w.n = 0;
 	w.stop_at = 2;
-	assert_int_equal(cache_cat_each(c, cat_collect, &w), 7);
+	assert_int_equal(cache_db_cat_each(c, cat_collect, &w), 7);
 	assert_int_equal(w.n, 2);
 
-	assert_int_equal(cache_cat_del(c, "a/b"), 0);
-	assert_int_equal(cache_cat_del(c, "a/b"), -ENOENT);
-	assert_int_equal(cache_cat_get(c, "a/b", &got), -ENOENT);
-	assert_int_equal(cache_cat_count(c), 2);
+	assert_int_equal(cache_db_cat_del(c, "a/b"), 0);
+	assert_int_equal(cache_db_cat_del(c, "a/b"), -ENOENT);
+	assert_int_equal(cache_db_cat_get(c, "a/b", &got), -ENOENT);
+	assert_int_equal(cache_db_cat_count(c), 2);
 
 	/* Bad arguments. */
-	assert_int_equal(cache_cat_put(c, "", &e), -EINVAL);
-	assert_int_equal(cache_cat_put(c, NULL, &e), -EINVAL);
+	assert_int_equal(cache_db_cat_put(c, "", &e), -EINVAL);
+	assert_int_equal(cache_db_cat_put(c, NULL, &e), -EINVAL);
 	memset(longp, 'x', sizeof(longp) - 1);
 	longp[sizeof(longp) - 1] = '\0';
-	assert_int_equal(cache_cat_put(c, longp, &e), -EINVAL);
+	assert_int_equal(cache_db_cat_put(c, longp, &e), -EINVAL);
 	e.size = (uint64_t)INT64_MAX + 1;
-	assert_int_equal(cache_cat_put(c, "big", &e), -EINVAL);
-	assert_int_equal(cache_cat_count(c), 2);
+	assert_int_equal(cache_db_cat_put(c, "big", &e), -EINVAL);
+	assert_int_equal(cache_db_cat_count(c), 2);
 	cache_close(c);
 
 	/* And it all persists. */
 	c = tcache_open(t, 1000);
-	assert_int_equal(cache_cat_count(c), 2);
-	assert_int_equal(cache_cat_get(c, "b/cc", &got), 0);
+	assert_int_equal(cache_db_cat_count(c), 2);
+	assert_int_equal(cache_db_cat_get(c, "b/cc", &got), 0);
 	assert_int_equal(got.size, 4);
 	assert_int_equal(got.ino, UINT64_MAX);
 	assert_int_equal(got.dev, 0x8000000000000001ULL);
@@ -817,14 +817,14 @@ test_pin_all(void **state)
 	assert_int_equal(st.pinned, 3);
 	assert_int_equal(st.hits, 1);
 	for (i = 0; i < 3; i++) {
-		assert_int_equal(cache_blob_verify(pins[i]), 0);
+		assert_int_equal(cache_pack_verify(pins[i]), 0);
 		cache_blob_put(pins[i]);
 	}
 	expect_order(c, 3, (const uint8_t (*[])[32]){ &a, &d, &b });
 
 	/* One at a time, the same: no hit counted, no reordering. */
 	assert_int_equal(cache_blob_pin(c, b, &pins[0]), 0);
-	assert_int_equal(cache_blob_verify(pins[0]), 0);
+	assert_int_equal(cache_pack_verify(pins[0]), 0);
 	cache_blob_put(pins[0]);
 	assert_int_equal(cache_blob_pin(c, (uint8_t[32]){ 1 }, &pins[0]),
 	    -ENOENT);
@@ -988,12 +988,12 @@ test_workers(void **state)
 	assert_int_equal(wp.rc, 0);
 	assert_int_equal(cache_fill_commit(wf.f, &x), 0);
 	assert_int_equal(cache_pack_finish(wp.p, wp.rc), 1);
-	assert_int_equal(cache_blob_verify(x), 0);
+	assert_int_equal(cache_pack_verify(x), 0);
 	cache_blob_put(x);
 	cache_blob_put(b);
 	assert_int_equal(cache_blob_get(c, stext, &x), 0);
 	assert_int_equal(cache_blob_form(x), CACHE_FORM_ZSTD);
-	assert_int_equal(cache_blob_verify(x), 0);
+	assert_int_equal(cache_pack_verify(x), 0);
 	cache_blob_put(x);
 	free(data);
 	free(text);

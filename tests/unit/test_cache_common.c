@@ -164,7 +164,7 @@ tblob_path(const struct tdir *t, const uint8_t *sha, int form, char *out,
 {
 	char	hex[2 * CACHE_SHA256_LEN + 1];
 
-	ph_hex_encode(sha, CACHE_SHA256_LEN, hex);
+	ph_util_hex_encode(sha, CACHE_SHA256_LEN, hex);
 	snprintf(out, cap, "%s/%.2s/%s%s", t->blobs, hex, hex,
 	    form == CACHE_FORM_ZSTD ? ".zst" : "");
 }

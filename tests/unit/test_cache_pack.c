@@ -1,6 +1,6 @@
 /*
  * test_cache_pack.c: compression at rest (cache_pack_*), the frame table,
- * and cache_blob_verify() on both forms.
+ * and cache_pack_verify() on both forms.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -98,7 +98,7 @@ test_pack_text(void **state)
 	back = tread_fd(cache_blob_fd(raw), TEXT_LEN);
 	assert_memory_equal(back, data, TEXT_LEN);
 	free(back);
-	assert_int_equal(cache_blob_verify(raw), 0);
+	assert_int_equal(cache_pack_verify(raw), 0);
 	cache_blob_put(raw);
 
 	assert_int_equal(cache_blob_get(c, sha, &z), 0);
@@ -110,7 +110,7 @@ test_pack_text(void **state)
 	back = decode_frames(z);
 	assert_memory_equal(back, data, TEXT_LEN);
 	free(back);
-	assert_int_equal(cache_blob_verify(z), 0);
+	assert_int_equal(cache_pack_verify(z), 0);
 
 	cache_stats(c, &st);
 	assert_int_equal(st.compressed, 1);
@@ -137,7 +137,7 @@ test_pack_text(void **state)
 	back = decode_frames(z);
 	assert_memory_equal(back, data, TEXT_LEN);
 	free(back);
-	assert_int_equal(cache_blob_verify(z), 0);
+	assert_int_equal(cache_pack_verify(z), 0);
 	cache_blob_put(z);
 	cache_close(c);
 	free(data);
@@ -176,7 +176,7 @@ test_pack_noise(void **state)
 	assert_int_equal(cache_blob_get(c, sha, &b), 0);
 	assert_true(cache_blob_incompressible(b));
 	assert_int_equal(pack(c, b), 0);
-	assert_int_equal(cache_blob_verify(b), 0);
+	assert_int_equal(cache_pack_verify(b), 0);
 	cache_blob_put(b);
 	cache_close(c);
 	free(data);
@@ -364,28 +364,28 @@ test_verify_corrupt(void **state)
 	tblob_path(t, sraw, CACHE_FORM_RAW, path, sizeof(path));
 	tflip(path, CACHE_CHUNK + 5);
 	assert_int_equal(cache_blob_get(c, sraw, &b), 0);
-	assert_int_equal(cache_blob_verify(b), -EBADMSG);
+	assert_int_equal(cache_pack_verify(b), -EBADMSG);
 	cache_blob_remove(b);
 	cache_blob_put(b);
 	assert_false(cache_blob_has(c, sraw));
 
 	/* Zstd: one byte inside the second frame. */
 	assert_int_equal(cache_blob_get(c, stext, &z), 0);
-	assert_int_equal(cache_blob_verify(z), 0);
+	assert_int_equal(cache_pack_verify(z), 0);
 	assert_int_equal(cache_blob_frame(z, 1, &off, &flen), 0);
 	tblob_path(t, stext, CACHE_FORM_ZSTD, path, sizeof(path));
 	tflip(path, off + flen / 2);
-	assert_int_equal(cache_blob_verify(z), -EBADMSG);
+	assert_int_equal(cache_pack_verify(z), -EBADMSG);
 	/* Put back as it was, then damage a frame header's declared size. */
 	tflip(path, off + flen / 2);
-	assert_int_equal(cache_blob_verify(z), 0);
+	assert_int_equal(cache_pack_verify(z), 0);
 	tflip(path, off + 5);
-	assert_int_equal(cache_blob_verify(z), -EBADMSG);
+	assert_int_equal(cache_pack_verify(z), -EBADMSG);
 	tflip(path, off + 5);
-	assert_int_equal(cache_blob_verify(z), 0);
+	assert_int_equal(cache_pack_verify(z), 0);
 	/* A file one byte short. */
 	assert_int_equal(truncate(path, (off_t)cache_blob_stored(z) - 1), 0);
-	assert_int_equal(cache_blob_verify(z), -EBADMSG);
+	assert_int_equal(cache_pack_verify(z), -EBADMSG);
 	cache_blob_put(z);
 	/* And such a file is not served again. */
 	assert_int_equal(cache_blob_get(c, stext, &z), -ENOENT);

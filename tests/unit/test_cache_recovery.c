@@ -47,7 +47,7 @@ sql_hex(const uint8_t *sha, char out[70])
 {
 	out[0] = 'x';
 	out[1] = '\'';
-	ph_hex_encode(sha, CACHE_SHA256_LEN, out + 2);
+	ph_util_hex_encode(sha, CACHE_SHA256_LEN, out + 2);
 	out[66] = '\'';
 	out[67] = '\0';
 }
@@ -229,7 +229,7 @@ test_orphans(void **state)
 	assert_int_equal(st.entries, 1);
 	assert_int_equal(st.bytes, 3000);
 	assert_int_equal(cache_blob_get(c, a, &b), 0);
-	assert_int_equal(cache_blob_verify(b), 0);
+	assert_int_equal(cache_pack_verify(b), 0);
 	cache_blob_put(b);
 	cache_close(c);
 	unlink(readme);
@@ -365,10 +365,10 @@ test_corrupt_rows(void **state)
 	assert_int_equal(st.compressed, 1);
 	assert_int_equal(cache_blob_get(c, ok_z, &b), 0);
 	assert_int_equal(cache_blob_frames(b), 2);
-	assert_int_equal(cache_blob_verify(b), 0);
+	assert_int_equal(cache_pack_verify(b), 0);
 	cache_blob_put(b);
 	assert_int_equal(cache_blob_get(c, ok_r, &b), 0);
-	assert_int_equal(cache_blob_verify(b), 0);
+	assert_int_equal(cache_pack_verify(b), 0);
 	cache_blob_put(b);
 	cache_close(c);
 	assert_int_equal(tsql_int(t, "SELECT count(*) FROM blobs"), 2);
@@ -384,10 +384,10 @@ test_corrupt_catalog(void **state)
 	struct cache_cat	 e = { .size = 10, .mode = 0100644 }, got;
 
 	memset(e.sha256, 7, 32);
-	assert_int_equal(cache_cat_put(c, "good", &e), 0);
-	assert_int_equal(cache_cat_put(c, "short", &e), 0);
-	assert_int_equal(cache_cat_put(c, "negative", &e), 0);
-	assert_int_equal(cache_cat_put(c, "mode", &e), 0);
+	assert_int_equal(cache_db_cat_put(c, "good", &e), 0);
+	assert_int_equal(cache_db_cat_put(c, "short", &e), 0);
+	assert_int_equal(cache_db_cat_put(c, "negative", &e), 0);
+	assert_int_equal(cache_db_cat_put(c, "mode", &e), 0);
 	cache_close(c);
 	tsql(t, "UPDATE catalog SET sha256 = x'0102' WHERE path = 'short'");
 	tsql(t, "UPDATE catalog SET size = -3 WHERE path = 'negative'");
@@ -396,12 +396,12 @@ test_corrupt_catalog(void **state)
 	    " zeroblob(32))");
 
 	c = tcache_open(t, 1000);
-	assert_int_equal(cache_cat_count(c), 1);
-	assert_int_equal(cache_cat_get(c, "good", &got), 0);
+	assert_int_equal(cache_db_cat_count(c), 1);
+	assert_int_equal(cache_db_cat_get(c, "good", &got), 0);
 	assert_int_equal(got.size, 10);
-	assert_int_equal(cache_cat_get(c, "short", &got), -ENOENT);
-	assert_int_equal(cache_cat_get(c, "negative", &got), -ENOENT);
-	assert_int_equal(cache_cat_get(c, "mode", &got), -ENOENT);
+	assert_int_equal(cache_db_cat_get(c, "short", &got), -ENOENT);
+	assert_int_equal(cache_db_cat_get(c, "negative", &got), -ENOENT);
+	assert_int_equal(cache_db_cat_get(c, "mode", &got), -ENOENT);
 	cache_close(c);
 }
 
@@ -487,7 +487,7 @@ crash_at(void **state, int how)
 	assert_false(cache_blob_has(c, other));
 	assert_int_equal(cache_blob_get(c, sha, &b), 0);
 	assert_int_equal(cache_blob_form(b), CACHE_FORM_RAW);
-	assert_int_equal(cache_blob_verify(b), 0);
+	assert_int_equal(cache_pack_verify(b), 0);
 	cache_blob_put(b);
 	cache_stats(c, &st);
 	assert_int_equal(st.entries, 1);

@@ -43,7 +43,7 @@ struct server {
 static void
 child_write(int fd, const uint8_t *p, size_t len)
 {
-	if (ph_write_full(fd, p, len) < 0)
+	if (ph_io_write_full(fd, p, len) < 0)
 		_exit(3);
 }
 
@@ -86,7 +86,7 @@ child_serve(int lfd, const struct script *sc, size_t nsc)
 	m.u.hello_ack.features = PH_FEAT_ALL;
 	m.u.hello_ack.max_payload = PH_MAX_PAYLOAD;
 	snprintf(m.u.hello_ack.agent, sizeof(m.u.hello_ack.agent), "test");
-	if ((alen = ph_encode(&m, ack, sizeof(ack))) < 0)
+	if ((alen = ph_message_encode(&m, ack, sizeof(ack))) < 0)
 		_exit(2);
 	for (i = 0; i < nsc; i++) {
 		if ((fd = accept(lfd, NULL, NULL)) == -1)
@@ -154,7 +154,7 @@ server_stop(struct server *s)
 static void
 put_msg(uint8_t *buf, size_t cap, size_t *len, const struct ph_msg *m)
 {
-	ssize_t n = ph_encode(m, buf + *len, cap - *len);
+	ssize_t n = ph_message_encode(m, buf + *len, cap - *len);
 
 	assert_true(n > 0);
 	*len += (size_t)n;

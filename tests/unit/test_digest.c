@@ -94,7 +94,7 @@ hash_file(struct fixture *f, int i, const char *text, struct stat *st,
 	snprintf(path, sizeof(path), "%s/f%d", f->dir, i);
 	assert_true((fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
 	    0600)) >= 0);
-	assert_int_equal(ph_write_full(fd, text, strlen(text)), 0);
+	assert_int_equal(ph_io_write_full(fd, text, strlen(text)), 0);
 	assert_int_equal(fstat(fd, st), 0);
 	assert_int_equal(digest_start(f->d, fd, st, on_digest, &r, &w), 0);
 	assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
@@ -128,7 +128,7 @@ test_lookup(void **state)
 
 	(void)state;
 	hash_file(f, 0, "abc", &st, sha);
-	ph_sha256_hex(sha, hex);
+	ph_util_sha256_hex(sha, hex);
 	assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223"
 	    "b00361a396177a9cb410ff61f20015ad");
 	assert_true(known(f, &st, sha));

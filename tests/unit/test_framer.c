@@ -37,7 +37,7 @@ sample_add(struct sample *s, const struct ph_msg *m)
 	ssize_t	n;
 
 	s->off[s->n++] = s->len;
-	n = ph_encode(m, s->bytes + s->len, 4096 - s->len);
+	n = ph_message_encode(m, s->bytes + s->len, 4096 - s->len);
 	assert_true(n > 0);
 	s->len += (size_t)n;
 }
@@ -222,32 +222,32 @@ test_oversized_and_bad_headers(void **state)
 
 	(void)state;
 	/* Per-type limits, before any payload byte. */
-	ph_header_write(hdr, PH_PING, 9);
+	ph_frame_header_write(hdr, PH_PING, 9);
 	assert_int_equal(next_after_header(hdr, &h), -EMSGSIZE);
 	assert_int_equal(h.type, PH_PING);
 	assert_int_equal(h.length, 0);
-	ph_header_write(hdr, PH_CTL, PH_MAX_REQUEST_PAYLOAD + 1);
+	ph_frame_header_write(hdr, PH_CTL, PH_MAX_REQUEST_PAYLOAD + 1);
 	assert_int_equal(next_after_header(hdr, &h), -EMSGSIZE);
-	ph_header_write(hdr, PH_DATA, PH_DATA_CHUNK + 1);
+	ph_frame_header_write(hdr, PH_DATA, PH_DATA_CHUNK + 1);
 	assert_int_equal(next_after_header(hdr, &h), -EMSGSIZE);
-	ph_header_write(hdr, PH_CTL_REPLY, 0xffffffffu);
+	ph_frame_header_write(hdr, PH_CTL_REPLY, 0xffffffffu);
 	assert_int_equal(next_after_header(hdr, &h), -EMSGSIZE);
 
 	/* Allowed by the protocol, larger than this buffer. */
-	ph_header_write(hdr, PH_DATA, 65);
+	ph_frame_header_write(hdr, PH_DATA, 65);
 	assert_int_equal(next_after_header(hdr, &h), -ENOBUFS);
 	assert_int_equal(h.type, PH_DATA);
-	ph_header_write(hdr, PH_DATA, 64);
+	ph_frame_header_write(hdr, PH_DATA, 64);
 	assert_int_equal(next_after_header(hdr, &h), 0);
 
 	/* Magic, type and version, with the raw bytes kept. */
-	ph_header_write(hdr, PH_PING, 8);
+	ph_frame_header_write(hdr, PH_PING, 8);
 	hdr[0] = 'X';
 	assert_int_equal(next_after_header(hdr, &h), -EPROTO);
-	ph_header_write(hdr, 0x06, 0);
+	ph_frame_header_write(hdr, 0x06, 0);
 	assert_int_equal(next_after_header(hdr, &h), -EPROTO);
 	assert_int_equal(h.type, 0x06);
-	ph_header_write(hdr, PH_HELLO, 12);
+	ph_frame_header_write(hdr, PH_HELLO, 12);
 	hdr[2] = PH_PROTO_VERSION + 1;
 	assert_int_equal(next_after_header(hdr, &h), -EPROTONOSUPPORT);
 	assert_int_equal(h.version, PH_PROTO_VERSION + 1);
@@ -342,7 +342,7 @@ test_space_and_compact(void **state)
 	(void)state;
 	assert_non_null(buf);
 	memset(frame, 0, sizeof(frame));
-	ph_header_write(frame, PH_PING, 8);
+	ph_frame_header_write(frame, PH_PING, 8);
 	ph_framer_init(&f, buf, 32);
 	dst = ph_framer_space(&f, SIZE_MAX, &room);
 	assert_ptr_equal(dst, buf);

@@ -77,36 +77,36 @@ test_send_recv_frames(void **state)
 	assert_non_null(out);
 	out->type = PH_PING;
 	out->u.ping_nonce = 42;
-	assert_int_equal(ph_send_msg(s->sv[0], out, scratch,
+	assert_int_equal(ph_io_send_msg(s->sv[0], out, scratch,
 	    sizeof(scratch)), 0);
 	memset(out, 0, sizeof(*out));
 	out->type = PH_GET;
 	out->u.get.offset = 7;
 	strcpy(out->u.get.path, "/a/b");
-	assert_int_equal(ph_send_msg(s->sv[0], out, scratch,
+	assert_int_equal(ph_io_send_msg(s->sv[0], out, scratch,
 	    sizeof(scratch)), 0);
 	memset(out, 0, sizeof(*out));
 	out->type = PH_ERROR;
 	out->u.error.code = PH_ERR_BUSY;
 	strcpy(out->u.error.message, "queue full");
-	assert_int_equal(ph_send_msg(s->sv[0], out, scratch,
+	assert_int_equal(ph_io_send_msg(s->sv[0], out, scratch,
 	    sizeof(scratch)), 0);
 
-	assert_int_equal(ph_recv_msg(s->sv[1], s->buf, RECV_CAP, s->m), 0);
+	assert_int_equal(ph_io_recv_msg(s->sv[1], s->buf, RECV_CAP, s->m), 0);
 	assert_int_equal(s->m->type, PH_PING);
 	assert_int_equal(s->m->u.ping_nonce, 42);
-	assert_int_equal(ph_recv_msg(s->sv[1], s->buf, RECV_CAP, s->m), 0);
+	assert_int_equal(ph_io_recv_msg(s->sv[1], s->buf, RECV_CAP, s->m), 0);
 	assert_int_equal(s->m->type, PH_GET);
 	assert_int_equal(s->m->u.get.offset, 7);
 	assert_string_equal(s->m->u.get.path, "/a/b");
-	assert_int_equal(ph_recv_msg(s->sv[1], s->buf, RECV_CAP, s->m), 0);
+	assert_int_equal(ph_io_recv_msg(s->sv[1], s->buf, RECV_CAP, s->m), 0);
 	assert_int_equal(s->m->type, PH_ERROR);
 	assert_int_equal(s->m->u.error.code, PH_ERR_BUSY);
 	assert_string_equal(s->m->u.error.message, "queue full");
 
 	/* Then end of file between frames. */
 	close_writer(s);
-	assert_int_equal(ph_recv_msg(s->sv[1], s->buf, RECV_CAP, s->m),
+	assert_int_equal(ph_io_recv_msg(s->sv[1], s->buf, RECV_CAP, s->m),
 	    -ECONNRESET);
 	free(out);
 }
@@ -129,14 +129,14 @@ test_large_frame(void **state)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		close(s->sv[1]);
-		ph_header_write(hdr, PH_DATA, PH_DATA_CHUNK);
-		if (ph_write_all(s->sv[0], hdr, sizeof(hdr)) != 0 ||
-		    ph_write_all(s->sv[0], data, PH_DATA_CHUNK) != 0)
+		ph_frame_header_write(hdr, PH_DATA, PH_DATA_CHUNK);
+		if (ph_io_write_all(s->sv[0], hdr, sizeof(hdr)) != 0 ||
+		    ph_io_write_all(s->sv[0], data, PH_DATA_CHUNK) != 0)
 			_exit(1);
 		_exit(0);
 	}
 	close_writer(s);
-	assert_int_equal(ph_recv_msg(s->sv[1], s->buf, RECV_CAP, s->m), 0);
+	assert_int_equal(ph_io_recv_msg(s->sv[1], s->buf, RECV_CAP, s->m), 0);
 	assert_int_equal(s->m->type, PH_DATA);
 	assert_int_equal(s->m->u.data.len, PH_DATA_CHUNK);
 	assert_memory_equal(s->m->u.data.bytes, data, PH_DATA_CHUNK);
@@ -161,13 +161,13 @@ test_eof_mid_frame(void **state)
 	assert_non_null(out);
 	out->type = PH_STAT;
 	strcpy(out->u.stat.path, "some/path");
-	n = ph_encode(out, frame, sizeof(frame));
+	n = ph_message_encode(out, frame, sizeof(frame));
 	assert_true(n > PH_HDR_LEN);
 	for (k = 0; k < (size_t)n; k++) {
 		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-		assert_int_equal(ph_write_all(sv[0], frame, k), 0);
+		assert_int_equal(ph_io_write_all(sv[0], frame, k), 0);
 		close(sv[0]);
-		assert_int_equal(ph_recv_msg(sv[1], s->buf, RECV_CAP, s->m),
+		assert_int_equal(ph_io_recv_msg(sv[1], s->buf, RECV_CAP, s->m),
 		    -ECONNRESET);
 		assert_int_equal(s->m->type, 0);
 		close(sv[1]);
@@ -185,17 +185,17 @@ test_oversize_header(void **state)
 	struct io_state	*s = *state;
 	uint8_t		 hdr[PH_HDR_LEN], rest[4];
 
-	ph_header_write(hdr, PH_GET, PH_MAX_REQUEST_PAYLOAD + 1);
-	assert_int_equal(ph_write_all(s->sv[0], hdr, sizeof(hdr)), 0);
-	assert_int_equal(ph_write_all(s->sv[0], "abcd", 4), 0);
-	assert_int_equal(ph_recv_msg(s->sv[1], s->buf, RECV_CAP, s->m),
+	ph_frame_header_write(hdr, PH_GET, PH_MAX_REQUEST_PAYLOAD + 1);
+	assert_int_equal(ph_io_write_all(s->sv[0], hdr, sizeof(hdr)), 0);
+	assert_int_equal(ph_io_write_all(s->sv[0], "abcd", 4), 0);
+	assert_int_equal(ph_io_recv_msg(s->sv[1], s->buf, RECV_CAP, s->m),
 	    -EMSGSIZE);
 	assert_int_equal(read(s->sv[1], rest, sizeof(rest)), 4);
 	assert_memory_equal(rest, "abcd", 4);
 
-	ph_header_write(hdr, PH_DATA, 0xffffffffu);
-	assert_int_equal(ph_write_all(s->sv[0], hdr, sizeof(hdr)), 0);
-	assert_int_equal(ph_recv_msg(s->sv[1], s->buf, RECV_CAP, s->m),
+	ph_frame_header_write(hdr, PH_DATA, 0xffffffffu);
+	assert_int_equal(ph_io_write_all(s->sv[0], hdr, sizeof(hdr)), 0);
+	assert_int_equal(ph_io_recv_msg(s->sv[1], s->buf, RECV_CAP, s->m),
 	    -EMSGSIZE);
 }
 
@@ -205,20 +205,20 @@ test_header_errors(void **state)
 	struct io_state	*s = *state;
 	uint8_t		 hdr[PH_HDR_LEN];
 
-	ph_header_write(hdr, PH_PING, 8);
+	ph_frame_header_write(hdr, PH_PING, 8);
 	hdr[2] = 9;
-	assert_int_equal(ph_write_all(s->sv[0], hdr, sizeof(hdr)), 0);
-	assert_int_equal(ph_recv_msg(s->sv[1], s->buf, RECV_CAP, s->m),
+	assert_int_equal(ph_io_write_all(s->sv[0], hdr, sizeof(hdr)), 0);
+	assert_int_equal(ph_io_recv_msg(s->sv[1], s->buf, RECV_CAP, s->m),
 	    -EPROTONOSUPPORT);
-	ph_header_write(hdr, 0x42, 0);
-	assert_int_equal(ph_write_all(s->sv[0], hdr, sizeof(hdr)), 0);
-	assert_int_equal(ph_recv_msg(s->sv[1], s->buf, RECV_CAP, s->m),
+	ph_frame_header_write(hdr, 0x42, 0);
+	assert_int_equal(ph_io_write_all(s->sv[0], hdr, sizeof(hdr)), 0);
+	assert_int_equal(ph_io_recv_msg(s->sv[1], s->buf, RECV_CAP, s->m),
 	    -EPROTO);
 	/* A valid header with a malformed payload. */
-	ph_header_write(hdr, PH_ERROR, 4);
-	assert_int_equal(ph_write_all(s->sv[0], hdr, sizeof(hdr)), 0);
-	assert_int_equal(ph_write_all(s->sv[0], "\0\0\0\0", 4), 0);
-	assert_int_equal(ph_recv_msg(s->sv[1], s->buf, RECV_CAP, s->m),
+	ph_frame_header_write(hdr, PH_ERROR, 4);
+	assert_int_equal(ph_io_write_all(s->sv[0], hdr, sizeof(hdr)), 0);
+	assert_int_equal(ph_io_write_all(s->sv[0], "\0\0\0\0", 4), 0);
+	assert_int_equal(ph_io_recv_msg(s->sv[1], s->buf, RECV_CAP, s->m),
 	    -EPROTO);
 }
 
@@ -231,12 +231,12 @@ test_recv_small_buffer(void **state)
 
 	small = malloc(PH_HDR_LEN + 4);
 	assert_non_null(small);
-	ph_header_write(hdr, PH_PING, 8);
-	assert_int_equal(ph_write_all(s->sv[0], hdr, sizeof(hdr)), 0);
-	assert_int_equal(ph_write_all(s->sv[0], "12345678", 8), 0);
-	assert_int_equal(ph_recv_msg(s->sv[1], small, PH_HDR_LEN + 4, s->m),
+	ph_frame_header_write(hdr, PH_PING, 8);
+	assert_int_equal(ph_io_write_all(s->sv[0], hdr, sizeof(hdr)), 0);
+	assert_int_equal(ph_io_write_all(s->sv[0], "12345678", 8), 0);
+	assert_int_equal(ph_io_recv_msg(s->sv[1], small, PH_HDR_LEN + 4, s->m),
 	    -ENOBUFS);
-	assert_int_equal(ph_recv_msg(s->sv[1], small, 4, s->m), -ENOBUFS);
+	assert_int_equal(ph_io_recv_msg(s->sv[1], small, 4, s->m), -ENOBUFS);
 	free(small);
 }
 
@@ -250,10 +250,10 @@ test_send_errors(void **state)
 	assert_non_null(out);
 	out->type = PH_STAT;
 	strcpy(out->u.stat.path, "a/path/longer/than/the/buffer");
-	assert_int_equal(ph_send_msg(s->sv[0], out, scratch,
+	assert_int_equal(ph_io_send_msg(s->sv[0], out, scratch,
 	    sizeof(scratch)), -ENOBUFS);
 	out->type = 0x33;
-	assert_int_equal(ph_send_msg(s->sv[0], out, scratch,
+	assert_int_equal(ph_io_send_msg(s->sv[0], out, scratch,
 	    sizeof(scratch)), -EINVAL);
 	free(out);
 }
@@ -268,9 +268,9 @@ test_write_closed_peer(void **state)
 	old = signal(SIGPIPE, SIG_DFL);
 	close(s->sv[1]);
 	s->sv[1] = -1;
-	assert_int_equal(ph_write_all(s->sv[0], "x", 1), -EPIPE);
+	assert_int_equal(ph_io_write_all(s->sv[0], "x", 1), -EPIPE);
 	signal(SIGPIPE, old);
-	assert_int_equal(ph_write_all(-1, "x", 1), -EBADF);
+	assert_int_equal(ph_io_write_all(-1, "x", 1), -EBADF);
 }
 
 /* Pipes are not sockets: the write falls back to write(2). */
@@ -286,19 +286,20 @@ test_pipe(void **state)
 	assert_int_equal(pipe(p), 0);
 	out->type = PH_QUEUED;
 	out->u.queued_position = 5;
-	assert_int_equal(ph_send_msg(p[1], out, scratch, sizeof(scratch)), 0);
+	assert_int_equal(ph_io_send_msg(p[1], out, scratch, sizeof(scratch)),
+	    0);
 	close(p[1]);
-	assert_int_equal(ph_recv_msg(p[0], s->buf, RECV_CAP, s->m), 0);
+	assert_int_equal(ph_io_recv_msg(p[0], s->buf, RECV_CAP, s->m), 0);
 	assert_int_equal(s->m->type, PH_QUEUED);
 	assert_int_equal(s->m->u.queued_position, 5);
-	assert_int_equal(ph_recv_msg(p[0], s->buf, RECV_CAP, s->m),
+	assert_int_equal(ph_io_recv_msg(p[0], s->buf, RECV_CAP, s->m),
 	    -ECONNRESET);
 	close(p[0]);
 	free(out);
 }
 
 /*
- * ph_read_full() gathers what arrives in pieces until the buffer is full,
+ * ph_io_read_full() gathers what arrives in pieces until the buffer is full,
  * returns less only at end of file, and an error as -errno.
  */
 static void
@@ -310,18 +311,18 @@ test_read_full(void **state)
 	(void)state;
 	assert_int_equal(pipe(p), 0);
 	/* Two writes, one read: a pipe returns them in two pieces. */
-	assert_int_equal(ph_write_full(p[1], "abcd", 4), 0);
-	assert_int_equal(ph_write_full(p[1], "efgh", 4), 0);
-	assert_int_equal(ph_read_full(p[0], buf, 6), 6);
+	assert_int_equal(ph_io_write_full(p[1], "abcd", 4), 0);
+	assert_int_equal(ph_io_write_full(p[1], "efgh", 4), 0);
+	assert_int_equal(ph_io_read_full(p[0], buf, 6), 6);
 	assert_memory_equal(buf, "abcdef", 6);
-	assert_int_equal(ph_read_full(p[0], buf, 0), 0);
+	assert_int_equal(ph_io_read_full(p[0], buf, 0), 0);
 	close(p[1]);
 	memset(buf, 0, sizeof(buf));
-	assert_int_equal(ph_read_full(p[0], buf, sizeof(buf)), 2);
+	assert_int_equal(ph_io_read_full(p[0], buf, sizeof(buf)), 2);
 	assert_memory_equal(buf, "gh", 2);
-	assert_int_equal(ph_read_full(p[0], buf, sizeof(buf)), 0);
+	assert_int_equal(ph_io_read_full(p[0], buf, sizeof(buf)), 0);
 	close(p[0]);
-	assert_int_equal(ph_read_full(p[0], buf, sizeof(buf)), -EBADF);
+	assert_int_equal(ph_io_read_full(p[0], buf, sizeof(buf)), -EBADF);
 }
 
 /* Three uneven pieces of one buffer, as a receive chain might be. */
@@ -345,9 +346,9 @@ test_iov_slice(void **state)
 
 	(void)state;
 	iov_three(mem, iov);
-	assert_int_equal(ph_iov_len(iov, 3), 15);
+	assert_int_equal(ph_io_iov_len(iov, 3), 15);
 	/* Bytes 2..10: the last of piece 0, all of 1, the first 2 of 2. */
-	n = ph_iov_slice(iov, 3, 2, 8, out, 3);
+	n = ph_io_iov_slice(iov, 3, 2, 8, out, 3);
 	assert_int_equal(n, 3);
 	assert_ptr_equal(out[0].iov_base, mem + 2);
 	assert_int_equal(out[0].iov_len, 1);
@@ -356,12 +357,12 @@ test_iov_slice(void **state)
 	assert_ptr_equal(out[2].iov_base, mem + 20);
 	assert_int_equal(out[2].iov_len, 2);
 	/* Too few slots: fewer bytes. */
-	n = ph_iov_slice(iov, 3, 2, 8, out, 2);
+	n = ph_io_iov_slice(iov, 3, 2, 8, out, 2);
 	assert_int_equal(n, 2);
-	assert_int_equal(ph_iov_len(out, n), 6);
+	assert_int_equal(ph_io_iov_len(out, n), 6);
 	/* Past the end: nothing; running off the end: what there is. */
-	assert_int_equal(ph_iov_slice(iov, 3, 15, 4, out, 3), 0);
-	n = ph_iov_slice(iov, 3, 12, 100, out, 3);
+	assert_int_equal(ph_io_iov_slice(iov, 3, 15, 4, out, 3), 0);
+	n = ph_io_iov_slice(iov, 3, 12, 100, out, 3);
 	assert_int_equal(n, 1);
 	assert_int_equal(out[0].iov_len, 3);
 }
@@ -375,16 +376,16 @@ test_iov_copy(void **state)
 	(void)state;
 	memset(mem, '.', sizeof(mem));
 	iov_three(mem, iov);
-	assert_int_equal(ph_iov_write(iov, 3, 1, "abcdefghijklmn", 14), 14);
+	assert_int_equal(ph_io_iov_write(iov, 3, 1, "abcdefghijklmn", 14), 14);
 	assert_memory_equal(mem, ".ab.", 4);
 	assert_memory_equal(mem + 10, "cdefg.", 6);
 	assert_memory_equal(mem + 20, "hijklmn.", 8);
-	assert_int_equal(ph_iov_read(iov, 3, 4, back, sizeof(back)), 11);
+	assert_int_equal(ph_io_iov_read(iov, 3, 4, back, sizeof(back)), 11);
 	assert_memory_equal(back, "defghijklmn", 11);
 	/* A copy that runs off the end is short, never past it. */
-	assert_int_equal(ph_iov_write(iov, 3, 13, "XYZW", 4), 2);
+	assert_int_equal(ph_io_iov_write(iov, 3, 13, "XYZW", 4), 2);
 	assert_memory_equal(mem + 25, "XY.", 3);
-	assert_int_equal(ph_iov_read(iov, 3, 40, back, 4), 0);
+	assert_int_equal(ph_io_iov_read(iov, 3, 40, back, 4), 0);
 }
 
 int

@@ -43,17 +43,17 @@ build_entries(void)
 	e.mtime_ns = -5;
 	e.mode = 0644;
 	strcpy(e.name, "a.txt");
-	assert_int_equal(ph_list_entry_put(&w, &e), 0);
+	assert_int_equal(ph_message_list_entry_put(&w, &e), 0);
 	e.ftype = PH_FT_DIR;
 	e.size = 4096;
 	e.mtime_ns = INT64_MAX;
 	e.mode = 07777;
 	strcpy(e.name, "\xe2\x82\xac dir");
-	assert_int_equal(ph_list_entry_put(&w, &e), 0);
+	assert_int_equal(ph_message_list_entry_put(&w, &e), 0);
 	e.ftype = PH_FT_OTHER;
 	e.mode = 0;
 	strcpy(e.name, "...");
-	assert_int_equal(ph_list_entry_put(&w, &e), 0);
+	assert_int_equal(ph_message_list_entry_put(&w, &e), 0);
 	return w.off;
 }
 
@@ -162,7 +162,7 @@ encode_exact(const struct ph_msg *m, size_t *len)
 
 	big = malloc(FRAME_CAP);
 	assert_non_null(big);
-	n = ph_encode(m, big, FRAME_CAP);
+	n = ph_message_encode(m, big, FRAME_CAP);
 	assert_true(n >= PH_HDR_LEN);
 	frame = malloc((size_t)n);
 	assert_non_null(frame);
@@ -183,7 +183,7 @@ decode_copy(uint8_t type, const uint8_t *payload, size_t len,
 	assert_non_null(p);
 	if (len > 0)
 		memcpy(p, payload, len);
-	rc = ph_decode(type, p, len, m);
+	rc = ph_message_decode(type, p, len, m);
 	free(p);
 	return rc;
 }
@@ -292,7 +292,7 @@ test_roundtrip_all(void **state)
 	for (i = 0; i < NTYPES; i++) {
 		m = sample(all_types[i]);
 		frame = encode_exact(m, &len);
-		assert_int_equal(ph_header_parse(frame, len, &h), 0);
+		assert_int_equal(ph_frame_header_parse(frame, len, &h), 0);
 		assert_int_equal(h.version, PH_PROTO_VERSION);
 		assert_int_equal(h.type, all_types[i]);
 		assert_int_equal(h.length, len - PH_HDR_LEN);
@@ -300,7 +300,7 @@ test_roundtrip_all(void **state)
 		copy = malloc(len);
 		assert_non_null(copy);
 		memcpy(copy, frame, len);
-		assert_int_equal(ph_decode(h.type, copy + PH_HDR_LEN,
+		assert_int_equal(ph_message_decode(h.type, copy + PH_HDR_LEN,
 		    h.length, d), 0);
 		assert_same(m, d);
 		again = encode_exact(d, &len2);
@@ -335,7 +335,7 @@ test_truncation_all(void **state)
 		frame = encode_exact(m, &len);
 		plen = len - PH_HDR_LEN;
 		for (k = 0; k < PH_HDR_LEN; k++)
-			assert_int_equal(ph_header_parse(frame, k, &h),
+			assert_int_equal(ph_frame_header_parse(frame, k, &h),
 			    -EAGAIN);
 		for (k = 0; k < plen; k++) {
 			rc = decode_copy(m->type, frame + PH_HDR_LEN, k, d);
@@ -347,7 +347,7 @@ test_truncation_all(void **state)
 			}
 			if (rc == 0)
 				fail_msg("%s truncated to %zu decoded",
-				    ph_type_name(m->type), k);
+				    ph_message_type_name(m->type), k);
 			assert_true(rc == -EBADMSG || rc == -EPROTO);
 			assert_int_equal(d->type, 0);
 		}
@@ -381,7 +381,7 @@ test_trailing_bytes(void **state)
 		assert_non_null(longer);
 		memcpy(longer, frame + PH_HDR_LEN, plen);
 		longer[plen] = 'x';
-		rc = ph_decode(m->type, longer, plen + 1, d);
+		rc = ph_message_decode(m->type, longer, plen + 1, d);
 		/* Over the exact size of a fixed-size type is over its limit. */
 		if (m->type == PH_PING || m->type == PH_PONG ||
 		    m->type == PH_QUEUED || m->type == PH_META ||
@@ -407,61 +407,68 @@ test_header_faults(void **state)
 	    0x80, 0x8b, 0x8f, 0x91, 0xff };
 
 	(void)state;
-	ph_header_write(hdr, PH_PING, 8);
-	assert_int_equal(ph_header_parse(hdr, sizeof(hdr), &h), 0);
+	ph_frame_header_write(hdr, PH_PING, 8);
+	assert_int_equal(ph_frame_header_parse(hdr, sizeof(hdr), &h), 0);
 
 	hdr[0] = 'X';
-	assert_int_equal(ph_header_parse(hdr, sizeof(hdr), &h), -EPROTO);
-	ph_header_write(hdr, PH_PING, 8);
+	assert_int_equal(ph_frame_header_parse(hdr, sizeof(hdr), &h), -EPROTO);
+	ph_frame_header_write(hdr, PH_PING, 8);
 	hdr[1] = 'h';
-	assert_int_equal(ph_header_parse(hdr, sizeof(hdr), &h), -EPROTO);
+	assert_int_equal(ph_frame_header_parse(hdr, sizeof(hdr), &h), -EPROTO);
 
-	ph_header_write(hdr, PH_PING, 8);
+	ph_frame_header_write(hdr, PH_PING, 8);
 	hdr[2] = 0;
-	assert_int_equal(ph_header_parse(hdr, sizeof(hdr), &h),
+	assert_int_equal(ph_frame_header_parse(hdr, sizeof(hdr), &h),
 	    -EPROTONOSUPPORT);
 	hdr[2] = PH_PROTO_VERSION + 1;
-	assert_int_equal(ph_header_parse(hdr, sizeof(hdr), &h),
+	assert_int_equal(ph_frame_header_parse(hdr, sizeof(hdr), &h),
 	    -EPROTONOSUPPORT);
 	hdr[2] = 0xff;
-	assert_int_equal(ph_header_parse(hdr, sizeof(hdr), &h),
+	assert_int_equal(ph_frame_header_parse(hdr, sizeof(hdr), &h),
 	    -EPROTONOSUPPORT);
 	assert_int_equal(h.type, 0);
 	assert_int_equal(h.length, 0);
 
 	for (i = 0; i < sizeof(unknown); i++) {
-		ph_header_write(hdr, unknown[i], 0);
-		assert_int_equal(ph_header_parse(hdr, sizeof(hdr), &h),
+		ph_frame_header_write(hdr, unknown[i], 0);
+		assert_int_equal(ph_frame_header_parse(hdr, sizeof(hdr), &h),
 		    -EPROTO);
-		assert_string_equal(ph_type_name(unknown[i]), "?");
+		assert_string_equal(ph_message_type_name(unknown[i]), "?");
 	}
 
 	/* The header alone is enough to refuse a frame: an 8-byte buffer. */
 	exact = malloc(PH_HDR_LEN);
 	assert_non_null(exact);
-	ph_header_write(exact, PH_GET, PH_MAX_REQUEST_PAYLOAD + 1);
-	assert_int_equal(ph_header_parse(exact, PH_HDR_LEN, &h), -EMSGSIZE);
-	ph_header_write(exact, PH_CTL, PH_MAX_REQUEST_PAYLOAD);
-	assert_int_equal(ph_header_parse(exact, PH_HDR_LEN, &h), 0);
-	ph_header_write(exact, PH_CTL, PH_MAX_REQUEST_PAYLOAD + 1);
-	assert_int_equal(ph_header_parse(exact, PH_HDR_LEN, &h), -EMSGSIZE);
-	ph_header_write(exact, PH_DATA, PH_MAX_PAYLOAD);
-	assert_int_equal(ph_header_parse(exact, PH_HDR_LEN, &h), 0);
+	ph_frame_header_write(exact, PH_GET, PH_MAX_REQUEST_PAYLOAD + 1);
+	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h),
+	    -EMSGSIZE);
+	ph_frame_header_write(exact, PH_CTL, PH_MAX_REQUEST_PAYLOAD);
+	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h), 0);
+	ph_frame_header_write(exact, PH_CTL, PH_MAX_REQUEST_PAYLOAD + 1);
+	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h),
+	    -EMSGSIZE);
+	ph_frame_header_write(exact, PH_DATA, PH_MAX_PAYLOAD);
+	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h), 0);
 	assert_int_equal(h.length, PH_MAX_PAYLOAD);
-	ph_header_write(exact, PH_DATA, PH_MAX_PAYLOAD + 1);
-	assert_int_equal(ph_header_parse(exact, PH_HDR_LEN, &h), -EMSGSIZE);
-	ph_header_write(exact, PH_CTL_REPLY, UINT32_MAX);
-	assert_int_equal(ph_header_parse(exact, PH_HDR_LEN, &h), -EMSGSIZE);
-	ph_header_write(exact, PH_PING, 9);
-	assert_int_equal(ph_header_parse(exact, PH_HDR_LEN, &h), -EMSGSIZE);
-	ph_header_write(exact, PH_META, 55);
-	assert_int_equal(ph_header_parse(exact, PH_HDR_LEN, &h), -EMSGSIZE);
-	ph_header_write(exact, PH_LIST_REPLY, 71179);
-	assert_int_equal(ph_header_parse(exact, PH_HDR_LEN, &h), -EMSGSIZE);
-	ph_header_write(exact, PH_LIST_REPLY, 71178);
-	assert_int_equal(ph_header_parse(exact, PH_HDR_LEN, &h), 0);
+	ph_frame_header_write(exact, PH_DATA, PH_MAX_PAYLOAD + 1);
+	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h),
+	    -EMSGSIZE);
+	ph_frame_header_write(exact, PH_CTL_REPLY, UINT32_MAX);
+	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h),
+	    -EMSGSIZE);
+	ph_frame_header_write(exact, PH_PING, 9);
+	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h),
+	    -EMSGSIZE);
+	ph_frame_header_write(exact, PH_META, 55);
+	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h),
+	    -EMSGSIZE);
+	ph_frame_header_write(exact, PH_LIST_REPLY, 71179);
+	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h),
+	    -EMSGSIZE);
+	ph_frame_header_write(exact, PH_LIST_REPLY, 71178);
+	assert_int_equal(ph_frame_header_parse(exact, PH_HDR_LEN, &h), 0);
 	free(exact);
-	assert_int_equal(ph_header_parse(NULL, 0, &h), -EAGAIN);
+	assert_int_equal(ph_frame_header_parse(NULL, 0, &h), -EAGAIN);
 }
 
 /* The per-type payload ceilings, as PROTOCOL.md lists them. */
@@ -486,11 +493,12 @@ test_type_limits(void **state)
 	(void)state;
 	assert_int_equal(sizeof(limits) / sizeof(limits[0]), NTYPES);
 	for (i = 0; i < NTYPES; i++) {
-		ph_header_write(hdr, limits[i].type, limits[i].max);
-		assert_int_equal(ph_header_parse(hdr, sizeof(hdr), &h), 0);
+		ph_frame_header_write(hdr, limits[i].type, limits[i].max);
+		assert_int_equal(ph_frame_header_parse(hdr, sizeof(hdr), &h),
+		    0);
 		assert_int_equal(h.length, limits[i].max);
-		ph_header_write(hdr, limits[i].type, limits[i].max + 1);
-		assert_int_equal(ph_header_parse(hdr, sizeof(hdr), &h),
+		ph_frame_header_write(hdr, limits[i].type, limits[i].max + 1);
+		assert_int_equal(ph_frame_header_parse(hdr, sizeof(hdr), &h),
 		    -EMSGSIZE);
 		if (limits[i].type < 0x80)
 			assert_true(limits[i].max <= PH_MAX_REQUEST_PAYLOAD);
@@ -506,9 +514,9 @@ test_decode_unknown_type(void **state)
 
 	(void)state;
 	assert_non_null(d);
-	assert_int_equal(ph_decode(0x00, payload, 8, d), -EPROTO);
-	assert_int_equal(ph_decode(0x06, payload, 8, d), -EPROTO);
-	assert_int_equal(ph_decode(0xff, payload, 8, d), -EPROTO);
+	assert_int_equal(ph_message_decode(0x00, payload, 8, d), -EPROTO);
+	assert_int_equal(ph_message_decode(0x06, payload, 8, d), -EPROTO);
+	assert_int_equal(ph_message_decode(0xff, payload, 8, d), -EPROTO);
 	assert_int_equal(d->type, 0);
 	free(d);
 }
@@ -519,9 +527,9 @@ put_raw_str(struct ph_writer *w, uint16_t declared, size_t n, char fill)
 {
 	size_t	i;
 
-	assert_int_equal(ph_put_u16(w, declared), 0);
+	assert_int_equal(ph_writer_put_u16(w, declared), 0);
 	for (i = 0; i < n; i++)
-		assert_int_equal(ph_put_u8(w, (uint8_t)fill), 0);
+		assert_int_equal(ph_writer_put_u8(w, (uint8_t)fill), 0);
 }
 
 static void
@@ -537,92 +545,101 @@ test_oversized_length_fields(void **state)
 
 	/* GET path of 4097 bytes, all present. */
 	ph_writer_init(&w, buf, sizeof(buf));
-	ph_put_u64(&w, 0);
-	ph_put_u32(&w, 0);
+	ph_writer_put_u64(&w, 0);
+	ph_writer_put_u32(&w, 0);
 	put_raw_str(&w, PH_MAX_PATH + 1, PH_MAX_PATH + 1, 'a');
-	assert_int_equal(ph_decode(PH_GET, buf, w.off, d), -EMSGSIZE);
+	assert_int_equal(ph_message_decode(PH_GET, buf, w.off, d), -EMSGSIZE);
 
 	/* GET path of exactly 4096 bytes is fine. */
 	ph_writer_init(&w, buf, sizeof(buf));
-	ph_put_u64(&w, 0);
-	ph_put_u32(&w, 0);
+	ph_writer_put_u64(&w, 0);
+	ph_writer_put_u32(&w, 0);
 	put_raw_str(&w, PH_MAX_PATH, PH_MAX_PATH, 'a');
-	assert_int_equal(ph_decode(PH_GET, buf, w.off, d), 0);
+	assert_int_equal(ph_message_decode(PH_GET, buf, w.off, d), 0);
 	assert_int_equal(strlen(d->u.get.path), PH_MAX_PATH);
 
 	/* A length of 65535 over only a few bytes: over the limit first. */
 	ph_writer_init(&w, buf, sizeof(buf));
 	put_raw_str(&w, 0xffff, 3, 'a');
-	assert_int_equal(ph_decode(PH_STAT, buf, w.off, d), -EMSGSIZE);
+	assert_int_equal(ph_message_decode(PH_STAT, buf, w.off, d), -EMSGSIZE);
 
 	/* HELLO agent and ERROR message over 1024. */
 	ph_writer_init(&w, buf, sizeof(buf));
-	ph_put_u16(&w, 1);
-	ph_put_u16(&w, 1);
-	ph_put_u32(&w, 0);
-	ph_put_u32(&w, 0);
+	ph_writer_put_u16(&w, 1);
+	ph_writer_put_u16(&w, 1);
+	ph_writer_put_u32(&w, 0);
+	ph_writer_put_u32(&w, 0);
 	put_raw_str(&w, PH_MAX_MESSAGE + 1, PH_MAX_MESSAGE + 1, 'b');
-	assert_int_equal(ph_decode(PH_HELLO, buf, w.off, d), -EMSGSIZE);
+	assert_int_equal(ph_message_decode(PH_HELLO, buf, w.off, d), -EMSGSIZE);
 	ph_writer_init(&w, buf, sizeof(buf));
-	ph_put_u16(&w, PH_ERR_IO);
+	ph_writer_put_u16(&w, PH_ERR_IO);
 	put_raw_str(&w, PH_MAX_MESSAGE + 1, PH_MAX_MESSAGE + 1, 'b');
-	assert_int_equal(ph_decode(PH_ERROR, buf, w.off, d), -EMSGSIZE);
+	assert_int_equal(ph_message_decode(PH_ERROR, buf, w.off, d), -EMSGSIZE);
 
 	/* LIST_REPLY with 257 entries declared. */
 	ph_writer_init(&w, buf, sizeof(buf));
-	ph_put_u64(&w, 0);
-	ph_put_u16(&w, PH_MAX_LIST_ENTRIES + 1);
-	assert_int_equal(ph_decode(PH_LIST_REPLY, buf, w.off, d), -EMSGSIZE);
+	ph_writer_put_u64(&w, 0);
+	ph_writer_put_u16(&w, PH_MAX_LIST_ENTRIES + 1);
+	assert_int_equal(ph_message_decode(PH_LIST_REPLY, buf, w.off, d),
+	    -EMSGSIZE);
 	ph_writer_init(&w, buf, sizeof(buf));
-	ph_put_u64(&w, 0);
-	ph_put_u16(&w, 0xffff);
-	assert_int_equal(ph_decode(PH_LIST_REPLY, buf, w.off, d), -EMSGSIZE);
+	ph_writer_put_u64(&w, 0);
+	ph_writer_put_u16(&w, 0xffff);
+	assert_int_equal(ph_message_decode(PH_LIST_REPLY, buf, w.off, d),
+	    -EMSGSIZE);
 
 	/* LIST entry name over 255. */
 	ph_writer_init(&w, buf, sizeof(buf));
-	ph_put_u64(&w, 0);
-	ph_put_u16(&w, 1);
-	ph_put_u8(&w, PH_FT_REGULAR);
-	ph_put_u64(&w, 0);
-	ph_put_u64(&w, 0);
-	ph_put_u32(&w, 0644);
+	ph_writer_put_u64(&w, 0);
+	ph_writer_put_u16(&w, 1);
+	ph_writer_put_u8(&w, PH_FT_REGULAR);
+	ph_writer_put_u64(&w, 0);
+	ph_writer_put_u64(&w, 0);
+	ph_writer_put_u32(&w, 0644);
 	put_raw_str(&w, PH_MAX_NAME + 1, PH_MAX_NAME + 1, 'n');
-	assert_int_equal(ph_decode(PH_LIST_REPLY, buf, w.off, d), -EMSGSIZE);
+	assert_int_equal(ph_message_decode(PH_LIST_REPLY, buf, w.off, d),
+	    -EMSGSIZE);
 
 	/* CTL with 33 arguments, and an argument of 4097 bytes. */
 	ph_writer_init(&w, buf, sizeof(buf));
-	ph_put_u8(&w, 0);
-	ph_put_u16(&w, PH_MAX_CTL_ARGS + 1);
+	ph_writer_put_u8(&w, 0);
+	ph_writer_put_u16(&w, PH_MAX_CTL_ARGS + 1);
 	for (i = 0; i < PH_MAX_CTL_ARGS + 1; i++)
 		put_raw_str(&w, 1, 1, 'c');
-	assert_int_equal(ph_decode(PH_CTL, buf, w.off, d), -EMSGSIZE);
+	assert_int_equal(ph_message_decode(PH_CTL, buf, w.off, d), -EMSGSIZE);
 	ph_writer_init(&w, buf, sizeof(buf));
-	ph_put_u8(&w, 0);
-	ph_put_u16(&w, 1);
+	ph_writer_put_u8(&w, 0);
+	ph_writer_put_u16(&w, 1);
 	put_raw_str(&w, PH_MAX_PATH + 1, PH_MAX_PATH + 1, 'c');
-	assert_int_equal(ph_decode(PH_CTL, buf, w.off, d), -EMSGSIZE);
+	assert_int_equal(ph_message_decode(PH_CTL, buf, w.off, d), -EMSGSIZE);
 
 	/* CTL_REPLY body_len past the payload limit, and past the payload. */
 	ph_writer_init(&w, buf, sizeof(buf));
-	ph_put_u16(&w, 0);
-	ph_put_u32(&w, PH_MAX_PAYLOAD + 1);
-	assert_int_equal(ph_decode(PH_CTL_REPLY, buf, w.off, d), -EMSGSIZE);
+	ph_writer_put_u16(&w, 0);
+	ph_writer_put_u32(&w, PH_MAX_PAYLOAD + 1);
+	assert_int_equal(ph_message_decode(PH_CTL_REPLY, buf, w.off, d),
+	    -EMSGSIZE);
 	ph_writer_init(&w, buf, sizeof(buf));
-	ph_put_u16(&w, 0);
-	ph_put_u32(&w, 10);
+	ph_writer_put_u16(&w, 0);
+	ph_writer_put_u32(&w, 10);
 	put_raw_str(&w, 0x4142, 4, 'd');
-	assert_int_equal(ph_decode(PH_CTL_REPLY, buf, w.off, d), -EBADMSG);
+	assert_int_equal(ph_message_decode(PH_CTL_REPLY, buf, w.off, d),
+	    -EBADMSG);
 	ph_writer_init(&w, buf, sizeof(buf));
-	ph_put_u16(&w, 0);
-	ph_put_u32(&w, 2);
+	ph_writer_put_u16(&w, 0);
+	ph_writer_put_u32(&w, 2);
 	put_raw_str(&w, 0x4142, 4, 'd');
-	assert_int_equal(ph_decode(PH_CTL_REPLY, buf, w.off, d), -EBADMSG);
+	assert_int_equal(ph_message_decode(PH_CTL_REPLY, buf, w.off, d),
+	    -EBADMSG);
 
-	/* Payload lengths past the type's limit, given to ph_decode directly. */
-	assert_int_equal(ph_decode(PH_DATA, buf, PH_MAX_PAYLOAD + 1, d),
+	/*
+	 * Payload lengths past the type's limit, given to ph_message_decode
+	 * directly.
+	 */
+	assert_int_equal(ph_message_decode(PH_DATA, buf, PH_MAX_PAYLOAD + 1, d),
 	    -EMSGSIZE);
-	assert_int_equal(ph_decode(PH_GET, buf, PH_MAX_REQUEST_PAYLOAD + 1, d),
-	    -EMSGSIZE);
+	assert_int_equal(ph_message_decode(PH_GET, buf,
+	    PH_MAX_REQUEST_PAYLOAD + 1, d), -EMSGSIZE);
 	assert_int_equal(d->type, 0);
 	free(d);
 }
@@ -639,16 +656,16 @@ decode_meta_like(uint8_t type, uint8_t ftype, uint32_t mode, uint8_t has,
 
 	assert_non_null(d);
 	ph_writer_init(&w, buf, sizeof(buf));
-	ph_put_u64(&w, 10);
+	ph_writer_put_u64(&w, 10);
 	if (type == PH_META) {
-		ph_put_u64(&w, 0);
-		ph_put_u32(&w, mode);
-		ph_put_u8(&w, ftype);
+		ph_writer_put_u64(&w, 0);
+		ph_writer_put_u32(&w, mode);
+		ph_writer_put_u8(&w, ftype);
 	}
-	ph_put_u8(&w, has);
+	ph_writer_put_u8(&w, has);
 	for (i = 0; i < PH_SHA256_LEN; i++)
-		ph_put_u8(&w, i == 5 ? digest_byte : 0);
-	rc = ph_decode(type, buf, w.off, d);
+		ph_writer_put_u8(&w, i == 5 ? digest_byte : 0);
+	rc = ph_message_decode(type, buf, w.off, d);
 	free(d);
 	return rc;
 }
@@ -665,15 +682,15 @@ decode_one_entry(uint64_t next, uint8_t ftype, uint32_t mode,
 
 	assert_non_null(d);
 	ph_writer_init(&w, buf, sizeof(buf));
-	ph_put_u64(&w, next);
-	ph_put_u16(&w, 1);
-	ph_put_u8(&w, ftype);
-	ph_put_u64(&w, 1);
-	ph_put_u64(&w, 2);
-	ph_put_u32(&w, mode);
-	ph_put_u16(&w, (uint16_t)nlen);
-	ph_put_bytes(&w, name, nlen);
-	rc = ph_decode(PH_LIST_REPLY, buf, w.off, d);
+	ph_writer_put_u64(&w, next);
+	ph_writer_put_u16(&w, 1);
+	ph_writer_put_u8(&w, ftype);
+	ph_writer_put_u64(&w, 1);
+	ph_writer_put_u64(&w, 2);
+	ph_writer_put_u32(&w, mode);
+	ph_writer_put_u16(&w, (uint16_t)nlen);
+	ph_writer_put_bytes(&w, name, nlen);
+	rc = ph_message_decode(PH_LIST_REPLY, buf, w.off, d);
 	free(d);
 	return rc;
 }
@@ -708,65 +725,68 @@ test_fields_out_of_range(void **state)
 
 	/* ERROR codes 0 and past the last. */
 	ph_writer_init(&w, buf, sizeof(buf));
-	ph_put_u16(&w, 0);
-	ph_put_u16(&w, 0);
-	assert_int_equal(ph_decode(PH_ERROR, buf, w.off, d), -EPROTO);
+	ph_writer_put_u16(&w, 0);
+	ph_writer_put_u16(&w, 0);
+	assert_int_equal(ph_message_decode(PH_ERROR, buf, w.off, d), -EPROTO);
 	buf[1] = PH_ERR_MAX + 1;
-	assert_int_equal(ph_decode(PH_ERROR, buf, w.off, d), -EPROTO);
+	assert_int_equal(ph_message_decode(PH_ERROR, buf, w.off, d), -EPROTO);
 	buf[1] = PH_ERR_MAX;
-	assert_int_equal(ph_decode(PH_ERROR, buf, w.off, d), 0);
+	assert_int_equal(ph_message_decode(PH_ERROR, buf, w.off, d), 0);
 
 	/* CTL_REPLY status past the last code. */
 	ph_writer_init(&w, buf, sizeof(buf));
-	ph_put_u16(&w, PH_ERR_MAX + 1);
-	ph_put_u32(&w, 0);
-	assert_int_equal(ph_decode(PH_CTL_REPLY, buf, w.off, d), -EPROTO);
+	ph_writer_put_u16(&w, PH_ERR_MAX + 1);
+	ph_writer_put_u32(&w, 0);
+	assert_int_equal(ph_message_decode(PH_CTL_REPLY, buf, w.off, d),
+	    -EPROTO);
 
 	/* GET and CTL flags outside the defined bits. */
 	ph_writer_init(&w, buf, sizeof(buf));
-	ph_put_u64(&w, 0);
-	ph_put_u32(&w, 4);
-	ph_put_u16(&w, 0);
-	assert_int_equal(ph_decode(PH_GET, buf, w.off, d), -EPROTO);
+	ph_writer_put_u64(&w, 0);
+	ph_writer_put_u32(&w, 4);
+	ph_writer_put_u16(&w, 0);
+	assert_int_equal(ph_message_decode(PH_GET, buf, w.off, d), -EPROTO);
 	buf[11] = PH_GET_WANT_ZSTD | PH_GET_REVERIFY;
-	assert_int_equal(ph_decode(PH_GET, buf, w.off, d), 0);
+	assert_int_equal(ph_message_decode(PH_GET, buf, w.off, d), 0);
 	assert_int_equal(d->u.get.flags, PH_GET_WANT_ZSTD | PH_GET_REVERIFY);
 	ph_writer_init(&w, buf, sizeof(buf));
-	ph_put_u8(&w, 0x80);
-	ph_put_u16(&w, 0);
-	assert_int_equal(ph_decode(PH_CTL, buf, w.off, d), -EPROTO);
+	ph_writer_put_u8(&w, 0x80);
+	ph_writer_put_u16(&w, 0);
+	assert_int_equal(ph_message_decode(PH_CTL, buf, w.off, d), -EPROTO);
 
 	/* HELLO version ranges that are malformed. */
 	ph_writer_init(&w, buf, sizeof(buf));
-	ph_put_u16(&w, 0);
-	ph_put_u16(&w, 1);
-	ph_put_u32(&w, 0);
-	ph_put_u32(&w, 0);
-	ph_put_u16(&w, 0);
-	assert_int_equal(ph_decode(PH_HELLO, buf, w.off, d), -EPROTO);
+	ph_writer_put_u16(&w, 0);
+	ph_writer_put_u16(&w, 1);
+	ph_writer_put_u32(&w, 0);
+	ph_writer_put_u32(&w, 0);
+	ph_writer_put_u16(&w, 0);
+	assert_int_equal(ph_message_decode(PH_HELLO, buf, w.off, d), -EPROTO);
 	buf[1] = 3;
 	buf[3] = 2;
-	assert_int_equal(ph_decode(PH_HELLO, buf, w.off, d), -EPROTO);
+	assert_int_equal(ph_message_decode(PH_HELLO, buf, w.off, d), -EPROTO);
 	buf[3] = 3;
-	assert_int_equal(ph_decode(PH_HELLO, buf, w.off, d), 0);
+	assert_int_equal(ph_message_decode(PH_HELLO, buf, w.off, d), 0);
 
 	/* HELLO_ACK version 0. */
 	ph_writer_init(&w, buf, sizeof(buf));
-	ph_put_u16(&w, 0);
-	ph_put_u32(&w, 0);
-	ph_put_u32(&w, 0);
-	ph_put_u16(&w, 0);
-	assert_int_equal(ph_decode(PH_HELLO_ACK, buf, w.off, d), -EPROTO);
+	ph_writer_put_u16(&w, 0);
+	ph_writer_put_u32(&w, 0);
+	ph_writer_put_u32(&w, 0);
+	ph_writer_put_u16(&w, 0);
+	assert_int_equal(ph_message_decode(PH_HELLO_ACK, buf, w.off, d),
+	    -EPROTO);
 
 	/* Empty DATA frames. */
-	assert_int_equal(ph_decode(PH_DATA, buf, 0, d), -EBADMSG);
-	assert_int_equal(ph_decode(PH_DATA_ZSTD, buf, 0, d), -EBADMSG);
+	assert_int_equal(ph_message_decode(PH_DATA, buf, 0, d), -EBADMSG);
+	assert_int_equal(ph_message_decode(PH_DATA_ZSTD, buf, 0, d), -EBADMSG);
 
 	/* An empty page that promises more. */
 	ph_writer_init(&w, buf, sizeof(buf));
-	ph_put_u64(&w, 5);
-	ph_put_u16(&w, 0);
-	assert_int_equal(ph_decode(PH_LIST_REPLY, buf, w.off, d), -EPROTO);
+	ph_writer_put_u64(&w, 5);
+	ph_writer_put_u16(&w, 0);
+	assert_int_equal(ph_message_decode(PH_LIST_REPLY, buf, w.off, d),
+	    -EPROTO);
 
 	/* Entry fields and names. */
 	assert_int_equal(decode_one_entry(0, 1, 0644, "ok", 2), 0);
@@ -817,30 +837,30 @@ test_list_reply_full(void **state)
 		e.name[0] = (char)('0' + i / 100);
 		e.name[1] = (char)('0' + i / 10 % 10);
 		e.name[2] = (char)('0' + i % 10);
-		assert_int_equal(ph_list_entry_put(&w, &e), 0);
+		assert_int_equal(ph_message_list_entry_put(&w, &e), 0);
 	}
 	m->type = PH_LIST_REPLY;
 	m->u.list_reply.count = PH_MAX_LIST_ENTRIES;
 	m->u.list_reply.entries = block;
 	m->u.list_reply.entries_len = (uint32_t)w.off;
-	n = ph_encode(m, frame, FRAME_CAP);
+	n = ph_message_encode(m, frame, FRAME_CAP);
 	assert_int_equal(n, PH_HDR_LEN + 71178);
-	assert_int_equal(ph_decode(PH_LIST_REPLY, frame + PH_HDR_LEN,
+	assert_int_equal(ph_message_decode(PH_LIST_REPLY, frame + PH_HDR_LEN,
 	    (size_t)n - PH_HDR_LEN, d), 0);
 	ph_reader_init(&r, d->u.list_reply.entries,
 	    d->u.list_reply.entries_len);
 	for (i = 0; i < PH_MAX_LIST_ENTRIES; i++) {
-		assert_int_equal(ph_list_entry_next(&r, &e), 1);
+		assert_int_equal(ph_message_list_entry_next(&r, &e), 1);
 		assert_int_equal(e.size, i);
 		assert_int_equal(strlen(e.name), PH_MAX_NAME);
 	}
-	assert_int_equal(ph_list_entry_next(&r, &e), 0);
+	assert_int_equal(ph_message_list_entry_next(&r, &e), 0);
 
 	/* count says fewer or more entries than the block holds. */
 	m->u.list_reply.count = PH_MAX_LIST_ENTRIES - 1;
-	assert_int_equal(ph_encode(m, frame, FRAME_CAP), -EINVAL);
+	assert_int_equal(ph_message_encode(m, frame, FRAME_CAP), -EINVAL);
 	m->u.list_reply.count = PH_MAX_LIST_ENTRIES + 1;
-	assert_int_equal(ph_encode(m, frame, FRAME_CAP), -EMSGSIZE);
+	assert_int_equal(ph_message_encode(m, frame, FRAME_CAP), -EMSGSIZE);
 	free(frame);
 	free(d);
 	free(m);
@@ -861,26 +881,26 @@ test_list_entry_put_errors(void **state)
 	/* 1 + 8 + 8 + 4 + 2 + 4 bytes: every smaller cap fails cleanly. */
 	for (cap = 0; cap < 27; cap++) {
 		ph_writer_init(&w, buf, cap);
-		assert_int_equal(ph_list_entry_put(&w, &e), -ENOBUFS);
+		assert_int_equal(ph_message_list_entry_put(&w, &e), -ENOBUFS);
 		assert_int_equal(w.off, 0);
 	}
 	ph_writer_init(&w, buf, 27);
-	assert_int_equal(ph_list_entry_put(&w, &e), 0);
+	assert_int_equal(ph_message_list_entry_put(&w, &e), 0);
 	assert_int_equal(w.off, 27);
 
 	ph_writer_init(&w, buf, sizeof(buf));
 	memset(e.name, 'x', sizeof(e.name));	/* no NUL: 256 bytes */
-	assert_int_equal(ph_list_entry_put(&w, &e), -EMSGSIZE);
+	assert_int_equal(ph_message_list_entry_put(&w, &e), -EMSGSIZE);
 	strcpy(e.name, "..");
-	assert_int_equal(ph_list_entry_put(&w, &e), -EINVAL);
+	assert_int_equal(ph_message_list_entry_put(&w, &e), -EINVAL);
 	strcpy(e.name, "a/b");
-	assert_int_equal(ph_list_entry_put(&w, &e), -EINVAL);
+	assert_int_equal(ph_message_list_entry_put(&w, &e), -EINVAL);
 	strcpy(e.name, "ok");
 	e.ftype = 9;
-	assert_int_equal(ph_list_entry_put(&w, &e), -EINVAL);
+	assert_int_equal(ph_message_list_entry_put(&w, &e), -EINVAL);
 	e.ftype = PH_FT_DIR;
 	e.mode = 0100000;
-	assert_int_equal(ph_list_entry_put(&w, &e), -EINVAL);
+	assert_int_equal(ph_message_list_entry_put(&w, &e), -EINVAL);
 	assert_int_equal(w.off, 0);
 }
 
@@ -899,12 +919,13 @@ test_encode_small_buffer(void **state)
 		for (cap = 0; cap < len; cap++) {
 			buf = malloc(cap == 0 ? 1 : cap);
 			assert_non_null(buf);
-			assert_int_equal(ph_encode(m, buf, cap), -ENOBUFS);
+			assert_int_equal(ph_message_encode(m, buf, cap),
+			    -ENOBUFS);
 			free(buf);
 		}
 		buf = malloc(len);
 		assert_non_null(buf);
-		assert_int_equal(ph_encode(m, buf, len), (ssize_t)len);
+		assert_int_equal(ph_message_encode(m, buf, len), (ssize_t)len);
 		assert_memory_equal(buf, frame, len);
 		free(buf);
 		free(frame);
@@ -919,11 +940,11 @@ put_ctl_sample(uint8_t *buf)
 	struct ph_writer w;
 
 	ph_writer_init(&w, buf, 64);
-	assert_int_equal(ph_put_u8(&w, PH_CTL_JSON), 0);
-	assert_int_equal(ph_put_u16(&w, 3), 0);
-	assert_int_equal(ph_put_str(&w, "repo"), 0);
-	assert_int_equal(ph_put_str(&w, ""), 0);
-	assert_int_equal(ph_put_str(&w, "/srv/r"), 0);
+	assert_int_equal(ph_writer_put_u8(&w, PH_CTL_JSON), 0);
+	assert_int_equal(ph_writer_put_u16(&w, 3), 0);
+	assert_int_equal(ph_writer_put_str(&w, "repo"), 0);
+	assert_int_equal(ph_writer_put_str(&w, ""), 0);
+	assert_int_equal(ph_writer_put_str(&w, "/srv/r"), 0);
 	return w.off;
 }
 
@@ -943,7 +964,7 @@ test_ctl_args_in_frame(void **state)
 	assert_non_null(before);
 	assert_true(sizeof(struct ph_msg) < 2 * (PH_MAX_PATH + 1));
 	len = put_ctl_sample(buf);
-	assert_int_equal(ph_decode(PH_CTL, buf, len, &m), 0);
+	assert_int_equal(ph_message_decode(PH_CTL, buf, len, &m), 0);
 	assert_int_equal(m.u.ctl.argc, 3);
 	assert_ptr_equal(m.u.ctl.argv[0], (char *)buf + 3);
 	assert_string_equal(m.u.ctl.argv[0], "repo");
@@ -952,21 +973,21 @@ test_ctl_args_in_frame(void **state)
 	assert_true((uint8_t *)m.u.ctl.argv[2] + 7 <= buf + len);
 
 	/* The frame no longer reads as that CTL... */
-	assert_int_not_equal(ph_decode(PH_CTL, buf, len, &m), 0);
+	assert_int_not_equal(ph_message_decode(PH_CTL, buf, len, &m), 0);
 	/* ...and one with a NUL in its last argument is not rewritten. */
 	(void)put_ctl_sample(buf);
 	buf[len - 1] = '\0';
 	memcpy(before, buf, len);
-	assert_int_equal(ph_decode(PH_CTL, buf, len, &m), -EILSEQ);
+	assert_int_equal(ph_message_decode(PH_CTL, buf, len, &m), -EILSEQ);
 	assert_memory_equal(buf, before, len);
 	/* Cut short inside the last argument. */
-	assert_int_equal(ph_decode(PH_CTL, buf, len - 1, &m), -EBADMSG);
+	assert_int_equal(ph_message_decode(PH_CTL, buf, len - 1, &m), -EBADMSG);
 	assert_memory_equal(buf, before, len);
 	/* Whole arguments, then a byte too many. */
 	len = put_ctl_sample(buf);
 	buf[len] = 'x';
 	memcpy(before, buf, len + 1);
-	assert_int_equal(ph_decode(PH_CTL, buf, len + 1, &m), -EBADMSG);
+	assert_int_equal(ph_message_decode(PH_CTL, buf, len + 1, &m), -EBADMSG);
 	assert_memory_equal(buf, before, len + 1);
 	free(before);
 	free(buf);
@@ -987,12 +1008,12 @@ test_encode_limits(void **state)
 
 	m->type = PH_GET;
 	memset(m->u.get.path, 'p', sizeof(m->u.get.path));	/* 4097 */
-	assert_int_equal(ph_encode(m, buf, FRAME_CAP), -EMSGSIZE);
+	assert_int_equal(ph_message_encode(m, buf, FRAME_CAP), -EMSGSIZE);
 	m->u.get.path[PH_MAX_PATH] = '\0';
-	assert_int_equal(ph_encode(m, buf, FRAME_CAP),
+	assert_int_equal(ph_message_encode(m, buf, FRAME_CAP),
 	    PH_HDR_LEN + 8 + 4 + 2 + PH_MAX_PATH);
 	m->u.get.flags = 0x4;
-	assert_int_equal(ph_encode(m, buf, FRAME_CAP), -EINVAL);
+	assert_int_equal(ph_message_encode(m, buf, FRAME_CAP), -EINVAL);
 
 	/* Three 4096-byte arguments exceed the request limit together. */
 	memset(arg, 'a', PH_MAX_PATH + 1);
@@ -1003,79 +1024,79 @@ test_encode_limits(void **state)
 	m->u.ctl.argc = 3;
 	for (i = 0; i < 3; i++)
 		m->u.ctl.argv[i] = arg;
-	assert_int_equal(ph_encode(m, buf, FRAME_CAP), -EMSGSIZE);
+	assert_int_equal(ph_message_encode(m, buf, FRAME_CAP), -EMSGSIZE);
 	/* One is fine; one a byte longer is over the argument limit. */
 	m->u.ctl.argc = 1;
-	assert_int_equal(ph_encode(m, buf, FRAME_CAP),
+	assert_int_equal(ph_message_encode(m, buf, FRAME_CAP),
 	    PH_HDR_LEN + 1 + 2 + 2 + PH_MAX_PATH);
 	arg[PH_MAX_PATH] = 'a';
-	assert_int_equal(ph_encode(m, buf, FRAME_CAP), -EMSGSIZE);
+	assert_int_equal(ph_message_encode(m, buf, FRAME_CAP), -EMSGSIZE);
 	m->u.ctl.argv[0] = NULL;
-	assert_int_equal(ph_encode(m, buf, FRAME_CAP), -EINVAL);
+	assert_int_equal(ph_message_encode(m, buf, FRAME_CAP), -EINVAL);
 	m->u.ctl.argc = PH_MAX_CTL_ARGS + 1;
-	assert_int_equal(ph_encode(m, buf, FRAME_CAP), -EMSGSIZE);
+	assert_int_equal(ph_message_encode(m, buf, FRAME_CAP), -EMSGSIZE);
 
 	memset(m, 0, sizeof(*m));
 	m->type = PH_DATA;
 	m->u.data.bytes = big;
 	m->u.data.len = 0;
-	assert_int_equal(ph_encode(m, buf, FRAME_CAP), -EINVAL);
+	assert_int_equal(ph_message_encode(m, buf, FRAME_CAP), -EINVAL);
 	m->u.data.len = PH_DATA_CHUNK + 1;
-	assert_int_equal(ph_encode(m, buf, FRAME_CAP + 16), -EMSGSIZE);
+	assert_int_equal(ph_message_encode(m, buf, FRAME_CAP + 16), -EMSGSIZE);
 	m->u.data.len = PH_DATA_CHUNK;
-	assert_int_equal(ph_encode(m, buf, FRAME_CAP), FRAME_CAP);
+	assert_int_equal(ph_message_encode(m, buf, FRAME_CAP), FRAME_CAP);
 
 	memset(m, 0, sizeof(*m));
 	m->type = PH_ERROR;
-	assert_int_equal(ph_encode(m, buf, FRAME_CAP), -EINVAL);
+	assert_int_equal(ph_message_encode(m, buf, FRAME_CAP), -EINVAL);
 	m->u.error.code = PH_ERR_MAX + 1;
-	assert_int_equal(ph_encode(m, buf, FRAME_CAP), -EINVAL);
+	assert_int_equal(ph_message_encode(m, buf, FRAME_CAP), -EINVAL);
 	m->u.error.code = PH_ERR_IO;
 	memset(m->u.error.message, 'e', PH_MAX_MESSAGE + 1);
-	assert_int_equal(ph_encode(m, buf, FRAME_CAP), -EMSGSIZE);
+	assert_int_equal(ph_message_encode(m, buf, FRAME_CAP), -EMSGSIZE);
 
 	memset(m, 0, sizeof(*m));
 	m->type = PH_META;
 	m->u.meta.ftype = 0;
-	assert_int_equal(ph_encode(m, buf, FRAME_CAP), -EINVAL);
+	assert_int_equal(ph_message_encode(m, buf, FRAME_CAP), -EINVAL);
 	/* Without has_digest, stray digest bytes are sent as zeros. */
 	m->u.meta.ftype = PH_FT_DIR;
 	m->u.meta.sha256[3] = 1;
-	assert_int_equal(ph_encode(m, buf, FRAME_CAP), PH_HDR_LEN + 54);
+	assert_int_equal(ph_message_encode(m, buf, FRAME_CAP), PH_HDR_LEN + 54);
 	for (i = 22; i < 54; i++)
 		assert_int_equal(buf[PH_HDR_LEN + i], 0);
 	/* The flags byte: bit 0 the digest, bit 1 stale; both are 0 or 1. */
 	m->u.meta.stale = 1;
-	assert_int_equal(ph_encode(m, buf, FRAME_CAP), PH_HDR_LEN + 54);
+	assert_int_equal(ph_message_encode(m, buf, FRAME_CAP), PH_HDR_LEN + 54);
 	assert_int_equal(buf[PH_HDR_LEN + 21], PH_DIGEST_STALE);
 	m->u.meta.has_digest = 1;
-	assert_int_equal(ph_encode(m, buf, FRAME_CAP), PH_HDR_LEN + 54);
+	assert_int_equal(ph_message_encode(m, buf, FRAME_CAP), PH_HDR_LEN + 54);
 	assert_int_equal(buf[PH_HDR_LEN + 21],
 	    PH_DIGEST_VALID | PH_DIGEST_STALE);
 	m->u.meta.stale = 2;
-	assert_int_equal(ph_encode(m, buf, FRAME_CAP), -EINVAL);
+	assert_int_equal(ph_message_encode(m, buf, FRAME_CAP), -EINVAL);
 
 	memset(m, 0, sizeof(*m));
 	m->type = PH_END;
 	m->u.end.stale = 1;
-	assert_int_equal(ph_encode(m, buf, FRAME_CAP), PH_HDR_LEN + 41);
+	assert_int_equal(ph_message_encode(m, buf, FRAME_CAP), PH_HDR_LEN + 41);
 	assert_int_equal(buf[PH_HDR_LEN + 8], PH_DIGEST_STALE);
 	m->u.end.has_digest = 2;
-	assert_int_equal(ph_encode(m, buf, FRAME_CAP), -EINVAL);
+	assert_int_equal(ph_message_encode(m, buf, FRAME_CAP), -EINVAL);
 
 	memset(m, 0, sizeof(*m));
 	m->type = PH_CTL_REPLY;
 	m->u.ctl_reply.body = big;
 	m->u.ctl_reply.body_len = PH_MAX_PAYLOAD - 6;
-	assert_int_equal(ph_encode(m, buf, FRAME_CAP), FRAME_CAP);
+	assert_int_equal(ph_message_encode(m, buf, FRAME_CAP), FRAME_CAP);
 	m->u.ctl_reply.body_len = PH_MAX_PAYLOAD - 5;
-	assert_int_equal(ph_encode(m, buf, FRAME_CAP + 16), -EMSGSIZE);
+	assert_int_equal(ph_message_encode(m, buf, FRAME_CAP + 16), -EMSGSIZE);
 
 	memset(m, 0, sizeof(*m));
 	m->type = 0x42;
-	assert_int_equal(ph_encode(m, buf, FRAME_CAP), -EINVAL);
+	assert_int_equal(ph_message_encode(m, buf, FRAME_CAP), -EINVAL);
 	m->type = PH_HELLO;
-	assert_int_equal(ph_encode(m, buf, FRAME_CAP), -EINVAL);
+	assert_int_equal(ph_message_encode(m, buf, FRAME_CAP), -EINVAL);
 	free(buf);
 	free(m);
 }
@@ -1088,10 +1109,11 @@ test_names_and_texts(void **state)
 
 	(void)state;
 	for (i = 0; i < NTYPES; i++)
-		assert_string_not_equal(ph_type_name(all_types[i]), "?");
-	assert_string_equal(ph_type_name(PH_GET), "GET");
-	assert_string_equal(ph_type_name(PH_LIST_REPLY), "LIST_REPLY");
-	assert_string_equal(ph_type_name(PH_DATA_ZSTD), "DATA_ZSTD");
+		assert_string_not_equal(ph_message_type_name(all_types[i]),
+		    "?");
+	assert_string_equal(ph_message_type_name(PH_GET), "GET");
+	assert_string_equal(ph_message_type_name(PH_LIST_REPLY), "LIST_REPLY");
+	assert_string_equal(ph_message_type_name(PH_DATA_ZSTD), "DATA_ZSTD");
 	for (code = 0; code <= PH_ERR_MAX; code++) {
 		assert_non_null(ph_err_name(code));
 		assert_string_not_equal(ph_err_name(code), "UNKNOWN");

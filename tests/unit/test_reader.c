@@ -46,18 +46,18 @@ test_integers_big_endian(void **state)
 	(void)state;
 	ph_reader_init(&r, sample, sizeof(sample));
 	assert_int_equal(ph_reader_left(&r), 10);
-	assert_int_equal(ph_get_u8(&r, &u8), 0);
+	assert_int_equal(ph_reader_get_u8(&r, &u8), 0);
 	assert_int_equal(u8, 0x01);
-	assert_int_equal(ph_get_u16(&r, &u16), 0);
+	assert_int_equal(ph_reader_get_u16(&r, &u16), 0);
 	assert_int_equal(u16, 0x0203);
-	assert_int_equal(ph_get_u32(&r, &u32), 0);
+	assert_int_equal(ph_reader_get_u32(&r, &u32), 0);
 	assert_int_equal(u32, 0x04050607);
 	assert_int_equal(ph_reader_left(&r), 3);
-	assert_int_equal(ph_get_u64(&r, &u64), -EBADMSG);
+	assert_int_equal(ph_reader_get_u64(&r, &u64), -EBADMSG);
 	assert_int_equal(ph_reader_left(&r), 3);
 
 	ph_reader_init(&r, sample, sizeof(sample));
-	assert_int_equal(ph_get_u64(&r, &u64), 0);
+	assert_int_equal(ph_reader_get_u64(&r, &u64), 0);
 	assert_true(u64 == 0x0102030405060708ull);
 	assert_int_equal(ph_reader_left(&r), 2);
 }
@@ -78,19 +78,19 @@ test_short_integers(void **state)
 		p = dup_bytes(sample, n);
 		ph_reader_init(&r, p, n);
 		u64 = 99;
-		assert_int_equal(ph_get_u64(&r, &u64), -EBADMSG);
+		assert_int_equal(ph_reader_get_u64(&r, &u64), -EBADMSG);
 		assert_true(u64 == 0);
 		assert_int_equal(r.off, 0);
 		if (n < 4) {
-			assert_int_equal(ph_get_u32(&r, &u32), -EBADMSG);
+			assert_int_equal(ph_reader_get_u32(&r, &u32), -EBADMSG);
 			assert_int_equal(r.off, 0);
 		}
 		if (n < 2) {
-			assert_int_equal(ph_get_u16(&r, &u16), -EBADMSG);
+			assert_int_equal(ph_reader_get_u16(&r, &u16), -EBADMSG);
 			assert_int_equal(r.off, 0);
 		}
 		if (n < 1) {
-			assert_int_equal(ph_get_u8(&r, &u8), -EBADMSG);
+			assert_int_equal(ph_reader_get_u8(&r, &u8), -EBADMSG);
 			assert_int_equal(r.off, 0);
 		}
 		free(p);
@@ -108,20 +108,20 @@ test_short_after_progress(void **state)
 
 	(void)state;
 	ph_reader_init(&r, sample, 5);
-	assert_int_equal(ph_get_u8(&r, &u8), 0);
-	assert_int_equal(ph_get_u8(&r, &u8), 0);
-	assert_int_equal(ph_get_u32(&r, &u32), -EBADMSG);
+	assert_int_equal(ph_reader_get_u8(&r, &u8), 0);
+	assert_int_equal(ph_reader_get_u8(&r, &u8), 0);
+	assert_int_equal(ph_reader_get_u32(&r, &u32), -EBADMSG);
 	assert_int_equal(r.off, 2);
-	assert_int_equal(ph_get_bytes(&r, dst, 4), -EBADMSG);
+	assert_int_equal(ph_reader_get_bytes(&r, dst, 4), -EBADMSG);
 	assert_int_equal(r.off, 2);
-	assert_int_equal(ph_get_ref(&r, 4, &ref), -EBADMSG);
+	assert_int_equal(ph_reader_get_ref(&r, 4, &ref), -EBADMSG);
 	assert_null(ref);
 	assert_int_equal(r.off, 2);
-	assert_int_equal(ph_get_bytes(&r, dst, 3), 0);
+	assert_int_equal(ph_reader_get_bytes(&r, dst, 3), 0);
 	assert_memory_equal(dst, sample + 2, 3);
 	assert_int_equal(ph_reader_left(&r), 0);
-	assert_int_equal(ph_get_bytes(&r, dst, 0), 0);
-	assert_int_equal(ph_get_u8(&r, &u8), -EBADMSG);
+	assert_int_equal(ph_reader_get_bytes(&r, dst, 0), 0);
+	assert_int_equal(ph_reader_get_u8(&r, &u8), -EBADMSG);
 }
 
 static void
@@ -136,20 +136,20 @@ test_bytes_and_ref(void **state)
 	for (n = 0; n <= sizeof(sample); n++) {
 		ph_reader_init(&r, sample, n);
 		if (n < sizeof(sample)) {
-			assert_int_equal(ph_get_bytes(&r, dst, n + 1),
+			assert_int_equal(ph_reader_get_bytes(&r, dst, n + 1),
 			    -EBADMSG);
-			assert_int_equal(ph_get_ref(&r, n + 1, &ref),
+			assert_int_equal(ph_reader_get_ref(&r, n + 1, &ref),
 			    -EBADMSG);
 			assert_int_equal(r.off, 0);
 		}
-		assert_int_equal(ph_get_ref(&r, n, &ref), 0);
+		assert_int_equal(ph_reader_get_ref(&r, n, &ref), 0);
 		assert_ptr_equal(ref, sample);
 		assert_int_equal(ph_reader_left(&r), 0);
 	}
 	/* A huge n must not wrap around. */
 	ph_reader_init(&r, sample, sizeof(sample));
-	assert_int_equal(ph_get_u8(&r, dst), 0);
-	assert_int_equal(ph_get_ref(&r, SIZE_MAX, &ref), -EBADMSG);
+	assert_int_equal(ph_reader_get_u8(&r, dst), 0);
+	assert_int_equal(ph_reader_get_ref(&r, SIZE_MAX, &ref), -EBADMSG);
 	assert_int_equal(r.off, 1);
 }
 
@@ -163,11 +163,11 @@ test_str_ok(void **state)
 
 	(void)state;
 	ph_reader_init(&r, in, sizeof(in));
-	assert_int_equal(ph_get_str(&r, s, sizeof(s), 16), 0);
+	assert_int_equal(ph_reader_get_str(&r, s, sizeof(s), 16), 0);
 	assert_string_equal(s, "abc");
 	assert_int_equal(r.off, 5);
 	memset(s, 'x', sizeof(s));
-	assert_int_equal(ph_get_str(&r, s, sizeof(s), 16), 0);
+	assert_int_equal(ph_reader_get_str(&r, s, sizeof(s), 16), 0);
 	assert_string_equal(s, "");
 	assert_int_equal(ph_reader_left(&r), 0);
 }
@@ -186,7 +186,8 @@ test_str_short(void **state)
 	for (n = 0; n < sizeof(in); n++) {
 		p = dup_bytes(in, n);
 		ph_reader_init(&r, p, n);
-		assert_int_equal(ph_get_str(&r, s, sizeof(s), 16), -EBADMSG);
+		assert_int_equal(ph_reader_get_str(&r, s, sizeof(s), 16),
+		    -EBADMSG);
 		assert_int_equal(r.off, 0);
 		assert_string_equal(s, "");
 		free(p);
@@ -203,10 +204,10 @@ test_str_embedded_nul(void **state)
 
 	(void)state;
 	ph_reader_init(&r, in, sizeof(in));
-	assert_int_equal(ph_get_str(&r, s, sizeof(s), 16), -EILSEQ);
+	assert_int_equal(ph_reader_get_str(&r, s, sizeof(s), 16), -EILSEQ);
 	assert_int_equal(r.off, 0);
 	ph_reader_init(&r, in2, sizeof(in2));
-	assert_int_equal(ph_get_str(&r, s, sizeof(s), 16), -EILSEQ);
+	assert_int_equal(ph_reader_get_str(&r, s, sizeof(s), 16), -EILSEQ);
 	assert_int_equal(r.off, 0);
 }
 
@@ -221,19 +222,19 @@ test_str_over_max(void **state)
 
 	(void)state;
 	ph_reader_init(&r, in, sizeof(in));
-	assert_int_equal(ph_get_str(&r, s, sizeof(s), 4), -EMSGSIZE);
+	assert_int_equal(ph_reader_get_str(&r, s, sizeof(s), 4), -EMSGSIZE);
 	assert_int_equal(r.off, 0);
 	/* Fits max but not cap (5 bytes need 6 with the NUL). */
-	assert_int_equal(ph_get_str(&r, s, 5, 100), -EMSGSIZE);
+	assert_int_equal(ph_reader_get_str(&r, s, 5, 100), -EMSGSIZE);
 	assert_int_equal(r.off, 0);
 	/* Exactly max and exactly cap. */
-	assert_int_equal(ph_get_str(&r, s, 6, 5), 0);
+	assert_int_equal(ph_reader_get_str(&r, s, 6, 5), 0);
 	assert_string_equal(s, "abcde");
 	/* A length far past the data is over max, not short. */
 	ph_reader_init(&r, huge, sizeof(huge));
-	assert_int_equal(ph_get_str(&r, s, sizeof(s), 7), -EMSGSIZE);
+	assert_int_equal(ph_reader_get_str(&r, s, sizeof(s), 7), -EMSGSIZE);
 	assert_int_equal(r.off, 0);
-	assert_int_equal(ph_get_str(&r, s, 0, 7), -EMSGSIZE);
+	assert_int_equal(ph_reader_get_str(&r, s, 0, 7), -EMSGSIZE);
 }
 
 static void
@@ -250,26 +251,26 @@ test_writer_roundtrip(void **state)
 
 	(void)state;
 	ph_writer_init(&w, buf, sizeof(buf));
-	assert_int_equal(ph_put_u8(&w, 0xab), 0);
-	assert_int_equal(ph_put_u16(&w, 0xcdef), 0);
-	assert_int_equal(ph_put_u32(&w, 0x01234567), 0);
-	assert_int_equal(ph_put_u64(&w, 0x89abcdef01234567ull), 0);
-	assert_int_equal(ph_put_str(&w, "port"), 0);
-	assert_int_equal(ph_put_bytes(&w, "xy", 2), 0);
+	assert_int_equal(ph_writer_put_u8(&w, 0xab), 0);
+	assert_int_equal(ph_writer_put_u16(&w, 0xcdef), 0);
+	assert_int_equal(ph_writer_put_u32(&w, 0x01234567), 0);
+	assert_int_equal(ph_writer_put_u64(&w, 0x89abcdef01234567ull), 0);
+	assert_int_equal(ph_writer_put_str(&w, "port"), 0);
+	assert_int_equal(ph_writer_put_bytes(&w, "xy", 2), 0);
 	assert_int_equal(w.off, 1 + 2 + 4 + 8 + 6 + 2);
 	assert_int_equal(buf[1], 0xcd);
 	assert_int_equal(buf[2], 0xef);
 
 	ph_reader_init(&r, buf, w.off);
-	assert_int_equal(ph_get_u8(&r, &u8), 0);
+	assert_int_equal(ph_reader_get_u8(&r, &u8), 0);
 	assert_int_equal(u8, 0xab);
-	assert_int_equal(ph_get_u16(&r, &u16), 0);
+	assert_int_equal(ph_reader_get_u16(&r, &u16), 0);
 	assert_int_equal(u16, 0xcdef);
-	assert_int_equal(ph_get_u32(&r, &u32), 0);
+	assert_int_equal(ph_reader_get_u32(&r, &u32), 0);
 	assert_int_equal(u32, 0x01234567);
-	assert_int_equal(ph_get_u64(&r, &u64), 0);
+	assert_int_equal(ph_reader_get_u64(&r, &u64), 0);
 	assert_true(u64 == 0x89abcdef01234567ull);
-	assert_int_equal(ph_get_str(&r, s, sizeof(s), 16), 0);
+	assert_int_equal(ph_reader_get_str(&r, s, sizeof(s), 16), 0);
 	assert_string_equal(s, "port");
 	assert_int_equal(ph_reader_left(&r), 2);
 }
@@ -287,16 +288,18 @@ test_writer_full(void **state)
 		buf = malloc(cap == 0 ? 1 : cap);
 		assert_non_null(buf);
 		ph_writer_init(&w, buf, cap);
-		assert_int_equal(ph_put_u64(&w, 1), -ENOBUFS);
+		assert_int_equal(ph_writer_put_u64(&w, 1), -ENOBUFS);
 		if (cap < 4)
-			assert_int_equal(ph_put_u32(&w, 1), -ENOBUFS);
+			assert_int_equal(ph_writer_put_u32(&w, 1), -ENOBUFS);
 		if (cap < 2)
-			assert_int_equal(ph_put_u16(&w, 1), -ENOBUFS);
+			assert_int_equal(ph_writer_put_u16(&w, 1), -ENOBUFS);
 		if (cap < 1)
-			assert_int_equal(ph_put_u8(&w, 1), -ENOBUFS);
+			assert_int_equal(ph_writer_put_u8(&w, 1), -ENOBUFS);
 		if (cap < 7)
-			assert_int_equal(ph_put_str(&w, "abcde"), -ENOBUFS);
-		assert_int_equal(ph_put_bytes(&w, sample, cap + 1), -ENOBUFS);
+			assert_int_equal(ph_writer_put_str(&w, "abcde"),
+			    -ENOBUFS);
+		assert_int_equal(ph_writer_put_bytes(&w, sample, cap + 1),
+		    -ENOBUFS);
 		assert_int_equal(w.off, 0);
 		free(buf);
 	}
@@ -304,11 +307,11 @@ test_writer_full(void **state)
 	buf = malloc(3);
 	assert_non_null(buf);
 	ph_writer_init(&w, buf, 3);
-	assert_int_equal(ph_put_u16(&w, 7), 0);
-	assert_int_equal(ph_put_u16(&w, 7), -ENOBUFS);
+	assert_int_equal(ph_writer_put_u16(&w, 7), 0);
+	assert_int_equal(ph_writer_put_u16(&w, 7), -ENOBUFS);
 	assert_int_equal(w.off, 2);
-	assert_int_equal(ph_put_u8(&w, 7), 0);
-	assert_int_equal(ph_put_u8(&w, 7), -ENOBUFS);
+	assert_int_equal(ph_writer_put_u8(&w, 7), 0);
+	assert_int_equal(ph_writer_put_u8(&w, 7), -ENOBUFS);
 	assert_int_equal(w.off, 3);
 	free(buf);
 }
@@ -329,10 +332,10 @@ test_put_str_too_long(void **state)
 	memset(s, 'a', big);
 	s[big] = '\0';
 	ph_writer_init(&w, buf, big + 2);
-	assert_int_equal(ph_put_str(&w, s), -EMSGSIZE);
+	assert_int_equal(ph_writer_put_str(&w, s), -EMSGSIZE);
 	assert_int_equal(w.off, 0);
 	s[65535] = '\0';
-	assert_int_equal(ph_put_str(&w, s), 0);
+	assert_int_equal(ph_writer_put_str(&w, s), 0);
 	assert_int_equal(w.off, 65537);
 	assert_int_equal(buf[0], 0xff);
 	assert_int_equal(buf[1], 0xff);

@@ -26,12 +26,12 @@ test_sha256_hex(void **state)
 	for (i = 0; i < PH_SHA256_LEN; i++)
 		d[i] = (uint8_t)(i * 8 + 7);
 	memset(out, 'Z', sizeof(out));
-	ph_sha256_hex(d, out);
+	ph_util_sha256_hex(d, out);
 	assert_int_equal(strlen(out), 64);
 	assert_string_equal(out,
 	    "070f171f272f373f474f575f676f777f878f979fa7afb7bfc7cfd7dfe7eff7ff");
 	memset(d, 0, sizeof(d));
-	ph_sha256_hex(d, out);
+	ph_util_sha256_hex(d, out);
 	assert_string_equal(out,
 	    "0000000000000000000000000000000000000000000000000000000000000000");
 }
@@ -44,15 +44,15 @@ test_hex_encode(void **state)
 
 	(void)state;
 	memset(out, 'Z', sizeof(out));
-	ph_hex_encode(in, sizeof(in), out);
+	ph_util_hex_encode(in, sizeof(in), out);
 	assert_string_equal(out, "00017f80abff");
 	/* 2 * n digits and the NUL, not a byte more. */
 	assert_int_equal(out[sizeof(out) - 1], 'Z');
 	memset(out, 'Z', sizeof(out));
-	ph_hex_encode(in + 4, 1, out);
+	ph_util_hex_encode(in + 4, 1, out);
 	assert_memory_equal(out, "ab\0Z", 4);
 	memset(out, 'Z', sizeof(out));
-	ph_hex_encode(NULL, 0, out);
+	ph_util_hex_encode(NULL, 0, out);
 	assert_memory_equal(out, "\0Z", 2);
 }
 
@@ -92,14 +92,14 @@ test_timespec_ns(void **state)
 	struct timespec	ts = { .tv_sec = 0, .tv_nsec = 0 };
 
 	(void)state;
-	assert_int_equal(ph_timespec_ns(&ts), 0);
+	assert_int_equal(ph_util_timespec_ns(&ts), 0);
 	ts.tv_sec = 1700000000;
 	ts.tv_nsec = 999999999;
-	assert_int_equal(ph_timespec_ns(&ts), 1700000000999999999ll);
+	assert_int_equal(ph_util_timespec_ns(&ts), 1700000000999999999ll);
 	/* Before 1970: tv_nsec still counts forwards. */
 	ts.tv_sec = -1;
 	ts.tv_nsec = 500000000;
-	assert_int_equal(ph_timespec_ns(&ts), -500000000ll);
+	assert_int_equal(ph_util_timespec_ns(&ts), -500000000ll);
 }
 
 struct size_case {
@@ -151,7 +151,7 @@ test_parse_size(void **state)
 	(void)state;
 	for (i = 0; i < sizeof(size_cases) / sizeof(size_cases[0]); i++) {
 		v = 12345;
-		rc = ph_parse_size(size_cases[i].in, &v);
+		rc = ph_util_parse_size(size_cases[i].in, &v);
 		if (rc != size_cases[i].rc)
 			fail_msg("\"%s\": got %d, want %d", size_cases[i].in,
 			    rc, size_cases[i].rc);
@@ -159,7 +159,7 @@ test_parse_size(void **state)
 			fail_msg("\"%s\": got %llu", size_cases[i].in,
 			    (unsigned long long)v);
 	}
-	assert_int_equal(ph_parse_size(NULL, &v), -EINVAL);
+	assert_int_equal(ph_util_parse_size(NULL, &v), -EINVAL);
 }
 
 /* The ls-style mode string porthole ls -l and portholectl repo ls share. */
@@ -169,24 +169,24 @@ test_mode_string(void **state)
 	char buf[PH_MODE_STRLEN];
 
 	(void)state;
-	ph_mode_string(PH_FT_REGULAR, 0644, buf);
+	ph_util_mode_string(PH_FT_REGULAR, 0644, buf);
 	assert_string_equal(buf, "-rw-r--r--");
-	ph_mode_string(PH_FT_DIR, 0755, buf);
+	ph_util_mode_string(PH_FT_DIR, 0755, buf);
 	assert_string_equal(buf, "drwxr-xr-x");
-	ph_mode_string(PH_FT_OTHER, 0600, buf);
+	ph_util_mode_string(PH_FT_OTHER, 0600, buf);
 	assert_string_equal(buf, "?rw-------");
-	ph_mode_string(PH_FT_REGULAR, 04755, buf);
+	ph_util_mode_string(PH_FT_REGULAR, 04755, buf);
 	assert_string_equal(buf, "-rwsr-xr-x");
-	ph_mode_string(PH_FT_REGULAR, 02644, buf);
+	ph_util_mode_string(PH_FT_REGULAR, 02644, buf);
 	assert_string_equal(buf, "-rw-r-Sr--");
-	ph_mode_string(PH_FT_DIR, 01777, buf);
+	ph_util_mode_string(PH_FT_DIR, 01777, buf);
 	assert_string_equal(buf, "drwxrwxrwt");
-	ph_mode_string(PH_FT_DIR, 01770, buf);
+	ph_util_mode_string(PH_FT_DIR, 01770, buf);
 	assert_string_equal(buf, "drwxrwx--T");
-	assert_string_equal(ph_ftype_name(PH_FT_REGULAR), "file");
-	assert_string_equal(ph_ftype_name(PH_FT_DIR), "dir");
-	assert_string_equal(ph_ftype_name(PH_FT_OTHER), "other");
-	assert_string_equal(ph_ftype_name(0), "other");
+	assert_string_equal(ph_util_ftype_name(PH_FT_REGULAR), "file");
+	assert_string_equal(ph_util_ftype_name(PH_FT_DIR), "dir");
+	assert_string_equal(ph_util_ftype_name(PH_FT_OTHER), "other");
+	assert_string_equal(ph_util_ftype_name(0), "other");
 }
 
 /* Times convert in UTC here, including one before 1970 (floor division). */
@@ -198,11 +198,12 @@ test_time_string(void **state)
 	(void)state;
 	setenv("TZ", "UTC", 1);
 	tzset();
-	ph_time_string(0, buf, sizeof(buf));
+	ph_util_time_string(0, buf, sizeof(buf));
 	assert_string_equal(buf, "1970-01-01 00:00:00");
-	ph_time_string(1795305600LL * 1000000000 + 999999999, buf, sizeof(buf));
+	ph_util_time_string(1795305600LL * 1000000000 + 999999999, buf,
+	    sizeof(buf));
 	assert_string_equal(buf, "2026-11-22 00:00:00");
-	ph_time_string(-1, buf, sizeof(buf));
+	ph_util_time_string(-1, buf, sizeof(buf));
 	assert_string_equal(buf, "1969-12-31 23:59:59");
 }
 

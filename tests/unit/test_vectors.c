@@ -151,7 +151,7 @@ test_vectors_roundtrip(void **state)
 			    l.v[j][7 + strlen(name)] == ' ')
 				fail_msg("duplicate vector name %s", name);
 		frame = hex_decode(hex, &len);
-		if (ph_header_parse(frame, len, &h) != 0)
+		if (ph_frame_header_parse(frame, len, &h) != 0)
 			fail_msg("%s: bad header", name);
 		if (h.length != len - PH_HDR_LEN)
 			fail_msg("%s: header says %u payload bytes, have %zu",
@@ -160,11 +160,12 @@ test_vectors_roundtrip(void **state)
 		copy = malloc(len);
 		assert_non_null(copy);
 		memcpy(copy, frame, len);
-		if (ph_decode(h.type, copy + PH_HDR_LEN, h.length, m) != 0)
+		if (ph_message_decode(h.type, copy + PH_HDR_LEN, h.length,
+		    m) != 0)
 			fail_msg("%s: does not decode", name);
 		again = malloc(len);
 		assert_non_null(again);
-		n = ph_encode(m, again, len);
+		n = ph_message_encode(m, again, len);
 		if (n != (ssize_t)len || memcmp(frame, again, len) != 0)
 			fail_msg("%s: re-encoding differs", name);
 		seen[h.type] = true;
@@ -176,7 +177,8 @@ test_vectors_roundtrip(void **state)
 	/* Every message type is pinned by at least one vector. */
 	for (i = 0; i < sizeof(types); i++)
 		if (!seen[types[i]])
-			fail_msg("no vector for %s", ph_type_name(types[i]));
+			fail_msg("no vector for %s",
+			    ph_message_type_name(types[i]));
 	assert_true(nvec >= sizeof(types));
 	lines_free(&l);
 	free(m);

@@ -132,8 +132,8 @@ static void
 iov_copy(const struct iovec *iov, size_t niov, uint8_t *buf, size_t n,
     bool into_iov)
 {
-	assert_int_equal(into_iov ? ph_iov_write(iov, niov, 0, buf, n) :
-	    ph_iov_read(iov, niov, 0, buf, n), n);
+	assert_int_equal(into_iov ? ph_io_iov_write(iov, niov, 0, buf, n) :
+	    ph_io_iov_read(iov, niov, 0, buf, n), n);
 }
 
 /* ---- The host service ---------------------------------------------------- */
@@ -197,7 +197,7 @@ t_write(void *end, const struct iovec *iov, size_t niov, size_t len)
 	svc_live(s);
 	s->writes++;
 	assert_true(len > 0);
-	assert_int_equal(ph_iov_len(iov, niov), len);
+	assert_int_equal(ph_io_iov_len(iov, niov), len);
 	s->write_len = len;
 	s->write_niov = niov;
 	n = s->in_cap - s->in_len < len ? s->in_cap - s->in_len : len;
@@ -234,7 +234,7 @@ t_read(void *end, const struct iovec *iov, size_t niov, size_t len)
 	svc_live(s);
 	s->reads++;
 	assert_true(len > 0);
-	assert_true(ph_iov_len(iov, niov) >= len);
+	assert_true(ph_io_iov_len(iov, niov) >= len);
 	s->read_len = len;
 	s->read_niov = niov;
 	memset(s->read_iov, 0, sizeof(s->read_iov));

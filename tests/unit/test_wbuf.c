@@ -31,7 +31,7 @@ pattern_file(uint8_t *want)
 	unlink(path);
 	for (size_t i = 0; i < FILE_LEN; i++)
 		want[i] = (uint8_t)(i * 7 + i / 251);
-	assert_int_equal(ph_write_full(fd, want, FILE_LEN), 0);
+	assert_int_equal(ph_io_write_full(fd, want, FILE_LEN), 0);
 	return fd;
 }
 

@@ -1,5 +1,5 @@
 /*
- * control.c: the control socket: connections, CTL frames in, one JSON
+ * ctl.c: the control socket: connections, CTL frames in, one JSON
  * reply out per request, dispatch through the command table.
  *
  * The commands themselves live in ctl_*.c, one file per group (ctl.h is
@@ -114,12 +114,12 @@ ctl_send(struct ctl_conn *cc, enum ph_err status, const char *json)
 		ctl_conn_close(cc);
 		return;
 	}
-	ph_header_write(cc->out, PH_CTL_REPLY, (uint32_t)(6 + len));
+	ph_frame_header_write(cc->out, PH_CTL_REPLY, (uint32_t)(6 + len));
 	ph_writer_init(&w, cc->out + PH_HDR_LEN, 6 + len);
-	(void)ph_put_u16(&w, (uint16_t)status);
-	(void)ph_put_u32(&w, (uint32_t)len);
-	(void)ph_put_bytes(&w, json, len - 1);
-	(void)ph_put_u8(&w, '\n');
+	(void)ph_writer_put_u16(&w, (uint16_t)status);
+	(void)ph_writer_put_u32(&w, (uint32_t)len);
+	(void)ph_writer_put_bytes(&w, json, len - 1);
+	(void)ph_writer_put_u8(&w, '\n');
 	b = uv_buf_init((char *)cc->out, (unsigned int)total);
 	cc->wreq.data = cc;
 	if ((err = uv_write(&cc->wreq, (uv_stream_t *)&cc->pipe, &b, 1,
@@ -361,7 +361,8 @@ ctl_process(struct ctl_conn *cc)
 		}
 		if (r == 0)
 			break;
-		if ((r = ph_decode(h.type, payload, h.length, &m)) < 0) {
+		if ((r = ph_message_decode(h.type, payload, h.length,
+		    &m)) < 0) {
 			ctl_protocol_error(cc, strerror(-r));
 			return;
 		}
@@ -472,7 +473,7 @@ ctl_on_connection(uv_stream_t *server, int status)
 
 /* Creates the 0600 control socket and starts accepting. */
 int
-control_new(uv_loop_t *loop, struct log *log, struct server *srv,
+ctl_new(uv_loop_t *loop, struct log *log, struct server *srv,
     struct state *state, const char *path, struct control **out, char *err,
     size_t errlen)
 {
@@ -538,25 +539,25 @@ control_new(uv_loop_t *loop, struct log *log, struct server *srv,
 fail:
 	snprintf(err, errlen, "cannot use the control socket %s: %s", path,
 	    uv_strerror(r));
-	/* The handle exists: it is released through control_close/free. */
+	/* The handle exists: it is released through ctl_close/free. */
 	*out = ctl;
-	control_close(ctl);
+	ctl_close(ctl);
 	return r;
 }
 
 const char *
-control_path(const struct control *ctl)
+ctl_path(const struct control *ctl)
 {
 	return ctl->path;
 }
 
 void
-control_set_vsockdev(struct control *ctl, struct vsockdev *vd)
+ctl_set_vsockdev(struct control *ctl, struct vsockdev *vd)
 {
 	ctl->vsd = vd;
 }
 
-/* The listening handle is closed; control_free() may run. */
+/* The listening handle is closed; ctl_free() may run. */
 static void
 ctl_on_listener_closed(uv_handle_t *h)
 {
@@ -567,7 +568,7 @@ ctl_on_listener_closed(uv_handle_t *h)
 
 /* Stops the control socket and removes its file if it is still ours. */
 void
-control_close(struct control *ctl)
+ctl_close(struct control *ctl)
 {
 	struct ctl_conn *cc;
 	struct stat st;
@@ -586,7 +587,7 @@ control_close(struct control *ctl)
 }
 
 void
-control_free(struct control *ctl)
+ctl_free(struct control *ctl)
 {
 	if (ctl == NULL)
 		return;

@@ -1,5 +1,5 @@
 /*
- * virtq.c: split virtqueues (virtio 1.x, section 2.7) over guest memory.
+ * vq.c: split virtqueues (virtio 1.x, section 2.7) over guest memory.
  *
  * The rings live in memory the guest writes while we read it. Each
  * descriptor is copied out once and checked in the copy; indices are
@@ -37,7 +37,7 @@ struct vhost_vq {
 
 /* Reads a little-endian u16 of guest memory once. */
 static uint16_t
-vhost_virtq_load16(const uint8_t *p)
+vhost_vq_load16(const uint8_t *p)
 {
 	return le16toh(__atomic_load_n((const uint16_t *)(const void *)p,
 	    __ATOMIC_RELAXED));
@@ -45,28 +45,28 @@ vhost_virtq_load16(const uint8_t *p)
 
 /* Writes a little-endian u16 of guest memory in one store. */
 static void
-vhost_virtq_store16(uint8_t *p, uint16_t v)
+vhost_vq_store16(uint8_t *p, uint16_t v)
 {
 	__atomic_store_n((uint16_t *)(void *)p, htole16(v), __ATOMIC_RELAXED);
 }
 
 /* Bytes of the available ring for num entries. */
 static uint64_t
-vhost_virtq_avail_size(uint32_t num, bool event_idx)
+vhost_vq_avail_size(uint32_t num, bool event_idx)
 {
 	return 4 + 2 * (uint64_t)num + (event_idx ? 2 : 0);
 }
 
 /* Bytes of the used ring for num entries. */
 static uint64_t
-vhost_virtq_used_size(uint32_t num, bool event_idx)
+vhost_vq_used_size(uint32_t num, bool event_idx)
 {
 	return 4 + 8 * (uint64_t)num + (event_idx ? 2 : 0);
 }
 
 /* Translates the three rings through mem and checks their alignment. */
 static int
-vhost_virtq_map(struct vhost_vq *vq, const struct vhost_mem *mem)
+vhost_vq_map(struct vhost_vq *vq, const struct vhost_mem *mem)
 {
 	const struct vhost_vq_config *c = &vq->cfg;
 	uint8_t *d, *a, *u;
@@ -74,9 +74,9 @@ vhost_virtq_map(struct vhost_vq *vq, const struct vhost_mem *mem)
 	if ((c->desc & 15) || (c->avail & 1) || (c->used & 3))
 		return -EINVAL;
 	d = vhost_mem_uva_ptr(mem, c->desc, (uint64_t)c->num * VRING_DESC_SIZE);
-	a = vhost_mem_uva_ptr(mem, c->avail, vhost_virtq_avail_size(c->num,
+	a = vhost_mem_uva_ptr(mem, c->avail, vhost_vq_avail_size(c->num,
 	    vq->event_idx));
-	u = vhost_mem_uva_ptr(mem, c->used, vhost_virtq_used_size(c->num,
+	u = vhost_mem_uva_ptr(mem, c->used, vhost_vq_used_size(c->num,
 	    vq->event_idx));
 	if (d == NULL || a == NULL || u == NULL)
 		return -EFAULT;
@@ -106,13 +106,13 @@ vhost_vq_new(const struct vhost_mem *mem, const struct vhost_vq_config *cfg,
 	vq->cfg = *cfg;
 	vq->event_idx = (cfg->features >> VHOST_F_EVENT_IDX) & 1;
 	vq->indirect = (cfg->features >> VHOST_F_INDIRECT_DESC) & 1;
-	if ((err = vhost_virtq_map(vq, mem)) < 0) {
+	if ((err = vhost_vq_map(vq, mem)) < 0) {
 		free(vq);
 		return err;
 	}
 	vq->last_avail = cfg->last_avail;
 	/* The used index is the driver's to reset; continue where it is. */
-	vq->used_idx = vhost_virtq_load16(vq->used + 2);
+	vq->used_idx = vhost_vq_load16(vq->used + 2);
 	vq->signalled = vq->used_idx;
 	*out = vq;
 	return 0;
@@ -149,7 +149,7 @@ vhost_vq_remap(struct vhost_vq *vq, const struct vhost_mem *mem)
 {
 	int err;
 
-	if ((err = vhost_virtq_map(vq, mem)) < 0) {
+	if ((err = vhost_vq_map(vq, mem)) < 0) {
 		vq->mem = mem;
 		vhost_vq_break(vq, "a ring is outside the new memory table");
 		return -EFAULT;
@@ -197,7 +197,7 @@ struct vq_desc {
 
 /* Copies descriptor i of a table into our memory, then decodes the copy. */
 static void
-vhost_virtq_read_desc(const uint8_t *table, uint32_t i, struct vq_desc *d)
+vhost_vq_read_desc(const uint8_t *table, uint32_t i, struct vq_desc *d)
 {
 	uint8_t raw[VRING_DESC_SIZE];
 	struct ph_reader r;
@@ -217,7 +217,7 @@ vhost_virtq_read_desc(const uint8_t *table, uint32_t i, struct vq_desc *d)
  * for the first rule the chain breaks.
  */
 static int
-vhost_virtq_walk(struct vhost_vq *vq, uint16_t head, struct vhost_chain *c)
+vhost_vq_walk(struct vhost_vq *vq, uint16_t head, struct vhost_chain *c)
 {
 	const uint8_t *table = vq->desc;
 	uint32_t size = vq->cfg.num, i = head, seen = 0;
@@ -236,7 +236,7 @@ vhost_virtq_walk(struct vhost_vq *vq, uint16_t head, struct vhost_chain *c)
 			    "longer than its table");
 			return -EIO;
 		}
-		vhost_virtq_read_desc(table, i, &d);
+		vhost_vq_read_desc(table, i, &d);
 		if (d.flags & VRING_DESC_F_INDIRECT) {
 			if (!vq->indirect) {
 				vhost_vq_break(vq, "indirect descriptor "
@@ -321,16 +321,16 @@ vhost_vq_pop(struct vhost_vq *vq, struct vhost_chain *c)
 
 	if (vq->why != NULL)
 		return -EIO;
-	avail_idx = vhost_virtq_load16(vq->avail + 2);
+	avail_idx = vhost_vq_load16(vq->avail + 2);
 	if (avail_idx == vq->last_avail && vq->event_idx) {
 		/*
 		 * Empty: ask for a kick at the next buffer, then look again
 		 * in case the driver added one before it could see that.
 		 */
-		vhost_virtq_store16(vq->used + 4 + 8 * (size_t)num,
+		vhost_vq_store16(vq->used + 4 + 8 * (size_t)num,
 		    vq->last_avail);
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		avail_idx = vhost_virtq_load16(vq->avail + 2);
+		avail_idx = vhost_vq_load16(vq->avail + 2);
 	}
 	if (avail_idx == vq->last_avail)
 		return 0;
@@ -341,13 +341,13 @@ vhost_vq_pop(struct vhost_vq *vq, struct vhost_chain *c)
 	}
 	/* The ring entry and descriptors are read after the index. */
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
-	head = vhost_virtq_load16(vq->avail + 4 + 2 * (size_t)(vq->last_avail &
+	head = vhost_vq_load16(vq->avail + 4 + 2 * (size_t)(vq->last_avail &
 	    (num - 1)));
 	if (head >= num) {
 		vhost_vq_break(vq, "descriptor index out of range");
 		return -EIO;
 	}
-	if (vhost_virtq_walk(vq, head, c) < 0)
+	if (vhost_vq_walk(vq, head, c) < 0)
 		return -EIO;
 	vq->last_avail++;
 	return 1;
@@ -375,7 +375,7 @@ vhost_vq_push(struct vhost_vq *vq, uint16_t head, uint32_t len)
 	vq->used_idx++;
 	/* The entry must be visible before the index that publishes it. */
 	__atomic_thread_fence(__ATOMIC_RELEASE);
-	vhost_virtq_store16(vq->used + 2, vq->used_idx);
+	vhost_vq_store16(vq->used + 2, vq->used_idx);
 	return 0;
 }
 
@@ -392,12 +392,14 @@ vhost_vq_notify(struct vhost_vq *vq)
 	/* Our used index must be visible before we read the driver's wish. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (vq->event_idx) {
-		event = vhost_virtq_load16(vq->avail + 4 + 2 * (size_t)vq->cfg.num);
+		event = vhost_vq_load16(vq->avail + 4 +
+		    2 * (size_t)vq->cfg.num);
 		/* Did used_idx pass used_event since the last interrupt? */
 		want = !vq->signalled_valid ||
 		    (uint16_t)(now - event - 1) < (uint16_t)(now - old);
 	} else {
-		want = !(vhost_virtq_load16(vq->avail) & VRING_AVAIL_F_NO_INTERRUPT);
+		want = !(vhost_vq_load16(vq->avail) &
+		    VRING_AVAIL_F_NO_INTERRUPT);
 	}
 	vq->signalled = now;
 	vq->signalled_valid = true;
