@@ -245,7 +245,7 @@ conn_identify(struct conn *c)
 		return;
 	if (c->has_vm && c->peer_base + 5 < sizeof(c->peer)) {
 		memcpy(c->peer + c->peer_base, ",vm=", 5);
-		log_escape(c->vm.name, strlen(c->vm.name), false,
+		ph_util_escape(c->vm.name, strlen(c->vm.name), false,
 		    c->peer + c->peer_base + 4, sizeof(c->peer) -
 		    c->peer_base - 4);
 	}
@@ -428,7 +428,7 @@ conn_path(struct conn *c, const char *raw, char *rel, size_t cap)
 
 	r = ph_path_normalize(raw, strlen(raw), rel, cap);
 	if (r < 0) {
-		log_escape(raw, strlen(raw), true, c->req.path,
+		ph_util_escape(raw, strlen(raw), true, c->req.path,
 		    sizeof(c->req.path));
 		if (r == -EPERM)
 			conn_reply_error(c, PH_ERR_PATH_ESCAPE,
@@ -441,7 +441,7 @@ conn_path(struct conn *c, const char *raw, char *rel, size_t cap)
 		return false;
 	}
 	ph_path_display(rel, disp, sizeof(disp));
-	log_escape(disp, strlen(disp), false, c->req.path,
+	ph_util_escape(disp, strlen(disp), false, c->req.path,
 	    sizeof(c->req.path));
 	return true;
 }
@@ -1213,7 +1213,7 @@ conn_handle_hello(struct conn *c, const struct ph_hello *h)
 	}
 	c->features = h->features & (PH_FEAT_ALL | PH_FEAT_REALPATH);
 	log_debug(c->log, "peer=%s hello agent=%s features=0x%x "
-	    "declared_peer=%u (%s)", c->peer, log_escape(h->agent,
+	    "declared_peer=%u (%s)", c->peer, ph_util_escape(h->agent,
 	    strlen(h->agent), false, agent, sizeof(agent)), h->features,
 	    h->declared_peer, c->trust_declared && h->declared_peer != 0 ?
 	    "trusted: test listener" : "ignored");

@@ -259,7 +259,7 @@ ctl_note_words(struct ctl_conn *cc, const struct ph_ctl *m)
 
 	cc->cmd[0] = '\0';
 	for (uint16_t i = 0; i < m->argc && off < sizeof(cc->cmd); i++) {
-		log_escape(m->argv[i], strlen(m->argv[i]), false, word,
+		ph_util_escape(m->argv[i], strlen(m->argv[i]), false, word,
 		    sizeof(word));
 		off += (size_t)snprintf(cc->cmd + off, sizeof(cc->cmd) - off,
 		    "%s%s", i ? "," : "", word);

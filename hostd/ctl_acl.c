@@ -83,9 +83,9 @@ ctl_acl_changed(struct ctl_conn *cc, const char *what,
 
 	acl_prefix_disp(r, prefix, sizeof(prefix));
 	log_info(ctl_log(cc), "access rule %u %s: %s %s %s by control peer=%s",
-	    pos, what, r->allow ? "allow" : "deny", log_escape(r->match,
+	    pos, what, r->allow ? "allow" : "deny", ph_util_escape(r->match,
 	    strlen(r->match), false, ematch, sizeof(ematch)),
-	    log_escape(prefix, strlen(prefix), false, eprefix,
+	    ph_util_escape(prefix, strlen(prefix), false, eprefix,
 	    sizeof(eprefix)), ctl_peer(cc));
 	if ((err = acl_reload(server_acl(ctl_server(cc)), state)) < 0) {
 		log_warn(ctl_log(cc), "access rules saved but not reloaded: %s",

@@ -111,11 +111,11 @@ ctl_repo_set(struct ctl_conn *cc, size_t argc, const char *const *argv)
 	}
 	old = server_repo(srv);
 	if (old != NULL)
-		log_escape(repo_path(old), strlen(repo_path(old)), false, was,
+		ph_util_escape(repo_path(old), strlen(repo_path(old)), false, was,
 		    sizeof(was));
 	else
 		snprintf(was, sizeof(was), "none");
-	log_escape(repo_path(repo), strlen(repo_path(repo)), false, now,
+	ph_util_escape(repo_path(repo), strlen(repo_path(repo)), false, now,
 	    sizeof(now));
 	server_set_repo(srv, repo);
 	log_info(ctl_log(cc), "repository set to %s (was %s) by control "

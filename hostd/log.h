@@ -35,14 +35,4 @@ void	log_warn(struct log *lg, const char *fmt, ...)
 void	log_debug(struct log *lg, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 
-/*
- * Copies len bytes of s into out (cap bytes, NUL-terminated) so that the
- * result is one unambiguous log field: bytes below 0x21, 0x7f, backslash
- * and bytes that are not valid UTF-8 become \xNN; with escape_high, every
- * byte from 0x80 up does. Truncates with "..." when it does not fit.
- * Returns out.
- */
-char	*log_escape(const char *s, size_t len, bool escape_high, char *out,
-	    size_t cap);
-
 #endif /* HOSTD_LOG_H */

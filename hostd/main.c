@@ -420,7 +420,7 @@ main_log_path(const char *path, char *buf, size_t cap)
 {
 	if (path == NULL)
 		return "none";
-	return log_escape(path, strlen(path), false, buf, cap);
+	return ph_util_escape(path, strlen(path), false, buf, cap);
 }
 
 /* A one-line reason for a repository that cannot be opened. */

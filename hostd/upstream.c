@@ -508,7 +508,7 @@ upstream_report_up(struct upstream *u, const char *agent)
 	}
 	u->reported = 1;
 	log_info(u->log, "upstream %s: connected (%s)", u->endpoint,
-	    log_escape(agent, strlen(agent), false, esc, sizeof(esc)));
+	    ph_util_escape(agent, strlen(agent), false, esc, sizeof(esc)));
 }
 
 static void

@@ -706,6 +706,16 @@ void	ph_util_time_string(int64_t ns, char *buf, size_t cap);
  */
 void	ph_util_hex_encode(const void *src, size_t n, char *out);
 
+/*
+ * Copies len bytes of s into out (cap bytes, NUL-terminated) so that the
+ * result is one unambiguous field of a log line or of text output: bytes
+ * below 0x21, 0x7f, backslash and bytes that are not valid UTF-8 become
+ * \xNN; with escape_high, every byte from 0x80 up does. Truncates with
+ * "..." when it does not fit. Returns out.
+ */
+char	*ph_util_escape(const char *s, size_t len, bool escape_high, char *out,
+	    size_t cap);
+
 /* Lowercase hex of a digest into out (65 bytes with the NUL). */
 void	ph_util_sha256_hex(const uint8_t digest[PH_SHA256_LEN], char out[65]);
 

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "proto.h"
@@ -130,4 +131,49 @@ ph_util_time_string(int64_t ns, char *buf, size_t cap)
 	if (localtime_r(&t, &tm) == NULL ||
 	    strftime(buf, cap, "%Y-%m-%d %H:%M:%S", &tm) == 0)
 		snprintf(buf, cap, "@%" PRId64, s);
+}
+
+char *
+ph_util_escape(const char *s, size_t len, bool escape_high, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	if (cap == 0)
+		return out;
+	for (size_t i = 0, seq = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		bool esc;
+		size_t need;
+
+		/* Bytes of a valid multi-byte sequence pass as they are. */
+		if (seq == 0 && c >= 0x80 && !escape_high)
+			seq = ph_path_utf8_seq_len((const unsigned char *)s + i,
+			    len - i);
+		esc = c < 0x21 || c == 0x7f || c == '\\' ||
+		    (c >= 0x80 && seq == 0);
+		if (seq > 0)
+			seq--;
+		need = esc ? 4 : 1;
+
+		/* Keep room for "..." and the NUL. */
+		if (o + need + 4 > cap) {
+			if (cap >= 4) {
+				while (o + 4 > cap)
+					o--;
+				memcpy(out + o, "...", 3);
+				o += 3;
+			}
+			break;
+		}
+		if (esc) {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			/* its NUL fits: see above */
+			ph_util_hex_encode(&c, 1, out + o);
+			o += 2;
+		} else
+			out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return out;
 }

@@ -42,31 +42,18 @@ ctlshow_error(FILE *f, json_t *r)
 }
 
 /*
- * Copies s with spaces, control bytes and backslashes as \xNN, the way
- * the daemon's log shows names. Returns a string to free, or NULL.
+ * Copies s escaped as the daemon's log shows names (ph_util_escape()).
+ * Returns a string to free, or NULL.
  */
 static char *
 ctlshow_escape(const char *s)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t n = strlen(s), o = 0;
+	size_t n = strlen(s), cap = 4 * n + 4;
 	char *out;
 
-	if ((out = malloc(4 * n + 1)) == NULL)
+	if ((out = malloc(cap)) == NULL)
 		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c < 0x21 || c == 0x7f || c == '\\') {
-			out[o++] = '\\';
-			out[o++] = 'x';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 15];
-		} else
-			out[o++] = (char)c;
-	}
-	out[o] = '\0';
-	return out;
+	return ph_util_escape(s, n, false, out, cap);
 }
 
 /* A string field that may be null (or absent): NULL then. */

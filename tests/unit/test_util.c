@@ -207,6 +207,31 @@ test_time_string(void **state)
 	assert_string_equal(buf, "1969-12-31 23:59:59");
 }
 
+/* One log or text field: control bytes, backslash, bad UTF-8 escaped. */
+static void
+test_escape(void **state)
+{
+	char out[64];
+
+	(void)state;
+	assert_string_equal(ph_util_escape("a b\\c", 5, false, out,
+	    sizeof(out)), "a\\x20b\\x5cc");
+	/* Valid UTF-8 passes, unless every high byte is asked for. */
+	assert_string_equal(ph_util_escape("\xc3\xa9", 2, false, out,
+	    sizeof(out)), "\xc3\xa9");
+	assert_string_equal(ph_util_escape("\xc3\xa9", 2, true, out,
+	    sizeof(out)), "\\xc3\\xa9");
+	/* A lone continuation byte is not UTF-8. */
+	assert_string_equal(ph_util_escape("x\xa9", 2, false, out,
+	    sizeof(out)), "x\\xa9");
+	assert_string_equal(ph_util_escape("\x7f\n", 2, false, out,
+	    sizeof(out)), "\\x7f\\x0a");
+	/* Cut short with "...", always NUL-terminated. */
+	assert_string_equal(ph_util_escape("abcdefghij", 10, false, out, 8),
+	    "abcd...");
+	assert_string_equal(ph_util_escape("", 0, false, out, 1), "");
+}
+
 int
 main(void)
 {
@@ -218,6 +243,7 @@ main(void)
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_mode_string),
 		cmocka_unit_test(test_time_string),
+		cmocka_unit_test(test_escape),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
