@@ -26,18 +26,6 @@ for b in json.load(sys.stdin)["blobs"]:
 	fi
 }
 
-# flip FILE OFFSET: inverts 4 bytes of FILE at OFFSET, in place.
-flip() {
-	python3 - "$1" "$2" <<'EOF' || fail "cannot damage $1"
-import sys
-with open(sys.argv[1], "r+b") as f:
-    f.seek(int(sys.argv[2]))
-    b = f.read(4)
-    f.seek(int(sys.argv[2]))
-    f.write(bytes(x ^ 0xff for x in b))
-EOF
-}
-
 # Fails unless the last run retried exactly once and kept no .part.
 assert_one_retry() {	# local-path
 	[[ $(grep -c 'retrying once' "$ERR") == 1 ]] ||

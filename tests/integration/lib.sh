@@ -493,3 +493,15 @@ expect_ok() {
 	as "$@"
 	jcheck "$OUT" 'docs[0]["result"] == "OK"'
 }
+
+# flip FILE OFFSET: inverts 4 bytes of FILE at OFFSET, in place.
+flip() {
+	python3 - "$1" "$2" <<'EOF' || fail "cannot damage $1"
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2]))
+    b = f.read(4)
+    f.seek(int(sys.argv[2]))
+    f.write(bytes(x ^ 0xff for x in b))
+EOF
+}
